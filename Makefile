@@ -1,0 +1,55 @@
+# deptflow — the two commands: `make run` and `make test`. Each does its own set-up.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+NODE_MODULES := web/node_modules/.package-lock.json
+VENDOR := web/static/vendor/.copied
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: run test setup lint bench chromium clean
+
+run: setup
+	$(BIN)/deptflow init --demo
+	$(BIN)/deptflow serve --host $(HOST) --port $(PORT)
+
+test: setup chromium
+	$(BIN)/ruff check .
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+setup: $(INSTALLED) $(VENDOR)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(INSTALLED): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+$(NODE_MODULES): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	touch $@
+
+# The browser libraries come from npm; only their dist files are served.
+$(VENDOR): $(NODE_MODULES)
+	rm -rf web/static/vendor && mkdir -p web/static/vendor
+	cp web/node_modules/@picocss/pico/css/pico.min.css web/static/vendor/
+	cp web/node_modules/htmx.org/dist/htmx.min.js web/static/vendor/
+	touch $@
+
+# Browser tests drive Debian's chromium; install it when it is missing.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian chromium"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+lint: setup
+	$(BIN)/ruff check .
+
+bench: setup
+	@for f in tests/perf/bench_*.py; do $(BIN)/python $$f; done
+
+clean:
+	rm -rf $(VENV) web/node_modules web/static/vendor instance

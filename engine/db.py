@@ -1,0 +1,242 @@
+"""Database models, engine and session factory.
+
+SQLite (a file under ``instance/``) is the default; PostgreSQL through psycopg 3 is
+the production database: ``DEPTFLOW_DATABASE_URL=postgresql+psycopg://user@host/db``.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Optional
+
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+
+from .clock import utcnow
+
+DEFAULT_SQLITE_PATH = Path("instance") / "deptflow.sqlite3"
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[Optional[str]] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    roles: Mapped[list[Role]] = relationship(secondary="user_roles", lazy="selectin", order_by="Role.key")
+
+    @property
+    def role_keys(self) -> set[str]:
+        return {role.key for role in self.roles}
+
+    def __repr__(self) -> str:
+        return f"<User {self.username}>"
+
+
+class Role(Base):
+    __tablename__ = "roles"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+
+    def __repr__(self) -> str:
+        return f"<Role {self.key}>"
+
+
+class UserRole(Base):
+    __tablename__ = "user_roles"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    role_key: Mapped[str] = mapped_column(ForeignKey("roles.key", ondelete="CASCADE"), primary_key=True)
+
+
+class Process(Base):
+    """A catalogue entry: one business process, with versions in ``ProcessDefinition``."""
+
+    __tablename__ = "processes"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    starter_roles: Mapped[list[Any]] = mapped_column(default=list)
+    owner_role: Mapped[Optional[str]] = mapped_column(String(64))
+
+    def __repr__(self) -> str:
+        return f"<Process {self.key}>"
+
+
+class ProcessDefinition(Base):
+    """One published version of a process's BPMN diagram."""
+
+    __tablename__ = "process_definitions"
+    __table_args__ = (UniqueConstraint("process_key", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    process_key: Mapped[str] = mapped_column(ForeignKey("processes.key"))
+    version: Mapped[int] = mapped_column(Integer)
+    bpmn_process_id: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200))
+    xml: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="published")
+    published_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+    published_at: Mapped[datetime] = mapped_column(default=utcnow)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+    published_by: Mapped[Optional[User]] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<ProcessDefinition {self.process_key} v{self.version}>"
+
+
+class ProcessInstance(Base):
+    __tablename__ = "process_instances"
+    __table_args__ = (
+        Index("ix_instances_starter", "started_by_id", "started_at"),
+        Index("ix_instances_process_status", "process_key", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    definition_id: Mapped[int] = mapped_column(ForeignKey("process_definitions.id"))
+    process_key: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(String(300))
+    business_key: Mapped[Optional[str]] = mapped_column(String(100), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    started_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[Optional[datetime]]
+    state: Mapped[str] = mapped_column(Text, deferred=True)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    version_id: Mapped[int] = mapped_column(Integer, default=1)
+
+    definition: Mapped[ProcessDefinition] = relationship(lazy="joined")
+    started_by: Mapped[User] = relationship(lazy="joined")
+
+    __mapper_args__ = {"version_id_col": version_id}
+
+    def __repr__(self) -> str:
+        return f"<ProcessInstance {self.id} {self.process_key} {self.status}>"
+
+
+class HumanTask(Base):
+    """The inbox projection: one row per user task that is or was ready."""
+
+    __tablename__ = "human_tasks"
+    __table_args__ = (
+        Index("ix_tasks_open_assignee", "status", "assignee_id", "due_at"),
+        Index("ix_tasks_instance", "instance_id", "status"),
+        Index("ix_tasks_completed_by", "completed_by_id", "completed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id"))
+    spiff_task_id: Mapped[str] = mapped_column(String(36))
+    element_id: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(300))
+    assignee_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+    claimed_at: Mapped[Optional[datetime]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    due_at: Mapped[Optional[datetime]]
+    priority: Mapped[int] = mapped_column(Integer, default=50)
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    completed_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+    completed_at: Mapped[Optional[datetime]]
+    submitted: Mapped[Optional[dict[str, Any]]]
+
+    instance: Mapped[ProcessInstance] = relationship(lazy="joined")
+    assignee: Mapped[Optional[User]] = relationship(foreign_keys=[assignee_id], lazy="joined")
+    completed_by: Mapped[Optional[User]] = relationship(foreign_keys=[completed_by_id], lazy="joined")
+    candidates: Mapped[list[TaskCandidate]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", order_by="TaskCandidate.role_key"
+    )
+
+    @property
+    def candidate_roles(self) -> list[str]:
+        return [c.role_key for c in self.candidates]
+
+    def __repr__(self) -> str:
+        return f"<HumanTask {self.id} {self.element_id} {self.status}>"
+
+
+class TaskCandidate(Base):
+    """A role whose members may claim a task (lane or ``camunda:candidateGroups``)."""
+
+    __tablename__ = "task_candidates"
+    __table_args__ = (Index("ix_task_candidates_role", "role_key", "task_id"),)
+
+    task_id: Mapped[int] = mapped_column(ForeignKey("human_tasks.id", ondelete="CASCADE"), primary_key=True)
+    role_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class Event(Base):
+    """The per-instance event log: started, claimed, unclaimed, completed, ended."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_instance", "instance_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[Optional[int]] = mapped_column(ForeignKey("process_instances.id"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(40))
+    actor_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+    task_id: Mapped[Optional[int]] = mapped_column(ForeignKey("human_tasks.id"))
+    element_id: Mapped[Optional[str]] = mapped_column(String(200))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    actor: Mapped[Optional[User]] = relationship(lazy="joined")
+
+    def __repr__(self) -> str:
+        return f"<Event {self.kind} instance={self.instance_id}>"
+
+
+def database_url() -> str:
+    """The configured database URL; a SQLite file under ``instance/`` by default."""
+    url = os.environ.get("DEPTFLOW_DATABASE_URL")
+    if url:
+        return url
+    DEFAULT_SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{DEFAULT_SQLITE_PATH}"
+
+
+def make_engine(url: str | None = None) -> Engine:
+    url = url or database_url()
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def make_session_factory(engine: Engine) -> sessionmaker:
+    return sessionmaker(bind=engine, expire_on_commit=False)

@@ -1,0 +1,386 @@
+"""Parse, validate, version and deploy BPMN definitions (Camunda 7 dialect).
+
+A diagram is parsed once per content hash: the SpiffWorkflow spec and the metadata
+deptflow needs (roles, forms, due dates) are cached, so running instances never
+re-parse XML.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from threading import Lock
+from typing import Any
+
+from lxml import etree
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.camunda.parser import CamundaParser
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+
+from . import sandbox
+from .clock import utcnow
+from .db import Process, ProcessDefinition, Role, User
+from .errors import InvalidDefinition, NotFound, Problem, ScriptError
+from .forms import CAMUNDA_NS, Form, parse_form
+
+BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+NS = {"bpmn": BPMN_NS, "camunda": CAMUNDA_NS}
+MAX_XML_BYTES = 2 * 1024 * 1024
+_SAFE_PARSER = etree.XMLParser(
+    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_blank_text=False
+)
+
+
+@dataclass
+class UserTaskInfo:
+    """What deptflow reads from a user task besides what SpiffWorkflow runs."""
+
+    element_id: str
+    name: str
+    candidate_roles: list[str]
+    assignee: str | None
+    due: str | None
+    priority: int
+    documentation: str
+    form: Form
+    lane: str | None
+
+
+@dataclass
+class ParsedDefinition:
+    process_id: str
+    name: str
+    spec: BpmnProcessSpec
+    subprocess_specs: dict[str, Any]
+    start_form: Form
+    start_documentation: str
+    start_roles: list[str]
+    user_tasks: dict[str, UserTaskInfo]
+    element_names: dict[str, str] = field(default_factory=dict)
+
+    def step_name(self, element_id: str) -> str:
+        return self.element_names.get(element_id) or element_id
+
+
+def sha256(xml: str) -> str:
+    return hashlib.sha256(xml.encode("utf-8")).hexdigest()
+
+
+def parse_xml(xml: str | bytes) -> etree._Element:
+    """Parse untrusted XML: size-limited, no DTD, no entities, no network."""
+    raw = xml.encode("utf-8") if isinstance(xml, str) else xml
+    if len(raw) > MAX_XML_BYTES:
+        raise InvalidDefinition([Problem(f"The file is larger than {MAX_XML_BYTES // 1024} KiB.")])
+    if b"<!DOCTYPE" in raw or b"<!ENTITY" in raw:
+        raise InvalidDefinition([Problem("DOCTYPE and entity declarations are not allowed in BPMN files.")])
+    try:
+        return etree.fromstring(raw, _SAFE_PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise InvalidDefinition([Problem(f"The file is not well-formed XML: {exc}")]) from None
+
+
+def _lanes_by_node(root: etree._Element) -> dict[str, str]:
+    lanes = {}
+    for lane in root.iterfind(".//bpmn:lane", NS):
+        for ref in lane.iterfind("bpmn:flowNodeRef", NS):
+            if ref.text:
+                lanes[ref.text.strip()] = lane.get("name") or lane.get("id") or ""
+    return lanes
+
+
+def _role_for_lane(lane: str | None, roles: dict[str, str]) -> str | None:
+    """Map a lane name to a role key: by key, or by the role's display name."""
+    if not lane:
+        return None
+    wanted = " ".join(lane.lower().replace("_", " ").split())
+    for key, name in roles.items():
+        if wanted in (key.lower().replace("_", " "), " ".join(name.lower().split())):
+            return key
+    return None
+
+
+def _documentation(node: etree._Element) -> str:
+    doc = node.find("bpmn:documentation", NS)
+    return (doc.text or "").strip() if doc is not None else ""
+
+
+def parse_definition(xml: str | bytes, roles: dict[str, str]) -> tuple[ParsedDefinition | None, list[Problem]]:
+    """Parse ``xml`` and check it can run in deptflow.
+
+    :param roles: known role keys → display names (for lanes and candidate groups)
+    :returns: the parsed definition (``None`` when it cannot run) and every problem found
+    """
+    root = parse_xml(xml)
+    problems: list[Problem] = []
+    processes = [p for p in root.iterfind("bpmn:process", NS) if p.get("isExecutable", "true") == "true"]
+    if not processes:
+        return None, [Problem("The file has no executable bpmn:process.")]
+    if len(processes) > 1:
+        ids = ", ".join(p.get("id") or "?" for p in processes)
+        return None, [Problem(f"Only one executable process per file is supported (found {ids}).")]
+    process = processes[0]
+    process_id = process.get("id") or ""
+
+    clashes = _id_clashes(process)
+    if clashes:
+        return None, clashes
+
+    parser = CamundaParser()
+    try:
+        parser.add_bpmn_xml(root, filename=f"{process_id}.bpmn")
+        spec = parser.get_spec(process_id)
+        subprocess_specs = parser.get_subprocess_specs(process_id)
+    except ValidationException as exc:
+        element = getattr(exc, "id", None) or None
+        return None, [Problem(str(exc).split("\n")[0], element)]
+    except (SpiffWorkflowException, KeyError, ValueError, AttributeError, TypeError) as exc:
+        return None, [Problem(f"SpiffWorkflow cannot parse the process: {exc}")]
+
+    lanes = _lanes_by_node(root)
+    names = {n.get("id"): n.get("name") or n.get("id") for n in process.iter() if n.get("id")}
+    user_tasks: dict[str, UserTaskInfo] = {}
+    for node in process.iterfind(".//bpmn:userTask", NS):
+        info, task_problems = _user_task_info(node, lanes, roles)
+        user_tasks[info.element_id] = info
+        problems.extend(task_problems)
+
+    start_events = [
+        s for s in process.iterfind("bpmn:startEvent", NS)
+        if not any(etree.QName(child).localname.endswith("EventDefinition") for child in s)
+    ]
+    start_form, start_doc, start_roles = Form(), "", []
+    if start_events:
+        start = start_events[0]
+        start_form, form_problems = parse_form(start)
+        problems.extend(form_problems)
+        start_doc = _documentation(start)
+        role = _role_for_lane(lanes.get(start.get("id") or ""), roles)
+        start_roles = [role] if role else []
+    else:
+        problems.append(Problem("The process has no start event.", process_id))
+
+    problems.extend(_check_flows(process))
+    parsed = ParsedDefinition(
+        process_id=process_id,
+        name=process.get("name") or process_id,
+        spec=spec,
+        subprocess_specs=subprocess_specs,
+        start_form=start_form,
+        start_documentation=start_doc,
+        start_roles=start_roles,
+        user_tasks=user_tasks,
+        element_names=names,
+    )
+    return parsed, problems
+
+
+def _id_clashes(process: etree._Element) -> list[Problem]:
+    """Extension elements (form fields, enum values, properties) must not reuse a BPMN element's id:
+    SpiffWorkflow looks elements up by id anywhere in the document and would pick the wrong one."""
+    bpmn_ids = {n.get("id") for n in process.iter(f"{{{BPMN_NS}}}*") if n.get("id")}
+    problems = []
+    for node in process.iter(f"{{{CAMUNDA_NS}}}*"):
+        if node.get("id") in bpmn_ids:
+            owner = next((a.get("id") for a in node.iterancestors(f"{{{BPMN_NS}}}*") if a.get("id")), None)
+            tag = etree.QName(node).localname
+            problems.append(Problem(f"camunda:{tag} id “{node.get('id')}” is also the id of a BPMN element; "
+                                    "rename one of them", owner))
+    return problems
+
+
+def _user_task_info(
+    node: etree._Element, lanes: dict[str, str], roles: dict[str, str]
+) -> tuple[UserTaskInfo, list[Problem]]:
+    element_id = node.get("id") or ""
+    problems: list[Problem] = []
+    groups = node.get(f"{{{CAMUNDA_NS}}}candidateGroups") or ""
+    candidate_roles = [g.strip() for g in groups.split(",") if g.strip()]
+    lane = lanes.get(element_id)
+    if not candidate_roles:
+        role = _role_for_lane(lane, roles)
+        if role:
+            candidate_roles = [role]
+    for role in candidate_roles:
+        if role not in roles:
+            problems.append(Problem(f"candidate group “{role}” is not a known role", element_id))
+    assignee = node.get(f"{{{CAMUNDA_NS}}}assignee") or None
+    if not candidate_roles and not assignee:
+        where = f"lane “{lane}” is not a known role" if lane else "it is in no lane"
+        problems.append(Problem(f"user task has no role: no candidate groups, no assignee, and {where}", element_id))
+    priority_text = node.get(f"{{{CAMUNDA_NS}}}priority") or "50"
+    try:
+        priority = int(priority_text)
+    except ValueError:
+        problems.append(Problem(f"priority “{priority_text}” is not a whole number", element_id, "warning"))
+        priority = 50
+    due = node.get(f"{{{CAMUNDA_NS}}}dueDate") or None
+    if due and "${" not in due and due_at(due, utcnow()) is None:
+        problems.append(Problem(f"due date “{due}” is not an ISO 8601 date or duration", element_id))
+    form, form_problems = parse_form(node)
+    problems.extend(form_problems)
+    info = UserTaskInfo(
+        element_id=element_id,
+        name=node.get("name") or element_id,
+        candidate_roles=candidate_roles,
+        assignee=assignee,
+        due=due,
+        priority=priority,
+        documentation=_documentation(node),
+        form=form,
+        lane=lane,
+    )
+    return info, problems
+
+
+def _check_flows(process: etree._Element) -> list[Problem]:
+    """Exclusive gateways need conditions or a default; conditions must compile in the sandbox."""
+    problems = []
+    outgoing: dict[str, list[etree._Element]] = {}
+    for flow in process.iterfind(".//bpmn:sequenceFlow", NS):
+        outgoing.setdefault(flow.get("sourceRef") or "", []).append(flow)
+        condition = flow.find("bpmn:conditionExpression", NS)
+        if condition is not None and (condition.text or "").strip():
+            try:
+                sandbox.compile_expression(condition.text)
+            except ScriptError as exc:
+                problems.append(Problem(f"condition “{condition.text.strip()}” is refused: {exc}", flow.get("id")))
+            except SyntaxError as exc:
+                problems.append(Problem(f"condition “{condition.text.strip()}” is not valid: {exc}", flow.get("id")))
+    for gateway in process.iterfind(".//bpmn:exclusiveGateway", NS):
+        flows = outgoing.get(gateway.get("id") or "", [])
+        if len(flows) < 2:
+            continue
+        default = gateway.get("default")
+        for flow in flows:
+            has_condition = flow.find("bpmn:conditionExpression", NS) is not None
+            if not has_condition and flow.get("id") != default:
+                problems.append(Problem("outgoing flow of a decision has neither a condition nor is it the default",
+                                        flow.get("id")))
+    return problems
+
+
+def due_at(expression: str | None, start: datetime) -> datetime | None:
+    """Resolve a ``camunda:dueDate`` (ISO 8601 duration or date-time) against ``start``."""
+    if not expression:
+        return None
+    text = expression.strip()
+    try:
+        if text.upper().startswith("P"):
+            parsed = TimerEventDefinition.parse_iso_duration(text)
+            return start + TimerEventDefinition.get_timedelta_from_start(parsed, start)
+        moment = datetime.fromisoformat(text)
+    except Exception:  # noqa: BLE001 - SpiffWorkflow raises a bare Exception on bad durations
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+class DefinitionCache:
+    """Parsed definitions by SHA-256 (bounded; specs are shared, read-only)."""
+
+    def __init__(self, size: int = 64):
+        self._items: OrderedDict[str, ParsedDefinition] = OrderedDict()
+        self._size = size
+        self._lock = Lock()
+
+    def get(self, definition: ProcessDefinition, roles: dict[str, str]) -> ParsedDefinition:
+        with self._lock:
+            cached = self._items.get(definition.sha256)
+            if cached is not None:
+                self._items.move_to_end(definition.sha256)
+                return cached
+        parsed, problems = parse_definition(definition.xml, roles)
+        if parsed is None:
+            raise InvalidDefinition(problems)
+        with self._lock:
+            self._items[definition.sha256] = parsed
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return parsed
+
+
+CACHE = DefinitionCache()
+
+
+def known_roles(session: Session) -> dict[str, str]:
+    return {role.key: role.name for role in session.scalars(select(Role))}
+
+
+def parsed(session: Session, definition: ProcessDefinition) -> ParsedDefinition:
+    return CACHE.get(definition, known_roles(session))
+
+
+def validate(session: Session, xml: str | bytes) -> list[Problem]:
+    """Every problem of ``xml`` (errors and warnings), for the modeler and the CLI."""
+    try:
+        _parsed, problems = parse_definition(xml, known_roles(session))
+    except InvalidDefinition as exc:
+        return exc.problems
+    return problems
+
+
+def deploy(
+    session: Session,
+    actor: User | None,
+    xml: str | bytes,
+    *,
+    title: str | None = None,
+    note: str = "",
+) -> ProcessDefinition:
+    """Publish ``xml`` as the next version of its process (unchanged content is a no-op).
+
+    :raises InvalidDefinition: listing every error with its element id
+    """
+    text = xml.decode("utf-8") if isinstance(xml, bytes) else xml
+    result, problems = parse_definition(text, known_roles(session))
+    errors = [p for p in problems if p.severity == "error"]
+    if result is None or errors:
+        raise InvalidDefinition(errors or problems)
+    digest = sha256(text)
+    latest = latest_definition(session, result.process_id, required=False)
+    if latest is not None and latest.sha256 == digest:
+        return latest
+    process = session.get(Process, result.process_id)
+    if process is None:
+        process = Process(key=result.process_id, title=title or result.name, starter_roles=result.start_roles)
+        session.add(process)
+    elif title:
+        process.title = title
+    definition = ProcessDefinition(
+        process_key=result.process_id,
+        version=(latest.version + 1) if latest else 1,
+        bpmn_process_id=result.process_id,
+        name=result.name,
+        xml=text,
+        sha256=digest,
+        status="published",
+        published_by_id=actor.id if actor else None,
+        published_at=utcnow(),
+        note=note,
+    )
+    session.add(definition)
+    session.flush()
+    return definition
+
+
+def latest_definition(session: Session, process_key: str, *, required: bool = True) -> ProcessDefinition | None:
+    newest = (
+        select(func.max(ProcessDefinition.version))
+        .where(ProcessDefinition.process_key == process_key, ProcessDefinition.status == "published")
+        .scalar_subquery()
+    )
+    definition = session.scalars(
+        select(ProcessDefinition).where(
+            ProcessDefinition.process_key == process_key, ProcessDefinition.version == newest
+        )
+    ).first()
+    if definition is None and required:
+        raise NotFound(f"No published process “{process_key}”.")
+    return definition

@@ -1,0 +1,236 @@
+"""Forms from ``camunda:formData`` and their server-side validation.
+
+The browser's own checks are a convenience; this module is the rule. Every completion
+is validated here whatever the client sent, and errors come back per field with the
+entered values kept so that the page can re-render without losing anything.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from lxml import etree
+
+from .errors import InvalidForm, Problem
+
+CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
+FIELD_TYPES = ("string", "long", "double", "boolean", "date", "enum")
+CONSTRAINTS = ("required", "min", "max", "minlength", "maxlength", "readonly", "pattern")
+TRUE_WORDS = {"true", "on", "yes", "1"}
+FALSE_WORDS = {"false", "off", "no", "0"}
+MAX_TEXT = 20_000
+
+
+@dataclass
+class FormField:
+    id: str
+    label: str
+    type: str = "string"
+    default: str | None = None
+    options: list[tuple[str, str]] = field(default_factory=list)
+    constraints: dict[str, str | None] = field(default_factory=dict)
+    properties: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def required(self) -> bool:
+        return "required" in self.constraints
+
+    @property
+    def readonly(self) -> bool:
+        return "readonly" in self.constraints
+
+    @property
+    def help(self) -> str:
+        return self.properties.get("help", "")
+
+    @property
+    def multiline(self) -> bool:
+        return self.properties.get("multiline", "").lower() == "true"
+
+    def number_bound(self, name: str) -> float | None:
+        raw = self.constraints.get(name)
+        try:
+            return float(raw) if raw not in (None, "") else None
+        except ValueError:
+            return None
+
+    def int_bound(self, name: str) -> int | None:
+        raw = self.constraints.get(name)
+        return int(raw) if raw not in (None, "") and str(raw).isdigit() else None
+
+
+@dataclass
+class Form:
+    fields: list[FormField] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.fields)
+
+    @property
+    def editable_fields(self) -> list[FormField]:
+        return [f for f in self.fields if not f.readonly]
+
+
+def parse_form(element: etree._Element) -> tuple[Form, list[Problem]]:
+    """Read ``camunda:formData`` below a BPMN element; return the form and its problems."""
+    ns = {"camunda": CAMUNDA_NS}
+    form, problems, seen = Form(), [], set()
+    element_id = element.get("id")
+    for node in element.iterfind("./{*}extensionElements/camunda:formData/camunda:formField", ns):
+        field_id = node.get("id") or ""
+        ftype = node.get("type") or "string"
+        if not field_id.isidentifier() or field_id.startswith("_"):
+            problems.append(Problem(f"form field id “{field_id}” must be a name (letters, digits, _)", element_id))
+            continue
+        if field_id in seen:
+            problems.append(Problem(f"form field “{field_id}” appears twice", element_id))
+            continue
+        if ftype not in FIELD_TYPES:
+            problems.append(
+                Problem(f"form field “{field_id}” has unsupported type “{ftype}”", element_id)
+            )
+            continue
+        seen.add(field_id)
+        f = FormField(id=field_id, label=node.get("label") or field_id, type=ftype, default=node.get("defaultValue"))
+        for value in node.iterfind("camunda:value", ns):
+            f.options.append((value.get("id") or "", value.get("name") or value.get("id") or ""))
+        for constraint in node.iterfind("camunda:validation/camunda:constraint", ns):
+            name = constraint.get("name") or ""
+            if name not in CONSTRAINTS:
+                problems.append(
+                    Problem(f"form field “{field_id}” has unknown constraint “{name}”", element_id, "warning")
+                )
+            f.constraints[name] = constraint.get("config")
+        for prop in node.iterfind("camunda:properties/camunda:property", ns):
+            f.properties[prop.get("id") or prop.get("name") or ""] = prop.get("value") or ""
+        if ftype == "enum" and not f.options:
+            problems.append(Problem(f"enum field “{field_id}” has no values", element_id))
+        form.fields.append(f)
+    return form, problems
+
+
+def initial_values(form: Form, data: dict[str, Any]) -> dict[str, Any]:
+    """What the form shows first: the current process value, else the field's default."""
+    values = {}
+    for f in form.fields:
+        if f.id in data:
+            values[f.id] = data[f.id]
+        elif f.default is not None and "${" not in f.default:
+            values[f.id] = f.default
+    return values
+
+
+def validate(form: Form, submitted: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """Convert and check ``submitted`` against ``form``.
+
+    :param submitted: raw values (strings from an HTML form, or JSON values)
+    :param data: the process data so far (readonly fields keep their value from it)
+    :returns: the typed values to merge into the process data
+    :raises InvalidForm: with one message per failing field and the raw values kept
+    """
+    values: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for f in form.fields:
+        if f.readonly:
+            continue
+        try:
+            value = _convert(f, submitted.get(f.id))
+            _check(f, value)
+        except ValueError as exc:
+            errors[f.id] = str(exc)
+            continue
+        values[f.id] = False if value is None and f.type == "boolean" else value
+    if errors:
+        kept = {k: v for k, v in submitted.items() if isinstance(k, str)}
+        raise InvalidForm(errors, kept)
+    return values
+
+
+def _convert(f: FormField, raw: Any) -> Any:
+    if f.type == "boolean":
+        if isinstance(raw, bool):
+            return raw
+        text = "" if raw is None else str(raw).strip().lower()
+        if text == "":
+            return None
+        if text in TRUE_WORDS:
+            return True
+        if text in FALSE_WORDS:
+            return False
+        raise ValueError("Choose yes or no.")
+    if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+        return None
+    if isinstance(raw, (list, dict)):
+        raise ValueError("Enter a single value.")
+    text = str(raw).strip()
+    if f.type == "long":
+        if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+            raise ValueError("Enter a whole number.")
+        try:
+            return int(text.replace(",", "")) if not isinstance(raw, (int, float)) else int(raw)
+        except ValueError:
+            raise ValueError("Enter a whole number.") from None
+    if f.type == "double":
+        try:
+            number = float(text.replace(",", "")) if not isinstance(raw, (int, float)) else float(raw)
+        except ValueError:
+            raise ValueError("Enter a number.") from None
+        if isinstance(raw, bool) or not math.isfinite(number):
+            raise ValueError("Enter a number.")
+        return number
+    if f.type == "date":
+        try:
+            return date.fromisoformat(text).isoformat()
+        except ValueError:
+            raise ValueError("Enter a date as YYYY-MM-DD.") from None
+    if f.type == "enum":
+        if text not in {option for option, _ in f.options}:
+            raise ValueError("Choose one of the listed options.")
+        return text
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"Keep it under {MAX_TEXT} characters.")
+    return str(raw).replace("\r\n", "\n")
+
+
+def _check(f: FormField, value: Any) -> None:
+    if value is None:
+        if f.required:
+            raise ValueError("This field is required.")
+        return
+    if f.type in ("long", "double"):
+        low, high = f.number_bound("min"), f.number_bound("max")
+        if low is not None and value < low:
+            raise ValueError(f"Must be at least {_number(low)}.")
+        if high is not None and value > high:
+            raise ValueError(f"Must be at most {_number(high)}.")
+    if f.type == "date":
+        low, high = f.constraints.get("min"), f.constraints.get("max")
+        if low and _is_iso_date(low) and value < low:
+            raise ValueError(f"Must be on or after {low}.")
+        if high and _is_iso_date(high) and value > high:
+            raise ValueError(f"Must be on or before {high}.")
+    if f.type == "string":
+        shortest, longest = f.int_bound("minlength"), f.int_bound("maxlength")
+        if shortest is not None and len(value) < shortest:
+            raise ValueError(f"Enter at least {shortest} characters.")
+        if longest is not None and len(value) > longest:
+            raise ValueError(f"Enter at most {longest} characters.")
+        pattern = f.constraints.get("pattern")
+        if pattern and not re.fullmatch(pattern, value):
+            raise ValueError("Does not have the expected format.")
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if x.is_integer() else str(x)
+
+
+def _is_iso_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True

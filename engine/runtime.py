@@ -1,0 +1,362 @@
+"""Start instances and move their tasks: the operations behind every user action.
+
+Each public function is one unit of work on the caller's session: it loads what it
+needs, acts, and flushes; the caller commits. The instance row carries a version
+column, so two people acting on the same instance at once cannot both win: the
+loser's flush fails, is rolled back, and gets a clear answer (who completed the task,
+and when) instead of a half-written instance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+
+from . import audit, forms, persistence
+from . import definitions as defs
+from . import tasks as projection
+from .assignment import READ_ALL_ROLES, check_may_work_on, is_candidate, may_view_task
+from .clock import utcnow
+from .db import Event, HumanTask, Process, ProcessDefinition, ProcessInstance, User
+from .definitions import ParsedDefinition, UserTaskInfo
+from .errors import Conflict, NotAllowed, NotFound, ScriptError, TaskAlreadyCompleted, TaskNoLongerOpen
+
+MAX_ATTEMPTS = 5
+
+
+@dataclass
+class RunningInstance:
+    """An instance row with its live SpiffWorkflow workflow and parsed definition."""
+
+    row: ProcessInstance
+    workflow: BpmnWorkflow
+    definition: ParsedDefinition
+
+    def run_until_user_input_required(self) -> None:
+        try:
+            self.workflow.do_engine_steps()
+        except SpiffWorkflowException as exc:
+            raise ScriptError(f"The process could not continue: {exc}") from exc
+
+    def save(self, session: Session) -> list[HumanTask]:
+        """Write the state and data back and bring the inbox projection up to date."""
+        self.row.state = persistence.dump(self.workflow)
+        self.row.data = _public_data(self.workflow.last_task.data if self.workflow.last_task else {})
+        created = projection.sync(session, self.row, self.workflow, self.definition)
+        if self.workflow.is_completed() and self.row.status == "running":
+            self.row.status = "completed"
+            self.row.ended_at = utcnow()
+            audit.record(session, "ended", instance=self.row)
+        return created
+
+
+def _public_data(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if not k.startswith("_") and not callable(v)}
+
+
+def load_instance(session: Session, instance: ProcessInstance) -> RunningInstance:
+    definition = defs.parsed(session, instance.definition)
+    return RunningInstance(instance, persistence.load(instance.state, definition), definition)
+
+
+# --- starting -------------------------------------------------------------------------
+
+
+@dataclass
+class StartForm:
+    process: Process
+    definition: ProcessDefinition
+    form: forms.Form
+    documentation: str
+    values: dict[str, Any]
+
+
+def startable_processes(session: Session, actor: User) -> list[Process]:
+    """Processes ``actor`` may start (the catalogue's starter roles), by title."""
+    processes = session.scalars(select(Process).order_by(Process.title))
+    return [p for p in processes if actor.role_keys.intersection(p.starter_roles or [])]
+
+
+def _startable(session: Session, actor: User, process_key: str) -> Process:
+    process = session.get(Process, process_key)
+    if process is None:
+        raise NotFound(f"There is no process “{process_key}”.")
+    if not actor.role_keys.intersection(process.starter_roles or []):
+        raise NotAllowed(f"Your roles may not start “{process.title}”.")
+    return process
+
+
+def start_form(session: Session, actor: User, process_key: str) -> StartForm:
+    process = _startable(session, actor, process_key)
+    definition = defs.latest_definition(session, process_key)
+    parsed = defs.parsed(session, definition)
+    values = forms.initial_values(parsed.start_form, {})
+    return StartForm(process, definition, parsed.start_form, parsed.start_documentation, values)
+
+
+def start_process(session: Session, actor: User, process_key: str, values: dict[str, Any]) -> ProcessInstance:
+    """Start the latest version of ``process_key`` with the start form's ``values``.
+
+    :raises NotAllowed: when none of ``actor``'s roles may start it
+    :raises InvalidForm: with per-field messages
+    """
+    process = _startable(session, actor, process_key)
+    definition = defs.latest_definition(session, process_key)
+    parsed = defs.parsed(session, definition)
+    data = forms.validate(parsed.start_form, values, {})
+    workflow = persistence.new_workflow(parsed)
+    for start_task in workflow.get_tasks():
+        start_task.data.update(data)
+    title = str(data.get("title") or "").strip() or f"{process.title} by {actor.full_name}"
+    instance = ProcessInstance(
+        definition_id=definition.id,
+        definition=definition,
+        process_key=process.key,
+        title=title[:300],
+        business_key=str(data["business_key"]) if data.get("business_key") else None,
+        status="running",
+        started_by_id=actor.id,
+        started_by=actor,
+        started_at=utcnow(),
+        state="",
+        data=data,
+    )
+    session.add(instance)
+    session.flush()
+    audit.record(session, "started", instance=instance, actor=actor, version=definition.version, data=data)
+    running = RunningInstance(instance, workflow, parsed)
+    running.run_until_user_input_required()
+    running.save(session)
+    session.flush()
+    return instance
+
+
+# --- tasks ----------------------------------------------------------------------------
+
+
+@dataclass
+class TaskView:
+    """Everything the task page shows."""
+
+    task: HumanTask
+    instance: ProcessInstance
+    info: UserTaskInfo | None
+    data: dict[str, Any]
+    values: dict[str, Any]
+    labels: dict[str, str]
+    can_complete: bool
+    can_claim: bool
+    can_unclaim: bool
+
+    @property
+    def form(self) -> forms.Form:
+        return self.info.form if self.info else forms.Form()
+
+
+def _get_task(session: Session, task_id: int) -> HumanTask:
+    task = session.get(HumanTask, task_id, populate_existing=True)
+    if task is None:
+        raise NotFound(f"There is no task {task_id}.")
+    return task
+
+
+def _check_open(task: HumanTask) -> None:
+    if task.status == "completed":
+        who = task.completed_by.full_name if task.completed_by else "someone"
+        raise TaskAlreadyCompleted(task.name, who, task.completed_at)
+    if task.status != "open":
+        raise TaskNoLongerOpen(f"“{task.name}” is no longer open (it was {task.status}).")
+
+
+def task_view(session: Session, actor: User, task_id: int) -> TaskView:
+    task = _get_task(session, task_id)
+    if not may_view_task(actor, task):
+        raise NotAllowed("This task belongs to another role.")
+    instance = task.instance
+    parsed = defs.parsed(session, instance.definition)
+    info = parsed.user_tasks.get(task.element_id)
+    data = dict(instance.data or {})
+    if task.status == "completed" and task.submitted:
+        data.update(task.submitted)
+    values = forms.initial_values(info.form, data) if info else {}
+    is_open = task.status == "open"
+    mine_or_free = task.assignee_id in (None, actor.id)
+    may_act = task.assignee_id == actor.id or (task.assignee_id is None and is_candidate(actor, task))
+    return TaskView(
+        task=task,
+        instance=instance,
+        info=info,
+        data=data,
+        values=values,
+        labels=field_labels(parsed),
+        can_complete=is_open and may_act,
+        can_claim=is_open and task.assignee_id is None and is_candidate(actor, task),
+        can_unclaim=is_open and task.assignee_id == actor.id and mine_or_free and is_candidate(actor, task),
+    )
+
+
+def field_labels(parsed: ParsedDefinition) -> dict[str, str]:
+    labels = {f.id: f.label for f in parsed.start_form.fields}
+    for info in parsed.user_tasks.values():
+        for f in info.form.fields:
+            labels.setdefault(f.id, f.label)
+    return labels
+
+
+def claim(session: Session, actor: User, task_id: int) -> HumanTask:
+    """Take an open task of one of ``actor``'s roles; a task someone else holds is refused."""
+    task = _get_task(session, task_id)
+    _check_open(task)
+    if task.assignee_id == actor.id:
+        return task
+    check_may_work_on(actor, task)
+    now = utcnow()
+    taken = session.execute(
+        update(HumanTask)
+        .where(HumanTask.id == task.id, HumanTask.status == "open", HumanTask.assignee_id.is_(None))
+        .values(assignee_id=actor.id, claimed_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    task = _get_task(session, task_id)
+    if not taken:
+        _check_open(task)
+        raise Conflict(f"“{task.name}” was just claimed by {task.assignee.full_name if task.assignee else 'someone'}.")
+    audit.record(session, "claimed", instance=task.instance, actor=actor, task=task)
+    session.flush()
+    return task
+
+
+def unclaim(session: Session, actor: User, task_id: int) -> HumanTask:
+    """Give a task back to its roles' shared queue."""
+    task = _get_task(session, task_id)
+    _check_open(task)
+    if task.assignee_id != actor.id:
+        raise NotAllowed(f"“{task.name}” is not assigned to you.")
+    task.assignee_id = None
+    task.assignee = None
+    task.claimed_at = None
+    audit.record(session, "unclaimed", instance=task.instance, actor=actor, task=task)
+    session.flush()
+    return task
+
+
+def complete_task(session: Session, actor: User, task_id: int, values: dict[str, Any]) -> HumanTask:
+    """Validate ``values`` against the task's form, complete it and run the process on.
+
+    :raises InvalidForm: per-field errors; nothing is saved
+    :raises TaskAlreadyCompleted: someone else completed it first (says who and when)
+    :raises NotAllowed: the task belongs to another role or person
+    """
+    for _attempt in range(MAX_ATTEMPTS):
+        task = _get_task(session, task_id)
+        _check_open(task)
+        check_may_work_on(actor, task)
+        try:
+            _complete(session, actor, task, values)
+            session.flush()
+            return task
+        except (StaleDataError, OperationalError) as exc:
+            if isinstance(exc, OperationalError) and "locked" not in str(exc).lower():
+                raise
+            session.rollback()
+    raise Conflict("The case is busy; please try again.")
+
+
+def _complete(session: Session, actor: User, task: HumanTask, values: dict[str, Any]) -> None:
+    instance = session.get(ProcessInstance, task.instance_id, populate_existing=True)
+    running = load_instance(session, instance)
+    spiff_task = running.workflow.get_task_from_id(UUID(task.spiff_task_id))
+    info = running.definition.user_tasks.get(task.element_id)
+    form = info.form if info else forms.Form()
+    submitted = forms.validate(form, values, spiff_task.data)
+    before = {k: spiff_task.data.get(k) for k in submitted}
+    spiff_task.data.update(submitted)
+    try:
+        spiff_task.run()
+    except SpiffWorkflowException as exc:
+        raise ScriptError(f"The process could not continue: {exc}") from exc
+    running.run_until_user_input_required()
+    now = utcnow()
+    if task.assignee_id is None:
+        task.assignee_id, task.claimed_at = actor.id, now
+    task.status = "completed"
+    task.completed_by_id = actor.id
+    task.completed_at = now
+    task.submitted = submitted
+    audit.record(session, "completed", instance=instance, actor=actor, task=task, values=submitted, before=before)
+    running.save(session)
+
+
+# --- reading --------------------------------------------------------------------------
+
+
+@dataclass
+class RequestRow:
+    instance: ProcessInstance
+    open_tasks: list[HumanTask]
+
+    @property
+    def current_step(self) -> str:
+        return ", ".join(t.name for t in self.open_tasks) or ("Finished" if self.instance.ended_at else "—")
+
+
+def my_requests(session: Session, actor: User, limit: int = 200) -> list[RequestRow]:
+    """Instances ``actor`` started, newest first, with where each stands now."""
+    instances = list(
+        session.scalars(
+            select(ProcessInstance)
+            .where(ProcessInstance.started_by_id == actor.id)
+            .order_by(ProcessInstance.started_at.desc(), ProcessInstance.id.desc())
+            .limit(limit)
+        )
+    )
+    open_by_instance = projection.open_tasks_of(session, [i.id for i in instances])
+    return [RequestRow(i, open_by_instance[i.id]) for i in instances]
+
+
+@dataclass
+class InstanceDetail:
+    instance: ProcessInstance
+    events: list[Event]
+    tasks: list[HumanTask]
+    labels: dict[str, str]
+    definition_name: str = ""
+    open_tasks: list[HumanTask] = field(default_factory=list)
+
+
+def instance_detail(session: Session, actor: User, instance_id: int) -> InstanceDetail:
+    """Data, tasks and event log of one instance, for its participants and auditors."""
+    instance = session.get(ProcessInstance, instance_id)
+    if instance is None:
+        raise NotFound(f"There is no case {instance_id}.")
+    tasks = list(
+        session.scalars(select(HumanTask).where(HumanTask.instance_id == instance_id).order_by(HumanTask.id))
+    )
+    events = audit.events_of(session, instance_id)
+    if not _may_view_instance(actor, instance, tasks, events):
+        raise NotAllowed("You took no part in this case.")
+    parsed = defs.parsed(session, instance.definition)
+    return InstanceDetail(
+        instance=instance,
+        events=events,
+        tasks=tasks,
+        labels=field_labels(parsed),
+        definition_name=parsed.name,
+        open_tasks=[t for t in tasks if t.status == "open"],
+    )
+
+
+def _may_view_instance(actor: User, instance: ProcessInstance, tasks: list[HumanTask], events: list[Event]) -> bool:
+    if instance.started_by_id == actor.id or actor.role_keys & READ_ALL_ROLES:
+        return True
+    if any(e.actor_id == actor.id for e in events):
+        return True
+    return any(may_view_task(actor, t) for t in tasks)

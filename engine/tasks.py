@@ -1,0 +1,128 @@
+"""The inbox projection: ``human_tasks`` rows kept in step with each workflow.
+
+Inbox queries read only these rows (indexed by status, role, assignee and due date),
+never the serialized workflows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.util.task import TaskState
+
+from . import audit
+from .assignment import resolve_assignee
+from .clock import utcnow
+from .db import HumanTask, ProcessInstance, TaskCandidate, User
+from .definitions import ParsedDefinition, due_at
+
+
+@dataclass
+class Inbox:
+    assigned: list[HumanTask]
+    available: list[HumanTask]
+
+    @property
+    def count(self) -> int:
+        return len(self.assigned) + len(self.available)
+
+
+def ready_user_tasks(workflow: BpmnWorkflow) -> list:
+    return workflow.get_tasks(state=TaskState.READY, manual=True)
+
+
+def sync(
+    session: Session, instance: ProcessInstance, workflow: BpmnWorkflow, definition: ParsedDefinition
+) -> list[HumanTask]:
+    """Create rows for newly ready user tasks; cancel open rows whose task went away.
+
+    :returns: the rows created
+    """
+    open_rows = {
+        row.spiff_task_id: row
+        for row in session.scalars(
+            select(HumanTask).where(HumanTask.instance_id == instance.id, HumanTask.status == "open")
+        )
+    }
+    created = []
+    now = utcnow()
+    for spiff_task in ready_user_tasks(workflow):
+        key = str(spiff_task.id)
+        if open_rows.pop(key, None) is not None:
+            continue
+        element_id = spiff_task.task_spec.bpmn_id
+        info = definition.user_tasks.get(element_id)
+        row = HumanTask(
+            instance_id=instance.id,
+            spiff_task_id=key,
+            element_id=element_id,
+            name=spiff_task.task_spec.bpmn_name or element_id,
+            created_at=now,
+            status="open",
+            priority=info.priority if info else 50,
+            due_at=due_at(info.due, now) if info else None,
+            assignee_id=resolve_assignee(session, info.assignee, instance) if info else None,
+            candidates=[TaskCandidate(role_key=role) for role in (info.candidate_roles if info else [])],
+        )
+        if row.assignee_id is not None:
+            row.claimed_at = now
+        session.add(row)
+        created.append(row)
+    for row in open_rows.values():
+        row.status = "cancelled"
+        audit.record(session, "task_cancelled", instance=instance, task=row)
+    session.flush()
+    for row in created:
+        audit.record(
+            session, "task_created", instance=instance, task=row, name=row.name,
+            candidate_roles=row.candidate_roles, assignee_id=row.assignee_id,
+        )
+    return created
+
+
+def _open_tasks() -> Select:
+    return (
+        select(HumanTask)
+        .where(HumanTask.status == "open")
+        .order_by(HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.priority.desc(), HumanTask.id)
+    )
+
+
+def inbox(session: Session, actor: User, limit: int = 200) -> Inbox:
+    """Tasks assigned to ``actor`` and unclaimed tasks open for ``actor``'s roles.
+
+    Sorted by due date (earliest first, undated last), then priority (highest first).
+    """
+    assigned = list(session.scalars(_open_tasks().where(HumanTask.assignee_id == actor.id).limit(limit)))
+    roles = sorted(actor.role_keys)
+    available: list[HumanTask] = []
+    if roles:
+        for_my_roles = select(TaskCandidate.task_id).where(TaskCandidate.role_key.in_(roles))
+        available = list(
+            session.scalars(
+                _open_tasks()
+                .where(HumanTask.assignee_id.is_(None), HumanTask.id.in_(for_my_roles))
+                .limit(limit)
+            )
+        )
+    return Inbox(assigned=assigned, available=available)
+
+
+def open_tasks_of(session: Session, instance_ids: list[int]) -> dict[int, list[HumanTask]]:
+    result: dict[int, list[HumanTask]] = {i: [] for i in instance_ids}
+    if instance_ids:
+        query = select(HumanTask).where(HumanTask.instance_id.in_(instance_ids), HumanTask.status == "open")
+        for row in session.scalars(query.order_by(HumanTask.id)):
+            result[row.instance_id].append(row)
+    return result
+
+
+def inbox_count(session: Session, actor: User) -> int:
+    return inbox(session, actor).count
+
+
+def count_open(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(HumanTask).where(HumanTask.status == "open")) or 0

@@ -1,0 +1,167 @@
+"""Shared fixtures: databases (SQLite and PostgreSQL), the app, logged-in clients.
+
+Each test gets its own database, copied from a template that holds the schema, the
+catalogue and the demo organisation (argon2 hashing and BPMN parsing happen once).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
+
+from engine import schema, users
+from engine.db import User, make_engine, make_session_factory
+from workflows import setup
+
+PG_ADMIN_URL = os.environ.get("DEPTFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_TEMPLATE = "deptflow_test_template"
+_counter = itertools.count()
+
+
+def _install(url: str) -> None:
+    engine = make_engine(url)
+    schema.upgrade(engine)
+    with make_session_factory(engine)() as session:
+        setup.install_catalogue(session)
+        setup.install_demo_users(session)
+        session.commit()
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+    _install(f"sqlite:///{path}")
+    return path
+
+
+def _pg_admin():
+    return create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+
+
+def _postgres_available() -> str | None:
+    try:
+        engine = _pg_admin()
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not available"
+        return str(exc).splitlines()[0]
+    return None
+
+
+def _pg_url(database: str) -> str:
+    return re.sub(r"/[^/]*$", f"/{database}", PG_ADMIN_URL)
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    problem = _postgres_available()
+    if problem:
+        if os.environ.get("DEPTFLOW_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL is required (DEPTFLOW_REQUIRE_POSTGRES=1) but not reachable: {problem}")
+        pytest.skip(f"PostgreSQL not reachable: {problem}")
+    admin = _pg_admin()
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {PG_TEMPLATE} WITH (FORCE)"))
+        conn.execute(text(f"CREATE DATABASE {PG_TEMPLATE}"))
+    _install(_pg_url(PG_TEMPLATE))
+    yield PG_TEMPLATE
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {PG_TEMPLATE} WITH (FORCE)"))
+    admin.dispose()
+
+
+def _sqlite_copy(template: Path, tmp_path: Path) -> str:
+    target = tmp_path / "deptflow.sqlite3"
+    shutil.copyfile(template, target)
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture
+def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    return _sqlite_copy(sqlite_template, tmp_path)
+
+
+@pytest.fixture
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    template = request.getfixturevalue("postgres_template")
+    name = f"deptflow_test_{os.getpid()}_{next(_counter)}"
+    admin = _pg_admin()
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name} TEMPLATE {template}"))
+    yield _pg_url(name)
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Runs the test once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_url")
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def sessions(database_url: str):
+    engine = make_engine(database_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def session(sessions) -> Iterator[Session]:
+    with sessions() as s:
+        yield s
+
+
+@pytest.fixture
+def user(session: Session):
+    """Look up a demo user by username: ``user("mark")``."""
+
+    def lookup(username: str) -> User:
+        found = users.user_by_name(session, username)
+        assert found is not None, username
+        return found
+
+    return lookup
+
+
+# --- web ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def app(sqlite_url: str):
+    from web import create_app
+
+    app = create_app({"TESTING": True, "DATABASE_URL": sqlite_url, "SECRET_KEY": "test", "WTF_CSRF_ENABLED": False})
+    yield app
+    app.extensions["deptflow_engine"].dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def login_as(app):
+    """A fresh test client logged in as a demo user: ``login_as("mark")``."""
+
+    def login(username: str):
+        client = app.test_client()
+        response = client.post("/login", data={"username": username, "password": setup.DEMO_PASSWORD})
+        assert response.status_code == 302, response.data[:500]
+        return client
+
+    return login

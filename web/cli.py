@@ -1,0 +1,84 @@
+"""The ``deptflow`` command: init, serve, deploy."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from engine import definitions, schema
+from engine.db import database_url, make_engine, make_session_factory
+from engine.errors import InvalidDefinition
+from workflows import setup
+
+
+def _sessions(url: str | None = None):
+    engine = make_engine(url or database_url())
+    return engine, make_session_factory(engine)
+
+
+@click.group()
+def main() -> None:
+    """deptflow: BPMN workflows for marketing and sales departments."""
+
+
+@main.command()
+@click.option("--demo", is_flag=True, help="Also create the demo organisation (one user per role).")
+def init(demo: bool) -> None:
+    """Create or upgrade the database and install the process catalogue (idempotent)."""
+    engine, sessions = _sessions()
+    schema.upgrade(engine)
+    with sessions() as session:
+        for line in setup.install_catalogue(session):
+            click.echo(line)
+        if demo:
+            names = setup.install_demo_users(session)
+            click.echo(f"demo users (password 'demo'): {', '.join(names)}")
+        session.commit()
+    engine.dispose()
+    click.echo(f"database ready: {engine.url.render_as_string(hide_password=True)}")
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--note", default="", help="Change note stored with the new version.")
+def deploy(file: Path, note: str) -> None:
+    """Validate FILE and publish it as the next version of its process."""
+    engine, sessions = _sessions()
+    with sessions() as session:
+        try:
+            definition = definitions.deploy(session, None, file.read_bytes(), note=note)
+        except InvalidDefinition as exc:
+            click.echo(f"{file}: not deployed.", err=True)
+            for problem in exc.problems:
+                click.echo(f"  {problem}", err=True)
+            sys.exit(1)
+        session.commit()
+        click.echo(f"{definition.process_key}: version {definition.version} ({definition.sha256[:12]})")
+    engine.dispose()
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="gunicorn worker processes")
+@click.option("--threads", default=8, show_default=True, type=int, help="threads per worker")
+def serve(host: str, port: int, workers: int, threads: int) -> None:
+    """Serve the web front end with gunicorn."""
+    from gunicorn.app.base import BaseApplication
+
+    from web import create_app
+
+    class _Server(BaseApplication):
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", threads)
+            self.cfg.set("accesslog", "-")
+
+        def load(self):
+            return create_app()
+
+    click.echo(f"deptflow serving on http://{host}:{port}")
+    _Server().run()

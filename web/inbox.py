@@ -1,0 +1,66 @@
+"""The inbox and the task page: claim, unclaim, complete."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_login import login_required
+
+from engine import runtime, tasks
+from engine.errors import InvalidForm
+
+from .database import db
+from .forms import submitted_values
+from .security import actor
+
+bp = Blueprint("inbox", __name__)
+
+
+@bp.route("/")
+@login_required
+def index():
+    """My tasks and my roles' open tasks, earliest due first."""
+    return render_template("inbox/index.html", inbox=tasks.inbox(db(), actor()))
+
+
+@bp.route("/tasks/<int:task_id>")
+@login_required
+def task(task_id: int):
+    """The task with its case, the data so far and the generated form."""
+    return render_template("inbox/task.html", view=runtime.task_view(db(), actor(), task_id), errors={})
+
+
+@bp.route("/tasks/<int:task_id>/claim", methods=["POST"])
+@login_required
+def claim(task_id: int):
+    """Take the task so that nobody else works on it."""
+    task = runtime.claim(db(), actor(), task_id)
+    db().commit()
+    flash(f"You claimed “{task.name}”.", "success")
+    return redirect(url_for("inbox.task", task_id=task_id))
+
+
+@bp.route("/tasks/<int:task_id>/unclaim", methods=["POST"])
+@login_required
+def unclaim(task_id: int):
+    """Give the task back to the role's queue."""
+    task = runtime.unclaim(db(), actor(), task_id)
+    db().commit()
+    flash(f"“{task.name}” is back in the queue of its role.", "info")
+    return redirect(url_for("inbox.index"))
+
+
+@bp.route("/tasks/<int:task_id>/complete", methods=["POST"])
+@login_required
+def complete(task_id: int):
+    """Validate and complete; an invalid form re-renders with the messages and the typed values."""
+    values = submitted_values()
+    try:
+        task = runtime.complete_task(db(), actor(), task_id, values)
+    except InvalidForm as exc:
+        db().rollback()
+        view = runtime.task_view(db(), actor(), task_id)
+        view.values = exc.values
+        return render_template("inbox/task.html", view=view, errors=exc.errors), 422
+    db().commit()
+    flash(f"Completed “{task.name}” of “{task.instance.title}”.", "success")
+    return redirect(url_for("inbox.index"))

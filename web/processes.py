@@ -1,0 +1,60 @@
+"""Start a process, follow my requests, look at a case."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_login import login_required
+
+from engine import runtime
+from engine.errors import InvalidForm
+
+from .database import db
+from .forms import submitted_values
+from .security import actor
+
+bp = Blueprint("processes", __name__)
+
+
+@bp.route("/processes")
+@login_required
+def index():
+    """The processes my roles may start."""
+    return render_template("processes/index.html", processes=runtime.startable_processes(db(), actor()))
+
+
+@bp.route("/processes/<key>/start")
+@login_required
+def start(key: str):
+    """The start form; a valid submission starts a case and shows it."""
+    view = runtime.start_form(db(), actor(), key)
+    return render_template("processes/start.html", view=view, errors={})
+
+
+@bp.route("/processes/<key>/start", methods=["POST"], endpoint="start_post")
+@login_required
+def start_post(key: str):
+    values = submitted_values()
+    try:
+        instance = runtime.start_process(db(), actor(), key, values)
+    except InvalidForm as exc:
+        db().rollback()
+        view = runtime.start_form(db(), actor(), key)
+        view.values = exc.values
+        return render_template("processes/start.html", view=view, errors=exc.errors), 422
+    db().commit()
+    flash(f"Started “{instance.title}”.", "success")
+    return redirect(url_for("processes.instance", instance_id=instance.id))
+
+
+@bp.route("/requests")
+@login_required
+def requests():
+    """Cases I started: status, current step, who holds it."""
+    return render_template("processes/requests.html", rows=runtime.my_requests(db(), actor()))
+
+
+@bp.route("/instances/<int:instance_id>")
+@login_required
+def instance(instance_id: int):
+    """One case: its data, tasks and event log."""
+    return render_template("processes/instance.html", detail=runtime.instance_detail(db(), actor(), instance_id))

@@ -1,0 +1,84 @@
+"""Login sessions, CSRF, role checks and security headers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Flask, Response, abort
+from flask_login import LoginManager, current_user, login_required
+from flask_wtf.csrf import CSRFProtect
+
+from engine import users
+from engine.db import User
+
+from .database import db
+
+login_manager = LoginManager()
+csrf = CSRFProtect()
+
+
+class LoginUser:
+    """Flask-Login's view of an engine ``User``."""
+
+    def __init__(self, user: User):
+        self.user = user
+
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return str(self.user.id)
+
+
+def init_app(app: Flask) -> None:
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to continue."
+    login_manager.login_message_category = "info"
+    csrf.init_app(app)
+    app.after_request(_security_headers)
+
+    @app.context_processor
+    def _user_context() -> dict[str, Any]:
+        return {"me": actor() if current_user.is_authenticated else None}
+
+
+@login_manager.user_loader
+def _load_user(user_id: str) -> LoginUser | None:
+    user = users.get_user(db(), int(user_id)) if user_id.isdigit() else None
+    return LoginUser(user) if user is not None and user.active else None
+
+
+def actor() -> User:
+    """The engine user behind the current request."""
+    return current_user.user
+
+
+def roles_required(*roles: str) -> Callable:
+    """Allow a view only to users holding one of ``roles`` (403 otherwise)."""
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        @login_required
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if not actor().role_keys.intersection(roles):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+    )
+    return response

@@ -1,0 +1,1 @@
+"""The department catalogue: roles, demo organisation and the processes deptflow ships."""

@@ -1,0 +1,105 @@
+"""Roles, processes and the demo organisation of the marketing and sales departments."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+BPMN_DIR = Path(os.environ.get("DEPTFLOW_BPMN_DIR", Path(__file__).resolve().parent.parent / "bpmn"))
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    key: str
+    name: str
+    description: str
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    key: str
+    title: str
+    file: str
+    starter_roles: tuple[str, ...]
+    owner_role: str
+    description: str
+
+    @property
+    def path(self) -> Path:
+        return BPMN_DIR / self.file
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    username: str
+    full_name: str
+    roles: tuple[str, ...]
+
+
+ROLES: tuple[RoleSpec, ...] = (
+    RoleSpec("general_manager", "General manager", "Approves plans and budgets above the department's authority."),
+    RoleSpec("marketing_manager", "Marketing manager", "Runs the marketing department: strategy, plans, budgets."),
+    RoleSpec("assistant_marketing_manager", "Assistant marketing manager",
+             "Training, research plans, dealer guidance and store audits."),
+    RoleSpec("research_planning", "Research & planning specialist",
+             "Market research, marketing plans, competitor intelligence, product planning."),
+    RoleSpec("customer_service", "Customer service specialist",
+             "Complaints, customer files, satisfaction surveys."),
+    RoleSpec("clerk", "Comprehensive clerk", "Registers and files applications, statistics and archives."),
+    RoleSpec("sales_manager", "Sales manager", "Regional targets and execution; manages representatives and dealers."),
+    RoleSpec("sales_rep", "Sales representative", "Sells, ships, collects payment, reports forecasts and feedback."),
+    RoleSpec("rnd_design", "R&D / design", "Provides products and engineering drawings."),
+    RoleSpec("production", "Production", "Resolves product-quality problems; plans capacity."),
+    RoleSpec("finance", "Finance", "Checks budgets against the company's finances."),
+    RoleSpec("dealer", "Dealer / specialty store", "External partner selling through its own stores."),
+    RoleSpec("process_owner", "Process owner", "Maintains the BPMN models."),
+    RoleSpec("auditor", "Auditor", "Reviews the history of every case."),
+    RoleSpec("admin", "Administrator", "Manages users and roles."),
+)
+
+PROCESSES: tuple[ProcessSpec, ...] = (
+    ProcessSpec("new_product_launch", "New product launch", "new_product_launch.bpmn", ("rnd_design",),
+                "marketing_manager",
+                "From a new product to its launch plan, budget approval, dealer rollout and first feedback."),
+    ProcessSpec("marketing_plan_approval", "Annual marketing plan and budget", "marketing_plan_approval.bpmn",
+                ("research_planning",), "marketing_manager",
+                "The annual marketing plan with its budget and advertising-expense plan, through approval."),
+    ProcessSpec("engineering_drawing_application", "Engineering drawing application",
+                "engineering_drawing_application.bpmn", ("sales_rep",), "clerk",
+                "A representative applies for drawings for a customer project; design delivers them."),
+    ProcessSpec("dealer_audit", "Dealer / store audit", "dealer_audit.bpmn", ("marketing_manager",),
+                "assistant_marketing_manager",
+                "Audit of a dealer or specialty store, with rectification and re-check where needed."),
+    ProcessSpec("customer_complaint", "Customer complaint", "customer_complaint.bpmn", ("customer_service",),
+                "customer_service",
+                "Record, classify and resolve a complaint; confirm with the customer."),
+    ProcessSpec("sales_target_setting", "Sales target setting", "sales_target_setting.bpmn", ("sales_manager",),
+                "marketing_manager",
+                "Forecasts, consolidation with the marketing plan, proposed targets, negotiation, approval."),
+)
+
+DEMO_PASSWORD = "demo"
+
+DEMO_USERS: tuple[DemoUser, ...] = (
+    DemoUser("grace", "Grace Lin", ("general_manager",)),
+    DemoUser("mark", "Mark Chen", ("marketing_manager",)),
+    DemoUser("amy", "Amy Wu", ("assistant_marketing_manager",)),
+    DemoUser("rita", "Rita Patel", ("research_planning",)),
+    DemoUser("cathy", "Cathy Ortiz", ("customer_service",)),
+    DemoUser("clara", "Clara Novak", ("clerk",)),
+    DemoUser("sam", "Sam Okafor", ("sales_manager",)),
+    DemoUser("steve", "Steve Hall", ("sales_rep",)),
+    DemoUser("sara", "Sara Kim", ("sales_rep",)),
+    DemoUser("diego", "Diego Rossi", ("rnd_design",)),
+    DemoUser("paula", "Paula Meyer", ("production",)),
+    DemoUser("fiona", "Fiona Walsh", ("finance",)),
+    DemoUser("dora", "Dora Becker", ("dealer",)),
+    DemoUser("owen", "Owen Price", ("process_owner",)),
+    DemoUser("alice", "Alice Stone", ("auditor",)),
+    DemoUser("admin", "Ada Admin", ("admin",)),
+)
+
+
+def process_spec(key: str) -> ProcessSpec:
+    return next(p for p in PROCESSES if p.key == key)

@@ -1,0 +1,41 @@
+"""Install the catalogue into a database: roles, processes (deployed BPMN) and demo users."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from engine import definitions, users
+from engine.db import Process
+
+from .catalogue import DEMO_PASSWORD, DEMO_USERS, PROCESSES, ROLES
+
+
+def install_catalogue(session: Session) -> list[str]:
+    """Create or update roles, deploy every shipped BPMN file (a changed file becomes a
+    new version) and set who may start each process. Idempotent.
+
+    :returns: one line per process saying which version is current
+    """
+    for role in ROLES:
+        users.ensure_role(session, role.key, role.name, role.description)
+    session.flush()
+    report = []
+    for spec in PROCESSES:
+        definition = definitions.deploy(session, None, spec.path.read_text(encoding="utf-8"), title=spec.title)
+        process = session.get(Process, spec.key)
+        process.title = spec.title
+        process.description = spec.description
+        process.starter_roles = list(spec.starter_roles)
+        process.owner_role = spec.owner_role
+        report.append(f"{spec.key}: version {definition.version}")
+    session.flush()
+    return report
+
+
+def install_demo_users(session: Session) -> list[str]:
+    """One demo user per role (password ``demo``); existing users keep their passwords."""
+    for demo in DEMO_USERS:
+        users.ensure_user(session, demo.username, demo.full_name, DEMO_PASSWORD, list(demo.roles),
+                          email=f"{demo.username}@example.com")
+    session.flush()
+    return [demo.username for demo in DEMO_USERS]
