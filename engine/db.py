@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -40,7 +40,7 @@ class User(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(80), unique=True)
     full_name: Mapped[str] = mapped_column(String(200))
-    email: Mapped[Optional[str]] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -82,7 +82,7 @@ class Process(Base):
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     starter_roles: Mapped[list[Any]] = mapped_column(default=list)
-    owner_role: Mapped[Optional[str]] = mapped_column(String(64))
+    owner_role: Mapped[str | None] = mapped_column(String(64))
 
     def __repr__(self) -> str:
         return f"<Process {self.key}>"
@@ -102,11 +102,11 @@ class ProcessDefinition(Base):
     xml: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     status: Mapped[str] = mapped_column(String(20), default="published")
-    published_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+    published_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     published_at: Mapped[datetime] = mapped_column(default=utcnow)
     note: Mapped[str] = mapped_column(Text, default="")
 
-    published_by: Mapped[Optional[User]] = relationship()
+    published_by: Mapped[User | None] = relationship()
 
     def __repr__(self) -> str:
         return f"<ProcessDefinition {self.process_key} v{self.version}>"
@@ -123,11 +123,11 @@ class ProcessInstance(Base):
     definition_id: Mapped[int] = mapped_column(ForeignKey("process_definitions.id"))
     process_key: Mapped[str] = mapped_column(String(100))
     title: Mapped[str] = mapped_column(String(300))
-    business_key: Mapped[Optional[str]] = mapped_column(String(100), index=True)
+    business_key: Mapped[str | None] = mapped_column(String(100), index=True)
     status: Mapped[str] = mapped_column(String(20), default="running")
     started_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
-    ended_at: Mapped[Optional[datetime]]
+    ended_at: Mapped[datetime | None]
     state: Mapped[str] = mapped_column(Text, deferred=True)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     version_id: Mapped[int] = mapped_column(Integer, default=1)
@@ -156,19 +156,19 @@ class HumanTask(Base):
     spiff_task_id: Mapped[str] = mapped_column(String(36))
     element_id: Mapped[str] = mapped_column(String(200))
     name: Mapped[str] = mapped_column(String(300))
-    assignee_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
-    claimed_at: Mapped[Optional[datetime]]
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    claimed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    due_at: Mapped[Optional[datetime]]
+    due_at: Mapped[datetime | None]
     priority: Mapped[int] = mapped_column(Integer, default=50)
     status: Mapped[str] = mapped_column(String(20), default="open")
-    completed_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
-    completed_at: Mapped[Optional[datetime]]
-    submitted: Mapped[Optional[dict[str, Any]]]
+    completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    completed_at: Mapped[datetime | None]
+    submitted: Mapped[dict[str, Any] | None]
 
     instance: Mapped[ProcessInstance] = relationship(lazy="joined")
-    assignee: Mapped[Optional[User]] = relationship(foreign_keys=[assignee_id], lazy="joined")
-    completed_by: Mapped[Optional[User]] = relationship(foreign_keys=[completed_by_id], lazy="joined")
+    assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id], lazy="joined")
+    completed_by: Mapped[User | None] = relationship(foreign_keys=[completed_by_id], lazy="joined")
     candidates: Mapped[list[TaskCandidate]] = relationship(
         lazy="selectin", cascade="all, delete-orphan", order_by="TaskCandidate.role_key"
     )
@@ -198,15 +198,15 @@ class Event(Base):
     __table_args__ = (Index("ix_events_instance", "instance_id", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    instance_id: Mapped[Optional[int]] = mapped_column(ForeignKey("process_instances.id"))
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instances.id"))
     at: Mapped[datetime] = mapped_column(default=utcnow)
     kind: Mapped[str] = mapped_column(String(40))
-    actor_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
-    task_id: Mapped[Optional[int]] = mapped_column(ForeignKey("human_tasks.id"))
-    element_id: Mapped[Optional[str]] = mapped_column(String(200))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("human_tasks.id"))
+    element_id: Mapped[str | None] = mapped_column(String(200))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
-    actor: Mapped[Optional[User]] = relationship(lazy="joined")
+    actor: Mapped[User | None] = relationship(lazy="joined")
 
     def __repr__(self) -> str:
         return f"<Event {self.kind} instance={self.instance_id}>"

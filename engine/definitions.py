@@ -15,13 +15,13 @@ from threading import Lock
 from typing import Any
 
 from lxml import etree
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.camunda.parser import CamundaParser
 from SpiffWorkflow.exceptions import SpiffWorkflowException
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from . import sandbox
 from .clock import utcnow
@@ -61,6 +61,7 @@ class ParsedDefinition:
     start_form: Form
     start_documentation: str
     start_roles: list[str]
+    initiator_variable: str | None
     user_tasks: dict[str, UserTaskInfo]
     element_names: dict[str, str] = field(default_factory=dict)
 
@@ -154,9 +155,10 @@ def parse_definition(xml: str | bytes, roles: dict[str, str]) -> tuple[ParsedDef
         s for s in process.iterfind("bpmn:startEvent", NS)
         if not any(etree.QName(child).localname.endswith("EventDefinition") for child in s)
     ]
-    start_form, start_doc, start_roles = Form(), "", []
+    start_form, start_doc, start_roles, initiator = Form(), "", [], None
     if start_events:
         start = start_events[0]
+        initiator = start.get(f"{{{CAMUNDA_NS}}}initiator") or None
         start_form, form_problems = parse_form(start)
         problems.extend(form_problems)
         start_doc = _documentation(start)
@@ -174,6 +176,7 @@ def parse_definition(xml: str | bytes, roles: dict[str, str]) -> tuple[ParsedDef
         start_form=start_form,
         start_documentation=start_doc,
         start_roles=start_roles,
+        initiator_variable=initiator,
         user_tasks=user_tasks,
         element_names=names,
     )

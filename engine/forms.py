@@ -119,7 +119,7 @@ def initial_values(form: Form, data: dict[str, Any]) -> dict[str, Any]:
     for f in form.fields:
         if f.id in data:
             values[f.id] = data[f.id]
-        elif f.default is not None and "${" not in f.default:
+        elif _default(f) is not None:
             values[f.id] = f.default
     return values
 
@@ -137,8 +137,9 @@ def validate(form: Form, submitted: dict[str, Any], data: dict[str, Any]) -> dic
     for f in form.fields:
         if f.readonly:
             continue
+        raw = submitted[f.id] if f.id in submitted else _default(f)
         try:
-            value = _convert(f, submitted.get(f.id))
+            value = _convert(f, raw)
             _check(f, value)
         except ValueError as exc:
             errors[f.id] = str(exc)
@@ -148,6 +149,11 @@ def validate(form: Form, submitted: dict[str, Any], data: dict[str, Any]) -> dic
         kept = {k: v for k, v in submitted.items() if isinstance(k, str)}
         raise InvalidForm(errors, kept)
     return values
+
+
+def _default(f: FormField) -> str | None:
+    """A field the client did not send at all takes its ``defaultValue`` (not an expression)."""
+    return f.default if f.default is not None and "${" not in f.default else None
 
 
 def _convert(f: FormField, raw: Any) -> Any:

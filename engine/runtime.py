@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
-from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
-from SpiffWorkflow.exceptions import SpiffWorkflowException
 
 from . import audit, forms, persistence
 from . import definitions as defs
@@ -30,6 +31,10 @@ from .definitions import ParsedDefinition, UserTaskInfo
 from .errors import Conflict, NotAllowed, NotFound, ScriptError, TaskAlreadyCompleted, TaskNoLongerOpen
 
 MAX_ATTEMPTS = 5
+
+
+class _StaleRead(Exception):
+    """Another transaction changed the instance between our reads; the operation is retried."""
 
 
 @dataclass
@@ -112,6 +117,8 @@ def start_process(session: Session, actor: User, process_key: str, values: dict[
     definition = defs.latest_definition(session, process_key)
     parsed = defs.parsed(session, definition)
     data = forms.validate(parsed.start_form, values, {})
+    if parsed.initiator_variable:  # camunda:initiator names the variable that holds the starter
+        data[parsed.initiator_variable] = actor.username
     workflow = persistence.new_workflow(parsed)
     for start_task in workflow.get_tasks():
         start_task.data.update(data)
@@ -263,7 +270,7 @@ def complete_task(session: Session, actor: User, task_id: int, values: dict[str,
             _complete(session, actor, task, values)
             session.flush()
             return task
-        except (StaleDataError, OperationalError) as exc:
+        except (_StaleRead, StaleDataError, OperationalError) as exc:
             if isinstance(exc, OperationalError) and "locked" not in str(exc).lower():
                 raise
             session.rollback()
@@ -274,6 +281,8 @@ def _complete(session: Session, actor: User, task: HumanTask, values: dict[str, 
     instance = session.get(ProcessInstance, task.instance_id, populate_existing=True)
     running = load_instance(session, instance)
     spiff_task = running.workflow.get_task_from_id(UUID(task.spiff_task_id))
+    if spiff_task.state != TaskState.READY:
+        raise _StaleRead  # the instance moved on after the task row was read: re-read both
     info = running.definition.user_tasks.get(task.element_id)
     form = info.form if info else forms.Form()
     submitted = forms.validate(form, values, spiff_task.data)

@@ -8,6 +8,7 @@ a small whitelist of builtins.
 
 from __future__ import annotations
 
+import ast
 import builtins
 import datetime
 import math
@@ -75,6 +76,8 @@ def compile_expression(expression: str) -> CodeType:
 
 @lru_cache(maxsize=1024)
 def compile_script(script: str) -> CodeType:
+    if any(isinstance(node, (ast.Import, ast.ImportFrom)) for node in ast.walk(ast.parse(script))):
+        raise ScriptError("imports are not allowed in scripts")
     result = compile_restricted_exec(script, "<script>")
     if result.errors or result.code is None:
         raise ScriptError("; ".join(result.errors) or "invalid script")

@@ -22,7 +22,7 @@ from engine.db import User, make_engine, make_session_factory
 from workflows import setup
 
 PG_ADMIN_URL = os.environ.get("DEPTFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-PG_TEMPLATE = "deptflow_test_template"
+PG_TEMPLATE = f"deptflow_test_template_{os.getpid()}"
 _counter = itertools.count()
 
 

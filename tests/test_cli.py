@@ -1,0 +1,47 @@
+"""The deptflow command: init (idempotent) and deploy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from engine.db import ProcessDefinition, User, make_engine, make_session_factory
+from web.cli import main
+
+MINI = Path(__file__).parent / "data" / "mini_approval.bpmn"
+
+
+def _count(url: str, model) -> int:
+    engine = make_engine(url)
+    with make_session_factory(engine)() as session:
+        count = session.scalar(select(func.count()).select_from(model))
+    engine.dispose()
+    return count
+
+
+def test_init_demo_twice_keeps_the_data(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    monkeypatch.setenv("DEPTFLOW_DATABASE_URL", url)
+    runner = CliRunner()
+    first = runner.invoke(main, ["init", "--demo"])
+    assert first.exit_code == 0, first.output
+    assert "customer_complaint: version 1" in first.output and "demo users" in first.output
+    users, versions = _count(url, User), _count(url, ProcessDefinition)
+    second = runner.invoke(main, ["init", "--demo"])
+    assert second.exit_code == 0, second.output
+    assert (_count(url, User), _count(url, ProcessDefinition)) == (users, versions) == (16, 6)
+
+
+def test_deploy_reports_versions_and_problems(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEPTFLOW_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
+    runner = CliRunner()
+    assert runner.invoke(main, ["init"]).exit_code == 0
+    result = runner.invoke(main, ["deploy", str(MINI)])
+    assert result.exit_code == 0 and "mini_approval: version 1" in result.output
+    broken = tmp_path / "broken.bpmn"
+    broken.write_text(MINI.read_text().replace(' default="f3"', ""))
+    result = runner.invoke(main, ["deploy", str(broken)])
+    assert result.exit_code == 1
+    assert "not deployed" in result.output and "[f3]" in result.output
