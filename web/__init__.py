@@ -10,8 +10,22 @@ from flask import Flask
 
 from engine.clock import utcnow
 from engine.db import database_url
+from engine.definitions import known_roles
 
 from . import database, errors, security
+
+
+def _role_names():
+    """Display names of roles for templates (``role_name(key)``), read once per request."""
+    names: dict[str, str] | None = None
+
+    def lookup(key: str) -> str:
+        nonlocal names
+        if names is None:
+            names = known_roles(database.db())
+        return names.get(key, key)
+
+    return lookup
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -38,5 +52,5 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(inbox.bp)
     app.register_blueprint(processes.bp)
-    app.context_processor(lambda: {"now": utcnow()})
+    app.context_processor(lambda: {"now": utcnow(), "role_name": _role_names()})
     return app
