@@ -32,7 +32,12 @@ def record(
     element_id: str | None = None,
     **data: Any,
 ) -> Event:
-    """Append one event (``started``, ``claimed``, ``unclaimed``, ``completed``, ``ended``...)."""
+    """Append one event (``started``, ``claimed``, ``unclaimed``, ``completed``, ``ended``...).
+
+    Task events carry the task's name, so that the history reads well without the diagram.
+    """
+    if task is not None:
+        data.setdefault("name", task.name)
     event = Event(
         kind=kind,
         at=utcnow(),

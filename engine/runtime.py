@@ -159,6 +159,7 @@ class TaskView:
     data: dict[str, Any]
     values: dict[str, Any]
     labels: dict[str, str]
+    choices: dict[str, dict[str, str]]
     can_complete: bool
     can_claim: bool
     can_unclaim: bool
@@ -204,18 +205,37 @@ def task_view(session: Session, actor: User, task_id: int) -> TaskView:
         data=data,
         values=values,
         labels=field_labels(parsed),
+        choices=field_choices(parsed),
         can_complete=is_open and may_act,
         can_claim=is_open and task.assignee_id is None and is_candidate(actor, task),
         can_unclaim=is_open and task.assignee_id == actor.id and mine_or_free and is_candidate(actor, task),
     )
 
 
-def field_labels(parsed: ParsedDefinition) -> dict[str, str]:
-    labels = {f.id: f.label for f in parsed.start_form.fields}
+def _all_fields(parsed: ParsedDefinition) -> list[forms.FormField]:
+    fields = list(parsed.start_form.fields)
     for info in parsed.user_tasks.values():
-        for f in info.form.fields:
-            labels.setdefault(f.id, f.label)
+        fields.extend(info.form.fields)
+    return fields
+
+
+def field_labels(parsed: ParsedDefinition) -> dict[str, str]:
+    """Process variable → the label of the first form field that sets it."""
+    labels: dict[str, str] = {}
+    if parsed.initiator_variable:
+        labels[parsed.initiator_variable] = "Started by (username)"
+    for f in _all_fields(parsed):
+        labels.setdefault(f.id, f.label)
     return labels
+
+
+def field_choices(parsed: ParsedDefinition) -> dict[str, dict[str, str]]:
+    """Enum variable → option id → option name, to show "Product quality" rather than "quality"."""
+    choices: dict[str, dict[str, str]] = {}
+    for f in _all_fields(parsed):
+        if f.options:
+            choices.setdefault(f.id, {}).update(dict(f.options))
+    return choices
 
 
 def claim(session: Session, actor: User, task_id: int) -> HumanTask:
@@ -337,6 +357,7 @@ class InstanceDetail:
     events: list[Event]
     tasks: list[HumanTask]
     labels: dict[str, str]
+    choices: dict[str, dict[str, str]]
     definition_name: str = ""
     open_tasks: list[HumanTask] = field(default_factory=list)
 
@@ -358,6 +379,7 @@ def instance_detail(session: Session, actor: User, instance_id: int) -> Instance
         events=events,
         tasks=tasks,
         labels=field_labels(parsed),
+        choices=field_choices(parsed),
         definition_name=parsed.name,
         open_tasks=[t for t in tasks if t.status == "open"],
     )

@@ -77,7 +77,7 @@ def sync(
     session.flush()
     for row in created:
         audit.record(
-            session, "task_created", instance=instance, task=row, name=row.name,
+            session, "task_created", instance=instance, task=row,
             candidate_roles=row.candidate_roles, assignee_id=row.assignee_id,
         )
     return created

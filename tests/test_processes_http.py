@@ -239,3 +239,16 @@ def test_other_roles_get_403_on_task_pages(app):
         assert client.post(f"/tasks/{task_id}/claim").status_code == 403
         assert client.post(f"/tasks/{task_id}/complete", data={"severity": "low"}).status_code == 403
     assert case.client("sam").get(f"/instances/{case.instance_id}").status_code == 403
+
+
+def test_my_requests_show_step_and_holder(app):
+    case = Case(app, "cathy", "customer_complaint", COMPLAINT)
+    task_id = case.tasks_of("cathy")["classify_complaint"]
+    case.client("cathy").post(f"/tasks/{task_id}/complete", data={"severity": "high", "confirmed_type": "delivery"})
+    page = case.client("cathy").get("/requests").get_data(as_text=True)
+    row = re.search(rf'<tr data-instance-id="{case.instance_id}">(.*?)</tr>', page, re.S).group(1)
+    assert "Wobbly chair, order 5521" in row and "running" in row
+    assert "Resolve service / delivery problem" in row
+    assert "Sales manager" in row, "the holder is shown by role name"
+    detail = case.client("cathy").get(f"/instances/{case.instance_id}").get_data(as_text=True)
+    assert "Delivery" in detail and "Classify complaint" in detail
