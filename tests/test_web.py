@@ -91,3 +91,16 @@ def test_security_headers(client):
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+
+
+def test_unexpected_errors_are_a_page_and_roll_back(app, login_as, monkeypatch):
+    from engine import tasks
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(tasks, "inbox", broken)
+    response = login_as("mark").get("/")
+    assert response.status_code == 500
+    page = response.get_data(as_text=True)
+    assert "nothing was saved" in page and "disk on fire" not in page and "Traceback" not in page

@@ -47,10 +47,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     security.init_app(app)
     errors.init_app(app)
 
-    from . import auth, inbox, processes
+    from . import auth, inbox, processes, reports
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(inbox.bp)
     app.register_blueprint(processes.bp)
+    app.register_blueprint(reports.bp)
     app.context_processor(lambda: {"now": utcnow(), "role_name": _role_names()})
     return app

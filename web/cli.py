@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -69,6 +71,11 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     from gunicorn.app.base import BaseApplication
 
     from web import create_app
+
+    if not os.environ.get("DEPTFLOW_SECRET_KEY"):
+        # One key for all workers, so a login is valid whichever worker serves the next request.
+        os.environ["DEPTFLOW_SECRET_KEY"] = secrets.token_hex(32)
+        click.echo("DEPTFLOW_SECRET_KEY is not set: using a random key, logins end when the server stops.")
 
     class _Server(BaseApplication):
         def load_config(self) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, render_template
+from flask import Flask, current_app, render_template
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -26,6 +26,7 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(DeptflowError, _engine_error)
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
 
 
 def _page(status: int, message: str):
@@ -47,3 +48,10 @@ def _http_error(exc: HTTPException):
         404: "There is no such page. It may have been moved, or the address was mistyped.",
     }
     return _page(exc.code or 500, messages.get(exc.code, exc.description or ""))
+
+
+def _unexpected(exc: Exception):
+    """Log the traceback for the operators; the user gets a page that says nothing was saved."""
+    current_app.logger.exception("unhandled error")
+    return _page(500, "The request failed and nothing was saved. Please try again; if it keeps failing, "
+                      "tell your administrator the time it happened.")
