@@ -28,7 +28,7 @@ from playwright.sync_api import expect, sync_playwright  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
-from engine import runtime, schema, users  # noqa: E402
+from engine import runtime, users  # noqa: E402
 from engine.db import HumanTask, make_engine, make_session_factory  # noqa: E402
 from web import create_app  # noqa: E402
 from workflows import setup  # noqa: E402
@@ -49,13 +49,7 @@ CHROMIUM_ARGS = [
 
 
 def build_database(url: str) -> None:
-    engine = make_engine(url)
-    schema.upgrade(engine)
-    with make_session_factory(engine)() as session:
-        setup.install_catalogue(session)
-        setup.install_demo_users(session)
-        session.commit()
-    engine.dispose()
+    setup.initialise(url, demo=True)
 
 
 class Demo:

@@ -320,15 +320,6 @@ def parsed(session: Session, definition: ProcessDefinition) -> ParsedDefinition:
     return CACHE.get(definition, known_roles(session))
 
 
-def validate(session: Session, xml: str | bytes) -> list[Problem]:
-    """Every problem of ``xml`` (errors and warnings), for the modeler and the CLI."""
-    try:
-        _parsed, problems = parse_definition(xml, known_roles(session))
-    except InvalidDefinition as exc:
-        return exc.problems
-    return problems
-
-
 def deploy(
     session: Session,
     actor: User | None,

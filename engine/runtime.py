@@ -196,7 +196,6 @@ def task_view(session: Session, actor: User, task_id: int) -> TaskView:
         data.update(task.submitted)
     values = forms.initial_values(info.form, data) if info else {}
     is_open = task.status == "open"
-    mine_or_free = task.assignee_id in (None, actor.id)
     may_act = task.assignee_id == actor.id or (task.assignee_id is None and is_candidate(actor, task))
     return TaskView(
         task=task,
@@ -208,7 +207,7 @@ def task_view(session: Session, actor: User, task_id: int) -> TaskView:
         choices=field_choices(parsed),
         can_complete=is_open and may_act,
         can_claim=is_open and task.assignee_id is None and is_candidate(actor, task),
-        can_unclaim=is_open and task.assignee_id == actor.id and mine_or_free and is_candidate(actor, task),
+        can_unclaim=is_open and task.assignee_id == actor.id,
     )
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from . import audit
@@ -118,11 +118,3 @@ def open_tasks_of(session: Session, instance_ids: list[int]) -> dict[int, list[H
         for row in session.scalars(query.order_by(HumanTask.id)):
             result[row.instance_id].append(row)
     return result
-
-
-def inbox_count(session: Session, actor: User) -> int:
-    return inbox(session, actor).count
-
-
-def count_open(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(HumanTask).where(HumanTask.status == "open")) or 0

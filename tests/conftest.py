@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
-from engine import schema, users
+from engine import users
 from engine.db import User, make_engine, make_session_factory
 from workflows import setup
 
@@ -27,13 +27,7 @@ _counter = itertools.count()
 
 
 def _install(url: str) -> None:
-    engine = make_engine(url)
-    schema.upgrade(engine)
-    with make_session_factory(engine)() as session:
-        setup.install_catalogue(session)
-        setup.install_demo_users(session)
-        session.commit()
-    engine.dispose()
+    setup.initialise(url, demo=True)
 
 
 @pytest.fixture(scope="session")

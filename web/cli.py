@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import click
+from sqlalchemy.engine import make_url
 
-from engine import definitions, schema
+from engine import definitions
 from engine.db import database_url, make_engine, make_session_factory
 from engine.errors import InvalidDefinition
 from workflows import setup
@@ -29,17 +30,10 @@ def main() -> None:
 @click.option("--demo", is_flag=True, help="Also create the demo organisation (one user per role).")
 def init(demo: bool) -> None:
     """Create or upgrade the database and install the process catalogue (idempotent)."""
-    engine, sessions = _sessions()
-    schema.upgrade(engine)
-    with sessions() as session:
-        for line in setup.install_catalogue(session):
-            click.echo(line)
-        if demo:
-            names = setup.install_demo_users(session)
-            click.echo(f"demo users (password 'demo'): {', '.join(names)}")
-        session.commit()
-    engine.dispose()
-    click.echo(f"database ready: {engine.url.render_as_string(hide_password=True)}")
+    url = database_url()
+    for line in setup.initialise(url, demo=demo):
+        click.echo(line)
+    click.echo(f"database ready: {make_url(url).render_as_string(hide_password=True)}")
 
 
 @main.command()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from engine import definitions, users
-from engine.db import Process
+from engine import definitions, schema, users
+from engine.db import Process, make_engine, make_session_factory
 
 from .catalogue import DEMO_PASSWORD, DEMO_USERS, PROCESSES, ROLES
 
@@ -39,3 +39,23 @@ def install_demo_users(session: Session) -> list[str]:
                           email=f"{demo.username}@example.com")
     session.flush()
     return [demo.username for demo in DEMO_USERS]
+
+
+def initialise(url: str, *, demo: bool) -> list[str]:
+    """Bring the database at ``url`` to the current schema and install the catalogue
+    (and the demo users with ``demo``) in one transaction; what ``deptflow init`` does.
+
+    :returns: report lines for the console
+    """
+    engine = make_engine(url)
+    try:
+        schema.upgrade(engine)
+        with make_session_factory(engine)() as session:
+            report = install_catalogue(session)
+            if demo:
+                names = install_demo_users(session)
+                report.append(f"demo users (password '{DEMO_PASSWORD}'): {', '.join(names)}")
+            session.commit()
+    finally:
+        engine.dispose()
+    return report
