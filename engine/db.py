@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     String,
     Text,
     UniqueConstraint,
@@ -31,6 +32,14 @@ DEFAULT_SQLITE_PATH = Path("instance") / "deptflow.sqlite3"
 
 
 class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
@@ -192,12 +201,15 @@ class TaskCandidate(Base):
 
 
 class Event(Base):
-    """The per-instance event log: started, claimed, unclaimed, completed, ended."""
+    """The audit log: one row per thing that happened, hash-chained (see :mod:`engine.audit`)."""
 
     __tablename__ = "events"
     __table_args__ = (Index("ix_events_instance", "instance_id", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int | None] = mapped_column(unique=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
     instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instances.id"))
     at: Mapped[datetime] = mapped_column(default=utcnow)
     kind: Mapped[str] = mapped_column(String(40))
@@ -210,6 +222,16 @@ class Event(Base):
 
     def __repr__(self) -> str:
         return f"<Event {self.kind} instance={self.instance_id}>"
+
+
+class AuditHead(Base):
+    """The newest sealed event of the chain: one row, locked while a transaction appends."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    last_seq: Mapped[int] = mapped_column(default=0)
+    last_hash: Mapped[str] = mapped_column(String(64))
 
 
 def database_url() -> str:

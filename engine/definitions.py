@@ -23,7 +23,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import sandbox
+from . import audit, sandbox
 from .clock import utcnow
 from .db import Process, ProcessDefinition, Role, User
 from .errors import InvalidDefinition, NotFound, Problem, ScriptError
@@ -64,6 +64,8 @@ class ParsedDefinition:
     initiator_variable: str | None
     user_tasks: dict[str, UserTaskInfo]
     element_names: dict[str, str] = field(default_factory=dict)
+    #: (source id, target id) → (sequence flow id, condition text or None for a default/plain flow)
+    flows: dict[tuple[str, str], tuple[str, str | None]] = field(default_factory=dict)
 
     def step_name(self, element_id: str) -> str:
         return self.element_names.get(element_id) or element_id
@@ -168,6 +170,11 @@ def parse_definition(xml: str | bytes, roles: dict[str, str]) -> tuple[ParsedDef
         problems.append(Problem("The process has no start event.", process_id))
 
     problems.extend(_check_flows(process))
+    flows = {}
+    for flow in process.iterfind(".//bpmn:sequenceFlow", NS):
+        condition = flow.find("bpmn:conditionExpression", NS)
+        text = (condition.text or "").strip() if condition is not None else None
+        flows[(flow.get("sourceRef") or "", flow.get("targetRef") or "")] = (flow.get("id") or "", text or None)
     parsed = ParsedDefinition(
         process_id=process_id,
         name=process.get("name") or process_id,
@@ -179,6 +186,7 @@ def parse_definition(xml: str | bytes, roles: dict[str, str]) -> tuple[ParsedDef
         initiator_variable=initiator,
         user_tasks=user_tasks,
         element_names=names,
+        flows=flows,
     )
     return parsed, problems
 
@@ -361,6 +369,8 @@ def deploy(
     )
     session.add(definition)
     session.flush()
+    audit.record(session, "definition_published", actor=actor, element_id=result.process_id,
+                 process=result.process_id, version=definition.version, sha256=digest, note=note)
     return definition
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from SpiffWorkflow.bpmn.specs.defaults import ExclusiveGateway
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
@@ -45,11 +46,26 @@ class RunningInstance:
     workflow: BpmnWorkflow
     definition: ParsedDefinition
 
-    def run_until_user_input_required(self) -> None:
+    def run_until_user_input_required(self, session: Session) -> None:
+        """Run automatic steps; each exclusive-gateway decision goes into the audit log."""
+        decisions: list[Any] = []
+
+        def did_complete(task: Any) -> None:
+            if isinstance(task.task_spec, ExclusiveGateway):
+                decisions.append(task)
+
         try:
-            self.workflow.do_engine_steps()
+            self.workflow.do_engine_steps(did_complete_task=did_complete)
         except SpiffWorkflowException as exc:
             raise ScriptError(f"The process could not continue: {exc}") from exc
+        for gateway in decisions:
+            source = gateway.task_spec.bpmn_id
+            for child in gateway.children:
+                target = child.task_spec.bpmn_id
+                flow, condition = self.definition.flows.get((source, target), (None, None))
+                audit.record(session, "gateway_decision", instance=self.row, element_id=source,
+                             name=gateway.task_spec.bpmn_name or source, flow=flow, to=target,
+                             to_name=self.definition.step_name(target), condition=condition or "default")
 
     def save(self, session: Session) -> list[HumanTask]:
         """Write the state and data back and bring the inbox projection up to date."""
@@ -140,7 +156,7 @@ def start_process(session: Session, actor: User, process_key: str, values: dict[
     session.flush()
     audit.record(session, "started", instance=instance, actor=actor, version=definition.version, data=data)
     running = RunningInstance(instance, workflow, parsed)
-    running.run_until_user_input_required()
+    running.run_until_user_input_required(session)
     running.save(session)
     session.flush()
     return instance
@@ -305,13 +321,14 @@ def _complete(session: Session, actor: User, task: HumanTask, values: dict[str, 
     info = running.definition.user_tasks.get(task.element_id)
     form = info.form if info else forms.Form()
     submitted = forms.validate(form, values, spiff_task.data)
-    before = {k: spiff_task.data.get(k) for k in submitted}
+    before = dict(instance.data or {})
     spiff_task.data.update(submitted)
     try:
         spiff_task.run()
     except SpiffWorkflowException as exc:
         raise ScriptError(f"The process could not continue: {exc}") from exc
-    running.run_until_user_input_required()
+    completed = audit.record(session, "completed", instance=instance, actor=actor, task=task, values=submitted)
+    running.run_until_user_input_required(session)
     now = utcnow()
     if task.assignee_id is None:
         task.assignee_id, task.claimed_at = actor.id, now
@@ -319,8 +336,14 @@ def _complete(session: Session, actor: User, task: HumanTask, values: dict[str, 
     task.completed_by_id = actor.id
     task.completed_at = now
     task.submitted = submitted
-    audit.record(session, "completed", instance=instance, actor=actor, task=task, values=submitted, before=before)
     running.save(session)
+    completed.data = {**completed.data, "changes": _changes(before, instance.data)}
+
+
+def _changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
+    """Every process variable the step changed: name → [before, after] (``None`` when absent)."""
+    keys = sorted(set(before) | set(after))
+    return {k: [before.get(k), after.get(k)] for k in keys if before.get(k) != after.get(k)}
 
 
 # --- reading --------------------------------------------------------------------------

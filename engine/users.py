@@ -7,6 +7,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from . import audit
 from .db import Role, User
 
 _hasher = PasswordHasher()
@@ -19,13 +20,17 @@ def hash_password(password: str) -> str:
 
 
 def authenticate(session: Session, username: str, password: str) -> User | None:
-    """The active user with these credentials, or ``None``."""
-    user = session.scalar(select(User).where(User.username == username.strip().lower()))
+    """The active user with these credentials, or ``None`` (a failed login is audited)."""
+    name = username.strip().lower()
+    user = session.scalar(select(User).where(User.username == name))
     try:
         _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
-        return None
-    if user is None or not user.active:
+        user_ok = False
+    else:
+        user_ok = user is not None and user.active
+    if not user_ok:
+        audit.record(session, "login_failed", username=name[:80], known_user=user is not None)
         return None
     return user
 

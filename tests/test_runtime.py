@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from engine import definitions, runtime, tasks
+from engine import audit, definitions, runtime, tasks
 from engine.db import Event, HumanTask, ProcessInstance
 from engine.errors import InvalidForm, NotAllowed, NotFound, TaskAlreadyCompleted
 
@@ -91,10 +91,19 @@ def test_rework_loop_then_completion(session, user, mini):
     assert instance.data["decision"] == "approve"
     detail = runtime.instance_detail(session, user("steve"), instance.id)
     assert [e.kind for e in detail.events] == [
-        "started", "task_created", "completed", "task_created", "completed", "ended"
+        "started", "task_created",
+        "completed", "gateway_decision", "task_created",
+        "completed", "gateway_decision", "ended",
     ]
-    assert detail.events[2].data["values"] == {"decision": "reject"}
-    assert detail.events[2].actor.username == "mark"
+    rejected, back = detail.events[2], detail.events[3]
+    assert rejected.data["values"] == {"decision": "reject"} and rejected.actor.username == "mark"
+    assert rejected.data["changes"] == {"decision": [None, "reject"]}
+    assert (back.element_id, back.data["flow"], back.data["to"], back.data["condition"]) == (
+        "decided", "f3", "approve_request", "default")
+    approved, forward = detail.events[5], detail.events[6]
+    assert approved.data["changes"] == {"decision": ["reject", "approve"]}
+    assert (forward.data["flow"], forward.data["to"], forward.data["condition"]) == (
+        "f4", "end", "decision == 'approve'")
 
 
 def test_second_completion_says_who_won(session, user, mini):
@@ -165,3 +174,4 @@ def test_racing_completions_have_exactly_one_winner(sessions, session, user, min
         select(HumanTask).where(HumanTask.instance_id == instance.id, HumanTask.status == "open")
     ).all()
     assert len(open_now) == (1 if winners[0] == "reject" else 0)
+    assert audit.verify(session).ok, "losers left nothing in the chain"

@@ -24,6 +24,7 @@ def login():
         if user is not None:
             login_user(LoginUser(user))
             return redirect(_safe_next(request.args.get("next")))
+        db().commit()
         flash("Unknown username or wrong password.", "error")
         return render_template("auth/login.html", username=username), 401
     return render_template("auth/login.html", username=username)

@@ -83,3 +83,22 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
 
     click.echo(f"deptflow serving on http://{host}:{port}")
     _Server().run()
+
+
+@main.group()
+def audit() -> None:
+    """The tamper-evident audit log."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Walk the hash chain; exit 1 and name the first bad event if anything was changed."""
+    from engine import audit as audit_log
+
+    engine, sessions = _sessions()
+    with sessions() as session:
+        result = audit_log.verify(session)
+    engine.dispose()
+    click.echo(str(result))
+    if not result.ok:
+        sys.exit(1)

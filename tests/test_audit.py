@@ -1,0 +1,127 @@
+"""The hash-chained audit log: written by each operation, verified, tampering detected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import delete, func, select, text, update
+
+from engine import audit, definitions, runtime, tasks, users
+from engine.db import AuditHead, Event
+from web.cli import main
+
+MINI = (Path(__file__).parent / "data" / "mini_approval.bpmn").read_text()
+
+
+@pytest.fixture
+def history(session, user):
+    """A deployed process, one finished case with a rework loop, one failed login."""
+    definitions.deploy(session, user("owen"), MINI)
+    session.commit()
+    instance = runtime.start_process(session, user("steve"), "mini_approval", {"title": "Van", "amount": "3"})
+    session.commit()
+    for decision in ("reject", "approve"):
+        [task] = [t for t in tasks.inbox(session, user("mark")).available if t.instance_id == instance.id]
+        runtime.claim(session, user("mark"), task.id)
+        session.commit()
+        runtime.complete_task(session, user("mark"), task.id, {"decision": decision})
+        session.commit()
+    assert users.authenticate(session, "mark", "wrong") is None
+    session.commit()
+    return instance
+
+
+def test_operations_write_their_events_with_actor_and_data(session, user, history):
+    rows = session.scalars(select(Event).order_by(Event.seq)).all()
+    kinds = [e.kind for e in rows]
+    mine = [e for e in rows if e.instance_id == history.id]
+    assert [e.kind for e in mine] == [
+        "started", "task_created", "claimed", "completed", "gateway_decision", "task_created",
+        "claimed", "completed", "gateway_decision", "ended",
+    ]
+    started = mine[0]
+    assert started.actor.username == "steve" and started.data["data"] == {"title": "Van", "amount": 3}
+    assert started.data["version"] == 1
+    published = next(e for e in rows if e.kind == "definition_published" and e.element_id == "mini_approval")
+    assert published.actor.username == "owen" and len(published.data["sha256"]) == 64
+    failed = rows[-1]
+    assert kinds[-1] == "login_failed" and failed.data == {"username": "mark", "known_user": True}
+    assert [e.seq for e in rows] == list(range(1, len(rows) + 1))
+
+
+def test_untouched_chain_verifies(session, history):
+    result = audit.verify(session)
+    assert result.ok, str(result)
+    total = session.scalar(select(func.count()).select_from(Event))
+    assert result.count == total == 18  # 7 definitions, 10 case events, 1 failed login
+    assert str(result) == "chain intact, 18 events"
+
+
+def _target(session, kind="completed"):
+    return session.scalars(select(Event).where(Event.kind == kind).order_by(Event.seq)).first()
+
+
+def test_altered_data_is_named(session, history):
+    victim = _target(session)
+    session.execute(update(Event).where(Event.id == victim.id).values(data={"values": {"decision": "approve"}}))
+    session.commit()
+    result = audit.verify(session)
+    assert not result.ok and result.event_id == victim.id and "altered" in result.problem
+
+
+def test_altered_actor_with_recomputed_hash_breaks_the_next_link(session, user, history):
+    victim = _target(session)
+    victim.actor_id = user("grace").id
+    victim.hash = audit.event_hash(victim)  # a careful forger re-hashes the row...
+    session.execute(update(Event).where(Event.id == victim.id).values(actor_id=victim.actor_id, hash=victim.hash))
+    session.commit()
+    result = audit.verify(session)
+    assert not result.ok and result.seq == victim.seq + 1 and "predecessor" in result.problem
+
+
+def test_deleted_event_is_named(session, history):
+    victim = _target(session, "claimed")
+    session.execute(delete(Event).where(Event.id == victim.id))
+    session.commit()
+    result = audit.verify(session)
+    assert not result.ok and result.seq == victim.seq + 1 and "missing" in result.problem
+
+
+def test_deleted_newest_event_is_noticed_by_the_head(session, history):
+    newest = session.scalars(select(Event).order_by(Event.seq.desc())).first()
+    session.execute(delete(Event).where(Event.id == newest.id))
+    session.commit()
+    result = audit.verify(session)
+    assert not result.ok and "head" in result.problem
+
+
+def test_inserted_event_is_named(session, history):
+    session.execute(text("INSERT INTO events (kind, at, data) VALUES ('completed', '2026-01-01 00:00:00', '{}')"))
+    session.commit()
+    result = audit.verify(session)
+    assert not result.ok and "inserted" in result.problem and result.event_id is not None
+
+
+def test_inserted_event_with_forged_sequence_is_named(session, history):
+    head = session.get(AuditHead, 1)
+    session.execute(text(
+        "INSERT INTO events (kind, at, data, seq, prev_hash, hash) "
+        "VALUES ('completed', '2026-01-01 00:00:00', '{}', :seq, :prev, :hash)"
+    ), {"seq": head.last_seq + 1, "prev": head.last_hash, "hash": "f" * 64})
+    session.commit()
+    result = audit.verify(session)
+    assert not result.ok and result.seq == head.last_seq + 1
+
+
+def test_cli_verify(database_url, monkeypatch, session, history):
+    monkeypatch.setenv("DEPTFLOW_DATABASE_URL", database_url)
+    runner = CliRunner()
+    ok = runner.invoke(main, ["audit", "verify"])
+    assert ok.exit_code == 0 and "chain intact" in ok.output
+    victim = _target(session)
+    session.execute(delete(Event).where(Event.id == victim.id))
+    session.commit()
+    broken = runner.invoke(main, ["audit", "verify"])
+    assert broken.exit_code == 1 and f"chain broken at event #{victim.seq + 1}" in broken.output
