@@ -388,3 +388,7 @@ def latest_definition(session: Session, process_key: str, *, required: bool = Tr
     if definition is None and required:
         raise NotFound(f"No published process “{process_key}”.")
     return definition
+
+
+def all_processes(session: Session) -> list[Process]:
+    return list(session.scalars(select(Process).order_by(Process.title)))

@@ -393,7 +393,7 @@ def instance_detail(session: Session, actor: User, instance_id: int) -> Instance
         session.scalars(select(HumanTask).where(HumanTask.instance_id == instance_id).order_by(HumanTask.id))
     )
     events = audit.events_of(session, instance_id)
-    if not _may_view_instance(actor, instance, tasks, events):
+    if not may_view_instance(actor, instance, tasks, events):
         raise NotAllowed("You took no part in this case.")
     parsed = defs.parsed(session, instance.definition)
     return InstanceDetail(
@@ -407,7 +407,7 @@ def instance_detail(session: Session, actor: User, instance_id: int) -> Instance
     )
 
 
-def _may_view_instance(actor: User, instance: ProcessInstance, tasks: list[HumanTask], events: list[Event]) -> bool:
+def may_view_instance(actor: User, instance: ProcessInstance, tasks: list[HumanTask], events: list[Event]) -> bool:
     if instance.started_by_id == actor.id or actor.role_keys & READ_ALL_ROLES:
         return True
     if any(e.actor_id == actor.id for e in events):

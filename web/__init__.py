@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from typing import Any
 
 from flask import Flask
@@ -28,6 +29,17 @@ def _role_names():
     return lookup
 
 
+def _duration(delta: timedelta) -> str:
+    """A time span as people say it: "2 d 3 h", "4 min", "12 s"."""
+    seconds = int(delta.total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "min"), (seconds, "s")]
+    shown = [f"{n} {unit}" for n, unit in parts if n][:2]
+    return " ".join(shown) or "0 s"
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app: defaults, environment, test overrides, one ``init_app`` per resource, blueprints."""
     app = Flask(__name__, instance_relative_config=False)
@@ -47,11 +59,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     security.init_app(app)
     errors.init_app(app)
 
-    from . import auth, inbox, processes, reports
+    from . import auth, history, inbox, processes, reports
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(inbox.bp)
     app.register_blueprint(processes.bp)
     app.register_blueprint(reports.bp)
+    app.register_blueprint(history.bp)
+    app.add_template_filter(_duration, "duration")
     app.context_processor(lambda: {"now": utcnow(), "role_name": _role_names()})
     return app

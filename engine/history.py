@@ -1,0 +1,287 @@
+"""What auditors read: instance search, one instance's full history, and exports.
+
+Search reads only indexed instance columns (and the event log for participants), never
+serialized workflows. The history of one instance does load its workflow, to know exactly
+which elements completed and which flows were taken.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import Select, exists, func, select
+from sqlalchemy.orm import Session
+
+from . import audit, persistence
+from . import definitions as defs
+from .db import Event, HumanTask, ProcessDefinition, ProcessInstance, User
+from .errors import InvalidForm, NotAllowed, NotFound
+from .runtime import field_choices, field_labels, may_view_instance
+
+AUDIT_ROLES = frozenset({"auditor", "admin"})
+STATUSES = ("running", "completed", "cancelled", "error")
+MAX_EXPORT_INSTANCES = 10_000
+
+
+def check_auditor(actor: User) -> None:
+    if not actor.role_keys & AUDIT_ROLES:
+        raise NotAllowed("Only auditors may search all cases.")
+
+
+# --- search ---------------------------------------------------------------------------
+
+
+@dataclass
+class InstanceFilter:
+    process_key: str | None = None
+    version: int | None = None
+    status: str | None = None
+    started_from: date | None = None
+    started_to: date | None = None
+    starter: str | None = None
+    participant: str | None = None
+    business_key: str | None = None
+    field: str | None = None
+    value: str | None = None
+
+    @classmethod
+    def parse(cls, args: dict[str, str]) -> InstanceFilter:
+        """Read filters from query-string values; bad ones raise :class:`InvalidForm` per field."""
+        raw = {k: (v or "").strip() for k, v in args.items()}
+        errors: dict[str, str] = {}
+        found = cls()
+        for name in ("process_key", "starter", "participant", "business_key", "value"):
+            setattr(found, name, raw.get(name) or None)
+        if raw.get("status"):
+            if raw["status"] in STATUSES:
+                found.status = raw["status"]
+            else:
+                errors["status"] = f"Choose one of: {', '.join(STATUSES)}."
+        if raw.get("version"):
+            if raw["version"].isdigit():
+                found.version = int(raw["version"])
+            else:
+                errors["version"] = "Enter a version number."
+        for name in ("started_from", "started_to"):
+            if raw.get(name):
+                try:
+                    setattr(found, name, date.fromisoformat(raw[name]))
+                except ValueError:
+                    errors[name] = "Enter a date as YYYY-MM-DD."
+        if raw.get("field"):
+            if raw["field"].isidentifier():
+                found.field = raw["field"]
+            else:
+                errors["field"] = "Enter a field id (letters, digits, _)."
+        if found.field and found.value is None:
+            errors["value"] = "Enter the value to look for."
+        if errors:
+            raise InvalidForm(errors, {k: v for k, v in raw.items() if k != "page"})
+        return found
+
+    def query(self) -> Select:
+        query = select(ProcessInstance)
+        if self.process_key:
+            query = query.where(ProcessInstance.process_key == self.process_key)
+        if self.version is not None:
+            query = query.join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id).where(
+                ProcessDefinition.version == self.version
+            )
+        if self.status:
+            query = query.where(ProcessInstance.status == self.status)
+        if self.started_from:
+            query = query.where(ProcessInstance.started_at >= datetime.combine(self.started_from, datetime.min.time()))
+        if self.started_to:
+            end = datetime.combine(self.started_to + timedelta(days=1), datetime.min.time())
+            query = query.where(ProcessInstance.started_at < end)
+        if self.starter:
+            query = query.where(ProcessInstance.started_by_id.in_(select(User.id).where(User.username == self.starter)))
+        if self.participant:
+            took_part = exists().where(
+                Event.instance_id == ProcessInstance.id,
+                Event.actor_id.in_(select(User.id).where(User.username == self.participant)),
+            )
+            query = query.where(took_part)
+        if self.business_key:
+            query = query.where(ProcessInstance.business_key == self.business_key)
+        if self.field:
+            query = query.where(ProcessInstance.data[self.field].as_string() == self.value)
+        return query
+
+
+@dataclass
+class SearchPage:
+    rows: list[ProcessInstance]
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+
+def search_instances(
+    session: Session, actor: User, filters: InstanceFilter, page: int = 1, per_page: int = 50
+) -> SearchPage:
+    """One page of matching instances, newest first (a stable order: start time, then id)."""
+    check_auditor(actor)
+    query = filters.query()
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    page = max(1, page)
+    rows = session.scalars(
+        query.order_by(ProcessInstance.started_at.desc(), ProcessInstance.id.desc())
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+    )
+    return SearchPage(list(rows), page, per_page, total)
+
+
+# --- one instance's history ------------------------------------------------------------
+
+
+@dataclass
+class TimelineEntry:
+    event: Event
+    since_previous: timedelta | None
+
+
+@dataclass
+class History:
+    instance: ProcessInstance
+    definition: ProcessDefinition
+    timeline: list[TimelineEntry]
+    tasks: list[HumanTask]
+    labels: dict[str, str]
+    choices: dict[str, dict[str, str]]
+    completed_elements: list[str] = field(default_factory=list)
+    active_elements: list[str] = field(default_factory=list)
+    taken_flows: list[str] = field(default_factory=list)
+
+    @property
+    def duration(self) -> timedelta | None:
+        end = self.instance.ended_at
+        return end - self.instance.started_at if end else None
+
+
+def instance_history(session: Session, actor: User, instance_id: int) -> History:
+    """The complete record of one instance, for auditors and the case's participants."""
+    instance = session.get(ProcessInstance, instance_id)
+    if instance is None:
+        raise NotFound(f"There is no case {instance_id}.")
+    tasks = list(session.scalars(select(HumanTask).where(HumanTask.instance_id == instance_id).order_by(HumanTask.id)))
+    events = audit.events_of(session, instance_id)
+    if not may_view_instance(actor, instance, tasks, events):
+        raise NotAllowed("You took no part in this case.")
+    parsed = defs.parsed(session, instance.definition)
+    timeline, previous = [], None
+    for event in events:
+        timeline.append(TimelineEntry(event, event.at - previous if previous else None))
+        previous = event.at
+    history = History(instance, instance.definition, timeline, tasks, field_labels(parsed), field_choices(parsed))
+    _trace_path(history, persistence.load(instance.state, parsed), parsed)
+    return history
+
+
+def _trace_path(history: History, workflow: Any, parsed: defs.ParsedDefinition) -> None:
+    completed, active, flows = [], [], set()
+    for task in workflow.get_tasks():
+        element = getattr(task.task_spec, "bpmn_id", None)
+        if not element:
+            continue
+        if task.state == TaskState.COMPLETED:
+            completed.append(element)
+        elif task.state in (TaskState.READY, TaskState.WAITING, TaskState.STARTED):
+            active.append(element)
+        else:
+            continue
+        parent = getattr(task.parent.task_spec, "bpmn_id", None) if task.parent else None
+        if parent and (parent, element) in parsed.flows:
+            flows.add(parsed.flows[(parent, element)][0])
+    history.completed_elements = sorted(set(completed))
+    history.active_elements = sorted(set(active))
+    history.taken_flows = sorted(flows)
+
+
+# --- exports ---------------------------------------------------------------------------
+
+
+EVENT_FIELDS = ("seq", "at", "kind", "instance_id", "actor_id", "task_id", "element_id", "data", "prev_hash", "hash")
+INSTANCE_FIELDS = ("id", "process_key", "version", "title", "business_key", "status", "started_by", "started_at",
+                   "ended_at")
+
+
+def _event_dict(event: Event, usernames: dict[int, str]) -> dict[str, Any]:
+    row = {name: getattr(event, name) for name in EVENT_FIELDS}
+    row["at"] = event.at.isoformat(timespec="microseconds")
+    row["actor"] = usernames.get(event.actor_id) if event.actor_id else None
+    return row
+
+
+def _instance_dict(instance: ProcessInstance) -> dict[str, Any]:
+    return {
+        "id": instance.id,
+        "process_key": instance.process_key,
+        "version": instance.definition.version,
+        "definition_sha256": instance.definition.sha256,
+        "title": instance.title,
+        "business_key": instance.business_key,
+        "status": instance.status,
+        "started_by": instance.started_by.username,
+        "started_at": instance.started_at.isoformat(),
+        "ended_at": instance.ended_at.isoformat() if instance.ended_at else None,
+    }
+
+
+def _usernames(session: Session) -> dict[int, str]:
+    return {user_id: name for user_id, name in session.execute(select(User.id, User.username))}
+
+
+def export_instances(session: Session, actor: User, filters: InstanceFilter) -> list[dict[str, Any]]:
+    """Every matching instance (up to 10,000) with its events and their chain hashes."""
+    check_auditor(actor)
+    instances = list(session.scalars(filters.query().order_by(ProcessInstance.id).limit(MAX_EXPORT_INSTANCES)))
+    events_by_instance: dict[int, list[Event]] = {i.id: [] for i in instances}
+    ids = list(events_by_instance)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        for event in session.scalars(select(Event).where(Event.instance_id.in_(chunk)).order_by(Event.seq)):
+            events_by_instance[event.instance_id].append(event)
+    usernames = _usernames(session)
+    return [
+        {**_instance_dict(i), "events": [_event_dict(e, usernames) for e in events_by_instance[i.id]]}
+        for i in instances
+    ]
+
+
+def export_history(session: Session, actor: User, instance_id: int) -> dict[str, Any]:
+    history = instance_history(session, actor, instance_id)
+    usernames = _usernames(session)
+    return {**_instance_dict(history.instance),
+            "events": [_event_dict(entry.event, usernames) for entry in history.timeline]}
+
+
+def to_json(payload: Any) -> str:
+    return json.dumps(payload, ensure_ascii=False, indent=1, default=str)
+
+
+def to_csv(instances: list[dict[str, Any]]) -> str:
+    """One row per event, with its instance's columns first (hashes included for re-verification)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    header = [f"instance_{name}" for name in INSTANCE_FIELDS] + [*EVENT_FIELDS, "actor"]
+    writer.writerow(header)
+    for instance in instances:
+        front = [instance.get(name) for name in INSTANCE_FIELDS]
+        for event in instance["events"]:
+            row = [json.dumps(event[name], ensure_ascii=False, sort_keys=True) if name == "data" else event[name]
+                   for name in (*EVENT_FIELDS, "actor")]
+            writer.writerow(front + row)
+    return out.getvalue()

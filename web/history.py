@@ -1,0 +1,83 @@
+"""Auditors: search every case, read one case's full history, export, verify the chain."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, render_template, request
+from flask_login import login_required
+
+from engine import audit, definitions, history
+from engine.db import ProcessDefinition
+from engine.errors import InvalidForm, NotFound
+
+from .database import db
+from .security import actor, roles_required
+
+bp = Blueprint("history", __name__)
+AUDITORS = tuple(history.AUDIT_ROLES)
+
+
+def _filters() -> history.InstanceFilter:
+    return history.InstanceFilter.parse({k: v for k, v in request.args.items() if k != "page"})
+
+
+@bp.route("/audit")
+@roles_required(*AUDITORS)
+def search():
+    """Search all cases by process, version, status, dates, people, business key or a data value."""
+    processes = definitions.all_processes(db())
+    try:
+        filters = _filters()
+    except InvalidForm as exc:
+        return render_template("history/search.html", page=None, processes=processes, errors=exc.errors,
+                               args=exc.values), 422
+    page = history.search_instances(db(), actor(), filters, request.args.get("page", 1, type=int))
+    return render_template("history/search.html", page=page, processes=processes, errors={}, args=request.args)
+
+
+@bp.route("/audit/export.<any(csv, json):fmt>")
+@roles_required(*AUDITORS)
+def export(fmt: str):
+    """The search result with every event and its chain hashes, as CSV or JSON."""
+    rows = history.export_instances(db(), actor(), _filters())
+    return _download(history.to_csv(rows) if fmt == "csv" else history.to_json(rows), f"deptflow-cases.{fmt}")
+
+
+@bp.route("/audit/verify")
+@roles_required(*AUDITORS)
+def verify():
+    """Walk the whole hash chain now and say whether it is intact."""
+    return render_template("history/verify.html", result=audit.verify(db()))
+
+
+@bp.route("/history/<int:instance_id>")
+@login_required
+def instance(instance_id: int):
+    """The diagram with the path taken, the timeline and the data before/after each step."""
+    return render_template("history/instance.html", h=history.instance_history(db(), actor(), instance_id))
+
+
+@bp.route("/history/<int:instance_id>.<any(csv, json):fmt>")
+@login_required
+def instance_export(instance_id: int, fmt: str):
+    """One case's events with their chain hashes."""
+    record = history.export_history(db(), actor(), instance_id)
+    body = history.to_csv([record]) if fmt == "csv" else history.to_json(record)
+    return _download(body, f"deptflow-case-{instance_id}.{fmt}")
+
+
+@bp.route("/definitions/<int:definition_id>.bpmn")
+@login_required
+def definition_xml(definition_id: int):
+    """A published version of a diagram, as the BPMN file."""
+    definition = db().get(ProcessDefinition, definition_id)
+    if definition is None:
+        raise NotFound(f"There is no diagram version {definition_id}.")
+    name = f"{definition.process_key}.v{definition.version}.bpmn"
+    return _download(definition.xml, name, "application/xml")
+
+
+def _download(body: str, filename: str, mimetype: str | None = None) -> Response:
+    types = {"csv": "text/csv", "json": "application/json"}
+    mimetype = mimetype or types[filename.rsplit(".", 1)[1]]
+    return Response(body, mimetype=f"{mimetype}; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
