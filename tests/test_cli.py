@@ -7,7 +7,7 @@ from pathlib import Path
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from engine.db import ProcessDefinition, User, make_engine, make_session_factory
+from engine.db import ProcessDefinition, ProcessInstance, User, make_engine, make_session_factory
 from web.cli import main
 
 MINI = Path(__file__).parent / "data" / "mini_approval.bpmn"
@@ -28,10 +28,13 @@ def test_init_demo_twice_keeps_the_data(tmp_path, monkeypatch):
     first = runner.invoke(main, ["init", "--demo"])
     assert first.exit_code == 0, first.output
     assert "customer_complaint: version 1" in first.output and "demo users" in first.output
-    users, versions = _count(url, User), _count(url, ProcessDefinition)
+    assert "demo cases started: 5" in first.output
+    counts = _count(url, User), _count(url, ProcessDefinition), _count(url, ProcessInstance)
     second = runner.invoke(main, ["init", "--demo"])
     assert second.exit_code == 0, second.output
-    assert (_count(url, User), _count(url, ProcessDefinition)) == (users, versions) == (16, 6)
+    assert "demo cases started: 0" in second.output
+    assert (_count(url, User), _count(url, ProcessDefinition), _count(url, ProcessInstance)) == counts == (16, 6, 5)
+    assert "chain intact" in runner.invoke(main, ["audit", "verify"]).output
 
 
 def test_deploy_reports_versions_and_problems(tmp_path, monkeypatch):

@@ -27,11 +27,13 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--demo", is_flag=True, help="Also create the demo organisation (one user per role).")
-def init(demo: bool) -> None:
+@click.option("--demo", is_flag=True, help="Also create the demo organisation (one user per role) and, in an "
+              "empty database, a few demo cases.")
+@click.option("--no-cases", is_flag=True, help="With --demo: users only, no demo cases.")
+def init(demo: bool, no_cases: bool) -> None:
     """Create or upgrade the database and install the process catalogue (idempotent)."""
     url = database_url()
-    for line in setup.initialise(url, demo=demo):
+    for line in setup.initialise(url, demo=demo, cases=not no_cases):
         click.echo(line)
     click.echo(f"database ready: {make_url(url).render_as_string(hide_password=True)}")
 

@@ -8,6 +8,7 @@ from engine import definitions, schema, users
 from engine.db import Process, make_engine, make_session_factory
 
 from .catalogue import DEMO_PASSWORD, DEMO_USERS, PROCESSES, ROLES
+from .demo import install_demo_cases
 
 
 def install_catalogue(session: Session) -> list[str]:
@@ -41,9 +42,10 @@ def install_demo_users(session: Session) -> list[str]:
     return [demo.username for demo in DEMO_USERS]
 
 
-def initialise(url: str, *, demo: bool) -> list[str]:
+def initialise(url: str, *, demo: bool, cases: bool = False) -> list[str]:
     """Bring the database at ``url`` to the current schema and install the catalogue
     (and the demo users with ``demo``) in one transaction; what ``deptflow init`` does.
+    With ``demo`` and ``cases``, an empty database also gets a few demo cases.
 
     :returns: report lines for the console
     """
@@ -56,6 +58,8 @@ def initialise(url: str, *, demo: bool) -> list[str]:
                 names = install_demo_users(session)
                 report.append(f"demo users (password '{DEMO_PASSWORD}'): {', '.join(names)}")
             session.commit()
+            if demo and cases:
+                report.append(f"demo cases started: {install_demo_cases(session)}")
     finally:
         engine.dispose()
     return report

@@ -1,0 +1,115 @@
+"""Demo cases: a few finished and a few waiting cases, so that a new user's inbox, requests
+and the auditors' pages have something to show. Played through the engine API, exactly as
+people would through the inbox."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from engine import runtime, users
+from engine.db import HumanTask, ProcessInstance
+
+
+class Player:
+    """Moves cases forward as the demo people, one committed step at a time."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def start(self, username: str, process_key: str, values: dict[str, Any]) -> int:
+        instance = runtime.start_process(self.session, self._user(username), process_key, values)
+        self.session.commit()
+        return instance.id
+
+    def open_task(self, instance_id: int) -> int:
+        ids = list(self.session.scalars(select(HumanTask.id).where(
+            HumanTask.instance_id == instance_id, HumanTask.status == "open")))
+        if len(ids) != 1:
+            raise RuntimeError(f"case {instance_id} has open tasks {ids}, expected one")
+        return ids[0]
+
+    def complete(self, username: str, instance_id: int, values: dict[str, Any]) -> None:
+        runtime.complete_task(self.session, self._user(username), self.open_task(instance_id), values)
+        self.session.commit()
+
+    def claim(self, username: str, instance_id: int) -> None:
+        runtime.claim(self.session, self._user(username), self.open_task(instance_id))
+        self.session.commit()
+
+    def _user(self, username: str):
+        user = users.user_by_name(self.session, username)
+        if user is None:
+            raise RuntimeError(f"no demo user {username}")
+        return user
+
+
+def play_waiting_cases(player: Player, today: date) -> None:
+    """Three cases waiting for the marketing manager; he has claimed the plan review."""
+    plan = player.start("rita", "marketing_plan_approval", {
+        "title": f"Marketing plan {today.year + 1}", "plan_year": str(today.year + 1),
+        "marketing_strategy": "Grow the specialty-store channel; two regional campaigns; new sofa line.",
+        "sales_target": "12000000", "total_budget": "900000", "ad_expense_q1": "200000",
+        "ad_expense_q2": "250000", "ad_expense_q3": "200000", "ad_expense_q4": "250000",
+    })
+    player.claim("mark", plan)
+
+    drawings = player.start("steve", "engineering_drawing_application", {
+        "title": "Drawings: Harbour Hotel lobby", "customer_name": "Harbour Hotel Group",
+        "project_name": "Lobby refurbishment", "drawings_needed_by": (today + timedelta(days=21)).isoformat(),
+        "product_lines": "Oslo sofas, Bergen lounge chairs", "quantity": "64",
+    })
+    player.complete("clara", drawings, {"registration_number": "EDA-0042", "registration_date": today.isoformat()})
+
+    complaint = player.start("cathy", "customer_complaint", {
+        "title": "Complaint: Wang, late sofa delivery", "customer_name": "Mrs Wang",
+        "customer_contact": "wang@example.com", "product_name": "Sofa Oslo 3-seater", "problem_type": "delivery",
+        "complaint_description": "Delivered three weeks late, after two missed appointments.",
+    })
+    player.complete("cathy", complaint, {"severity": "high", "confirmed_type": "delivery"})
+    player.complete("sam", complaint, {"service_resolution": "Apologised; 10 % voucher.",
+                                       "service_resolved_date": today.isoformat()})
+    player.complete("cathy", complaint, {"customer_resolved": "false", "satisfaction": "dissatisfied",
+                                         "confirmation_comment": "Wants a refund of the delivery fee."})
+
+
+def play_finished_cases(player: Player, today: date) -> None:
+    """A dealer audit with a rectification loop and a resolved complaint, both finished."""
+    audit = player.start("mark", "dealer_audit", {
+        "title": "Audit: Oakline Hamburg City", "dealer_name": "Oakline", "store_name": "Hamburg City",
+        "region": "North", "audit_date": today.isoformat(),
+    })
+    checklist = {"decoration_ok": "true", "price_discipline_ok": "true", "no_cross_region_selling": "true",
+                 "display_ok": "true"}
+    player.complete("amy", audit, {**checklist, "price_discipline_ok": "false",
+                                   "findings": "Sofas sold 15 % under the list price."})
+    player.complete("dora", audit, {"rectification_deadline": (today + timedelta(days=14)).isoformat(),
+                                    "rectification_actions": "List prices restored; staff briefed."})
+    player.complete("amy", audit, {**checklist, "findings": "Prices back to list."})
+    player.complete("mark", audit, {"audit_rating": "B", "closing_comment": "Compliant after rectification."})
+
+    complaint = player.start("cathy", "customer_complaint", {
+        "title": "Complaint: Weber, wobbly chair", "customer_name": "J. Weber", "customer_contact": "0171 555 0101",
+        "product_name": "Oak chair", "problem_type": "quality", "complaint_description": "A leg came loose.",
+    })
+    player.complete("cathy", complaint, {"severity": "medium", "confirmed_type": "quality"})
+    player.complete("paula", complaint, {"root_cause": "Glue batch", "quality_resolution": "Replaced the chair",
+                                         "quality_resolved_date": today.isoformat()})
+    player.complete("cathy", complaint, {"customer_resolved": "true", "satisfaction": "satisfied"})
+
+
+def install_demo_cases(session: Session, today: date | None = None) -> int:
+    """Play the demo cases into an empty database (a database with cases is left alone).
+
+    :returns: how many cases were started
+    """
+    if session.scalar(select(func.count()).select_from(ProcessInstance)):
+        return 0
+    player = Player(session)
+    today = today or date.today()
+    play_finished_cases(player, today)
+    play_waiting_cases(player, today)
+    return session.scalar(select(func.count()).select_from(ProcessInstance)) or 0
