@@ -27,9 +27,17 @@ from . import definitions as defs
 from . import tasks as projection
 from .assignment import READ_ALL_ROLES, check_may_work_on, is_candidate, may_view_task
 from .clock import utcnow
-from .db import Event, HumanTask, Process, ProcessDefinition, ProcessInstance, User
+from .db import Event, HumanTask, Process, ProcessDefinition, ProcessInstance, User, UserRole
 from .definitions import ParsedDefinition, UserTaskInfo
-from .errors import Conflict, NotAllowed, NotFound, ScriptError, TaskAlreadyCompleted, TaskNoLongerOpen
+from .errors import (
+    Conflict,
+    InvalidForm,
+    NotAllowed,
+    NotFound,
+    ScriptError,
+    TaskAlreadyCompleted,
+    TaskNoLongerOpen,
+)
 
 MAX_ATTEMPTS = 5
 
@@ -179,6 +187,7 @@ class TaskView:
     can_complete: bool
     can_claim: bool
     can_unclaim: bool
+    delegates: list[User] = field(default_factory=list)
 
     @property
     def form(self) -> forms.Form:
@@ -198,6 +207,8 @@ def _check_open(task: HumanTask) -> None:
         raise TaskAlreadyCompleted(task.name, who, task.completed_at)
     if task.status != "open":
         raise TaskNoLongerOpen(f"“{task.name}” is no longer open (it was {task.status}).")
+    if task.instance.status != "running":
+        raise TaskNoLongerOpen(f"The case “{task.instance.title}” is {task.instance.status}; its tasks wait.")
 
 
 def task_view(session: Session, actor: User, task_id: int) -> TaskView:
@@ -224,6 +235,8 @@ def task_view(session: Session, actor: User, task_id: int) -> TaskView:
         can_complete=is_open and may_act,
         can_claim=is_open and task.assignee_id is None and is_candidate(actor, task),
         can_unclaim=is_open and task.assignee_id == actor.id,
+        delegates=[u for u in delegation_candidates(session, task) if u.id != actor.id]
+        if is_open and task.assignee_id == actor.id else [],
     )
 
 
@@ -290,6 +303,31 @@ def unclaim(session: Session, actor: User, task_id: int) -> HumanTask:
     return task
 
 
+def delegation_candidates(session: Session, task: HumanTask) -> list[User]:
+    """Active users holding one of the task's roles, by name."""
+    query = (select(User).join(UserRole, UserRole.user_id == User.id)
+             .where(UserRole.role_key.in_(task.candidate_roles), User.active.is_(True))
+             .order_by(User.full_name).distinct())
+    return list(session.scalars(query))
+
+
+def delegate(session: Session, actor: User, task_id: int, to_username: str) -> HumanTask:
+    """Hand a task to a colleague who holds one of its roles (assignee or administrator only)."""
+    task = _get_task(session, task_id)
+    _check_open(task)
+    if task.assignee_id != actor.id and "admin" not in actor.role_keys:
+        raise NotAllowed(f"Only the person working on “{task.name}” may delegate it.")
+    target = session.scalar(select(User).where(User.username == to_username.strip(), User.active.is_(True)))
+    if target is None or not is_candidate(target, task):
+        raise InvalidForm({"to": "Choose a colleague who holds the task's role."}, {"to": to_username})
+    previous = task.assignee
+    task.assignee_id, task.assignee, task.claimed_at = target.id, target, utcnow()
+    audit.record(session, "delegated", instance=task.instance, actor=actor, task=task,
+                 **{"from": previous.username if previous else None, "to": target.username})
+    session.flush()
+    return task
+
+
 def complete_task(session: Session, actor: User, task_id: int, values: dict[str, Any]) -> HumanTask:
     """Validate ``values`` against the task's form, complete it and run the process on.
 
@@ -314,6 +352,8 @@ def complete_task(session: Session, actor: User, task_id: int, values: dict[str,
 
 def _complete(session: Session, actor: User, task: HumanTask, values: dict[str, Any]) -> None:
     instance = session.get(ProcessInstance, task.instance_id, populate_existing=True)
+    if instance.status != "running":
+        raise _StaleRead  # suspended or cancelled meanwhile: the retry reports it
     running = load_instance(session, instance)
     spiff_task = running.workflow.get_task_from_id(UUID(task.spiff_task_id))
     if spiff_task.state != TaskState.READY:

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from .db import Role, User
+from .errors import InvalidForm, NotAllowed, NotFound
 
 _hasher = PasswordHasher()
 # Spent on unknown usernames too, so that response time does not reveal which exist.
@@ -65,3 +66,32 @@ def get_user(session: Session, user_id: int) -> User | None:
 
 def user_by_name(session: Session, username: str) -> User | None:
     return session.scalar(select(User).where(User.username == username))
+
+
+def all_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.full_name)))
+
+
+def all_roles(session: Session) -> list[Role]:
+    return list(session.scalars(select(Role).order_by(Role.name)))
+
+
+def update_user(session: Session, actor: User, user_id: int, role_keys: list[str], active: bool) -> User:
+    """An administrator sets a user's roles and whether they may log in; the change is audited."""
+    if "admin" not in actor.role_keys:
+        raise NotAllowed("Only administrators manage users.")
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"There is no user {user_id}.")
+    roles = [session.get(Role, key) for key in sorted(set(role_keys))]
+    if None in roles:
+        raise InvalidForm({"roles": "Unknown role."}, {"roles": role_keys})
+    if user.id == actor.id and ("admin" not in role_keys or not active):
+        raise InvalidForm({"roles": "You cannot remove your own administrator access."}, {"roles": role_keys})
+    before = {"roles": sorted(user.role_keys), "active": user.active}
+    user.roles, user.active = roles, active
+    after = {"roles": sorted(user.role_keys), "active": user.active}
+    if before != after:
+        audit.record(session, "user_changed", actor=actor, user=user.username, before=before, after=after)
+    session.flush()
+    return user

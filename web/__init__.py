@@ -59,13 +59,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     security.init_app(app)
     errors.init_app(app)
 
-    from . import auth, history, inbox, processes, reports
+    from . import admin, auth, history, inbox, processes, reports
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(inbox.bp)
     app.register_blueprint(processes.bp)
     app.register_blueprint(reports.bp)
     app.register_blueprint(history.bp)
+    app.register_blueprint(admin.bp)
     app.add_template_filter(_duration, "duration")
     app.context_processor(lambda: {"now": utcnow(), "role_name": _role_names()})
     return app

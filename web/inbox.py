@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import login_required
 
 from engine import runtime, tasks
@@ -46,6 +46,16 @@ def unclaim(task_id: int):
     task = runtime.unclaim(db(), actor(), task_id)
     db().commit()
     flash(f"“{task.name}” is back in the queue of its role.", "info")
+    return redirect(url_for("inbox.index"))
+
+
+@bp.route("/tasks/<int:task_id>/delegate", methods=["POST"])
+@login_required
+def delegate(task_id: int):
+    """Hand the task to a colleague of the same role."""
+    task = runtime.delegate(db(), actor(), task_id, request.form.get("to", ""))
+    db().commit()
+    flash(f"“{task.name}” is now with {task.assignee.full_name}.", "success")
     return redirect(url_for("inbox.index"))
 
 

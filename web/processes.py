@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import login_required
 
-from engine import runtime
+from engine import instances, runtime
 from engine.errors import InvalidForm
 
 from .database import db
@@ -57,4 +57,26 @@ def requests():
 @login_required
 def instance(instance_id: int):
     """One case: its data, tasks and event log."""
-    return render_template("processes/instance.html", detail=runtime.instance_detail(db(), actor(), instance_id))
+    return _instance_page(instance_id, {}, {})
+
+
+def _instance_page(instance_id: int, errors: dict[str, str], values: dict[str, str], status: int = 200):
+    detail = runtime.instance_detail(db(), actor(), instance_id)
+    actions = instances.allowed_actions(db(), actor(), detail.instance)
+    return render_template("processes/instance.html", detail=detail, actions=actions, errors=errors,
+                           values=values), status
+
+
+@bp.route("/instances/<int:instance_id>/<any(cancel, suspend, resume):action>", methods=["POST"])
+@login_required
+def instance_action(instance_id: int, action: str):
+    """Cancel, suspend or resume a case, with the reason given."""
+    operation = {"cancel": instances.cancel, "suspend": instances.suspend, "resume": instances.resume}[action]
+    try:
+        case = operation(db(), actor(), instance_id, request.form.get("reason", ""))
+    except InvalidForm as exc:
+        db().rollback()
+        return _instance_page(instance_id, exc.errors, exc.values, 422)
+    db().commit()
+    flash(f"“{case.title}” is {case.status}.", "success")
+    return redirect(url_for("processes.instance", instance_id=instance_id))
