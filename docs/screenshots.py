@@ -17,7 +17,6 @@ import shutil
 import sys
 import tempfile
 import threading
-from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,11 +25,11 @@ sys.path.insert(0, str(ROOT))
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
-from engine.db import make_engine, make_session_factory  # noqa: E402
 from web import create_app  # noqa: E402
-from workflows import demo, setup  # noqa: E402
+from workflows import setup  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "inbox.png"
+HISTORY = ROOT / "docs" / "history.png"
 WHO = "mark"
 VIEWPORT = {"width": 1280, "height": 800}
 MAX_BYTES = 300 * 1024
@@ -46,16 +45,19 @@ CHROMIUM_ARGS = [
 
 
 def build_database(url: str) -> None:
-    """Schema, catalogue, demo users and the waiting demo cases (Mark's inbox)."""
-    setup.initialise(url, demo=True)
-    engine = make_engine(url)
-    with make_session_factory(engine)() as session:
-        demo.play_waiting_cases(demo.Player(session), date.today())
-    engine.dispose()
+    """Schema, catalogue, demo users and the demo cases (finished ones and Mark's inbox)."""
+    setup.initialise(url, demo=True, cases=True)
 
 
 def chromium_path() -> str:
     return os.environ.get("DEPTFLOW_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def _login(page, base_url: str, username: str) -> None:
+    page.goto(f"{base_url}/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(setup.DEMO_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
 
 
 def photograph(base_url: str) -> None:
@@ -64,13 +66,16 @@ def photograph(base_url: str) -> None:
         try:
             context = browser.new_context(viewport=VIEWPORT, locale="en-GB", timezone_id="UTC")
             page = context.new_page()
-            page.goto(f"{base_url}/login")
-            page.get_by_label("Username").fill(WHO)
-            page.get_by_label("Password").fill(setup.DEMO_PASSWORD)
-            page.get_by_role("button", name="Log in").click()
+            _login(page, base_url, WHO)
             expect(page.locator("#assigned tr[data-task-id]")).to_have_count(1)
             expect(page.locator("#available tr[data-task-id]")).to_have_count(2)
             page.screenshot(path=str(OUTPUT))
+
+            auditor = browser.new_context(viewport=VIEWPORT, locale="en-GB", timezone_id="UTC").new_page()
+            _login(auditor, base_url, "alice")
+            auditor.goto(f"{base_url}/history/1")  # the finished dealer audit with its rectification loop
+            expect(auditor.locator("#diagram")).to_have_attribute("data-rendered", "true")
+            auditor.screenshot(path=str(HISTORY))
         finally:
             browser.close()
 
