@@ -125,6 +125,7 @@ class ProcessInstance(Base):
     __tablename__ = "process_instances"
     __table_args__ = (
         Index("ix_instances_starter", "started_by_id", "started_at"),
+        Index("ix_instances_started", "started_at", "id"),
         Index("ix_instances_process_status", "process_key", "status"),
     )
 
@@ -204,7 +205,10 @@ class Event(Base):
     """The audit log: one row per thing that happened, hash-chained (see :mod:`engine.audit`)."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_instance", "instance_id", "id"),)
+    __table_args__ = (
+        Index("ix_events_instance", "instance_id", "id"),
+        Index("ix_events_actor", "actor_id", "instance_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int | None] = mapped_column(unique=True)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 12:50:33.863556
+Create Date: 2026-11-26 13:01:41.744288
 """
 from alembic import op
 import sqlalchemy as sa
@@ -93,6 +93,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('process_instances', schema=None) as batch_op:
         batch_op.create_index('ix_instances_process_status', ['process_key', 'status'], unique=False)
+        batch_op.create_index('ix_instances_started', ['started_at', 'id'], unique=False)
         batch_op.create_index('ix_instances_starter', ['started_by_id', 'started_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_process_instances_business_key'), ['business_key'], unique=False)
 
@@ -140,6 +141,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('seq', name=op.f('uq_events_seq'))
     )
     with op.batch_alter_table('events', schema=None) as batch_op:
+        batch_op.create_index('ix_events_actor', ['actor_id', 'instance_id'], unique=False)
         batch_op.create_index('ix_events_instance', ['instance_id', 'id'], unique=False)
 
     op.create_table('task_candidates',
@@ -162,6 +164,7 @@ def downgrade() -> None:
     op.drop_table('task_candidates')
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.drop_index('ix_events_instance')
+        batch_op.drop_index('ix_events_actor')
 
     op.drop_table('events')
     with op.batch_alter_table('human_tasks', schema=None) as batch_op:
@@ -173,6 +176,7 @@ def downgrade() -> None:
     with op.batch_alter_table('process_instances', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_process_instances_business_key'))
         batch_op.drop_index('ix_instances_starter')
+        batch_op.drop_index('ix_instances_started')
         batch_op.drop_index('ix_instances_process_status')
 
     op.drop_table('process_instances')
