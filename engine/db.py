@@ -52,6 +52,7 @@ class User(Base):
     email: Mapped[str | None] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(default=True)
+    email_notifications: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     roles: Mapped[list[Role]] = relationship(secondary="user_roles", lazy="selectin", order_by="Role.key")
@@ -141,6 +142,8 @@ class ProcessInstance(Base):
     state: Mapped[str] = mapped_column(Text, deferred=True)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     version_id: Mapped[int] = mapped_column(Integer, default=1)
+    #: The earliest waiting BPMN timer, kept in step by every operation; the worker polls it.
+    next_timer_at: Mapped[datetime | None] = mapped_column(index=True)
 
     definition: Mapped[ProcessDefinition] = relationship(lazy="joined")
     started_by: Mapped[User] = relationship(lazy="joined")
@@ -159,6 +162,7 @@ class HumanTask(Base):
         Index("ix_tasks_open_assignee", "status", "assignee_id", "due_at"),
         Index("ix_tasks_instance", "instance_id", "status"),
         Index("ix_tasks_completed_by", "completed_by_id", "completed_at"),
+        Index("ix_tasks_open_due", "status", "due_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -175,6 +179,8 @@ class HumanTask(Base):
     completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     completed_at: Mapped[datetime | None]
     submitted: Mapped[dict[str, Any] | None]
+    due_soon_notified: Mapped[bool] = mapped_column(default=False)
+    overdue_notified: Mapped[bool] = mapped_column(default=False)
 
     instance: Mapped[ProcessInstance] = relationship(lazy="joined")
     assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id], lazy="joined")
@@ -228,6 +234,35 @@ class Event(Base):
         return f"<Event {self.kind} instance={self.instance_id}>"
 
 
+class Notification(Base):
+    """The outbox: shown in the web UI, e-mailed by the worker when SMTP is configured."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index("ix_notifications_user", "user_id", "read_at", "id"),
+        Index("ix_notifications_email", "email_state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))
+    message: Mapped[str] = mapped_column(String(500))
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instances.id"))
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("human_tasks.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    read_at: Mapped[datetime | None]
+    #: off (no address or switched off), pending, sent, failed
+    email_state: Mapped[str] = mapped_column(String(10), default="off")
+    email_attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+    def __repr__(self) -> str:
+        return f"<Notification {self.kind} user={self.user_id}>"
+
+
 class AuditHead(Base):
     """The newest sealed event of the chain: one row, locked while a transaction appends."""
 
@@ -266,3 +301,29 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def make_session_factory(engine: Engine) -> sessionmaker:
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+class ProcessDraft(Base):
+    """A saved, unpublished state of a diagram in the modeler: nothing runs on it.
+
+    Not tied to ``processes`` by a foreign key: the draft of a new process comes before its
+    first publication. Every save is a new row, so the rows of a key are its draft history.
+    """
+
+    __tablename__ = "process_drafts"
+    __table_args__ = (Index("ix_process_drafts_key", "process_key", "saved_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    process_key: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    xml: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    base_version: Mapped[int | None] = mapped_column(Integer)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    saved_at: Mapped[datetime] = mapped_column(default=utcnow)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+    author: Mapped[User | None] = relationship(lazy="joined")
+
+    def __repr__(self) -> str:
+        return f"<ProcessDraft {self.id} {self.process_key}>"

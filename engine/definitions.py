@@ -66,6 +66,8 @@ class ParsedDefinition:
     element_names: dict[str, str] = field(default_factory=dict)
     #: (source id, target id) → (sequence flow id, condition text or None for a default/plain flow)
     flows: dict[tuple[str, str], tuple[str, str | None]] = field(default_factory=dict)
+    #: boundary event id → (id of the activity it is attached to, whether it interrupts it)
+    boundaries: dict[str, tuple[str, bool]] = field(default_factory=dict)
 
     def step_name(self, element_id: str) -> str:
         return self.element_names.get(element_id) or element_id
@@ -187,6 +189,10 @@ def parse_definition(xml: str | bytes, roles: dict[str, str]) -> tuple[ParsedDef
         user_tasks=user_tasks,
         element_names=names,
         flows=flows,
+        boundaries={
+            b.get("id") or "": (b.get("attachedToRef") or "", b.get("cancelActivity", "true") != "false")
+            for b in process.iterfind(".//bpmn:boundaryEvent", NS)
+        },
     )
     return parsed, problems
 

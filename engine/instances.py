@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import audit, persistence, runtime
+from . import audit, notify, persistence, runtime
 from .clock import utcnow
 from .db import HumanTask, Process, ProcessInstance, User
 from .errors import Conflict, InvalidForm, NotAllowed, NotFound
@@ -60,8 +60,10 @@ def cancel(session: Session, actor: User, instance_id: int, reason: str) -> Proc
     for task in session.scalars(select(HumanTask).where(HumanTask.instance_id == instance.id,
                                                         HumanTask.status == "open")):
         task.status = "cancelled"
-    instance.status, instance.ended_at = "cancelled", utcnow()
+    instance.status, instance.ended_at, instance.next_timer_at = "cancelled", utcnow(), None
     audit.record(session, "cancelled", instance=instance, actor=actor, reason=why)
+    if actor.id != instance.started_by_id:
+        notify.request_finished(session, instance)
     session.flush()
     return instance
 

@@ -17,7 +17,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 
 from .definitions import ParsedDefinition
-from .sandbox import script_engine
+from .expressions import script_engine
 
 STATE_FORMAT = 1
 

@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.bpmn.specs.defaults import ExclusiveGateway
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
@@ -22,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import audit, forms, persistence
+from . import audit, forms, notify, persistence, timers
 from . import definitions as defs
 from . import tasks as projection
 from .assignment import READ_ALL_ROLES, check_may_work_on, is_candidate, may_view_task
@@ -54,13 +55,18 @@ class RunningInstance:
     workflow: BpmnWorkflow
     definition: ParsedDefinition
 
+    #: timer events fired by the last run (the inbox notices of new tasks then say "escalated")
+    timers_fired: list[Any] = field(default_factory=list)
+
     def run_until_user_input_required(self, session: Session) -> None:
-        """Run automatic steps; each exclusive-gateway decision goes into the audit log."""
+        """Run automatic steps; gateway decisions and fired timers go into the audit log."""
         decisions: list[Any] = []
 
         def did_complete(task: Any) -> None:
             if isinstance(task.task_spec, ExclusiveGateway):
                 decisions.append(task)
+            elif isinstance(getattr(task.task_spec, "event_definition", None), TimerEventDefinition):
+                self.timers_fired.append(task)
 
         try:
             self.workflow.do_engine_steps(did_complete_task=did_complete)
@@ -74,17 +80,43 @@ class RunningInstance:
                 audit.record(session, "gateway_decision", instance=self.row, element_id=source,
                              name=gateway.task_spec.bpmn_name or source, flow=flow, to=target,
                              to_name=self.definition.step_name(target), condition=condition or "default")
+        for timer in self.timers_fired:
+            element = timer.task_spec.bpmn_id
+            attached, interrupting = self.definition.boundaries.get(element, (None, False))
+            audit.record(session, "timer_fired", instance=self.row, element_id=element,
+                         name=timer.task_spec.bpmn_name or element, attached_to=attached,
+                         interrupting=interrupting if attached else None)
 
     def save(self, session: Session) -> list[HumanTask]:
-        """Write the state and data back and bring the inbox projection up to date."""
+        """Write the state and data back, bring the inbox projection up to date, notify people."""
         self.row.state = persistence.dump(self.workflow)
         self.row.data = _public_data(self.workflow.last_task.data if self.workflow.last_task else {})
+        self.row.next_timer_at = timers.next_timer_at(self.workflow)
         created = projection.sync(session, self.row, self.workflow, self.definition)
+        escalated = bool(self.timers_fired)
+        for task in created:
+            notify.task_created(session, task, self.row, escalated=escalated)
+        self._remind_holders(session, created)
         if self.workflow.is_completed() and self.row.status == "running":
             self.row.status = "completed"
             self.row.ended_at = utcnow()
+            self.row.next_timer_at = None
             audit.record(session, "ended", instance=self.row)
+            notify.request_finished(session, self.row)
+        self.timers_fired = []
         return created
+
+    def _remind_holders(self, session: Session, created: list[HumanTask]) -> None:
+        """A non-interrupting deadline on a still-open task that created no new task is a reminder."""
+        if created:
+            return
+        for timer in self.timers_fired:
+            attached, interrupting = self.definition.boundaries.get(timer.task_spec.bpmn_id, (None, True))
+            if attached and not interrupting:
+                for task in session.scalars(select(HumanTask).where(
+                        HumanTask.instance_id == self.row.id, HumanTask.element_id == attached,
+                        HumanTask.status == "open")):
+                    notify.reminder(session, task, self.row, timer.task_spec.bpmn_name or "deadline")
 
 
 def _public_data(data: dict[str, Any]) -> dict[str, Any]:

@@ -7,17 +7,19 @@ never the serialized workflows.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from . import audit
+from . import audit, sandbox
 from .assignment import resolve_assignee
 from .clock import utcnow
 from .db import HumanTask, ProcessInstance, TaskCandidate, User
 from .definitions import ParsedDefinition, due_at
+from .expressions import literal_or_expression
 
 
 @dataclass
@@ -63,7 +65,7 @@ def sync(
             created_at=now,
             status="open",
             priority=info.priority if info else 50,
-            due_at=due_at(info.due, now) if info else None,
+            due_at=_due(info.due, spiff_task.data, now) if info else None,
             assignee_id=resolve_assignee(session, info.assignee, instance) if info else None,
             candidates=[TaskCandidate(role_key=role) for role in (info.candidate_roles if info else [])],
         )
@@ -81,6 +83,19 @@ def sync(
             candidate_roles=row.candidate_roles, assignee_id=row.assignee_id,
         )
     return created
+
+
+def _due(expression: str | None, data: dict, now: datetime) -> datetime | None:
+    """``camunda:dueDate``: an ISO 8601 duration or date-time, or ``${expression}`` on the process data."""
+    if not expression:
+        return None
+    is_literal, text = literal_or_expression(expression)
+    if not is_literal:
+        try:
+            text = str(sandbox.evaluate(text, data))
+        except Exception:  # noqa: BLE001 - a bad expression leaves the task undated, it must not block the case
+            return None
+    return due_at(text, now)
 
 
 def _open_tasks() -> Select:

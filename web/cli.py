@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
+import signal
 import sys
 from pathlib import Path
 
@@ -58,12 +60,32 @@ def deploy(file: Path, note: str) -> None:
 
 
 @main.command()
+@click.option("--interval", default=0.2, show_default=True, type=float, help="seconds between polls")
+def worker(interval: float) -> None:
+    """Fire due timers, send reminders and e-mail (run one or more beside the web servers)."""
+    from engine.notify import SmtpSettings
+    from engine.worker import Worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    engine, sessions = _sessions()
+    runner = Worker(sessions, interval=interval, smtp=SmtpSettings.from_environment())
+    signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+    try:
+        runner.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        engine.dispose()
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int, help="gunicorn worker processes")
 @click.option("--threads", default=8, show_default=True, type=int, help="threads per worker")
-def serve(host: str, port: int, workers: int, threads: int) -> None:
-    """Serve the web front end with gunicorn."""
+@click.option("--no-worker", is_flag=True, help="do not fire timers here (run `deptflow worker` instead)")
+def serve(host: str, port: int, workers: int, threads: int, no_worker: bool) -> None:
+    """Serve the web front end with gunicorn, and run the timer worker in the same process."""
     from gunicorn.app.base import BaseApplication
 
     from web import create_app
@@ -82,6 +104,9 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
 
         def load(self):
             return create_app()
+
+    if not no_worker:
+        _start_background_worker()
 
     click.echo(f"deptflow serving on http://{host}:{port}")
     _Server().run()
@@ -104,3 +129,12 @@ def audit_verify() -> None:
     click.echo(str(result))
     if not result.ok:
         sys.exit(1)
+
+
+def _start_background_worker() -> None:
+    """One worker thread in the serving process (gunicorn's master), for one-machine set-ups."""
+    from engine.notify import SmtpSettings
+    from engine.worker import Worker
+
+    _engine, sessions = _sessions()
+    Worker(sessions, smtp=SmtpSettings.from_environment()).start_thread()

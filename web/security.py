@@ -10,7 +10,7 @@ from flask import Flask, Response, abort
 from flask_login import LoginManager, current_user, login_required
 from flask_wtf.csrf import CSRFProtect
 
-from engine import users
+from engine import notify, users
 from engine.db import User
 
 from .database import db
@@ -43,7 +43,9 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def _user_context() -> dict[str, Any]:
-        return {"me": actor() if current_user.is_authenticated else None}
+        if not current_user.is_authenticated:
+            return {"me": None, "unread": 0}
+        return {"me": actor(), "unread": notify.unread_count(db(), actor())}
 
 
 @login_manager.user_loader

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 13:01:41.744288
+Create Date: 2026-11-26 13:04:16.910502
 """
 from alembic import op
 import sqlalchemy as sa
@@ -43,6 +43,7 @@ def upgrade() -> None:
     sa.Column('email', sa.String(length=200), nullable=True),
     sa.Column('password_hash', sa.String(length=200), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('email_notifications', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('username', name=op.f('uq_users_username'))
@@ -67,6 +68,22 @@ def upgrade() -> None:
     with op.batch_alter_table('process_definitions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_process_definitions_sha256'), ['sha256'], unique=False)
 
+    op.create_table('process_drafts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('process_key', sa.String(length=100), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('xml', sa.Text(), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('base_version', sa.Integer(), nullable=True),
+    sa.Column('author_id', sa.Integer(), nullable=True),
+    sa.Column('saved_at', sa.DateTime(), nullable=False),
+    sa.Column('note', sa.Text(), nullable=False),
+    sa.ForeignKeyConstraint(['author_id'], ['users.id'], name=op.f('fk_process_drafts_author_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_process_drafts'))
+    )
+    with op.batch_alter_table('process_drafts', schema=None) as batch_op:
+        batch_op.create_index('ix_process_drafts_key', ['process_key', 'saved_at'], unique=False)
+
     op.create_table('user_roles',
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('role_key', sa.String(length=64), nullable=False),
@@ -87,6 +104,7 @@ def upgrade() -> None:
     sa.Column('state', sa.Text(), nullable=False),
     sa.Column('data', sa.JSON(), nullable=False),
     sa.Column('version_id', sa.Integer(), nullable=False),
+    sa.Column('next_timer_at', sa.DateTime(), nullable=True),
     sa.ForeignKeyConstraint(['definition_id'], ['process_definitions.id'], name=op.f('fk_process_instances_definition_id_process_definitions')),
     sa.ForeignKeyConstraint(['started_by_id'], ['users.id'], name=op.f('fk_process_instances_started_by_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_process_instances'))
@@ -96,6 +114,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_instances_started', ['started_at', 'id'], unique=False)
         batch_op.create_index('ix_instances_starter', ['started_by_id', 'started_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_process_instances_business_key'), ['business_key'], unique=False)
+        batch_op.create_index(batch_op.f('ix_process_instances_next_timer_at'), ['next_timer_at'], unique=False)
 
     op.create_table('human_tasks',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -112,6 +131,8 @@ def upgrade() -> None:
     sa.Column('completed_by_id', sa.Integer(), nullable=True),
     sa.Column('completed_at', sa.DateTime(), nullable=True),
     sa.Column('submitted', sa.JSON(), nullable=True),
+    sa.Column('due_soon_notified', sa.Boolean(), nullable=False),
+    sa.Column('overdue_notified', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['assignee_id'], ['users.id'], name=op.f('fk_human_tasks_assignee_id_users')),
     sa.ForeignKeyConstraint(['completed_by_id'], ['users.id'], name=op.f('fk_human_tasks_completed_by_id_users')),
     sa.ForeignKeyConstraint(['instance_id'], ['process_instances.id'], name=op.f('fk_human_tasks_instance_id_process_instances')),
@@ -121,6 +142,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_tasks_completed_by', ['completed_by_id', 'completed_at'], unique=False)
         batch_op.create_index('ix_tasks_instance', ['instance_id', 'status'], unique=False)
         batch_op.create_index('ix_tasks_open_assignee', ['status', 'assignee_id', 'due_at'], unique=False)
+        batch_op.create_index('ix_tasks_open_due', ['status', 'due_at'], unique=False)
 
     op.create_table('events',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -144,6 +166,28 @@ def upgrade() -> None:
         batch_op.create_index('ix_events_actor', ['actor_id', 'instance_id'], unique=False)
         batch_op.create_index('ix_events_instance', ['instance_id', 'id'], unique=False)
 
+    op.create_table('notifications',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=40), nullable=False),
+    sa.Column('message', sa.String(length=500), nullable=False),
+    sa.Column('instance_id', sa.Integer(), nullable=True),
+    sa.Column('task_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('read_at', sa.DateTime(), nullable=True),
+    sa.Column('email_state', sa.String(length=10), nullable=False),
+    sa.Column('email_attempts', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', sa.DateTime(), nullable=True),
+    sa.Column('last_error', sa.String(length=500), nullable=True),
+    sa.ForeignKeyConstraint(['instance_id'], ['process_instances.id'], name=op.f('fk_notifications_instance_id_process_instances')),
+    sa.ForeignKeyConstraint(['task_id'], ['human_tasks.id'], name=op.f('fk_notifications_task_id_human_tasks')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_notifications_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_notifications'))
+    )
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.create_index('ix_notifications_email', ['email_state', 'next_attempt_at'], unique=False)
+        batch_op.create_index('ix_notifications_user', ['user_id', 'read_at', 'id'], unique=False)
+
     op.create_table('task_candidates',
     sa.Column('task_id', sa.Integer(), nullable=False),
     sa.Column('role_key', sa.String(length=64), nullable=False),
@@ -162,18 +206,25 @@ def downgrade() -> None:
         batch_op.drop_index('ix_task_candidates_role')
 
     op.drop_table('task_candidates')
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.drop_index('ix_notifications_user')
+        batch_op.drop_index('ix_notifications_email')
+
+    op.drop_table('notifications')
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.drop_index('ix_events_instance')
         batch_op.drop_index('ix_events_actor')
 
     op.drop_table('events')
     with op.batch_alter_table('human_tasks', schema=None) as batch_op:
+        batch_op.drop_index('ix_tasks_open_due')
         batch_op.drop_index('ix_tasks_open_assignee')
         batch_op.drop_index('ix_tasks_instance')
         batch_op.drop_index('ix_tasks_completed_by')
 
     op.drop_table('human_tasks')
     with op.batch_alter_table('process_instances', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_process_instances_next_timer_at'))
         batch_op.drop_index(batch_op.f('ix_process_instances_business_key'))
         batch_op.drop_index('ix_instances_starter')
         batch_op.drop_index('ix_instances_started')
@@ -181,6 +232,10 @@ def downgrade() -> None:
 
     op.drop_table('process_instances')
     op.drop_table('user_roles')
+    with op.batch_alter_table('process_drafts', schema=None) as batch_op:
+        batch_op.drop_index('ix_process_drafts_key')
+
+    op.drop_table('process_drafts')
     with op.batch_alter_table('process_definitions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_process_definitions_sha256'))
 

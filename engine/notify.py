@@ -1,0 +1,213 @@
+"""Notifications: an outbox filled in the same transaction as the change, read in the web UI
+and e-mailed by the worker through SMTP when ``DEPTFLOW_SMTP_HOST`` is set.
+
+Kinds: ``new_task`` (for you or your role), ``escalated`` (a deadline passed and the case was
+escalated to you, or a reminder about a task you hold), ``due_soon``, ``overdue``,
+``request_finished`` (a case you started ended).
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from email.message import EmailMessage
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from .clock import utcnow
+from .db import HumanTask, Notification, ProcessInstance, User, UserRole
+
+MAX_EMAIL_ATTEMPTS = 5
+DUE_SOON = timedelta(hours=24)
+
+
+def _recipients(session: Session, task: HumanTask) -> list[User]:
+    if task.assignee_id is not None:
+        user = session.get(User, task.assignee_id)
+        return [user] if user is not None and user.active else []
+    query = (select(User).join(UserRole, UserRole.user_id == User.id)
+             .where(UserRole.role_key.in_(task.candidate_roles), User.active.is_(True)).distinct())
+    return list(session.scalars(query))
+
+
+def _add(session: Session, users: Iterable[User], kind: str, message: str, *,
+         instance_id: int | None = None, task_id: int | None = None) -> None:
+    now = utcnow()
+    for user in users:
+        wants_email = bool(user.email) and user.email_notifications
+        session.add(Notification(
+            user_id=user.id, kind=kind, message=message[:500], instance_id=instance_id, task_id=task_id,
+            created_at=now, email_state="pending" if wants_email else "off", next_attempt_at=now,
+        ))
+
+
+def task_created(session: Session, task: HumanTask, instance: ProcessInstance, *, escalated: bool = False) -> None:
+    """Tell the assignee, or everybody of the task's roles, that there is work for them."""
+    if escalated:
+        message = f"Escalated to you: “{task.name}” — {instance.title}"
+    else:
+        message = f"New task “{task.name}” — {instance.title}"
+    _add(session, _recipients(session, task), "escalated" if escalated else "new_task", message,
+         instance_id=instance.id, task_id=task.id)
+
+
+def reminder(session: Session, task: HumanTask, instance: ProcessInstance, timer_name: str) -> None:
+    """A non-interrupting deadline on a task passed: remind whoever holds it."""
+    _add(session, _recipients(session, task), "escalated",
+         f"Reminder ({timer_name}): “{task.name}” is still waiting — {instance.title}",
+         instance_id=instance.id, task_id=task.id)
+
+
+def request_finished(session: Session, instance: ProcessInstance) -> None:
+    starter = session.get(User, instance.started_by_id)
+    if starter is not None:
+        _add(session, [starter], "request_finished", f"Your request “{instance.title}” is {instance.status}.",
+             instance_id=instance.id)
+
+
+def remind_due_tasks(session: Session) -> int:
+    """Due-soon and overdue notices for open tasks, each sent once per task. Returns how many tasks."""
+    now = utcnow()
+    count = 0
+    soon = select(HumanTask).where(HumanTask.status == "open", HumanTask.due_at <= now + DUE_SOON,
+                                   HumanTask.due_at > now, HumanTask.due_soon_notified.is_(False))
+    for task in session.scalars(soon.limit(500)):
+        task.due_soon_notified = True
+        _add(session, _recipients(session, task), "due_soon",
+             f"Due {task.due_at:%Y-%m-%d %H:%M} UTC: “{task.name}” — {task.instance.title}",
+             instance_id=task.instance_id, task_id=task.id)
+        count += 1
+    overdue = select(HumanTask).where(HumanTask.status == "open", HumanTask.due_at <= now,
+                                      HumanTask.overdue_notified.is_(False))
+    for task in session.scalars(overdue.limit(500)):
+        task.overdue_notified = task.due_soon_notified = True
+        _add(session, _recipients(session, task), "overdue",
+             f"Overdue since {task.due_at:%Y-%m-%d %H:%M} UTC: “{task.name}” — {task.instance.title}",
+             instance_id=task.instance_id, task_id=task.id)
+        count += 1
+    session.flush()
+    return count
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+def unread_count(session: Session, user: User) -> int:
+    return session.scalar(select(func.count()).select_from(Notification).where(
+        Notification.user_id == user.id, Notification.read_at.is_(None))) or 0
+
+
+def latest(session: Session, user: User, limit: int = 100) -> list[Notification]:
+    return list(session.scalars(select(Notification).where(Notification.user_id == user.id)
+                                .order_by(Notification.id.desc()).limit(limit)))
+
+
+def mark_all_read(session: Session, user: User) -> int:
+    result = session.execute(update(Notification).where(Notification.user_id == user.id,
+                                                        Notification.read_at.is_(None)).values(read_at=utcnow()))
+    return result.rowcount
+
+
+def set_email(session: Session, user: User, enabled: bool) -> None:
+    """A user switches e-mail on or off; pending mails of someone who switched off are not sent."""
+    user.email_notifications = enabled
+    if not enabled:
+        session.execute(update(Notification).where(Notification.user_id == user.id,
+                                                   Notification.email_state == "pending").values(email_state="off"))
+    session.flush()
+
+
+# --- e-mail ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int = 25
+    username: str | None = None
+    password: str | None = None
+    sender: str = "deptflow@localhost"
+    starttls: bool = False
+    base_url: str = "http://127.0.0.1:5000"
+
+    @classmethod
+    def from_environment(cls) -> SmtpSettings | None:
+        host = os.environ.get("DEPTFLOW_SMTP_HOST")
+        if not host:
+            return None
+        return cls(
+            host=host,
+            port=int(os.environ.get("DEPTFLOW_SMTP_PORT", "25")),
+            username=os.environ.get("DEPTFLOW_SMTP_USER") or None,
+            password=os.environ.get("DEPTFLOW_SMTP_PASSWORD") or None,
+            sender=os.environ.get("DEPTFLOW_SMTP_FROM", "deptflow@localhost"),
+            starttls=os.environ.get("DEPTFLOW_SMTP_STARTTLS", "") == "1",
+            base_url=os.environ.get("DEPTFLOW_BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
+        )
+
+
+def send_pending_email(session: Session, settings: SmtpSettings, limit: int = 50) -> tuple[int, int]:
+    """Send due outbox mails; a failure is recorded and retried later with back-off.
+
+    :returns: (sent, failed) in this pass
+    """
+    now = utcnow()
+    rows = list(session.scalars(select(Notification).where(
+        Notification.email_state == "pending", Notification.next_attempt_at <= now).order_by(Notification.id)
+        .limit(limit)))
+    if not rows:
+        return 0, 0
+    sent = failed = 0
+    try:
+        connection = _connect(settings)
+    except (OSError, smtplib.SMTPException) as exc:
+        for row in rows:
+            _failed(row, exc, now)
+        session.flush()
+        return 0, len(rows)
+    with connection:
+        for row in rows:
+            try:
+                connection.send_message(_message(row, settings))
+            except (OSError, smtplib.SMTPException) as exc:
+                _failed(row, exc, now)
+                failed += 1
+            else:
+                row.email_state, row.email_attempts, row.last_error = "sent", row.email_attempts + 1, None
+                sent += 1
+    session.flush()
+    return sent, failed
+
+
+def _connect(settings: SmtpSettings) -> smtplib.SMTP:
+    connection = smtplib.SMTP(settings.host, settings.port, timeout=10)
+    if settings.starttls:
+        connection.starttls()
+    if settings.username:
+        connection.login(settings.username, settings.password or "")
+    return connection
+
+
+def _failed(row: Notification, exc: Exception, now) -> None:
+    row.email_attempts += 1
+    row.last_error = f"{type(exc).__name__}: {exc}"[:500]
+    if row.email_attempts >= MAX_EMAIL_ATTEMPTS:
+        row.email_state = "failed"
+    else:
+        row.next_attempt_at = now + timedelta(minutes=2 ** row.email_attempts)
+
+
+def _message(row: Notification, settings: SmtpSettings) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = settings.sender
+    message["To"] = row.user.email
+    message["Subject"] = f"[deptflow] {row.message}"[:200]
+    link = f"{settings.base_url}/tasks/{row.task_id}" if row.task_id else (
+        f"{settings.base_url}/instances/{row.instance_id}" if row.instance_id else settings.base_url)
+    message.set_content(f"Hello {row.user.full_name},\n\n{row.message}\n\n{link}\n\n"
+                        "You can switch these e-mails off on your notifications page.\n")
+    return message

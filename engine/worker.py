@@ -1,0 +1,114 @@
+"""The worker: fires due BPMN timers, sends due-date reminders and outbound e-mail.
+
+It polls ``process_instances.next_timer_at`` — with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL,
+so that several workers share the load and never fire the same timer twice — and fires each
+due instance in its own transaction: load, refresh SpiffWorkflow's timers, run engine steps,
+save. A crash rolls the transaction back; the timer fires on the next pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import notify, runtime
+from .clock import utcnow
+from .db import ProcessInstance
+
+log = logging.getLogger("deptflow.worker")
+
+
+def _due(session: Session, now: datetime, limit: int) -> list[int]:
+    query = (select(ProcessInstance.id)
+             .where(ProcessInstance.status == "running", ProcessInstance.next_timer_at <= now)
+             .order_by(ProcessInstance.next_timer_at).limit(limit))
+    if session.bind.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return list(session.scalars(query))
+
+
+def fire(session: Session, instance_id: int) -> bool:
+    """Fire the due timers of one instance (locked by the caller's transaction)."""
+    instance = session.get(ProcessInstance, instance_id, populate_existing=True)
+    if instance is None or instance.status != "running":
+        return False
+    running = runtime.load_instance(session, instance)
+    running.workflow.refresh_timers()
+    running.run_until_user_input_required(session)
+    running.save(session)
+    session.flush()
+    return True
+
+
+def fire_due_timers(sessions: sessionmaker, limit: int = 200) -> int:
+    """One pass: fire every instance whose timer is due, one transaction per instance.
+
+    :returns: how many instances were processed
+    """
+    fired = 0
+    while fired < limit:
+        with sessions() as session:
+            ids = _due(session, utcnow(), 1)
+            if not ids:
+                return fired
+            try:
+                fire(session, ids[0])
+                session.commit()
+            except Exception:
+                session.rollback()
+                log.exception("firing the timers of case %s failed; it is retried on the next pass", ids[0])
+                _postpone(sessions, ids[0])
+        fired += 1
+    return fired
+
+
+def _postpone(sessions: sessionmaker, instance_id: int) -> None:
+    """Keep a failing instance from blocking the queue: retry it a minute later."""
+    with sessions() as session:
+        instance = session.get(ProcessInstance, instance_id)
+        if instance is not None:
+            instance.next_timer_at = utcnow() + timedelta(minutes=1)
+            session.commit()
+
+
+class Worker:
+    """Polls for due timers, due-date reminders and outbound e-mail.
+
+    ``deptflow worker`` runs it in the foreground; ``deptflow serve`` in a background thread.
+    """
+
+    def __init__(self, sessions: sessionmaker, interval: float = 0.2, smtp: notify.SmtpSettings | None = None):
+        self.sessions = sessions
+        self.interval = interval
+        self.smtp = smtp
+        self._stop = threading.Event()
+
+    def run_once(self) -> int:
+        fired = fire_due_timers(self.sessions)
+        with self.sessions() as session:
+            notify.remind_due_tasks(session)
+            if self.smtp is not None:
+                notify.send_pending_email(session, self.smtp)
+            session.commit()
+        return fired
+
+    def run(self) -> None:
+        log.info("worker started (every %.1f s)", self.interval)
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("worker pass failed; trying again")
+            self._stop.wait(self.interval)
+
+    def start_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run, name="deptflow-worker", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stop.set()
