@@ -263,6 +263,16 @@ class Notification(Base):
         return f"<Notification {self.kind} user={self.user_id}>"
 
 
+class ProcessSchedule(Base):
+    """When the worker next starts a process whose start event is a timer."""
+
+    __tablename__ = "process_schedules"
+
+    process_key: Mapped[str] = mapped_column(ForeignKey("processes.key"), primary_key=True)
+    next_start_at: Mapped[datetime | None] = mapped_column(index=True)
+    last_started_at: Mapped[datetime | None]
+
+
 class AuditHead(Base):
     """The newest sealed event of the chain: one row, locked while a transaction appends."""
 

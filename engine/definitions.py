@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from . import audit, sandbox
 from .clock import utcnow
-from .db import Process, ProcessDefinition, Role, User
+from .db import Process, ProcessDefinition, ProcessSchedule, Role, User
 from .errors import InvalidDefinition, NotFound, Problem, ScriptError
 from .forms import CAMUNDA_NS, Form, parse_form
 
@@ -62,6 +62,8 @@ class ParsedDefinition:
     start_documentation: str
     start_roles: list[str]
     initiator_variable: str | None
+    #: (timeCycle | timeDate | timeDuration, ISO 8601 text, start event id) of a timer start event
+    start_timer: tuple[str, str, str] | None
     user_tasks: dict[str, UserTaskInfo]
     element_names: dict[str, str] = field(default_factory=dict)
     #: (source id, target id) → (sequence flow id, condition text or None for a default/plain flow)
@@ -159,6 +161,7 @@ def parse_definition(xml: str | bytes, roles: dict[str, str]) -> tuple[ParsedDef
         s for s in process.iterfind("bpmn:startEvent", NS)
         if not any(etree.QName(child).localname.endswith("EventDefinition") for child in s)
     ]
+    start_timer = _start_timer(process)
     start_form, start_doc, start_roles, initiator = Form(), "", [], None
     if start_events:
         start = start_events[0]
@@ -168,8 +171,11 @@ def parse_definition(xml: str | bytes, roles: dict[str, str]) -> tuple[ParsedDef
         start_doc = _documentation(start)
         role = _role_for_lane(lanes.get(start.get("id") or ""), roles)
         start_roles = [role] if role else []
-    else:
+    elif start_timer is None:
         problems.append(Problem("The process has no start event.", process_id))
+    elif schedule_after(start_timer, utcnow()) is None and start_timer[0] != "timeDate":
+        problems.append(Problem(f"the start timer “{start_timer[1]}” is not an ISO 8601 cycle, date or duration",
+                                start_timer[2]))
 
     problems.extend(_check_flows(process))
     flows = {}
@@ -186,6 +192,7 @@ def parse_definition(xml: str | bytes, roles: dict[str, str]) -> tuple[ParsedDef
         start_documentation=start_doc,
         start_roles=start_roles,
         initiator_variable=initiator,
+        start_timer=start_timer,
         user_tasks=user_tasks,
         element_names=names,
         flows=flows,
@@ -280,6 +287,51 @@ def _check_flows(process: etree._Element) -> list[Problem]:
                 problems.append(Problem("outgoing flow of a decision has neither a condition nor is it the default",
                                         flow.get("id")))
     return problems
+
+
+def _start_timer(process: etree._Element) -> tuple[str, str, str] | None:
+    for start in process.iterfind("bpmn:startEvent", NS):
+        timer = start.find("bpmn:timerEventDefinition", NS)
+        if timer is None:
+            continue
+        for kind in ("timeCycle", "timeDate", "timeDuration"):
+            node = timer.find(f"bpmn:{kind}", NS)
+            if node is not None and (node.text or "").strip():
+                return kind, node.text.strip(), start.get("id") or ""
+    return None
+
+
+def schedule_after(start_timer: tuple[str, str, str], after: datetime) -> datetime | None:
+    """The first moment strictly after ``after`` (naive UTC) at which a timer start event fires.
+
+    ``R[n]/start/period`` cycles step by calendar periods (P1M is the same day next month);
+    a date fires once; a duration fires once, that long after ``after``.
+    """
+    kind, text, _element = start_timer
+    try:
+        if kind == "timeDuration":
+            return due_at(text, after)
+        if kind == "timeDate":
+            moment = due_at(text, after)
+            return moment if moment is not None and moment > after else None
+        parts = text.upper().split("/")
+        if len(parts) != 3 or not parts[0].startswith("R"):
+            return None
+        cycles = int(parts[0][1:]) if parts[0][1:] else -1
+        moment = due_at(parts[1], after)
+        period = TimerEventDefinition.parse_iso_duration(parts[2])
+    except Exception:  # noqa: BLE001 - SpiffWorkflow's duration parser raises a bare Exception
+        return None
+    if moment is None:
+        return None
+    for _ in range(100_000):
+        if cycles == 0:
+            return None
+        if moment > after:
+            return moment
+        moment += TimerEventDefinition.get_timedelta_from_start(dict(period), moment)
+        cycles -= 1
+    return None
 
 
 def due_at(expression: str | None, start: datetime) -> datetime | None:
@@ -377,7 +429,22 @@ def deploy(
     session.flush()
     audit.record(session, "definition_published", actor=actor, element_id=result.process_id,
                  process=result.process_id, version=definition.version, sha256=digest, note=note)
+    _schedule(session, result)
     return definition
+
+
+def _schedule(session: Session, result: ParsedDefinition) -> None:
+    """A version with a timer start event is (re)scheduled; one without has its schedule removed."""
+    schedule = session.get(ProcessSchedule, result.process_id)
+    if result.start_timer is None:
+        if schedule is not None:
+            session.delete(schedule)
+        return
+    if schedule is None:
+        schedule = ProcessSchedule(process_key=result.process_id)
+        session.add(schedule)
+    schedule.next_start_at = schedule_after(result.start_timer, utcnow())
+    session.flush()
 
 
 def latest_definition(session: Session, process_key: str, *, required: bool = True) -> ProcessDefinition | None:

@@ -10,6 +10,7 @@ and when) instead of a half-written instance.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -173,12 +174,30 @@ def start_process(session: Session, actor: User, process_key: str, values: dict[
     definition = defs.latest_definition(session, process_key)
     parsed = defs.parsed(session, definition)
     data = forms.validate(parsed.start_form, values, {})
+    title = str(data.get("title") or "").strip() or f"{process.title} by {actor.full_name}"
+    return _launch(session, actor, process, definition, parsed, data, title)
+
+
+def start_scheduled(session: Session, actor: User, process_key: str, occurrence: datetime) -> ProcessInstance:
+    """Start a process whose start event is a timer, for the given occurrence (the worker calls this)."""
+    process = session.get(Process, process_key)
+    if process is None:
+        raise NotFound(f"There is no process “{process_key}”.")
+    definition = defs.latest_definition(session, process_key)
+    parsed = defs.parsed(session, definition)
+    data = forms.validate(parsed.start_form, {}, {})
+    return _launch(session, actor, process, definition, parsed, data, f"{process.title} {occurrence:%Y-%m-%d}")
+
+
+def _launch(session: Session, actor: User, process: Process, definition: ProcessDefinition,
+            parsed: ParsedDefinition, data: dict[str, Any], title: str) -> ProcessInstance:
     if parsed.initiator_variable:  # camunda:initiator names the variable that holds the starter
         data[parsed.initiator_variable] = actor.username
     workflow = persistence.new_workflow(parsed)
     for start_task in workflow.get_tasks():
         start_task.data.update(data)
-    title = str(data.get("title") or "").strip() or f"{process.title} by {actor.full_name}"
+    if parsed.start_timer is not None:
+        _fire_start_timer(workflow, parsed.start_timer)
     instance = ProcessInstance(
         definition_id=definition.id,
         definition=definition,
@@ -197,9 +216,23 @@ def start_process(session: Session, actor: User, process_key: str, values: dict[
     audit.record(session, "started", instance=instance, actor=actor, version=definition.version, data=data)
     running = RunningInstance(instance, workflow, parsed)
     running.run_until_user_input_required(session)
+    if parsed.start_timer is not None:  # the start timer's cycle is spent: let the start event complete
+        workflow.refresh_timers()
+        running.run_until_user_input_required(session)
     running.save(session)
     session.flush()
     return instance
+
+
+def _fire_start_timer(workflow: BpmnWorkflow, start_timer: tuple[str, str, str]) -> None:
+    """deptflow schedules timer start events itself (one instance per occurrence); SpiffWorkflow
+    would run every past cycle inside one instance. So the start event is told it fired once, now."""
+    kind, _text, element = start_timer
+    past = (utcnow() - timedelta(seconds=1)).replace(tzinfo=UTC).isoformat()
+    for task in workflow.get_tasks():
+        if getattr(task.task_spec, "bpmn_id", None) == element:
+            value: Any = {"cycles": 1, "next": past, "duration": 1.0} if kind == "timeCycle" else past
+            task._set_internal_data(event_value=value)
 
 
 # --- tasks ----------------------------------------------------------------------------

@@ -95,3 +95,19 @@ def update_user(session: Session, actor: User, user_id: int, role_keys: list[str
         audit.record(session, "user_changed", actor=actor, user=user.username, before=before, after=after)
     session.flush()
     return user
+
+
+SYSTEM_USERNAME = "deptflow-scheduler"
+
+
+def system_user(session: Session) -> User:
+    """The actor of scheduled starts (timer start events). It has no roles and cannot log in."""
+    user = user_by_name(session, SYSTEM_USERNAME)
+    if user is None:
+        import secrets
+
+        user = User(username=SYSTEM_USERNAME, full_name="deptflow scheduler", active=False,
+                    email_notifications=False, password_hash=hash_password(secrets.token_hex(32)))
+        session.add(user)
+        session.flush()
+    return user

@@ -15,9 +15,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import notify, runtime
+from . import definitions as defs
+from . import notify, runtime, users
 from .clock import utcnow
-from .db import ProcessInstance
+from .db import ProcessInstance, ProcessSchedule
 
 log = logging.getLogger("deptflow.worker")
 
@@ -75,6 +76,39 @@ def _postpone(sessions: sessionmaker, instance_id: int) -> None:
             session.commit()
 
 
+def start_scheduled_processes(sessions: sessionmaker, limit: int = 50) -> int:
+    """Start one instance of each process whose timer start event is due, and schedule the next.
+
+    Occurrences missed while no worker ran are not replayed: one case starts, and the schedule
+    moves to the next occurrence after now.
+    """
+    started = 0
+    while started < limit:
+        with sessions() as session:
+            query = (select(ProcessSchedule).where(ProcessSchedule.next_start_at <= utcnow())
+                     .order_by(ProcessSchedule.next_start_at).limit(1))
+            if session.bind.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            schedule = session.scalars(query).first()
+            if schedule is None:
+                return started
+            occurrence = schedule.next_start_at
+            try:
+                runtime.start_scheduled(session, users.system_user(session), schedule.process_key, occurrence)
+            except Exception:
+                session.rollback()
+                log.exception("starting the scheduled process %s failed", schedule.process_key)
+                schedule = session.get(ProcessSchedule, schedule.process_key)
+            definition = defs.latest_definition(session, schedule.process_key)
+            start_timer = defs.parsed(session, definition).start_timer
+            schedule.last_started_at = occurrence
+            after = max(utcnow(), occurrence)
+            schedule.next_start_at = defs.schedule_after(start_timer, after) if start_timer else None
+            session.commit()
+        started += 1
+    return started
+
+
 class Worker:
     """Polls for due timers, due-date reminders and outbound e-mail.
 
@@ -88,7 +122,7 @@ class Worker:
         self._stop = threading.Event()
 
     def run_once(self) -> int:
-        fired = fire_due_timers(self.sessions)
+        fired = start_scheduled_processes(self.sessions) + fire_due_timers(self.sessions)
         with self.sessions() as session:
             notify.remind_due_tasks(session)
             if self.smtp is not None:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 13:04:16.910502
+Create Date: 2026-11-26 13:08:40.405842
 """
 from alembic import op
 import sqlalchemy as sa
@@ -83,6 +83,16 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('process_drafts', schema=None) as batch_op:
         batch_op.create_index('ix_process_drafts_key', ['process_key', 'saved_at'], unique=False)
+
+    op.create_table('process_schedules',
+    sa.Column('process_key', sa.String(length=100), nullable=False),
+    sa.Column('next_start_at', sa.DateTime(), nullable=True),
+    sa.Column('last_started_at', sa.DateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['process_key'], ['processes.key'], name=op.f('fk_process_schedules_process_key_processes')),
+    sa.PrimaryKeyConstraint('process_key', name=op.f('pk_process_schedules'))
+    )
+    with op.batch_alter_table('process_schedules', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_process_schedules_next_start_at'), ['next_start_at'], unique=False)
 
     op.create_table('user_roles',
     sa.Column('user_id', sa.Integer(), nullable=False),
@@ -232,6 +242,10 @@ def downgrade() -> None:
 
     op.drop_table('process_instances')
     op.drop_table('user_roles')
+    with op.batch_alter_table('process_schedules', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_process_schedules_next_start_at'))
+
+    op.drop_table('process_schedules')
     with op.batch_alter_table('process_drafts', schema=None) as batch_op:
         batch_op.drop_index('ix_process_drafts_key')
 
