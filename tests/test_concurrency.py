@@ -1,0 +1,57 @@
+"""Different tasks of one instance completed at the same moment (parallel branches): all win."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from sqlalchemy import select
+
+from engine import audit, definitions, runtime
+from engine.db import Event, HumanTask, Process, ProcessInstance
+
+PARALLEL = (Path(__file__).parent / "data" / "parallel.bpmn").read_text()
+
+
+def test_parallel_branches_completed_at_once_both_succeed(sessions, session, user):
+    definitions.deploy(session, None, PARALLEL)
+    session.commit()
+    session.get(Process, "parallel_review").starter_roles = ["sales_rep"]
+    session.commit()
+    rounds = 5
+    for n in range(rounds):
+        instance = runtime.start_process(session, user("steve"), "parallel_review", {"title": f"Review {n}"})
+        session.commit()
+        open_tasks = {t.element_id: t.id for t in session.scalars(
+            select(HumanTask).where(HumanTask.instance_id == instance.id, HumanTask.status == "open"))}
+        assert set(open_tasks) == {"sales_view", "marketing_view"}
+        barrier = threading.Barrier(2)
+        errors: list[BaseException] = []
+
+        def complete(username: str, element: str, field: str, value: str) -> None:
+            with sessions() as own:
+                actor = own.merge(user(username), load=True)
+                barrier.wait()
+                try:
+                    runtime.complete_task(own, actor, open_tasks[element], {field: value})
+                    own.commit()
+                except BaseException as exc:  # noqa: BLE001 - reported below
+                    errors.append(exc)
+
+        threads = [
+            threading.Thread(target=complete, args=("steve", "sales_view", "sales_opinion", "Dealers like it")),
+            threading.Thread(target=complete, args=("mark", "marketing_view", "marketing_opinion", "On brand")),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        session.expire_all()
+        done = session.get(ProcessInstance, instance.id)
+        assert done.status == "completed", f"round {n}"
+        assert done.data["sales_opinion"] == "Dealers like it" and done.data["marketing_opinion"] == "On brand"
+        completions = session.scalars(select(Event).where(Event.instance_id == instance.id,
+                                                          Event.kind == "completed")).all()
+        assert sorted(e.element_id for e in completions) == ["marketing_view", "sales_view"]
+    assert audit.verify(session).ok
