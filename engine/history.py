@@ -202,12 +202,24 @@ def _trace_path(history: History, workflow: Any, parsed: defs.ParsedDefinition) 
             active.append(element)
         else:
             continue
-        parent = getattr(task.parent.task_spec, "bpmn_id", None) if task.parent else None
+        parent = _bpmn_parent(task)
         if parent and (parent, element) in parsed.flows:
             flows.add(parsed.flows[(parent, element)][0])
     history.completed_elements = sorted(set(completed))
     history.active_elements = sorted(set(active))
     history.taken_flows = sorted(flows)
+
+
+def _bpmn_parent(task: Any) -> str | None:
+    """The nearest ancestor that is a BPMN element: SpiffWorkflow puts helper steps (e.g. the split
+    in front of an activity with boundary events) between a gateway and the activity."""
+    node = task.parent
+    while node is not None:
+        element = getattr(node.task_spec, "bpmn_id", None)
+        if element:
+            return element
+        node = node.parent
+    return None
 
 
 # --- exports ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from sqlalchemy import delete, func, select, text, update
 from engine import audit, definitions, runtime, tasks, users
 from engine.db import AuditHead, Event
 from web.cli import main
+from workflows.catalogue import PROCESSES
 
 MINI = (Path(__file__).parent / "data" / "mini_approval.bpmn").read_text()
 
@@ -55,8 +56,9 @@ def test_untouched_chain_verifies(session, history):
     result = audit.verify(session)
     assert result.ok, str(result)
     total = session.scalar(select(func.count()).select_from(Event))
-    assert result.count == total == 18  # 7 definitions, 10 case events, 1 failed login
-    assert str(result) == "chain intact, 18 events"
+    expected = len(PROCESSES) + 1 + 10 + 1  # the catalogue, mini_approval, the case's events, a failed login
+    assert result.count == total == expected
+    assert str(result) == f"chain intact, {expected} events"
 
 
 def _target(session, kind="completed"):

@@ -27,20 +27,11 @@ def test_parallel_branches_completed_at_once_both_succeed(sessions, session, use
         assert set(open_tasks) == {"sales_view", "marketing_view"}
         barrier = threading.Barrier(2)
         errors: list[BaseException] = []
-
-        def complete(username: str, element: str, field: str, value: str) -> None:
-            with sessions() as own:
-                actor = own.merge(user(username), load=True)
-                barrier.wait()
-                try:
-                    runtime.complete_task(own, actor, open_tasks[element], {field: value})
-                    own.commit()
-                except BaseException as exc:  # noqa: BLE001 - reported below
-                    errors.append(exc)
-
         threads = [
-            threading.Thread(target=complete, args=("steve", "sales_view", "sales_opinion", "Dealers like it")),
-            threading.Thread(target=complete, args=("mark", "marketing_view", "marketing_opinion", "On brand")),
+            threading.Thread(target=_complete, args=(sessions, user, barrier, errors, "steve",
+                                                     open_tasks["sales_view"], {"sales_opinion": "Dealers like it"})),
+            threading.Thread(target=_complete, args=(sessions, user, barrier, errors, "mark",
+                                                     open_tasks["marketing_view"], {"marketing_opinion": "On brand"})),
         ]
         for t in threads:
             t.start()
@@ -55,3 +46,14 @@ def test_parallel_branches_completed_at_once_both_succeed(sessions, session, use
                                                           Event.kind == "completed")).all()
         assert sorted(e.element_id for e in completions) == ["marketing_view", "sales_view"]
     assert audit.verify(session).ok
+
+
+def _complete(sessions, user, barrier, errors, username: str, task_id: int, values: dict) -> None:
+    with sessions() as own:
+        actor = own.merge(user(username), load=True)
+        barrier.wait()
+        try:
+            runtime.complete_task(own, actor, task_id, values)
+            own.commit()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)

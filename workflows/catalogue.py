@@ -77,6 +77,10 @@ PROCESSES: tuple[ProcessSpec, ...] = (
     ProcessSpec("sales_target_setting", "Sales target setting", "sales_target_setting.bpmn", ("sales_manager",),
                 "marketing_manager",
                 "Forecasts, consolidation with the marketing plan, proposed targets, negotiation, approval."),
+    ProcessSpec("monthly_drawing_statistics", "Monthly drawing statistics", "monthly_drawing_statistics.bpmn", (),
+                "clerk",
+                "Started on the first of every month: the clerk's statistics of engineering-drawing applications, "
+                "reviewed by the marketing manager."),
 )
 
 DEMO_PASSWORD = "demo"
