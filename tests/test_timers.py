@@ -244,3 +244,29 @@ def test_notification_pages(login_as):
     assert 'id="unread-count"' not in cathy.get("/").get_data(as_text=True)
     cathy.post("/notifications/email", data={})
     assert "E-mail notifications are off." in cathy.get("/notifications").get_data(as_text=True)
+
+
+def test_monthly_drawing_statistics_run_end_to_end(sessions, session, user, now):
+    from engine.db import ProcessSchedule
+    from engine.worker import start_scheduled_processes
+
+    due = session.get(ProcessSchedule, "monthly_drawing_statistics").next_start_at
+    assert (due.day, due.hour) == (1, 8), "the first of the month at 08:00 UTC"
+    now.now = due + timedelta(seconds=1)
+    assert start_scheduled_processes(sessions) == 1
+    [case] = session.scalars(select(ProcessInstance).where(
+        ProcessInstance.process_key == "monthly_drawing_statistics")).all()
+    steps = [
+        ("clara", "submit_drawing_statistics", {"statistics_month": f"{due:%Y-%m}", "applications_received": "14",
+                                                "applications_closed": "11"}),
+        ("mark", "review_drawing_statistics", {"statistics_decision": "rework", "review_comment": "Split by line"}),
+        ("clara", "submit_drawing_statistics", {"statistics_month": f"{due:%Y-%m}", "applications_received": "14",
+                                                "applications_closed": "12"}),
+        ("mark", "review_drawing_statistics", {"statistics_decision": "approve"}),
+    ]
+    for username, element, values in steps:
+        [task] = [t for t in tasks.inbox(session, user(username)).available if t.instance_id == case.id]
+        assert task.element_id == element
+        runtime.complete_task(session, user(username), task.id, values)
+        session.commit()
+    assert case.status == "completed" and case.data["applications_closed"] == 12
