@@ -33,13 +33,14 @@ $(NODE_MODULES): web/package.json web/package-lock.json
 	touch $@
 
 # The browser libraries come from npm; only their dist files are served.
-$(VENDOR): $(NODE_MODULES)
+$(VENDOR): $(NODE_MODULES) Makefile
 	rm -rf web/static/vendor && mkdir -p web/static/vendor
 	cp web/node_modules/@picocss/pico/css/pico.min.css web/static/vendor/
 	cp web/node_modules/htmx.org/dist/htmx.min.js web/static/vendor/
 	mkdir -p web/static/vendor/bpmn
 	cp -r web/node_modules/camunda-bpmn-js/dist/assets/. web/static/vendor/bpmn/
 	cp web/node_modules/camunda-bpmn-js/dist/camunda-platform-navigated-viewer.production.min.js web/static/vendor/bpmn/
+	cp web/node_modules/camunda-bpmn-js/dist/camunda-platform-modeler.production.min.js web/static/vendor/bpmn/
 	touch $@
 
 # Browser tests drive Debian's chromium; install it when it is missing.

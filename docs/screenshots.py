@@ -30,6 +30,7 @@ from workflows import setup  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "inbox.png"
 HISTORY = ROOT / "docs" / "history.png"
+MODELER = ROOT / "docs" / "modeler.png"
 WHO = "mark"
 VIEWPORT = {"width": 1280, "height": 800}
 MAX_BYTES = 300 * 1024
@@ -76,8 +77,31 @@ def photograph(base_url: str) -> None:
             auditor.goto(f"{base_url}/history/1")  # the finished dealer audit with its rectification loop
             expect(auditor.locator("#diagram")).to_have_attribute("data-rendered", "true")
             auditor.screenshot(path=str(HISTORY))
+
+            photograph_modeler(browser, base_url)
         finally:
             browser.close()
+
+
+def photograph_modeler(browser, base_url: str) -> None:
+    """docs/modeler.png: Owen in the modeler, a task selected in the properties panel, and the validation
+    report pointing at a candidate group that is not a role."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1120}, locale="en-GB", timezone_id="UTC")
+    page = context.new_page()
+    _login(page, base_url, "owen")
+    page.goto(f"{base_url}/modeler/customer_complaint/edit")
+    expect(page.locator("#modeler")).to_have_attribute("data-ready", "true")
+    page.locator(".djs-element.djs-shape[data-element-id='classify_complaint']").click()
+    panel = page.locator("#properties")
+    panel.locator("[data-group-id='group-CamundaPlatform__UserAssignment'] .bio-properties-panel-group-header").click()
+    groups = panel.locator("#bio-properties-panel-candidateGroups")
+    groups.fill("customer_service, complaints_desk")
+    expect(page.locator("#status")).to_have_text("Unsaved changes.")
+    page.get_by_label("Note for this draft or version (optional)").fill("Complaints desk shares the classification")
+    page.get_by_role("button", name="Validate").click()
+    expect(page.locator("#problems li.problem-error")).to_have_count(1)
+    page.screenshot(path=str(MODELER))
+    context.close()
 
 
 def main() -> int:

@@ -263,7 +263,7 @@ def _user_task_info(
 
 
 def _check_flows(process: etree._Element) -> list[Problem]:
-    """Exclusive gateways need conditions or a default; conditions must compile in the sandbox."""
+    """Exclusive gateways need conditions or a default; conditions and scripts must compile in the sandbox."""
     problems = []
     outgoing: dict[str, list[etree._Element]] = {}
     for flow in process.iterfind(".//bpmn:sequenceFlow", NS):
@@ -276,6 +276,14 @@ def _check_flows(process: etree._Element) -> list[Problem]:
                 problems.append(Problem(f"condition “{condition.text.strip()}” is refused: {exc}", flow.get("id")))
             except SyntaxError as exc:
                 problems.append(Problem(f"condition “{condition.text.strip()}” is not valid: {exc}", flow.get("id")))
+    for task in process.iterfind(".//bpmn:scriptTask", NS):
+        script = task.find("bpmn:script", NS)
+        if script is None or not (script.text or "").strip():
+            continue
+        try:
+            sandbox.compile_script(script.text)
+        except (ScriptError, SyntaxError) as exc:
+            problems.append(Problem(f"the script is refused: {exc}", task.get("id")))
     for gateway in process.iterfind(".//bpmn:exclusiveGateway", NS):
         flows = outgoing.get(gateway.get("id") or "", [])
         if len(flows) < 2:

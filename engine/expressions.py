@@ -12,8 +12,6 @@ import re
 from datetime import date, datetime
 from typing import Any
 
-from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
-
 from . import clock, sandbox
 
 ISO_LITERAL = re.compile(
@@ -40,7 +38,7 @@ def _iso(value: Any) -> Any:
     return value
 
 
-class DeptflowScriptEngine(PythonScriptEngine):
+class DeptflowScriptEngine(sandbox.SandboxScriptEngine):
     def __init__(self) -> None:
         super().__init__(environment=sandbox.SandboxEnvironment())
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from engine.db import ProcessDefinition, ProcessInstance, User, make_engine, make_session_factory
 from web.cli import main
-from workflows.catalogue import PROCESSES
+from workflows.catalogue import PROCESSES, process_spec
 
 MINI = Path(__file__).parent / "data" / "mini_approval.bpmn"
 
@@ -50,3 +50,18 @@ def test_deploy_reports_versions_and_problems(tmp_path, monkeypatch):
     result = runner.invoke(main, ["deploy", str(broken)])
     assert result.exit_code == 1
     assert "not deployed" in result.output and "[f3]" in result.output
+
+
+def test_init_does_not_undo_a_version_published_by_a_process_owner(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    monkeypatch.setenv("DEPTFLOW_DATABASE_URL", url)
+    runner = CliRunner()
+    assert runner.invoke(main, ["init"]).exit_code == 0
+    edited = tmp_path / "customer_complaint.bpmn"
+    edited.write_text(process_spec("customer_complaint").path.read_text().replace(
+        'name="Classify complaint"', 'name="Classify the complaint"'))
+    result = runner.invoke(main, ["deploy", str(edited), "--note", "clearer name"])
+    assert result.exit_code == 0 and "customer_complaint: version 2" in result.output
+    again = runner.invoke(main, ["init"])
+    assert "customer_complaint: version 1" in again.output, "the shipped file is version 1 already"
+    assert _count(url, ProcessDefinition) == len(PROCESSES) + 1

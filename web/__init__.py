@@ -59,7 +59,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     security.init_app(app)
     errors.init_app(app)
 
-    from . import admin, auth, history, inbox, notifications, processes, reports
+    from . import admin, auth, history, inbox, modeler, notifications, processes, reports
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(inbox.bp)
@@ -68,6 +68,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(history.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(notifications.bp)
+    app.register_blueprint(modeler.bp)
     app.add_template_filter(_duration, "duration")
     app.context_processor(lambda: {"now": utcnow(), "role_name": _role_names()})
     return app

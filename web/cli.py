@@ -12,7 +12,6 @@ from pathlib import Path
 import click
 from sqlalchemy.engine import make_url
 
-from engine import definitions
 from engine.db import database_url, make_engine, make_session_factory
 from engine.errors import InvalidDefinition
 from workflows import setup
@@ -44,17 +43,22 @@ def init(demo: bool, no_cases: bool) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--note", default="", help="Change note stored with the new version.")
 def deploy(file: Path, note: str) -> None:
-    """Validate FILE and publish it as the next version of its process."""
+    """Validate FILE as the modeler does and publish it as the next version of its process."""
+    from engine import modeling
+
     engine, sessions = _sessions()
     with sessions() as session:
         try:
-            definition = definitions.deploy(session, None, file.read_bytes(), note=note)
+            published = modeling.publish(session, None, file.read_bytes(), note=note, acknowledge_warnings=True)
         except InvalidDefinition as exc:
             click.echo(f"{file}: not deployed.", err=True)
             for problem in exc.problems:
                 click.echo(f"  {problem}", err=True)
             sys.exit(1)
         session.commit()
+        definition = published.definition
+        for warning in published.report.warnings:
+            click.echo(f"  {warning}")
         click.echo(f"{definition.process_key}: version {definition.version} ({definition.sha256[:12]})")
     engine.dispose()
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import definitions, schema, users
-from engine.db import Process, make_engine, make_session_factory
+from engine.db import Process, ProcessDefinition, make_engine, make_session_factory
 
 from .catalogue import DEMO_PASSWORD, DEMO_USERS, PROCESSES, ROLES
 from .demo import install_demo_cases
@@ -22,7 +23,10 @@ def install_catalogue(session: Session) -> list[str]:
     session.flush()
     report = []
     for spec in PROCESSES:
-        definition = definitions.deploy(session, None, spec.path.read_text(encoding="utf-8"), title=spec.title)
+        xml = spec.path.read_text(encoding="utf-8")
+        definition = _shipped_version(session, spec.key, definitions.sha256(xml))
+        if definition is None:  # a new or changed file; one published already is not published again
+            definition = definitions.deploy(session, None, xml, title=spec.title)
         process = session.get(Process, spec.key)
         process.title = spec.title
         process.description = spec.description
@@ -31,6 +35,14 @@ def install_catalogue(session: Session) -> list[str]:
         report.append(f"{spec.key}: version {definition.version}")
     session.flush()
     return report
+
+
+def _shipped_version(session: Session, key: str, digest: str) -> ProcessDefinition | None:
+    """The version already made from this exact file, if any. Without this check, re-running
+    ``deptflow init`` would re-publish the shipped file over a newer version a process owner
+    published from the modeler."""
+    return session.scalars(select(ProcessDefinition).where(
+        ProcessDefinition.process_key == key, ProcessDefinition.sha256 == digest)).first()
 
 
 def install_demo_users(session: Session) -> list[str]:

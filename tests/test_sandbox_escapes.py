@@ -1,0 +1,349 @@
+"""Known Python-sandbox escapes, run as conditions and scripts: each one must fail harmlessly.
+
+Every case must end in a :class:`ScriptError` (nothing reaches the host: no file written, no
+module imported, no process started, no code object swapped, no frame or function internals
+read) and leave a warning on the ``deptflow.sandbox`` logger naming what was refused or
+which budget ran out. At the end, two processes with a script task run through the engine:
+a legitimate script completes, and a hostile one fails naming its BPMN element, leaving no
+instance behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import types
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from engine import definitions, runtime, sandbox
+from engine.db import Event, HumanTask, ProcessInstance
+from engine.errors import InvalidDefinition, ScriptError
+from engine.sandbox import SandboxEnvironment, evaluate
+
+DATA = Path(__file__).parent / "data"
+MARKER = "MARKER_PATH"  # replaced by the path of a file that must never be created
+
+
+def _case(ident: str, kind: str, source: str, logged: str):
+    return pytest.param(kind, source, logged, id=ident)
+
+
+C, S = "condition", "script"
+
+#: (id, condition or script, source, what the warning must name)
+CORPUS = [
+    # --- object graph walks to reach builtins or os --------------------------------------
+    _case("subclasses", C, "().__class__.__base__.__subclasses__()", "__class__"),
+    _case("subclasses-script", S, "for cls in ().__class__.__bases__[0].__subclasses__():\n    pass", "__class__"),
+    _case("mro", C, "str.mro()", "mro"),
+    _case("exception-class-mro", C, "Exception.mro()", "mro"),
+    _case("dict-class", C, "{'a': 1}.__class__", "__class__"),
+    _case("unicode-dunder", C, "x.__ｃｌａｓｓ__", "__class__"),  # NFKC-normalised by the parser
+    _case("bound-method-self", C, "{}.get.__self__", "__self__"),
+    _case("dict-keys-mapping", C, "{'a': 1}.keys().mapping", "mapping"),
+    _case("date-internals", C, "date.today().timetuple()", "timetuple"),
+    # --- builtins and imports ---------------------------------------------------------------
+    _case("builtins-name", C, "__builtins__", "__builtins__"),
+    _case("builtins-import", S, "imp = __builtins__['__import__']\nimp('os').system('touch MARKER_PATH')",
+          "__builtins__"),
+    _case("dunder-import", C, "__import__('os').system('touch MARKER_PATH')", "__import__"),
+    _case("import-os", S, "import os\nos.system('touch MARKER_PATH')", "imports are not allowed"),
+    _case("from-import", S, "from subprocess import run\nrun(['touch', 'MARKER_PATH'])", "imports are not allowed"),
+    _case("import-this", S, "import this", "imports are not allowed"),
+    _case("sys-modules", C, "sys.modules['os'].system('touch MARKER_PATH')", "sys"),
+    _case("os-name", S, "os.system('touch MARKER_PATH')", "os"),
+    _case("operator-attrgetter", C, "operator.attrgetter('__class__')(x)", "operator"),
+    _case("open-file", S, "handle = open('MARKER_PATH', 'w')\nhandle.write('escaped')", "open()"),
+    _case("print-to-file", S, "print('escaped', file=open('MARKER_PATH', 'w'))", "open()"),
+    _case("eval", C, "eval('1')", "Eval calls are not allowed"),
+    _case("exec", S, "exec('import os')", "Exec calls are not allowed"),
+    _case("compile", C, "compile('1', 'x', 'eval')", "compile()"),
+    _case("breakpoint", C, "breakpoint()", "breakpoint"),
+    _case("globals", C, "globals()['__builtins__']", "globals()"),
+    _case("locals", S, "scope = locals()", "locals()"),
+    _case("vars", C, "vars(x)", "vars()"),
+    _case("dir", C, "dir(x)", "dir()"),
+    # --- getattr tricks -------------------------------------------------------------------
+    _case("getattr", C, "getattr(x, 'real')", "getattr()"),
+    _case("getattr-built-name", C, "getattr(x, '__cl' + 'ass__')", "getattr()"),
+    _case("getattr-alias", S, "g = getattr\ncls = g((), '_' + '_class_' + '_')", "getattr()"),
+    _case("setattr", S, "setattr(x, 'y', 1)", "setattr()"),
+    _case("attribute-write", S, "def f():\n    return 1\nf.anything = 1", "changing attributes"),
+    # --- format strings ---------------------------------------------------------------------
+    _case("str-format", C, "'{0.__class__.__mro__}'.format(x)", "format"),
+    _case("str-format-unbound", C, "str.format('{0.__class__}', x)", "format"),
+    _case("format-map", C, "'{a.__class__}'.format_map({'a': x})", "format_map"),
+    _case("format-builtin", C, "format(x, '')", "format()"),
+    _case("f-string-dunder", C, "f'{x.__class__}'", "__class__"),
+    _case("f-string-computed-spec", C, "f'{x:{\"<\"}{10**9}}'", "computed format specifications"),
+    _case("f-string-huge-width", C, "f'{x:>1000000000}'", "format widths"),
+    _case("percent-width", C, "'%*s' % (10**9, 'x')", "%-formatting"),
+    # --- frames, code objects, function internals ------------------------------------------
+    _case("generator-frame", C, "(i for i in [1]).gi_frame.f_globals", "gi_frame"),
+    _case("generator-frame-getattr", S, "g = (i for i in [1])\nname = 'gi_' + 'frame'\nf = getattr(g, name)",
+          "getattr()"),
+    _case("generator-send", C, "(i for i in [1]).send", "send"),
+    _case("lambda-globals", C, "(lambda: 0).__globals__", "__globals__"),
+    _case("function-globals", S, "def f():\n    return 1\nleak = f.__globals__", "__globals__"),
+    _case("code-swap", S, "def f():\n    return 1\nf.__code__ = (lambda: 2).__code__", "__code__"),
+    _case("function-attribute", S, "def f():\n    return 1\nconstants = f.func_code", "func_code"),
+    _case("traceback-frame", S, "try:\n    1 / 0\nexcept Exception as e:\n    frame = e.__traceback__.tb_frame",
+          "__traceback__"),
+    _case("with-traceback", S, "try:\n    1 / 0\nexcept ZeroDivisionError as e:\n    tb = e.with_traceback",
+          "with_traceback"),
+    # --- classes, metaclasses, decorators, super ------------------------------------------
+    _case("type-construction", C, "type('Evil', (), {'run': lambda self: 0})", "type()"),
+    _case("type-of", C, "type(x)", "type()"),
+    _case("class", S, "class Evil:\n    def __init__(self):\n        pass", "class definitions"),
+    _case("metaclass", S, "class Meta(type):\n    pass\nclass Evil(metaclass=Meta):\n    pass", "class definitions"),
+    _case("decorator-globals", S, "def deco(fn):\n    return fn.__globals__\n@deco\ndef f():\n    pass", "__globals__"),
+    _case("decorator-getattr", S, "@getattr\ndef f():\n    pass", "getattr()"),
+    _case("super", S, "def f():\n    return super()\nf()", "super()"),
+    _case("leaked-function", C, "lambda: 0", "function"),
+    _case("leaked-generator", C, "(i for i in range(3))", "generator"),
+    # --- arithmetic and memory bombs --------------------------------------------------------
+    _case("huge-exponent", C, "10**10**10", "power"),
+    _case("pow-builtin", C, "pow(10, 10**10)", "pow()"),
+    _case("left-shift", C, "1 << 10**10", "left shift"),
+    _case("string-repeat", C, "'x' * 10**10", "repetition"),
+    _case("list-repeat", C, "[0] * 10**9", "repetition"),
+    _case("nested-repeat", C, "[[0] * 10**6] * 10**6", "repetition"),
+    _case("inplace-repeat", S, "s = 'x'\nfor i in range(40):\n    s *= 2", "repetition"),
+    _case("doubling-loop", S, "s = 'x'\nwhile True:\n    s = s + s", "concatenation"),
+    _case("ljust", C, "'x'.ljust(10**10)", "ljust"),
+    _case("join", S, "s = 'x' * 100000\nt = s.join([s, s, s, s, s, s, s, s, s, s, s])", "join"),
+    _case("replace", C, "('a' * 1000).replace('', 'b' * 1000)", "replace"),
+    _case("range", C, "list(range(10**12))", "range()"),
+    _case("sum-lists", C, "sum([[0]] * 10, [])", "sum()"),
+    _case("memory-ceiling", S, "hoard = [[0] * 999999 for _ in range(10**5)]", "memory budget"),
+    # --- time and recursion -------------------------------------------------------------------
+    _case("while-true", S, "while True:\n    pass", "step budget"),
+    _case("while-true-condition", C, "[0 for _ in range(10**6) for _ in range(10**6)]", "step budget"),
+    _case("infinite-generator", S, "def forever():\n    while True:\n        yield 1\nfor item in forever():\n    pass",
+          "step budget"),
+    _case("slow-steps", S, "while True:\n    ordered = sorted(range(200000))", "time budget"),
+    _case("swallow-with-except", S, "try:\n    while True:\n        pass\nexcept Exception:\n    pass\nok = 1",
+          "step budget"),
+    _case("swallow-with-bare-except", S, "while True:\n    try:\n        while True:\n            pass\n"
+          "    except:\n        pass", "step budget"),
+    _case("swallow-with-finally-return", S, "def f():\n    try:\n        while True:\n            pass\n"
+          "    finally:\n        return 1\nresult = f()", "step budget"),
+    _case("deep-recursion", S, "def f(n):\n    return f(n + 1)\nf(0)", "recursion limit"),
+    _case("lambda-recursion", C, "(lambda f: f(f))(lambda f: f(f))", "recursion limit"),
+    _case("source-too-long", C, "1 or " * 5000 + "1", "longer than"),
+    _case("parser-recursion", S, "x = 1" + " + 1" * 24000, "cannot be parsed"),
+]
+
+#: Audit events that mean the sandbox touched the host. ``object.__getattr__`` is raised for reads of
+#: function, generator and frame internals (``__code__``, ``gi_frame``, ``f_code``…). Reads on frames
+#: and tracebacks themselves are ignored: logging and the sandbox's line-number lookup make them, and
+#: sandboxed code could only get a frame through a generator, function or exception, which is caught.
+_HOST_EVENTS = ("import", "open", "os.", "subprocess.", "ctypes.", "socket.", "shutil.", "object.__setattr__",
+                "object.__getattr__", "object.__delattr__", "code.__new__", "function.__new__", "builtins.input",
+                "sys.settrace", "sys.setprofile", "sys._current_frames", "marshal.", "pickle.")
+
+
+class _Tripwire:
+    """An audit hook (``sys.addaudithook``) that records host events while :meth:`watching`."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.events: list[tuple[str, str]] = []
+        self.thread: int | None = None
+
+    @contextmanager
+    def watching(self):
+        self.events.clear()
+        self.thread = threading.get_ident()
+        self.active = True
+        try:
+            yield self
+        finally:
+            self.active = False
+
+    def __call__(self, event: str, args: tuple) -> None:
+        if not self.active or threading.get_ident() != self.thread or not event.startswith(_HOST_EVENTS):
+            return
+        if event == "open" and args and str(args[0]) == "/proc/self/statm":
+            return  # the memory ceiling reads the process size
+        if event == "object.__getattr__" and isinstance(args[0], (types.TracebackType, types.FrameType)):
+            return
+        self.events.append((event, repr(args)[:200]))
+
+
+_TRIPWIRE = _Tripwire()
+sys.addaudithook(_TRIPWIRE)
+
+
+@pytest.fixture
+def quick_budgets(monkeypatch):
+    """Budgets that end the slow cases fast, also on a busy machine: 100,000 steps (a few tenths of
+    a second at most), one second, 128 MiB of memory."""
+    monkeypatch.setitem(sandbox.LIMITS, "condition", sandbox.Limits(steps=100_000, seconds=1.0))
+    monkeypatch.setitem(sandbox.LIMITS, "script", sandbox.Limits(steps=100_000, seconds=1.0))
+    monkeypatch.setattr(sandbox, "MEMORY_HEADROOM_MB", 128)
+
+
+def _run(kind: str, source: str, data: dict):
+    if kind == C:
+        return evaluate(source, data)
+    context = dict(data)
+    SandboxEnvironment().execute(source, context)
+    return context
+
+
+def test_the_corpus_is_large_enough():
+    assert len(CORPUS) >= 30
+    assert len({p.id for p in CORPUS}) == len(CORPUS)
+
+
+@pytest.mark.parametrize(("kind", "source", "logged"), CORPUS)
+def test_escape_fails_harmlessly_and_is_logged(kind, source, logged, tmp_path, caplog, quick_budgets):
+    marker = tmp_path / "escaped"
+    source = source.replace(MARKER, str(marker))
+    data = {"x": 1, "title": "Plan"}
+    modules_before = set(sys.modules)
+    caplog.set_level(logging.WARNING, logger="deptflow.sandbox")
+
+    with _TRIPWIRE.watching() as tripwire, pytest.raises(ScriptError) as caught:
+        _run(kind, source, data)
+
+    assert not marker.exists()
+    assert tripwire.events == []
+    assert set(sys.modules) - modules_before == set()
+    assert data == {"x": 1, "title": "Plan"}
+    warnings = [r for r in caplog.records if r.name == "deptflow.sandbox" and r.levelno == logging.WARNING]
+    assert warnings, f"nothing logged for {source!r}"
+    assert any(logged in r.getMessage() for r in warnings), [r.getMessage() for r in warnings]
+    assert logged.strip("()") in str(caught.value) or "refused" in str(caught.value)
+
+
+def test_memory_ceiling_is_restored_after_a_bomb(quick_budgets):
+    resource = pytest.importorskip("resource")
+    before = resource.getrlimit(resource.RLIMIT_AS)
+    with pytest.raises(ScriptError, match="memory budget"):
+        _run(S, "hoard = [[0] * 999999 for _ in range(10**5)]", {})
+    assert resource.getrlimit(resource.RLIMIT_AS) == before
+
+
+def test_a_stopped_run_cannot_continue_in_later_code(caplog):
+    """After a budget ran out, every further step stops the code again, even if it swallowed the stop."""
+    source = (
+        "def spin():\n    try:\n        while True:\n            pass\n    finally:\n        return 1\n"
+        "first = spin()\nsecond = spin()\nfor i in range(3):\n    pass\n"
+    )
+    context: dict = {}
+    with pytest.raises(ScriptError, match="step budget"):
+        SandboxEnvironment().execute(source, context)
+    assert context == {}
+
+
+# --- end to end: script tasks in deployed processes --------------------------------------
+
+
+def _deploy(session, name: str, **replace: str) -> str:
+    xml = (DATA / name).read_text()
+    for old, new in replace.items():
+        xml = xml.replace(old, new)
+    definition = definitions.deploy(session, None, xml)
+    session.commit()
+    return definition.process_key
+
+
+def _count(session, model) -> int:
+    return session.scalar(select(func.count()).select_from(model))
+
+
+def test_legitimate_script_task_runs_through_the_engine(session, user, caplog):
+    key = _deploy(session, "script_scoring.bpmn")
+    large = runtime.start_process(session, user("steve"), key, {"title": "Big Van order", "amount": "900",
+                                                                 "quantity": "20"})
+    session.commit()
+    assert large.status == "running"
+    assert large.data["total"] == 18000 and large.data["net_total"] == 17100.0
+    assert large.data["priority"] == "high"
+    assert large.data["lines"] == ["20 x 900", "check 1", "check 2"]
+    assert large.data["summary"] == "20 X 900; CHECK 1; CHECK 2"
+    assert large.data["review_on"] == "2024-01-15"  # dates are saved as ISO text
+    assert large.data["codes"] == ["big", "order", "van"]
+    assert large.data["ratio"] is None and "count" not in large.data and "grade" not in large.data
+    [task] = session.scalars(select(HumanTask).where(HumanTask.instance_id == large.id)).all()
+    assert task.element_id == "approve_large_order"
+
+    small = runtime.start_process(session, user("sara"), key, {"title": "Spare part", "amount": "9",
+                                                                "quantity": "2"})
+    session.commit()
+    assert small.status == "completed" and small.data["priority"] == "normal"
+    assert not [r for r in caplog.records if r.name == "deptflow.sandbox" and r.levelno >= logging.WARNING]
+
+
+HOSTILE_SCRIPTS = [
+    pytest.param('handle = open("MARKER_PATH", "w")\nhandle.write("escaped")', "open() is not available", id="open"),
+    pytest.param("while True:\n    pass", "exceeded its", id="loop"),
+    pytest.param("payload = 'x' * 10**10", "repetition", id="memory"),
+]
+
+
+def test_script_refused_at_compile_time_is_not_deployed(session):
+    """Dunder access never reaches a running case: deploying the diagram lists it with the element id."""
+    hostile = 'title = title.strip()\nhandle = open("MARKER_PATH", "w")\nhandle.write("escaped")\n'
+    xml = (DATA / "script_escape.bpmn").read_text().replace(
+        hostile, "leak = ().__class__.__base__.__subclasses__()\n")
+    with pytest.raises(InvalidDefinition) as caught:
+        definitions.deploy(session, None, xml)
+    [problem] = caught.value.problems
+    assert problem.element_id == "tidy_request" and "__class__" in problem.message
+
+
+@pytest.mark.parametrize(("script", "reason"), HOSTILE_SCRIPTS)
+def test_hostile_script_task_names_its_element_and_saves_nothing(session, user, tmp_path, caplog, script, reason):
+    marker = tmp_path / "escaped"
+    hostile = 'title = title.strip()\nhandle = open("MARKER_PATH", "w")\nhandle.write("escaped")\n'
+    key = _deploy(session, "script_escape.bpmn", **{hostile: script + "\n", MARKER: str(marker)})
+    instances, events, tasks = _count(session, ProcessInstance), _count(session, Event), _count(session, HumanTask)
+
+    with pytest.raises(ScriptError) as caught:
+        runtime.start_process(session, user("steve"), key, {"title": "  Tidy me  "})
+    session.rollback()
+
+    message = str(caught.value)
+    assert "[tidy_request]" in message and "Tidy request" in message and reason in message
+    assert (_count(session, ProcessInstance), _count(session, Event), _count(session, HumanTask)) == (
+        instances, events, tasks)
+    assert not marker.exists()
+    assert any(r.name == "deptflow.sandbox" and r.levelno == logging.WARNING and "[tidy_request]" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_hostile_script_over_http_shows_the_element_and_saves_nothing(app, login_as, tmp_path):
+    marker = tmp_path / "escaped"
+    with app.extensions["deptflow_sessions"]() as session:
+        _deploy(session, "script_escape.bpmn", **{MARKER: str(marker)})
+        before = _count(session, ProcessInstance)
+
+    response = login_as("steve").post("/processes/script_escape/start", data={"title": "Tidy me"})
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 500
+    assert "[tidy_request]" in page and "open() is not available in the sandbox" in page
+    with app.extensions["deptflow_sessions"]() as session:
+        assert _count(session, ProcessInstance) == before
+    assert not marker.exists()
+
+
+def test_failing_condition_names_the_gateway(session, user):
+    xml = (DATA / "script_scoring.bpmn").read_text().replace(
+        "priority == 'high' and net_total &gt; 0", "priority == 'high' and getattr(net_total, 'real')")
+    definitions.deploy(session, None, xml)
+    session.commit()
+    with pytest.raises(ScriptError) as caught:
+        runtime.start_process(session, user("steve"), "script_scoring", {"title": "Big", "amount": "900",
+                                                                          "quantity": "20"})
+    session.rollback()
+    assert "[route]" in str(caught.value) and "getattr() is not available" in str(caught.value)
+    assert _count(session, ProcessInstance) == 0

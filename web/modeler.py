@@ -1,0 +1,205 @@
+"""Process owners: edit diagrams in the browser, save drafts, validate, publish, compare, migrate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
+
+from engine import definitions, modeling
+from engine.errors import InvalidDefinition, InvalidForm, Problem
+
+from .database import db
+from .security import actor, roles_required
+
+bp = Blueprint("modeler", __name__, url_prefix="/modeler")
+OWNERS = tuple(sorted(modeling.OWNER_ROLES))
+
+
+def _problems_json(problems: list[Problem]) -> list[dict[str, Any]]:
+    return [{"message": p.message, "element_id": p.element_id, "severity": p.severity} for p in problems]
+
+
+def _xml_from_json() -> tuple[str, dict[str, Any]]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("xml"), str):
+        abort(400)
+    return body["xml"], body
+
+
+def _expected_key(body: dict[str, Any]) -> str | None:
+    """The process the editor was opened on: the diagram must not turn into another process."""
+    key = body.get("process_key")
+    return key if isinstance(key, str) and key else None
+
+
+def _draft_json(draft) -> dict[str, Any]:
+    return {
+        "id": draft.id,
+        "process_key": draft.process_key,
+        "name": draft.name,
+        "saved_at": draft.saved_at.strftime("%Y-%m-%d %H:%M:%S"),
+        "author": draft.author.full_name if draft.author else "",
+        "note": draft.note,
+        "xml_url": url_for("modeler.draft_xml", draft_id=draft.id),
+        "edit_url": url_for("modeler.edit", key=draft.process_key, draft=draft.id),
+    }
+
+
+def _new_process_page(errors: dict[str, str], values: dict[str, str], import_problems=None, draft=None,
+                      status: int = 200):
+    return render_template("modeler/index.html", rows=modeling.catalogue(db()), roles=definitions.known_roles(db()),
+                           errors=errors, values=values, import_problems=import_problems or [], draft=draft), status
+
+
+@bp.route("")
+@roles_required(*OWNERS)
+def index():
+    """Every process with its latest version and drafts; create a new one or import a file."""
+    return _new_process_page({}, {})
+
+
+@bp.route("/new", methods=["POST"])
+@roles_required(*OWNERS)
+def new():
+    """A new process from the template, opened in the modeler as its first draft."""
+    form = request.form
+    try:
+        draft = modeling.create_process(db(), actor(), form.get("key", ""), form.get("name", ""), form.get("role", ""))
+    except InvalidForm as exc:
+        db().rollback()
+        return _new_process_page(exc.errors, exc.values, status=422)
+    db().commit()
+    flash(f"Created “{draft.name}” from the template; it is a draft until you publish it.", "success")
+    return redirect(url_for("modeler.edit", key=draft.process_key, draft=draft.id))
+
+
+@bp.route("/import", methods=["POST"])
+@roles_required(*OWNERS)
+def import_file():
+    """Upload a .bpmn file: it becomes a draft; a file with errors shows them with their element ids."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return _new_process_page({"file": "Choose a .bpmn file."}, {}, status=422)
+    data = upload.read(definitions.MAX_XML_BYTES + 1)
+    try:
+        draft, report = modeling.import_file(db(), actor(), data, upload.filename)
+    except InvalidDefinition as exc:
+        db().rollback()
+        return _new_process_page({}, {}, import_problems=exc.problems, status=422)
+    db().commit()
+    if report.errors:
+        return _new_process_page({}, {}, import_problems=report.problems, draft=draft, status=422)
+    flash(f"Imported {upload.filename} as a draft of “{draft.name}”.", "success")
+    return redirect(url_for("modeler.edit", key=draft.process_key, draft=draft.id))
+
+
+@bp.route("/<key>")
+@roles_required(*OWNERS)
+def process(key: str):
+    """Versions (who, when, note, SHA-256, open cases) and drafts of one process."""
+    return render_template("modeler/process.html", o=modeling.process_overview(db(), key))
+
+
+@bp.route("/<key>/edit")
+@roles_required(*OWNERS)
+def edit(key: str):
+    """The modeler with properties panel, opened on the latest version or on a draft."""
+    source = modeling.editor_source(db(), key, request.args.get("draft", type=int))
+    if source.draft is not None:
+        xml_url = url_for("modeler.draft_xml", draft_id=source.draft.id)
+    else:
+        xml_url = url_for("history.definition_xml", definition_id=source.definition.id)
+    return render_template("modeler/edit.html", s=source, o=source.overview, xml_url=xml_url)
+
+
+@bp.route("/drafts/<int:draft_id>.bpmn")
+@roles_required(*OWNERS)
+def draft_xml(draft_id: int):
+    """A saved draft, as the BPMN file."""
+    draft = modeling.get_draft(db(), draft_id)
+    return Response(draft.xml, mimetype="application/xml; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="{draft.process_key}.draft{draft.id}.bpmn"'})
+
+
+@bp.route("/<key>/diff")
+@roles_required(*OWNERS)
+def diff(key: str):
+    """Two versions on the diagram, added / removed / changed elements marked, with the changed properties."""
+    latest = definitions.latest_definition(db(), key)
+    new_version = request.args.get("b", latest.version, type=int)
+    old_version = request.args.get("a", max(new_version - 1, 1), type=int)
+    return render_template("modeler/diff.html", d=modeling.diff_versions(db(), key, old_version, new_version),
+                           versions=modeling.versions_of(db(), key), key=key)
+
+
+@bp.route("/<key>/migrate")
+@roles_required(*OWNERS)
+def migrate_preview(key: str):
+    """The open cases of a version and whether each can move to the newer one."""
+    preview = modeling.migration_preview(db(), actor(), key, request.args.get("from", 0, type=int),
+                                         request.args.get("to", type=int))
+    return render_template("modeler/migrate.html", key=key, preview=preview, result=None)
+
+
+@bp.route("/<key>/migrate", methods=["POST"], endpoint="migrate")
+@roles_required(*OWNERS)
+def migrate(key: str):
+    """Move every case that can move; list the others with the tasks that block them."""
+    result = modeling.migrate_instances(db(), actor(), key, request.form.get("from", 0, type=int),
+                                        request.form.get("to", type=int))
+    db().commit()
+    return render_template("modeler/migrate.html", key=key, preview=None, result=result)
+
+
+# --- JSON for modeler.js --------------------------------------------------------------------
+
+
+@bp.route("/api/validate", methods=["POST"])
+@roles_required(*OWNERS)
+def api_validate():
+    """The validation report of the diagram in the editor."""
+    xml, _body = _xml_from_json()
+    return jsonify(modeling.validate(db(), xml).as_dict())
+
+
+@bp.route("/api/drafts", methods=["POST"])
+@roles_required(*OWNERS)
+def api_save_draft():
+    """Save the editor's diagram as a new draft."""
+    xml, body = _xml_from_json()
+    try:
+        draft = modeling.save_draft(db(), actor(), xml, note=str(body.get("note") or ""),
+                                    process_key=_expected_key(body))
+    except InvalidDefinition as exc:
+        db().rollback()
+        return jsonify(problems=_problems_json(exc.problems)), 422
+    db().commit()
+    return jsonify(_draft_json(draft)), 201
+
+
+@bp.route("/api/publish", methods=["POST"])
+@roles_required(*OWNERS)
+def api_publish():
+    """Publish the editor's diagram as the next version; errors refuse it, warnings need an acknowledgement."""
+    xml, body = _xml_from_json()
+    try:
+        publication = modeling.publish(db(), actor(), xml, note=str(body.get("note") or ""),
+                                       acknowledge_warnings=body.get("acknowledge") is True,
+                                       process_key=_expected_key(body))
+    except InvalidDefinition as exc:
+        db().rollback()
+        errors = [p for p in exc.problems if p.severity == "error"]
+        report = {"ok": not errors, "errors": len(errors), "warnings": len(exc.problems) - len(errors),
+                  "problems": _problems_json(exc.problems)}
+        return jsonify(report=report, needs_acknowledgement=isinstance(exc, modeling.WarningsNotAcknowledged)), 422
+    db().commit()
+    definition = publication.definition
+    return jsonify(
+        version=definition.version,
+        process_key=definition.process_key,
+        created=publication.created,
+        sha256=definition.sha256,
+        process_url=url_for("modeler.process", key=definition.process_key),
+        definition_url=url_for("history.definition_xml", definition_id=definition.id),
+    )
