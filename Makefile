@@ -12,7 +12,7 @@ PORT ?= 5000
 
 run: setup
 	$(BIN)/deptflow init --demo
-	$(BIN)/deptflow serve --host $(HOST) --port $(PORT)
+	$(BIN)/deptflow serve --demo --host $(HOST) --port $(PORT)
 
 test: setup chromium
 	$(BIN)/ruff check .

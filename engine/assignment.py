@@ -12,7 +12,7 @@ import re
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .db import HumanTask, ProcessInstance, User
+from .db import HumanTask, Process, ProcessInstance, User
 from .errors import NotAllowed
 
 READ_ALL_ROLES = frozenset({"auditor", "admin", "process_owner"})
@@ -50,8 +50,9 @@ def may_view_task(actor: User, task: HumanTask) -> bool:
     )
 
 
-def check_may_work_on(actor: User, task: HumanTask) -> None:
+def check_may_work_on(session: Session, actor: User, task: HumanTask) -> None:
     """Raise :class:`NotAllowed` unless ``actor`` may claim or complete ``task``."""
+    _check_separation(session, actor, task)
     if task.assignee_id == actor.id:
         return
     if task.assignee_id is not None:
@@ -59,3 +60,17 @@ def check_may_work_on(actor: User, task: HumanTask) -> None:
         raise NotAllowed(f"“{task.name}” is assigned to {holder}.")
     if not is_candidate(actor, task):
         raise NotAllowed(f"“{task.name}” is for another role ({', '.join(task.candidate_roles) or 'nobody'}).")
+
+
+def is_separated(session: Session, actor: User, task: HumanTask) -> bool:
+    """Separation of duties: the starter of a case may not do the tasks the catalogue separates."""
+    if task.instance.started_by_id != actor.id:
+        return False
+    process = session.get(Process, task.instance.process_key)
+    return bool(process and task.element_id in (process.separated_tasks or []))
+
+
+def _check_separation(session: Session, actor: User, task: HumanTask) -> None:
+    if is_separated(session, actor, task):
+        raise NotAllowed(f"You started “{task.instance.title}”, so “{task.name}” must be done by someone else "
+                         "(separation of duties).")

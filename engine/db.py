@@ -93,6 +93,8 @@ class Process(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     starter_roles: Mapped[list[Any]] = mapped_column(default=list)
     owner_role: Mapped[str | None] = mapped_column(String(64))
+    #: user task ids the person who started a case may not claim or complete (separation of duties)
+    separated_tasks: Mapped[list[Any]] = mapped_column(default=list)
 
     def __repr__(self) -> str:
         return f"<Process {self.key}>"
@@ -214,6 +216,7 @@ class Event(Base):
     __table_args__ = (
         Index("ix_events_instance", "instance_id", "id"),
         Index("ix_events_actor", "actor_id", "instance_id"),
+        Index("ix_events_kind_at", "kind", "at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

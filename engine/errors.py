@@ -40,6 +40,16 @@ class TaskNoLongerOpen(Conflict):
     """The task was cancelled or withdrawn while the user was looking at it."""
 
 
+class LoginLocked(DeptflowError):
+    """Too many failed logins for one username: refused until ``until`` (naive UTC)."""
+
+    status = 429
+
+    def __init__(self, until: datetime):
+        self.until = until
+        super().__init__(f"Too many failed logins. Try again after {until:%H:%M} UTC.")
+
+
 class InvalidForm(DeptflowError):
     """Per-field validation errors; ``values`` keeps what the user typed."""
 

@@ -27,7 +27,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from . import audit, forms, notify, persistence, timers
 from . import definitions as defs
 from . import tasks as projection
-from .assignment import READ_ALL_ROLES, check_may_work_on, is_candidate, may_view_task
+from .assignment import READ_ALL_ROLES, check_may_work_on, is_candidate, is_separated, may_view_task
 from .clock import utcnow
 from .db import Event, HumanTask, Process, ProcessDefinition, ProcessInstance, User, UserRole
 from .definitions import ParsedDefinition, UserTaskInfo
@@ -253,6 +253,7 @@ class TaskView:
     can_claim: bool
     can_unclaim: bool
     delegates: list[User] = field(default_factory=list)
+    separated: bool = False
 
     @property
     def form(self) -> forms.Form:
@@ -288,7 +289,9 @@ def task_view(session: Session, actor: User, task_id: int) -> TaskView:
         data.update(task.submitted)
     values = forms.initial_values(info.form, data) if info else {}
     is_open = task.status == "open"
-    may_act = task.assignee_id == actor.id or (task.assignee_id is None and is_candidate(actor, task))
+    separated = is_separated(session, actor, task)
+    may_act = not separated and (
+        task.assignee_id == actor.id or (task.assignee_id is None and is_candidate(actor, task)))
     return TaskView(
         task=task,
         instance=instance,
@@ -298,10 +301,11 @@ def task_view(session: Session, actor: User, task_id: int) -> TaskView:
         labels=field_labels(parsed),
         choices=field_choices(parsed),
         can_complete=is_open and may_act,
-        can_claim=is_open and task.assignee_id is None and is_candidate(actor, task),
+        can_claim=is_open and not separated and task.assignee_id is None and is_candidate(actor, task),
         can_unclaim=is_open and task.assignee_id == actor.id,
         delegates=[u for u in delegation_candidates(session, task) if u.id != actor.id]
         if is_open and task.assignee_id == actor.id else [],
+        separated=separated,
     )
 
 
@@ -337,7 +341,7 @@ def claim(session: Session, actor: User, task_id: int) -> HumanTask:
     _check_open(task)
     if task.assignee_id == actor.id:
         return task
-    check_may_work_on(actor, task)
+    check_may_work_on(session, actor, task)
     now = utcnow()
     taken = session.execute(
         update(HumanTask)
@@ -369,11 +373,11 @@ def unclaim(session: Session, actor: User, task_id: int) -> HumanTask:
 
 
 def delegation_candidates(session: Session, task: HumanTask) -> list[User]:
-    """Active users holding one of the task's roles, by name."""
+    """Active users holding one of the task's roles (not the starter, if the task is separated), by name."""
     query = (select(User).join(UserRole, UserRole.user_id == User.id)
              .where(UserRole.role_key.in_(task.candidate_roles), User.active.is_(True))
              .order_by(User.full_name).distinct())
-    return list(session.scalars(query))
+    return [u for u in session.scalars(query) if not is_separated(session, u, task)]
 
 
 def delegate(session: Session, actor: User, task_id: int, to_username: str) -> HumanTask:
@@ -383,7 +387,7 @@ def delegate(session: Session, actor: User, task_id: int, to_username: str) -> H
     if task.assignee_id != actor.id and "admin" not in actor.role_keys:
         raise NotAllowed(f"Only the person working on “{task.name}” may delegate it.")
     target = session.scalar(select(User).where(User.username == to_username.strip(), User.active.is_(True)))
-    if target is None or not is_candidate(target, task):
+    if target is None or not is_candidate(target, task) or is_separated(session, target, task):
         raise InvalidForm({"to": "Choose a colleague who holds the task's role."}, {"to": to_username})
     previous = task.assignee
     task.assignee_id, task.assignee, task.claimed_at = target.id, target, utcnow()
@@ -403,7 +407,7 @@ def complete_task(session: Session, actor: User, task_id: int, values: dict[str,
     for _attempt in range(MAX_ATTEMPTS):
         task = _get_task(session, task_id)
         _check_open(task)
-        check_may_work_on(actor, task)
+        check_may_work_on(session, actor, task)
         try:
             _complete(session, actor, task, values)
             session.flush()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import audit
-from .db import Role, User
-from .errors import InvalidForm, NotAllowed, NotFound
+from .clock import utcnow
+from .db import Event, Role, User
+from .errors import InvalidForm, LoginLocked, NotAllowed, NotFound
 
 _hasher = PasswordHasher()
 # Spent on unknown usernames too, so that response time does not reveal which exist.
@@ -20,9 +23,18 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+LOCKOUT_ATTEMPTS = 5
+LOCKOUT_WINDOW = timedelta(minutes=15)
+
+
 def authenticate(session: Session, username: str, password: str) -> User | None:
-    """The active user with these credentials, or ``None`` (a failed login is audited)."""
-    name = username.strip().lower()
+    """The active user with these credentials, or ``None``. Logins and failures are audited.
+
+    :raises LoginLocked: after five failures within fifteen minutes (counted since the last
+        successful login); the account opens again when the oldest of them is fifteen minutes old
+    """
+    name = username.strip().lower()[:80]
+    _check_lockout(session, name)
     user = session.scalar(select(User).where(User.username == name))
     try:
         _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
@@ -31,9 +43,27 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
     else:
         user_ok = user is not None and user.active
     if not user_ok:
-        audit.record(session, "login_failed", username=name[:80], known_user=user is not None)
+        audit.record(session, "login_failed", username=name, known_user=user is not None)
         return None
+    audit.record(session, "login", actor=user)
     return user
+
+
+def _check_lockout(session: Session, name: str) -> None:
+    now = utcnow()
+    since = now - LOCKOUT_WINDOW
+    user_id = session.scalar(select(User.id).where(User.username == name))
+    if user_id is not None:
+        last_login = session.scalar(select(func.max(Event.at)).where(
+            Event.kind == "login", Event.actor_id == user_id, Event.at >= since))
+        since = max(since, last_login) if last_login else since
+    failures = list(session.scalars(select(Event.at).where(
+        Event.kind == "login_failed", Event.at >= since, Event.data["username"].as_string() == name,
+    ).order_by(Event.at)))
+    if len(failures) >= LOCKOUT_ATTEMPTS:
+        until = failures[-LOCKOUT_ATTEMPTS] + LOCKOUT_WINDOW
+        audit.record(session, "login_locked", username=name, until=until)
+        raise LoginLocked(until)
 
 
 def ensure_role(session: Session, key: str, name: str, description: str = "") -> Role:

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from engine.clock import utcnow
 from engine.db import database_url
@@ -44,7 +45,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app: defaults, environment, test overrides, one ``init_app`` per resource, blueprints."""
     app = Flask(__name__, instance_relative_config=False)
     app.config.from_mapping(
-        SECRET_KEY=os.environ.get("DEPTFLOW_SECRET_KEY") or secrets.token_hex(32),
+        SECRET_KEY=os.environ.get("DEPTFLOW_SECRET_KEY"),
         DATABASE_URL=None,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -53,6 +54,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     if config:
         app.config.update(config)
+    if not app.config["SECRET_KEY"]:
+        if not (app.testing or os.environ.get("DEPTFLOW_DEMO") == "1"):
+            raise RuntimeError("DEPTFLOW_SECRET_KEY is not set. It signs login sessions: set it to a long random "
+                               "value (python3 -c 'import secrets; print(secrets.token_hex(32))'), or run the demo "
+                               "with `deptflow serve --demo`.")
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
+    if os.environ.get("DEPTFLOW_HTTPS") == "1":  # behind a TLS-terminating proxy
+        app.config.update(SESSION_COOKIE_SECURE=True, REMEMBER_COOKIE_SECURE=True, PREFERRED_URL_SCHEME="https")
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
     app.config["DATABASE_URL"] = app.config["DATABASE_URL"] or database_url()
 
     database.init_app(app)

@@ -8,6 +8,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import login_required, login_user, logout_user
 
 from engine import users
+from engine.errors import LoginLocked
 
 from .database import db
 from .security import LoginUser
@@ -20,11 +21,16 @@ def login():
     """Check the credentials and open a session; a failure keeps the username typed."""
     username = request.form.get("username", "")
     if request.method == "POST":
-        user = users.authenticate(db(), username, request.form.get("password", ""))
+        try:
+            user = users.authenticate(db(), username, request.form.get("password", ""))
+        except LoginLocked as exc:
+            db().commit()
+            flash(str(exc), "error")
+            return render_template("auth/login.html", username=username), 429
+        db().commit()
         if user is not None:
             login_user(LoginUser(user))
             return redirect(_safe_next(request.args.get("next")))
-        db().commit()
         flash("Unknown username or wrong password.", "error")
         return render_template("auth/login.html", username=username), 401
     return render_template("auth/login.html", username=username)

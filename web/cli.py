@@ -88,16 +88,20 @@ def worker(interval: float) -> None:
 @click.option("--workers", default=1, show_default=True, type=int, help="gunicorn worker processes")
 @click.option("--threads", default=8, show_default=True, type=int, help="threads per worker")
 @click.option("--no-worker", is_flag=True, help="do not fire timers here (run `deptflow worker` instead)")
-def serve(host: str, port: int, workers: int, threads: int, no_worker: bool) -> None:
+@click.option("--demo", is_flag=True, help="demo mode: a random session key when DEPTFLOW_SECRET_KEY is unset")
+def serve(host: str, port: int, workers: int, threads: int, no_worker: bool, demo: bool) -> None:
     """Serve the web front end with gunicorn, and run the timer worker in the same process."""
     from gunicorn.app.base import BaseApplication
 
     from web import create_app
 
     if not os.environ.get("DEPTFLOW_SECRET_KEY"):
+        if not demo:
+            raise click.UsageError("DEPTFLOW_SECRET_KEY is not set. Set it to a long random value, "
+                                   "or use --demo for a throw-away key.")
         # One key for all workers, so a login is valid whichever worker serves the next request.
         os.environ["DEPTFLOW_SECRET_KEY"] = secrets.token_hex(32)
-        click.echo("DEPTFLOW_SECRET_KEY is not set: using a random key, logins end when the server stops.")
+        click.echo("demo mode: a random session key; logins end when the server stops.")
 
     class _Server(BaseApplication):
         def load_config(self) -> None:

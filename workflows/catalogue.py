@@ -24,6 +24,8 @@ class ProcessSpec:
     starter_roles: tuple[str, ...]
     owner_role: str
     description: str
+    #: tasks the starter of a case may not do themselves (the approver is never the requester)
+    separated_tasks: tuple[str, ...] = ()
 
     @property
     def path(self) -> Path:
@@ -61,13 +63,16 @@ ROLES: tuple[RoleSpec, ...] = (
 PROCESSES: tuple[ProcessSpec, ...] = (
     ProcessSpec("new_product_launch", "New product launch", "new_product_launch.bpmn", ("rnd_design",),
                 "marketing_manager",
-                "From a new product to its launch plan, budget approval, dealer rollout and first feedback."),
+                "From a new product to its launch plan, budget approval, dealer rollout and first feedback.",
+                ("review_launch_plan", "approve_launch_budget")),
     ProcessSpec("marketing_plan_approval", "Annual marketing plan and budget", "marketing_plan_approval.bpmn",
                 ("research_planning",), "marketing_manager",
-                "The annual marketing plan with its budget and advertising-expense plan, through approval."),
+                "The annual marketing plan with its budget and advertising-expense plan, through approval.",
+                ("review_marketing_plan", "check_marketing_budget", "approve_marketing_plan")),
     ProcessSpec("engineering_drawing_application", "Engineering drawing application",
                 "engineering_drawing_application.bpmn", ("sales_rep",), "clerk",
-                "A representative applies for drawings for a customer project; design delivers them."),
+                "A representative applies for drawings for a customer project; design delivers them.",
+                ("approve_application",)),
     ProcessSpec("dealer_audit", "Dealer / store audit", "dealer_audit.bpmn", ("marketing_manager",),
                 "assistant_marketing_manager",
                 "Audit of a dealer or specialty store, with rectification and re-check where needed."),
@@ -76,7 +81,8 @@ PROCESSES: tuple[ProcessSpec, ...] = (
                 "Record, classify and resolve a complaint; confirm with the customer."),
     ProcessSpec("sales_target_setting", "Sales target setting", "sales_target_setting.bpmn", ("sales_manager",),
                 "marketing_manager",
-                "Forecasts, consolidation with the marketing plan, proposed targets, negotiation, approval."),
+                "Forecasts, consolidation with the marketing plan, proposed targets, negotiation, approval.",
+                ("approve_sales_targets",)),
     ProcessSpec("monthly_drawing_statistics", "Monthly drawing statistics", "monthly_drawing_statistics.bpmn", (),
                 "clerk",
                 "Started on the first of every month: the clerk's statistics of engineering-drawing applications, "

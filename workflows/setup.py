@@ -32,6 +32,7 @@ def install_catalogue(session: Session) -> list[str]:
         process.description = spec.description
         process.starter_roles = list(spec.starter_roles)
         process.owner_role = spec.owner_role
+        process.separated_tasks = list(spec.separated_tasks)
         report.append(f"{spec.key}: version {definition.version}")
     session.flush()
     return report

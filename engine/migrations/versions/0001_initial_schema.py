@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 13:08:40.405842
+Create Date: 2026-11-26 13:34:13.435997
 """
 from alembic import op
 import sqlalchemy as sa
@@ -28,6 +28,7 @@ def upgrade() -> None:
     sa.Column('description', sa.Text(), nullable=False),
     sa.Column('starter_roles', sa.JSON(), nullable=False),
     sa.Column('owner_role', sa.String(length=64), nullable=True),
+    sa.Column('separated_tasks', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('key', name=op.f('pk_processes'))
     )
     op.create_table('roles',
@@ -175,6 +176,7 @@ def upgrade() -> None:
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.create_index('ix_events_actor', ['actor_id', 'instance_id'], unique=False)
         batch_op.create_index('ix_events_instance', ['instance_id', 'id'], unique=False)
+        batch_op.create_index('ix_events_kind_at', ['kind', 'at'], unique=False)
 
     op.create_table('notifications',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -222,6 +224,7 @@ def downgrade() -> None:
 
     op.drop_table('notifications')
     with op.batch_alter_table('events', schema=None) as batch_op:
+        batch_op.drop_index('ix_events_kind_at')
         batch_op.drop_index('ix_events_instance')
         batch_op.drop_index('ix_events_actor')
 
