@@ -106,24 +106,25 @@ def _open_tasks() -> Select:
     )
 
 
+def inbox_queries(actor: User, limit: int = 200) -> tuple[Select, Select | None]:
+    """The two inbox queries: tasks assigned to ``actor``; unclaimed tasks of ``actor``'s roles."""
+    assigned = _open_tasks().where(HumanTask.assignee_id == actor.id).limit(limit)
+    roles = sorted(actor.role_keys)
+    if not roles:
+        return assigned, None
+    for_my_roles = select(TaskCandidate.task_id).where(TaskCandidate.role_key.in_(roles))
+    available = _open_tasks().where(HumanTask.assignee_id.is_(None), HumanTask.id.in_(for_my_roles)).limit(limit)
+    return assigned, available
+
+
 def inbox(session: Session, actor: User, limit: int = 200) -> Inbox:
     """Tasks assigned to ``actor`` and unclaimed tasks open for ``actor``'s roles.
 
     Sorted by due date (earliest first, undated last), then priority (highest first).
     """
-    assigned = list(session.scalars(_open_tasks().where(HumanTask.assignee_id == actor.id).limit(limit)))
-    roles = sorted(actor.role_keys)
-    available: list[HumanTask] = []
-    if roles:
-        for_my_roles = select(TaskCandidate.task_id).where(TaskCandidate.role_key.in_(roles))
-        available = list(
-            session.scalars(
-                _open_tasks()
-                .where(HumanTask.assignee_id.is_(None), HumanTask.id.in_(for_my_roles))
-                .limit(limit)
-            )
-        )
-    return Inbox(assigned=assigned, available=available)
+    assigned, available = inbox_queries(actor, limit)
+    return Inbox(assigned=list(session.scalars(assigned)),
+                 available=list(session.scalars(available)) if available is not None else [])
 
 
 def open_tasks_of(session: Session, instance_ids: list[int]) -> dict[int, list[HumanTask]]:
