@@ -62,8 +62,7 @@ def record(
         element_id=element_id or (task.element_id if task is not None else None),
         data=_jsonable(data),
     )
-    session.add(event)
-    session.info.setdefault(_PENDING, []).append(event)
+    session.info.setdefault(_PENDING, []).append(event)  # inserted, numbered and hashed at commit
     return event
 
 
@@ -89,21 +88,27 @@ def event_hash(event: Any) -> str:
 
 @sa_event.listens_for(Session, "before_commit")
 def _seal(session: Session) -> None:
-    pending = [e for e in session.info.pop(_PENDING, []) if e in session]
+    pending = session.info.pop(_PENDING, [])
     if not pending:
         return
-    session.flush()
+    session.flush()  # the rest of the transaction first: the head row is locked only for the sealing
     head = session.scalars(select(AuditHead).where(AuditHead.id == 1).with_for_update()).one_or_none()
     if head is None:
         head = AuditHead(id=1, last_seq=0, last_hash=GENESIS)
         session.add(head)
     seq, previous = head.last_seq, head.last_hash
-    for event in sorted(pending, key=lambda e: e.id):
+    for event in pending:
         seq += 1
         event.seq, event.prev_hash = seq, previous
         event.hash = previous = event_hash(event)
+    session.add_all(pending)
     head.last_seq, head.last_hash = seq, previous
     session.flush()
+
+
+def pending_events(session: Session) -> list[Event]:
+    """Events recorded in this transaction and not yet committed."""
+    return list(session.info.get(_PENDING, []))
 
 
 @sa_event.listens_for(Session, "after_rollback")

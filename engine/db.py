@@ -55,7 +55,7 @@ class User(Base):
     email_notifications: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    roles: Mapped[list[Role]] = relationship(secondary="user_roles", lazy="selectin", order_by="Role.key")
+    roles: Mapped[list[Role]] = relationship(secondary="user_roles", order_by="Role.key")
 
     @property
     def role_keys(self) -> set[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from threading import Lock
@@ -367,13 +368,14 @@ class DefinitionCache:
         self._size = size
         self._lock = Lock()
 
-    def get(self, definition: ProcessDefinition, roles: dict[str, str]) -> ParsedDefinition:
+    def get(self, definition: ProcessDefinition, roles: Callable[[], dict[str, str]]) -> ParsedDefinition:
+        """The parsed ``definition``; ``roles`` is only called (a query) when it must be parsed."""
         with self._lock:
             cached = self._items.get(definition.sha256)
             if cached is not None:
                 self._items.move_to_end(definition.sha256)
                 return cached
-        parsed, problems = parse_definition(definition.xml, roles)
+        parsed, problems = parse_definition(definition.xml, roles())
         if parsed is None:
             raise InvalidDefinition(problems)
         with self._lock:
@@ -391,7 +393,7 @@ def known_roles(session: Session) -> dict[str, str]:
 
 
 def parsed(session: Session, definition: ProcessDefinition) -> ParsedDefinition:
-    return CACHE.get(definition, known_roles(session))
+    return CACHE.get(definition, lambda: known_roles(session))
 
 
 def deploy(

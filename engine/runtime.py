@@ -21,7 +21,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.exc import StaleDataError
 
 from . import audit, forms, notify, persistence, timers
@@ -260,8 +260,10 @@ class TaskView:
         return self.info.form if self.info else forms.Form()
 
 
-def _get_task(session: Session, task_id: int) -> HumanTask:
-    task = session.get(HumanTask, task_id, populate_existing=True)
+def _get_task(session: Session, task_id: int, *, with_state: bool = False) -> HumanTask:
+    """The task row and its instance, fresh from the database (``with_state``: the workflow state too)."""
+    options = [joinedload(HumanTask.instance).undefer(ProcessInstance.state)] if with_state else []
+    task = session.get(HumanTask, task_id, populate_existing=True, options=options)
     if task is None:
         raise NotFound(f"There is no task {task_id}.")
     return task
@@ -405,7 +407,7 @@ def complete_task(session: Session, actor: User, task_id: int, values: dict[str,
     :raises NotAllowed: the task belongs to another role or person
     """
     for _attempt in range(MAX_ATTEMPTS):
-        task = _get_task(session, task_id)
+        task = _get_task(session, task_id, with_state=True)
         _check_open(task)
         check_may_work_on(session, actor, task)
         try:
@@ -420,7 +422,7 @@ def complete_task(session: Session, actor: User, task_id: int, values: dict[str,
 
 
 def _complete(session: Session, actor: User, task: HumanTask, values: dict[str, Any]) -> None:
-    instance = session.get(ProcessInstance, task.instance_id, populate_existing=True)
+    instance = task.instance  # read together with the task row (populate_existing), state included
     if instance.status != "running":
         raise _StaleRead  # suspended or cancelled meanwhile: the retry reports it
     running = load_instance(session, instance)
