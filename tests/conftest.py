@@ -11,13 +11,14 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
-from engine import users
+from engine import clock, users
 from engine.db import User, make_engine, make_session_factory
 from workflows import setup
 
@@ -159,3 +160,25 @@ def login_as(app):
         return client
 
     return login
+
+
+# --- time ------------------------------------------------------------------------------
+
+
+class MovingClock:
+    """The engine's clock in a test: set ``now`` or ``advance(minutes=…)``; nothing sleeps."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def now(request: pytest.FixtureRequest):
+    """A controlled engine clock starting at the module's ``T0`` (default 2026-11-26 09:00 UTC)."""
+    moving = MovingClock(getattr(request.module, "T0", datetime(2026, 11, 26, 9, 0)))
+    clock.set_clock(lambda: moving.now)
+    yield moving
+    clock.set_clock(None)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from engine import clock, runtime, tasks
+from engine import runtime, tasks
 from engine.db import Event, HumanTask, Notification
 from engine.worker import fire_due_timers
 
@@ -36,22 +36,6 @@ AUDIT = {
 }
 NOT_COMPLIANT = {"decoration_ok": True, "price_discipline_ok": False, "no_cross_region_selling": True,
                  "display_ok": True, "findings": "Sells 20% below the company price."}
-
-
-class Clock:
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def now():
-    moving = Clock(T0)
-    clock.set_clock(lambda: moving.now)
-    yield moving
-    clock.set_clock(None)
 
 
 def _tasks(session, instance, status: str = "open") -> list[HumanTask]:

@@ -9,28 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from engine import clock, definitions, notify, runtime, tasks, users
+from engine import definitions, notify, runtime, tasks, users
 from engine.db import Event, HumanTask, Notification, ProcessInstance, make_engine, make_session_factory
 from engine.worker import Worker, fire_due_timers
 
 TIMERS = (Path(__file__).parent / "data" / "timers.bpmn").read_text()
 T0 = datetime(2026, 11, 26, 9, 0)
-
-
-class Clock:
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def now():
-    moving = Clock(T0)
-    clock.set_clock(lambda: moving.now)
-    yield moving
-    clock.set_clock(None)
 
 
 @pytest.fixture
