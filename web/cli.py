@@ -6,6 +6,7 @@ import logging
 import os
 import secrets
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def worker(interval: float) -> None:
 @click.option("--no-worker", is_flag=True, help="do not fire timers here (run `deptflow worker` instead)")
 @click.option("--demo", is_flag=True, help="demo mode: a random session key when DEPTFLOW_SECRET_KEY is unset")
 def serve(host: str, port: int, workers: int, threads: int, no_worker: bool, demo: bool) -> None:
-    """Serve the web front end with gunicorn, and run the timer worker in the same process."""
+    """Serve the web front end with gunicorn, and run the timer worker beside it."""
     from gunicorn.app.base import BaseApplication
 
     from web import create_app
@@ -103,18 +104,29 @@ def serve(host: str, port: int, workers: int, threads: int, no_worker: bool, dem
         os.environ["DEPTFLOW_SECRET_KEY"] = secrets.token_hex(32)
         click.echo("demo mode: a random session key; logins end when the server stops.")
 
+    timer_worker: list[subprocess.Popen] = []
+
+    def start_timer_worker(_arbiter) -> None:
+        if not no_worker:  # a process of its own: threads must not cross gunicorn's fork
+            timer_worker.append(subprocess.Popen([sys.executable, "-c", "from web.cli import main; main()", "worker"]))
+
+    def stop_timer_worker(_arbiter) -> None:
+        for process in timer_worker:
+            process.terminate()
+            process.wait(timeout=10)
+
     class _Server(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("threads", threads)
+            self.cfg.set("reuse_port", True)  # spread keep-alive connections over the workers
             self.cfg.set("accesslog", "-")
+            self.cfg.set("when_ready", start_timer_worker)
+            self.cfg.set("on_exit", stop_timer_worker)
 
         def load(self):
             return create_app()
-
-    if not no_worker:
-        _start_background_worker()
 
     click.echo(f"deptflow serving on http://{host}:{port}")
     _Server().run()
@@ -137,12 +149,3 @@ def audit_verify() -> None:
     click.echo(str(result))
     if not result.ok:
         sys.exit(1)
-
-
-def _start_background_worker() -> None:
-    """One worker thread in the serving process (gunicorn's master), for one-machine set-ups."""
-    from engine.notify import SmtpSettings
-    from engine.worker import Worker
-
-    _engine, sessions = _sessions()
-    Worker(sessions, smtp=SmtpSettings.from_environment()).start_thread()

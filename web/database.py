@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from flask import Flask, current_app, g
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, configure_mappers
 
 from engine.db import make_engine, make_session_factory
 
 
 def init_app(app: Flask) -> None:
+    configure_mappers()  # at start-up, not lazily under the first concurrent requests
     engine = make_engine(app.config["DATABASE_URL"])
     app.extensions["deptflow_engine"] = engine
     app.extensions["deptflow_sessions"] = make_session_factory(engine)

@@ -1,0 +1,153 @@
+"""Benchmark 3 — HTTP overhead: the review step and a start through the real web stack.
+
+Runs ``deptflow serve --workers 1`` on a free port of 127.0.0.1 against a SQLite file. Two
+logged-in clients (``http.client``, one keep-alive connection each, session cookie, CSRF
+token from the pages) post real forms:
+
+* rita: ``POST /processes/marketing_plan_approval/start`` (the start form);
+* mark: ``POST /tasks/<id>/complete`` of ``review_marketing_plan`` (approve), ids read from
+  the inbox page.
+
+The time is that of the POST until its 302 answer is read (the redirect is not followed;
+the inbox is fetched between batches, untimed, as a browser would, so flash messages do
+not pile up in the session cookie). The raw SpiffWorkflow floor of the same step and of a
+start (see ``_common.RawSpiff``) is measured in the same run, one raw step beside each
+request, so that other load on the machine hits both alike. Target: both ratios <= 3.
+
+    .venv/bin/python tests/perf/bench_http.py
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    PLAN,
+    PROCESS,
+    REVIEW_APPROVE,
+    Client,
+    RawSpiff,
+    emit,
+    log,
+    machine,
+    ratio,
+    server,
+    sqlite_database,
+    summary,
+    temp_dir,
+    typed,
+)
+
+ROUNDS = 150
+WARMUP = 15
+DRAIN_EVERY = 10
+TARGET = 3.0
+
+
+def main() -> None:
+    began = time.perf_counter()
+    with temp_dir() as tmp:
+        url = sqlite_database(tmp)
+        raw = RawSpiff(tmp / "raw.sqlite3")
+        plan, review = typed(PLAN), typed(REVIEW_APPROVE)
+        with server(url, workers=1, threads=8, log_path=tmp / "server.log") as address:
+            rita, mark = Client(address), Client(address)
+            rita.login("rita")
+            mark.login("mark")
+
+            def start() -> float:
+                t0 = time.perf_counter()
+                status, headers, body = rita.post(f"/processes/{PROCESS}/start", PLAN)
+                seconds = time.perf_counter() - t0
+                if status != 302:
+                    raise RuntimeError(f"start: {status} {body[:500]}")
+                return seconds
+
+            def complete(task_id: int) -> float:
+                t0 = time.perf_counter()
+                status, headers, body = mark.post(f"/tasks/{task_id}/complete", REVIEW_APPROVE)
+                seconds = time.perf_counter() - t0
+                if status != 302:
+                    raise RuntimeError(f"complete {task_id}: {status} {body[:500]}")
+                return seconds
+
+            def raw_start() -> tuple[float, int]:
+                t0 = time.perf_counter()
+                workflow_id = raw.start(plan)
+                return time.perf_counter() - t0, workflow_id
+
+            def raw_complete(workflow_id: int) -> float:
+                t0 = time.perf_counter()
+                raw.complete(workflow_id, review, "review_marketing_plan")
+                return time.perf_counter() - t0
+
+            def reviews() -> list[int]:
+                return [t for t, element, _ in mark.inbox() if element == "review_marketing_plan"]
+
+            log("bench_http: warm-up")
+            for _ in range(WARMUP):
+                start()
+                raw_complete(raw_start()[1])
+            rita.inbox()
+            for task_id in reviews():
+                complete(task_id)
+            mark.inbox()
+
+            log(f"bench_http: {ROUNDS} starts, then {ROUNDS} review completions, each beside a raw floor step")
+            starts, raw_starts, raw_ids = [], [], []
+            for i in range(ROUNDS):
+                seconds, workflow_id = raw_start()
+                raw_starts.append(seconds)
+                raw_ids.append(workflow_id)
+                starts.append(start())
+                if i % DRAIN_EVERY == DRAIN_EVERY - 1:
+                    rita.inbox()
+            inbox_times = []
+            for _ in range(20):
+                t0 = time.perf_counter()
+                open_reviews = reviews()
+                inbox_times.append(time.perf_counter() - t0)
+            completes, raw_completes = [], []
+            for i, (task_id, workflow_id) in enumerate(zip(open_reviews, raw_ids, strict=False)):
+                raw_completes.append(raw_complete(workflow_id))
+                completes.append(complete(task_id))
+                if i % DRAIN_EVERY == DRAIN_EVERY - 1:
+                    mark.inbox()
+            rows_in_inbox = len(open_reviews)
+            rita.close()
+            mark.close()
+        raw.close()
+
+    complete_ratio = ratio(statistics.median(completes), statistics.median(raw_completes))
+    start_ratio = ratio(statistics.median(starts), statistics.median(raw_starts))
+    emit({
+        "benchmark": "http_overhead",
+        "server": "deptflow serve --workers 1 --threads 8 (gunicorn), SQLite file",
+        "client": "http.client, keep-alive, session cookie, CSRF token; sequential",
+        "complete": {
+            "http": summary(completes),
+            "raw_floor": summary(raw_completes),
+            "ratio": complete_ratio,
+            "target": TARGET,
+            "met": complete_ratio <= TARGET,
+        },
+        "start": {
+            "http": summary(starts),
+            "raw_floor": summary(raw_starts),
+            "ratio": start_ratio,
+            "target": TARGET,
+            "met": start_ratio <= TARGET,
+        },
+        "inbox_page": {**summary(inbox_times), "rows": rows_in_inbox},
+        "runtime_s": round(time.perf_counter() - began, 1),
+        "machine": machine(),
+    })
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,404 @@
+"""Benchmark 5 — the inbox at scale on PostgreSQL.
+
+Creates its own database ``deptflow_bench_inbox_<pid>`` and fills the real tables made by
+``workflows.setup.initialise`` in bulk with SQL (``INSERT … SELECT … generate_series``; the
+rows are cloned from rows the engine itself wrote, so new columns keep their values):
+
+* 40,000 instances of the six processes (2,000 running, the rest completed), with a
+  ``started`` event each;
+* 10,000 open ``human_tasks`` rows, spread over the roles of the demo users (one candidate
+  role each in ``task_candidates``), 20 % of them claimed by a user of that role, due dates
+  over the next weeks (10 % undated), priorities 30–90;
+* 200,000 finished rows (completed over the past year by users of the role; 4 % cancelled),
+  which keep their ``task_candidates`` rows as the engine leaves them, and a ``completed``
+  event for each completed one.
+
+Then measures ``engine.tasks.inbox(session, user)`` (fresh session per call, as per
+request) for several demo users, and the whole inbox page (``GET /`` through the Flask app
+in-process, template included), and runs ``EXPLAIN (ANALYZE, FORMAT JSON)`` on every
+statement the inbox issues to report the indexes the plans use.
+
+It also measures the auditors' search (``engine.history.search_instances``, first page of 50)
+for typical filters over 40,000 instances and their event log, with the indexes it uses.
+
+Target: p95 of ``inbox()`` <= 30 ms (issue 8; the search has no figure there).
+
+    .venv/bin/python tests/perf/bench_inbox.py
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    DEMO_PASSWORD,
+    PLAN,
+    PROCESS,
+    emit,
+    log,
+    machine,
+    percentile,
+    postgres_database,
+    sessions_for,
+    summary,
+)
+
+OPEN_TASKS = 10_000
+FINISHED_TASKS = 200_000
+INSTANCES = 40_000  # 5 finished tasks per instance on average
+RUNNING = 2_000  # the open tasks belong to these
+ASSIGNED_SHARE = 0.2
+USERS = ("mark", "fiona", "grace", "sam", "rita", "steve", "cathy")
+REPS = 60
+WARMUP = 5
+PAGE_REPS = 20
+SEARCH_REPS = 30
+TARGET_P95_MS = 30.0
+
+
+def _columns(conn, table: str) -> list[str]:
+    from sqlalchemy import text
+
+    return list(conn.execute(text(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = :t AND table_schema = current_schema() "
+        "ORDER BY ordinal_position"), {"t": table}).scalars())
+
+
+def _clone(conn, table: str, template_id: int, count: int, overrides: dict[str, str]) -> None:
+    """INSERT ``count`` copies of row ``template_id`` of ``table`` (``g`` = 1..count in the
+    override expressions); the id comes from the sequence."""
+    from sqlalchemy import text
+
+    columns = [c for c in _columns(conn, table) if c != "id"]
+    values = [overrides.get(c, f"t.{c}") for c in columns]
+    conn.execute(text(
+        f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} "
+        f"FROM {table} t CROSS JOIN generate_series(1, {count}) AS g WHERE t.id = {template_id}"))
+
+
+def populate(url: str) -> dict:
+    """Bulk rows; returns what was inserted."""
+    from sqlalchemy import select, text
+
+    from engine import runtime, users
+    from engine.db import HumanTask, UserRole
+
+    engine, sessions = sessions_for(url)
+    with sessions() as s:
+        rita = users.user_by_name(s, "rita")
+        instance = runtime.start_process(s, rita, PROCESS, PLAN)
+        s.commit()
+        template_instance = instance.id
+        template_task = s.scalar(select(HumanTask.id).where(HumanTask.instance_id == instance.id))
+        holders: dict[str, list[int]] = {}
+        for user_role in s.scalars(select(UserRole)):
+            holders.setdefault(user_role.role_key, []).append(user_role.user_id)
+    roles = sorted(holders)
+    # role of the g-th task, and a user holding that role, as SQL expressions
+    role_array = "ARRAY[" + ", ".join(f"'{r}'" for r in roles) + "]"
+    holder_array = "ARRAY[" + ", ".join(str(holders[r][0]) for r in roles) + "]"
+    n = len(roles)
+    role_of = f"({role_array})[1 + (g % {n})]"
+    holder_of = f"({holder_array})[1 + (g % {n})]"
+    claimed = f"(g / {n}) % {round(1 / ASSIGNED_SHARE)} = 0"  # every 5th task of each role
+    with engine.begin() as conn:
+        definitions = conn.execute(text(  # the latest version of each process, spread over the instances
+            "SELECT d.process_key, max(d.id) FROM process_definitions d GROUP BY d.process_key ORDER BY 1")).all()
+        keys = "ARRAY[" + ", ".join(f"'{k}'" for k, _ in definitions) + "]"
+        definition_ids = "ARRAY[" + ", ".join(str(i) for _, i in definitions) + "]"
+        m = len(definitions)
+        starters = "ARRAY[" + ", ".join(str(u) for r in roles for u in holders[r]) + "]"
+        n_starters = sum(len(holders[r]) for r in roles)
+        first = conn.execute(text("SELECT coalesce(max(id), 0) FROM process_instances")).scalar()
+        # instances first+1 .. first+RUNNING are running, the rest completed; oldest last
+        _clone(conn, "process_instances", template_instance, INSTANCES, {
+            "title": "'Case ' || g",
+            "process_key": f"({keys})[1 + (g % {m})]",
+            "definition_id": f"({definition_ids})[1 + (g % {m})]",
+            "business_key": "CASE WHEN g % 3 = 0 THEN 'BK-' || g END",
+            "status": f"CASE WHEN g <= {RUNNING} THEN 'running' ELSE 'completed' END",
+            "started_by_id": f"({starters})[1 + (g % {n_starters})]",
+            "started_at": "now() - make_interval(hours => g / 4)",
+            "ended_at": f"CASE WHEN g <= {RUNNING} THEN NULL ELSE now() - make_interval(hours => g / 4 - 48) END",
+            "state": "'{}'",  # never read by the inbox or the search (deferred column)
+        })
+        running_of = f"{first} + 1 + (g % {RUNNING})"
+        instance_of = f"{first} + 1 + (g % {INSTANCES})"
+        last_task = conn.execute(text("SELECT max(id) FROM human_tasks")).scalar()
+        _clone(conn, "human_tasks", template_task, OPEN_TASKS, {
+            "instance_id": running_of,
+            "spiff_task_id": "gen_random_uuid()::text",
+            "status": "'open'",
+            "assignee_id": f"CASE WHEN {claimed} THEN {holder_of} END",
+            "claimed_at": f"CASE WHEN {claimed} THEN now() END",
+            "created_at": "now() - make_interval(hours => g % 500)",
+            "due_at": "CASE WHEN g % 10 = 0 THEN NULL ELSE now() + make_interval(hours => (g * 7) % 1000) END",
+            "priority": "30 + (g * 13) % 61",
+        })
+        conn.execute(text(
+            f"INSERT INTO task_candidates (task_id, role_key) SELECT id, {role_of} "
+            f"FROM (SELECT id, id - {last_task} AS g FROM human_tasks WHERE id > {last_task}) x"))
+        last_open = conn.execute(text("SELECT max(id) FROM human_tasks")).scalar()
+        _clone(conn, "human_tasks", template_task, FINISHED_TASKS, {
+            "instance_id": instance_of,
+            "spiff_task_id": "gen_random_uuid()::text",
+            "status": "CASE WHEN g % 25 = 0 THEN 'cancelled' ELSE 'completed' END",
+            "assignee_id": holder_of,
+            "claimed_at": "now() - make_interval(hours => g % 8000) - interval '1 hour'",
+            "created_at": "now() - make_interval(hours => g % 8000) - interval '2 hours'",
+            "completed_by_id": f"CASE WHEN g % 25 = 0 THEN NULL ELSE {holder_of} END",
+            "completed_at": "CASE WHEN g % 25 = 0 THEN NULL ELSE now() - make_interval(hours => g % 8000) END",
+            "due_at": "now() - make_interval(hours => g % 8000) + interval '3 days'",
+            "priority": "30 + (g * 13) % 61",
+            "submitted": "'{\"mm_review_decision\": \"approve\"}'",
+        })
+        conn.execute(text(
+            f"INSERT INTO task_candidates (task_id, role_key) SELECT id, {role_of} "
+            f"FROM (SELECT id, id - {last_open} AS g FROM human_tasks WHERE id > {last_open}) x"))
+        template_event = conn.execute(text("SELECT min(id) FROM events WHERE instance_id = :i"),
+                                      {"i": template_instance}).scalar()
+        if template_event is not None:  # the event log the auditors' participant search reads
+            null_chain = {c: "NULL" for c in ("seq", "prev_hash", "hash") if c in _columns(conn, "events")}
+            _clone(conn, "events", template_event, INSTANCES, {
+                **null_chain, "instance_id": f"{first} + g", "kind": "'started'",
+                "actor_id": f"({starters})[1 + (g % {n_starters})]", "task_id": "NULL",
+                "at": "now() - make_interval(hours => g / 4)", "data": "'{}'",
+            })
+            conn.execute(text(
+                f"INSERT INTO events ({', '.join(null_chain)}{', ' if null_chain else ''}instance_id, at, kind, "
+                f"actor_id, task_id, element_id, data) SELECT {', '.join(null_chain.values())}"
+                f"{', ' if null_chain else ''}instance_id, completed_at, 'completed', completed_by_id, id, element_id, "
+                f"'{{}}' FROM human_tasks WHERE id > {last_open} AND status = 'completed'"))
+        for table in ("process_instances", "human_tasks", "task_candidates", "events", "users", "user_roles"):
+            conn.execute(text(f"ANALYZE {table}"))
+        counts = dict(conn.execute(text("SELECT status, count(*) FROM human_tasks GROUP BY status")).all())
+        foreign = conn.execute(text(  # claimed tasks whose assignee lacks the candidate role: should be 0
+            "SELECT count(*) FROM human_tasks t JOIN task_candidates c ON c.task_id = t.id "
+            "WHERE t.assignee_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM user_roles r "
+            "WHERE r.user_id = t.assignee_id AND r.role_key = c.role_key)")).scalar()
+        assert foreign == 0, f"{foreign} tasks assigned outside their role"
+        candidates = conn.execute(text("SELECT count(*) FROM task_candidates")).scalar()
+        instances = dict(conn.execute(text("SELECT status, count(*) FROM process_instances GROUP BY status")).all())
+        events = conn.execute(text("SELECT count(*) FROM events")).scalar()
+    engine.dispose()
+    return {"human_tasks": counts, "task_candidates": candidates, "process_instances": instances,
+            "events": events, "roles_spread_over": n}
+
+
+def _index_names(plan: dict) -> tuple[list[str], list[str]]:
+    """(index names, relations read by sequential scan) in a JSON plan tree."""
+    indexes, seq = [], []
+    stack = [plan]
+    while stack:
+        node = stack.pop()
+        if "Index Name" in node:
+            indexes.append(node["Index Name"])
+        if node.get("Node Type") == "Seq Scan":
+            seq.append(node.get("Relation Name", "?"))
+        stack.extend(node.get("Plans", []))
+    return sorted(set(indexes)), sorted(set(seq))
+
+
+def explain_inbox(engine, sessions, username: str) -> list[dict]:
+    """EXPLAIN (ANALYZE) every statement one ``inbox()`` call issues."""
+    from engine import tasks
+
+    return explain_calls(engine, sessions, username, tasks.inbox)
+
+
+def explain_calls(engine, sessions, username: str, call) -> list[dict]:
+    """EXPLAIN (ANALYZE) every statement ``call(session, user)`` issues."""
+    from sqlalchemy import event
+
+    from engine import users
+
+    captured: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        captured.append((statement, parameters))
+
+    with sessions() as s:
+        user = users.user_by_name(s, username)
+        _ = user.role_keys
+        event.listen(engine, "before_cursor_execute", capture)
+        try:
+            call(s, user)
+        finally:
+            event.remove(engine, "before_cursor_execute", capture)
+    plans = []
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        for statement, parameters in captured:
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
+            (document,) = cursor.fetchone()
+            top = document[0]
+            indexes, seq = _index_names(top["Plan"])
+            first_line = " ".join(statement.split())
+            plans.append({
+                "statement": first_line[:70] + ("…" if len(first_line) > 70 else ""),
+                "where": _where(first_line),
+                "indexes": indexes,
+                "seq_scans": seq,
+                "execution_ms": round(top.get("Execution Time", 0.0), 2),
+            })
+        cursor.close()
+    finally:
+        raw.close()
+    return plans
+
+
+def _where(statement: str) -> str:
+    at = statement.find(" WHERE ")
+    return statement[at + 7: at + 7 + 160] if at >= 0 else ""
+
+
+def measure_inbox(sessions, username: str) -> tuple[list[float], tuple[int, int]]:
+    from sqlalchemy import select
+
+    from engine import tasks
+    from engine.db import User
+
+    with sessions() as s:
+        user_id = s.scalar(select(User.id).where(User.username == username))
+    samples, rows = [], (0, 0)
+    for i in range(WARMUP + REPS):
+        with sessions() as s:
+            user = s.get(User, user_id)
+            _ = user.role_keys  # loaded with the user, as the request's user loader does
+            t0 = time.perf_counter()
+            box = tasks.inbox(s, user)
+            seconds = time.perf_counter() - t0
+            rows = (len(box.assigned), len(box.available))
+        if i >= WARMUP:
+            samples.append(seconds)
+    return samples, rows
+
+
+SEARCHES = {  # typical auditor searches: query-string filters of the search page
+    "newest": {},
+    "process_and_status": {"process_key": "marketing_plan_approval", "status": "completed"},
+    "starter": {"starter": "rita"},
+    "participant": {"participant": "fiona"},
+    "business_key": {"business_key": "BK-30000"},
+    "started_in_a_month": {"started_from": "-180", "started_to": "-150"},  # days from today
+}
+
+
+def measure_search(engine, sessions, auditor: str = "alice") -> dict | None:
+    """p50/p95 of ``engine.history.search_instances`` (first page of 50) per filter, with the
+    indexes its statements use; ``None`` when the engine has no auditor search."""
+    try:
+        from engine import history
+    except ImportError:
+        return None
+    if not hasattr(history, "search_instances"):
+        return None
+    from sqlalchemy import select
+
+    from engine.db import User
+
+    with sessions() as s:
+        user_id = s.scalar(select(User.id).where(User.username == auditor))
+    per_filter, everything = {}, []
+    for label, args in SEARCHES.items():
+        args = {k: (date.today() + timedelta(days=int(v))).isoformat() if k.startswith("started_") else v
+                for k, v in args.items()}
+        filters = history.InstanceFilter.parse(args)
+        samples, total = [], 0
+        for i in range(WARMUP + SEARCH_REPS):
+            with sessions() as s:
+                user = s.get(User, user_id)
+                _ = user.role_keys
+                t0 = time.perf_counter()
+                found = history.search_instances(s, user, filters)
+                seconds = time.perf_counter() - t0
+                total = found.total
+            if i >= WARMUP:
+                samples.append(seconds)
+        everything.extend(samples)
+        plans = explain_calls(engine, sessions, auditor,
+                              lambda s, user, f=filters: history.search_instances(s, user, f))
+        per_filter[label] = {
+            "matches": total,
+            "p50_ms": round(percentile(samples, 50) * 1000, 2),
+            "p95_ms": round(percentile(samples, 95) * 1000, 2),
+            "indexes": sorted({i for p in plans for i in p["indexes"]}),
+            "seq_scans": sorted({r for p in plans for r in p["seq_scans"]}),
+        }
+    return {**summary(everything), "p95_ms": round(percentile(everything, 95) * 1000, 2), "per_filter": per_filter}
+
+
+def measure_page(url: str, username: str) -> list[float]:
+    from web import create_app
+
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "WTF_CSRF_ENABLED": False})
+    client = app.test_client()
+    response = client.post("/login", data={"username": username, "password": DEMO_PASSWORD})
+    assert response.status_code == 302, response.status_code
+    samples = []
+    for i in range(WARMUP + PAGE_REPS):
+        t0 = time.perf_counter()
+        response = client.get("/")
+        seconds = time.perf_counter() - t0
+        assert response.status_code == 200
+        if i >= WARMUP:
+            samples.append(seconds)
+    app.extensions["deptflow_engine"].dispose()
+    return samples
+
+
+def main() -> None:
+    began = time.perf_counter()
+    with postgres_database("inbox") as url:
+        log(f"bench_inbox: inserting {OPEN_TASKS} open and {FINISHED_TASKS} finished tasks")
+        t0 = time.perf_counter()
+        inserted = populate(url)
+        populate_s = time.perf_counter() - t0
+        engine, sessions = sessions_for(url)
+        log("bench_inbox: measuring inbox()")
+        per_user, everything = {}, []
+        for name in USERS:
+            samples, rows = measure_inbox(sessions, name)
+            everything.extend(samples)
+            per_user[name] = {"assigned": rows[0], "available": rows[1],
+                              "p50_ms": round(percentile(samples, 50) * 1000, 2),
+                              "p95_ms": round(percentile(samples, 95) * 1000, 2)}
+        plans = {name: explain_inbox(engine, sessions, name) for name in ("mark", "fiona")}
+        log("bench_inbox: measuring the auditors' search")
+        search = measure_search(engine, sessions)
+        engine.dispose()
+        log("bench_inbox: measuring the inbox page")
+        page = measure_page(url, "mark")
+
+    p95 = percentile(everything, 95) * 1000
+    inbox_indexes = sorted({i for name in plans for p in plans[name] for i in p["indexes"]})
+    task_seq_scans = sorted({r for name in plans for p in plans[name] for r in p["seq_scans"]
+                             if r in ("human_tasks", "task_candidates")})
+    emit({
+        "benchmark": "inbox_at_scale",
+        "database": "postgresql",
+        "rows": inserted,
+        "populate_s": round(populate_s, 1),
+        "inbox_call": {**summary(everything), "p95_ms": round(p95, 2), "per_user": per_user,
+                       "target_p95_ms": TARGET_P95_MS, "met": p95 <= TARGET_P95_MS},
+        "inbox_page_in_process": {**summary(page), "user": "mark"},
+        "explain": {
+            "indexes_used": inbox_indexes,
+            "seq_scans_on_task_tables": task_seq_scans,
+            "uses_index": bool(inbox_indexes) and not task_seq_scans,
+            "statements": plans,
+        },
+        "auditor_search": search or "not measured: this engine has no engine.history.search_instances",
+        "runtime_s": round(time.perf_counter() - began, 1),
+        "machine": machine(),
+    })
+
+
+if __name__ == "__main__":
+    main()
