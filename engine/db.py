@@ -111,7 +111,7 @@ class ProcessDefinition(Base):
     version: Mapped[int] = mapped_column(Integer)
     bpmn_process_id: Mapped[str] = mapped_column(String(200))
     name: Mapped[str] = mapped_column(String(200))
-    xml: Mapped[str] = mapped_column(Text)
+    xml: Mapped[str] = mapped_column(Text, deferred=True)  # 30 KB of BPMN: loaded only when asked for
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     status: Mapped[str] = mapped_column(String(20), default="published")
     published_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -329,7 +329,7 @@ class ProcessDraft(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     process_key: Mapped[str] = mapped_column(String(100))
     name: Mapped[str] = mapped_column(String(200), default="")
-    xml: Mapped[str] = mapped_column(Text)
+    xml: Mapped[str] = mapped_column(Text, deferred=True)  # 30 KB of BPMN: loaded only when asked for
     sha256: Mapped[str] = mapped_column(String(64))
     base_version: Mapped[int | None] = mapped_column(Integer)
     author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

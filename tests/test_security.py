@@ -87,6 +87,7 @@ def test_five_failures_lock_the_account_for_fifteen_minutes(session, user):
         session.commit()
         assert users.authenticate(session, "mark", "guess") is None, "a success resets the count"
         assert users.authenticate(session, "mark", "demo") is not None
+        session.commit()
     finally:
         clock.set_clock(None)
     kinds = session.scalars(select(Event.kind).where(Event.kind.in_(["login", "login_failed", "login_locked"]))
