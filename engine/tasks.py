@@ -12,7 +12,7 @@ from datetime import datetime
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Select, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, lazyload
 
 from . import audit, sandbox
 from .assignment import resolve_assignee
@@ -99,8 +99,11 @@ def _due(expression: str | None, data: dict, now: datetime) -> datetime | None:
 
 
 def _open_tasks() -> Select:
+    """Open tasks with what an inbox row shows (case, process), without the users a row does not show."""
     return (
         select(HumanTask)
+        .options(lazyload(HumanTask.assignee), lazyload(HumanTask.completed_by),
+                 joinedload(HumanTask.instance).lazyload(ProcessInstance.started_by))
         .where(HumanTask.status == "open")
         .order_by(HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.priority.desc(), HumanTask.id)
     )
