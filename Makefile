@@ -32,8 +32,9 @@ $(NODE_MODULES): web/package.json web/package-lock.json
 	cd web && npm ci --no-audit --no-fund
 	touch $@
 
-# The browser libraries come from npm; only their dist files are served.
-$(VENDOR): $(NODE_MODULES) Makefile
+# The browser libraries come from npm; only their dist files are served. bpmnlint and its bpmn-js
+# integration have no browser build: esbuild bundles them with the rules that web/lint/bpmnlint.js enables.
+$(VENDOR): $(NODE_MODULES) Makefile $(wildcard web/lint/*.js)
 	rm -rf web/static/vendor && mkdir -p web/static/vendor
 	cp web/node_modules/@picocss/pico/css/pico.min.css web/static/vendor/
 	cp web/node_modules/htmx.org/dist/htmx.min.js web/static/vendor/
@@ -41,6 +42,9 @@ $(VENDOR): $(NODE_MODULES) Makefile
 	cp -r web/node_modules/camunda-bpmn-js/dist/assets/. web/static/vendor/bpmn/
 	cp web/node_modules/camunda-bpmn-js/dist/camunda-platform-navigated-viewer.production.min.js web/static/vendor/bpmn/
 	cp web/node_modules/camunda-bpmn-js/dist/camunda-platform-modeler.production.min.js web/static/vendor/bpmn/
+	cp web/node_modules/bpmn-js-bpmnlint/dist/assets/css/bpmn-js-bpmnlint.css web/static/vendor/bpmn/
+	web/node_modules/.bin/esbuild web/lint/bpmnlint.js --bundle --minify --format=iife --global-name=DeptflowLint \
+	  --target=es2020 --log-level=warning --outfile=web/static/vendor/bpmn/deptflow-bpmnlint.min.js
 	touch $@
 
 # Browser tests drive Debian's chromium; install it when it is missing.

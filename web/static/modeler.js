@@ -1,5 +1,7 @@
 // The process owners' modeler: camunda-bpmn-js (Camunda 7 properties panel), drafts, validation, publishing.
 // Data comes from data- attributes of #modeler; every POST sends the CSRF token in X-CSRFToken.
+// bpmnlint runs in the browser through bpmn-js-bpmnlint (DeptflowLint, bundled from web/lint/ at set-up):
+// overlays on the canvas, a toggle, and its issues listed under the server's report.
 (function () {
   "use strict";
   const root = document.getElementById("modeler");
@@ -11,12 +13,19 @@
   const acknowledgeBox = $("acknowledge-box");
   const acknowledge = $("acknowledge");
   const buttons = ["save-draft", "validate", "publish", "export"].map($);
+  const lintBox = $("lint");
+  const lintList = $("lint-problems");
+  const lintSummary = $("lint-summary");
+  const lintToggle = $("lint-overlays");
   let dirty = false;
   let marked = [];
 
+  const lint = typeof DeptflowLint === "undefined" ? null : DeptflowLint;
   const modeler = new BpmnModeler({
     container: $("canvas"),
     propertiesPanel: { parent: $("properties") },
+    additionalModules: lint ? [lint.module] : [],
+    linting: lint ? { bpmnlint: lint.config, active: lintToggle.checked } : undefined,
   });
   const canvas = modeler.get("canvas");
   const registry = modeler.get("elementRegistry");
@@ -120,6 +129,87 @@
     });
     acknowledgeBox.hidden = !(errors === 0 && warnings > 0);
     if (acknowledgeBox.hidden) { acknowledge.checked = false; }
+  }
+
+  // --- bpmnlint, in the browser --------------------------------------------------------
+
+  const LINT_SEVERITY = { error: "error", "rule-error": "error", warn: "warning", info: "info" };
+  const LINT_ORDER = { error: 0, warning: 1, info: 2 };
+
+  function plural(count, word) { return count + " " + word + (count === 1 ? "" : "s"); }
+
+  /** bpmn-js-bpmnlint's issues (grouped by the element that shows them) as one list, errors first. */
+  function lintIssues(issues) {
+    const list = [];
+    Object.keys(issues || {}).forEach((shownOn) => {
+      issues[shownOn].forEach((issue) => {
+        list.push({
+          elementId: issue.actualElementId || issue.id || shownOn,
+          shownOn: shownOn,
+          severity: LINT_SEVERITY[issue.category] || "warning",
+          message: issue.message,
+          rule: issue.rule,
+        });
+      });
+    });
+    return list.sort((a, b) => (LINT_ORDER[a.severity] - LINT_ORDER[b.severity]) ||
+      a.elementId.localeCompare(b.elementId) || a.rule.localeCompare(b.rule));
+  }
+
+  function showLint(issues) {
+    const list = lintIssues(issues);
+    lintList.replaceChildren();
+    const errors = list.filter((issue) => issue.severity === "error").length;
+    const warnings = list.filter((issue) => issue.severity === "warning").length;
+    const infos = list.length - errors - warnings;
+    lintBox.dataset.errors = String(errors);
+    lintBox.dataset.warnings = String(warnings);
+    if (list.length === 0) {
+      lintSummary.textContent = "No lint issues.";
+      lintSummary.className = "report-ok";
+    } else {
+      lintSummary.textContent = plural(errors, "error") + ", " + plural(warnings, "warning") +
+        (infos ? ", " + plural(infos, "note") : "") + ".";
+      lintSummary.className = "";
+    }
+    list.forEach((issue) => {
+      const item = document.createElement("li");
+      item.className = "problem problem-lint problem-" + issue.severity;
+      item.dataset.elementId = issue.elementId;
+      item.dataset.rule = issue.rule;
+      const severity = document.createElement("span");
+      severity.className = "severity";
+      severity.textContent = issue.severity;
+      item.append(severity);
+      const link = document.createElement("button");
+      link.type = "button";
+      link.className = "element-id outline secondary";
+      link.textContent = issue.elementId;
+      // An element that is not drawn (a process inside a pool, say) selects the shape that shows its issue.
+      const target = elementFor(issue.elementId) ? issue.elementId : issue.shownOn;
+      if (elementFor(target)) {
+        link.title = "Select " + target + " in the diagram";
+        link.addEventListener("click", () => select(target));
+      } else {
+        link.disabled = true;
+        link.title = "Not drawn in the diagram";
+      }
+      item.append(link);
+      item.append(document.createTextNode(issue.message + " "));
+      const rule = document.createElement("span");
+      rule.className = "rule";
+      rule.textContent = "[" + issue.rule + "]";
+      item.append(rule);
+      lintList.append(item);
+    });
+  }
+
+  if (lint) {
+    lintBox.hidden = false;
+    const linting = modeler.get("linting");
+    modeler.get("eventBus").on("linting.completed", (event) => showLint(event.issues));
+    modeler.get("eventBus").on("linting.toggle", (event) => { lintToggle.checked = event.active; });
+    lintToggle.addEventListener("change", () => linting.toggle(lintToggle.checked));
   }
 
   async function validate() {
