@@ -8,6 +8,7 @@ case). Auditors and process owners read everything but act on nothing that is no
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -50,27 +51,28 @@ def may_view_task(actor: User, task: HumanTask) -> bool:
     )
 
 
-def check_may_work_on(session: Session, actor: User, task: HumanTask) -> None:
-    """Raise :class:`NotAllowed` unless ``actor`` may claim or complete ``task``."""
-    _check_separation(session, actor, task)
+def check_may_work_on(session: Session, actor: User, task: Any, separated_tasks: list[str] | None = None) -> None:
+    """Raise :class:`NotAllowed` unless ``actor`` may claim or complete ``task``.
+
+    ``separated_tasks``: the process's separated elements, when the caller read them already.
+    """
+    if is_separated(session, actor, task, separated_tasks):
+        raise NotAllowed(f"You started “{task.instance.title}”, so “{task.name}” must be done by someone else "
+                         "(separation of duties).")
     if task.assignee_id == actor.id:
         return
     if task.assignee_id is not None:
-        holder = task.assignee.full_name if task.assignee else "someone else"
+        holder = session.scalar(select(User.full_name).where(User.id == task.assignee_id)) or "someone else"
         raise NotAllowed(f"“{task.name}” is assigned to {holder}.")
     if not is_candidate(actor, task):
         raise NotAllowed(f"“{task.name}” is for another role ({', '.join(task.candidate_roles) or 'nobody'}).")
 
 
-def is_separated(session: Session, actor: User, task: HumanTask) -> bool:
+def is_separated(session: Session, actor: User, task: Any, separated_tasks: list[str] | None = None) -> bool:
     """Separation of duties: the starter of a case may not do the tasks the catalogue separates."""
     if task.instance.started_by_id != actor.id:
         return False
-    process = session.get(Process, task.instance.process_key)
-    return bool(process and task.element_id in (process.separated_tasks or []))
-
-
-def _check_separation(session: Session, actor: User, task: HumanTask) -> None:
-    if is_separated(session, actor, task):
-        raise NotAllowed(f"You started “{task.instance.title}”, so “{task.name}” must be done by someone else "
-                         "(separation of duties).")
+    if separated_tasks is None:
+        process = session.get(Process, task.instance.process_key)
+        separated_tasks = process.separated_tasks or [] if process else []
+    return task.element_id in separated_tasks

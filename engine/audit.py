@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy import event as sa_event
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .clock import utcnow
 from .db import AuditHead, Event, HumanTask, ProcessInstance, User
+from .sql import run
 
 GENESIS = "0" * 64
 _PENDING = "deptflow_audit_pending"
@@ -37,6 +38,29 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+@dataclass(slots=True)
+class PendingEvent:
+    """An event recorded in this transaction; written with one multi-row INSERT when it commits."""
+
+    kind: str
+    at: datetime
+    instance_id: int | None
+    actor_id: int | None
+    task_id: int | None
+    element_id: str | None
+    data: dict[str, Any] = field(default_factory=dict)
+    seq: int | None = None
+    prev_hash: str | None = None
+    hash: str | None = None
+    #: the instance object, when its row is not inserted yet: ``instance_id`` is read when sealing
+    instance: Any = None
+
+    def row(self) -> dict[str, Any]:
+        return {"kind": self.kind, "at": self.at, "instance_id": self.instance_id, "actor_id": self.actor_id,
+                "task_id": self.task_id, "element_id": self.element_id, "data": self.data, "seq": self.seq,
+                "prev_hash": self.prev_hash, "hash": self.hash}
+
+
 def record(
     session: Session,
     kind: str,
@@ -46,17 +70,18 @@ def record(
     task: HumanTask | None = None,
     element_id: str | None = None,
     **data: Any,
-) -> Event:
+) -> PendingEvent:
     """Append one event; it is sealed onto the chain when the session commits.
 
     Task events carry the task's name, so that the history reads well without the diagram.
     """
     if task is not None:
         data.setdefault("name", task.name)
-    event = Event(
+    event = PendingEvent(
         kind=kind,
         at=utcnow(),
         instance_id=instance.id if instance is not None else None,
+        instance=instance if instance is not None and instance.id is None else None,
         actor_id=actor.id if actor is not None else None,
         task_id=task.id if task is not None else None,
         element_id=element_id or (task.element_id if task is not None else None),
@@ -86,27 +111,34 @@ def event_hash(event: Any) -> str:
     return hashlib.sha256(canonical(event)).hexdigest()
 
 
+_LOCK_HEAD = select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == 1).with_for_update()
+_INSERT_EVENTS = insert(Event.__table__)
+_MOVE_HEAD = (update(AuditHead.__table__).where(AuditHead.__table__.c.id == 1)
+              .values(last_seq=bindparam("new_seq"), last_hash=bindparam("new_hash")))
+
+
 @sa_event.listens_for(Session, "before_commit")
 def _seal(session: Session) -> None:
-    pending = session.info.pop(_PENDING, [])
+    pending: list[PendingEvent] = session.info.pop(_PENDING, [])
     if not pending:
         return
     session.flush()  # the rest of the transaction first: the head row is locked only for the sealing
-    head = session.scalars(select(AuditHead).where(AuditHead.id == 1).with_for_update()).one_or_none()
+    head = run(session, _LOCK_HEAD).one_or_none()
     if head is None:
-        head = AuditHead(id=1, last_seq=0, last_hash=GENESIS)
-        session.add(head)
-    seq, previous = head.last_seq, head.last_hash
+        run(session, insert(AuditHead.__table__).values(id=1, last_seq=0, last_hash=GENESIS))
+        head = (0, GENESIS)
+    seq, previous = head
     for event in pending:
+        if event.instance is not None:
+            event.instance_id = event.instance.id
         seq += 1
         event.seq, event.prev_hash = seq, previous
         event.hash = previous = event_hash(event)
-    session.add_all(pending)
-    head.last_seq, head.last_hash = seq, previous
-    session.flush()
+    run(session, _INSERT_EVENTS, [event.row() for event in pending])
+    run(session, _MOVE_HEAD, {"new_seq": seq, "new_hash": previous})
 
 
-def pending_events(session: Session) -> list[Event]:
+def pending_events(session: Session) -> list[PendingEvent]:
     """Events recorded in this transaction and not yet committed."""
     return list(session.info.get(_PENDING, []))
 
@@ -159,8 +191,8 @@ def verify(session: Session, batch: int = 5000) -> Verification:
             if row.hash != event_hash(row):
                 return Verification(False, count, "its content does not match its hash (altered)", row.seq, row.id)
             previous, count, last_id = row.hash, expected, row.id
-    head = session.get(AuditHead, 1)
-    head_seq, head_hash = (head.last_seq, head.last_hash) if head else (0, GENESIS)
+    head = session.execute(select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == 1)).one_or_none()
+    head_seq, head_hash = head if head is not None else (0, GENESIS)
     if (head_seq, head_hash) != (count, previous):
         return Verification(False, count, f"the chain ends at #{count} but its head says #{head_seq} "
                                           "(the newest events were deleted or the head was edited)", count, last_id)

@@ -183,24 +183,24 @@ class HumanTask(Base):
     submitted: Mapped[dict[str, Any] | None]
     due_soon_notified: Mapped[bool] = mapped_column(default=False)
     overdue_notified: Mapped[bool] = mapped_column(default=False)
+    #: roles that may work on the task (lane or candidate groups), kept after the task closes
+    candidate_roles: Mapped[list[Any]] = mapped_column(default=list)
 
     instance: Mapped[ProcessInstance] = relationship(lazy="joined")
     assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id], lazy="joined")
     completed_by: Mapped[User | None] = relationship(foreign_keys=[completed_by_id], lazy="joined")
-    candidates: Mapped[list[TaskCandidate]] = relationship(
-        lazy="selectin", cascade="all, delete-orphan", order_by="TaskCandidate.role_key"
-    )
-
-    @property
-    def candidate_roles(self) -> list[str]:
-        return [c.role_key for c in self.candidates]
 
     def __repr__(self) -> str:
         return f"<HumanTask {self.id} {self.element_id} {self.status}>"
 
 
 class TaskCandidate(Base):
-    """A role whose members may claim a task (lane or ``camunda:candidateGroups``)."""
+    """A role whose members may claim an *open* task: the inbox's lookup by role.
+
+    Rows exist only while the task is open (see :func:`engine.tasks.close`), so the lookup
+    never wades through the candidate rows of finished tasks; ``HumanTask.candidate_roles``
+    keeps the roles for good.
+    """
 
     __tablename__ = "task_candidates"
     __table_args__ = (Index("ix_task_candidates_role", "role_key", "task_id"),)
@@ -340,3 +340,22 @@ class ProcessDraft(Base):
 
     def __repr__(self) -> str:
         return f"<ProcessDraft {self.id} {self.process_key}>"
+
+
+class TaskArchive(Base):
+    """SpiffWorkflow tasks compacted out of an instance's live state (see :func:`engine.persistence.save`).
+
+    Append-only, one row per compaction: the tasks no longer affect the run, so they leave the
+    state every step loads and dumps; readers of the whole path (the history page) read them here.
+    """
+
+    __tablename__ = "task_archive"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id"), index=True)
+    archived_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: {"root": new root id, "tasks": [serialized task + "bpmn_id"], "subprocesses": {task id: serialized}}
+    tasks: Mapped[dict[str, Any]]
+
+    def __repr__(self) -> str:
+        return f"<TaskArchive {self.id} instance={self.instance_id}>"

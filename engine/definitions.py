@@ -370,16 +370,21 @@ class DefinitionCache:
 
     def get(self, definition: ProcessDefinition, roles: Callable[[], dict[str, str]]) -> ParsedDefinition:
         """The parsed ``definition``; ``roles`` is only called (a query) when it must be parsed."""
+        return self.get_by_sha(definition.sha256, lambda: definition, roles)
+
+    def get_by_sha(self, sha256: str, definition: Callable[[], ProcessDefinition],
+                   roles: Callable[[], dict[str, str]]) -> ParsedDefinition:
+        """The parsed definition with this digest; the row (and its XML) is only loaded on a miss."""
         with self._lock:
-            cached = self._items.get(definition.sha256)
+            cached = self._items.get(sha256)
             if cached is not None:
-                self._items.move_to_end(definition.sha256)
+                self._items.move_to_end(sha256)
                 return cached
-        parsed, problems = parse_definition(definition.xml, roles())
+        parsed, problems = parse_definition(definition().xml, roles())
         if parsed is None:
             raise InvalidDefinition(problems)
         with self._lock:
-            self._items[definition.sha256] = parsed
+            self._items[sha256] = parsed
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
         return parsed
@@ -394,6 +399,12 @@ def known_roles(session: Session) -> dict[str, str]:
 
 def parsed(session: Session, definition: ProcessDefinition) -> ParsedDefinition:
     return CACHE.get(definition, lambda: known_roles(session))
+
+
+def parsed_by_sha(session: Session, definition_id: int, sha256: str) -> ParsedDefinition:
+    """Like :func:`parsed` for callers that read only the definition's id and digest (the hot path)."""
+    return CACHE.get_by_sha(sha256, lambda: session.get(ProcessDefinition, definition_id),
+                            lambda: known_roles(session))
 
 
 def deploy(

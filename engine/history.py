@@ -1,8 +1,9 @@
 """What auditors read: instance search, one instance's full history, and exports.
 
 Search reads only indexed instance columns (and the event log for participants), never
-serialized workflows. The history of one instance does load its workflow, to know exactly
-which elements completed and which flows were taken.
+serialized workflows. The history of one instance does load its workflow and its archived
+tasks (long trees are compacted, see :func:`engine.persistence.save`), to know exactly which
+elements completed and which flows were taken.
 """
 
 from __future__ import annotations
@@ -186,39 +187,62 @@ def instance_history(session: Session, actor: User, instance_id: int) -> History
         timeline.append(TimelineEntry(event, event.at - previous if previous else None))
         previous = event.at
     history = History(instance, instance.definition, timeline, tasks, field_labels(parsed), field_choices(parsed))
-    _trace_path(history, persistence.load(instance.state, parsed), parsed)
+    workflow = persistence.load(instance.state, parsed)
+    _trace_path(history, _path_nodes(workflow, persistence.archived_tasks(session, instance_id)), parsed)
     return history
 
 
-def _trace_path(history: History, workflow: Any, parsed: defs.ParsedDefinition) -> None:
-    completed, active, flows = [], [], set()
+@dataclass(frozen=True, slots=True)
+class _PathNode:
+    """One SpiffWorkflow task, live or archived: all the path tracing needs of it."""
+
+    element: str | None
+    parent: str | None
+    state: int
+
+
+def _path_nodes(workflow: Any, archived: list[dict[str, Any]]) -> dict[str, _PathNode]:
+    """Task id → node over the live tree and the archive (:func:`engine.persistence.save` compacts long trees).
+
+    A task cut loose as a root has no parent of its own; the archived task listing it as a child is its parent.
+    """
+    parent_of = {child: dct["id"] for dct in archived for child in dct["children"]}
+    nodes = {dct["id"]: _PathNode(dct.get("bpmn_id"), dct["parent"] or parent_of.get(dct["id"]), dct["state"])
+             for dct in archived}
     for task in workflow.get_tasks():
-        element = getattr(task.task_spec, "bpmn_id", None)
-        if not element:
+        task_id = str(task.id)
+        parent = str(task._parent) if task._parent else parent_of.get(task_id)
+        nodes[task_id] = _PathNode(getattr(task.task_spec, "bpmn_id", None), parent, task.state)
+    return nodes
+
+
+def _trace_path(history: History, nodes: dict[str, _PathNode], parsed: defs.ParsedDefinition) -> None:
+    completed, active, flows = [], [], set()
+    for node in nodes.values():
+        if not node.element:
             continue
-        if task.state == TaskState.COMPLETED:
-            completed.append(element)
-        elif task.state in (TaskState.READY, TaskState.WAITING, TaskState.STARTED):
-            active.append(element)
+        if node.state == TaskState.COMPLETED:
+            completed.append(node.element)
+        elif node.state in (TaskState.READY, TaskState.WAITING, TaskState.STARTED):
+            active.append(node.element)
         else:
             continue
-        parent = _bpmn_parent(task)
-        if parent and (parent, element) in parsed.flows:
-            flows.add(parsed.flows[(parent, element)][0])
+        parent = _bpmn_parent(nodes, node)
+        if parent and (parent, node.element) in parsed.flows:
+            flows.add(parsed.flows[(parent, node.element)][0])
     history.completed_elements = sorted(set(completed))
     history.active_elements = sorted(set(active))
     history.taken_flows = sorted(flows)
 
 
-def _bpmn_parent(task: Any) -> str | None:
+def _bpmn_parent(nodes: dict[str, _PathNode], node: _PathNode) -> str | None:
     """The nearest ancestor that is a BPMN element: SpiffWorkflow puts helper steps (e.g. the split
     in front of an activity with boundary events) between a gateway and the activity."""
-    node = task.parent
-    while node is not None:
-        element = getattr(node.task_spec, "bpmn_id", None)
-        if element:
-            return element
-        node = node.parent
+    ancestor = nodes.get(node.parent) if node.parent else None
+    while ancestor is not None:
+        if ancestor.element:
+            return ancestor.element
+        ancestor = nodes.get(ancestor.parent) if ancestor.parent else None
     return None
 
 

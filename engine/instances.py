@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import audit, notify, persistence, runtime
+from . import tasks as projection
 from .clock import utcnow
 from .db import HumanTask, Process, ProcessInstance, User
 from .errors import Conflict, InvalidForm, NotAllowed, NotFound
@@ -57,9 +58,11 @@ def cancel(session: Session, actor: User, instance_id: int, reason: str) -> Proc
     running = runtime.load_instance(session, instance)
     running.workflow.cancel()
     instance.state = persistence.dump(running.workflow)
-    for task in session.scalars(select(HumanTask).where(HumanTask.instance_id == instance.id,
-                                                        HumanTask.status == "open")):
+    open_tasks = list(session.scalars(select(HumanTask).where(HumanTask.instance_id == instance.id,
+                                                              HumanTask.status == "open")))
+    for task in open_tasks:
         task.status = "cancelled"
+    projection.close(session, [task.id for task in open_tasks])
     instance.status, instance.ended_at, instance.next_timer_at = "cancelled", utcnow(), None
     audit.record(session, "cancelled", instance=instance, actor=actor, reason=why)
     if actor.id != instance.started_by_id:

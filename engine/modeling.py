@@ -29,8 +29,9 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from . import audit, persistence, runtime
 from . import definitions as defs
+from . import tasks as projection
 from .clock import utcnow
-from .db import HumanTask, Process, ProcessDefinition, ProcessDraft, ProcessInstance, TaskCandidate, User
+from .db import HumanTask, Process, ProcessDefinition, ProcessDraft, ProcessInstance, User
 from .definitions import BPMN_NS, NS
 from .errors import Conflict, InvalidDefinition, InvalidForm, NotAllowed, NotFound, Problem
 from .forms import CAMUNDA_NS
@@ -927,7 +928,8 @@ def _refresh_open_tasks(session: Session, instance: ProcessInstance, moved: runt
             continue
         row.priority = info.priority
         if sorted(info.candidate_roles) != sorted(row.candidate_roles):
-            row.candidates = [TaskCandidate(role_key=role) for role in info.candidate_roles]
+            row.candidate_roles = list(info.candidate_roles)
+            projection.set_candidates(session, [row])
             if row.assignee is not None and not row.assignee.role_keys & set(info.candidate_roles):
                 audit.record(session, "unclaimed", instance=instance, task=row, reason="role changed by migration",
                              former_assignee=row.assignee.username)

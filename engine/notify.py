@@ -14,38 +14,49 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from .clock import utcnow
 from .db import HumanTask, Notification, ProcessInstance, User, UserRole
+from .sql import run
 
 MAX_EMAIL_ATTEMPTS = 5
 DUE_SOON = timedelta(hours=24)
 
 
-def _recipients(session: Session, task: HumanTask) -> list[User]:
+_RECIPIENT = (User.id, User.email, User.email_notifications)
+_USER = select(*_RECIPIENT).where(User.id == bindparam("user_id"), User.active.is_(True))
+_USERS_OF_ROLES = (select(*_RECIPIENT).join(UserRole, UserRole.user_id == User.id)
+                   .where(UserRole.role_key.in_(bindparam("roles", expanding=True)), User.active.is_(True))
+                   .distinct())
+_INSERT = insert(Notification.__table__)
+
+
+def _recipients(session: Session, task: Any) -> list[Any]:
+    """(id, email, email_notifications) of the assignee, or of every active user of the task's roles."""
     if task.assignee_id is not None:
-        user = session.get(User, task.assignee_id)
-        return [user] if user is not None and user.active else []
-    query = (select(User).join(UserRole, UserRole.user_id == User.id)
-             .where(UserRole.role_key.in_(task.candidate_roles), User.active.is_(True)).distinct())
-    return list(session.scalars(query))
+        return run(session, _USER, {"user_id": task.assignee_id}).all()
+    if not task.candidate_roles:
+        return []
+    return run(session, _USERS_OF_ROLES, {"roles": list(task.candidate_roles)}).all()
 
 
-def _add(session: Session, users: Iterable[User], kind: str, message: str, *,
+def _add(session: Session, users: Iterable[Any], kind: str, message: str, *,
          instance_id: int | None = None, task_id: int | None = None) -> None:
+    """One notification per user, in one multi-row INSERT (this runs inside every task completion)."""
     now = utcnow()
-    for user in users:
-        wants_email = bool(user.email) and user.email_notifications
-        session.add(Notification(
-            user_id=user.id, kind=kind, message=message[:500], instance_id=instance_id, task_id=task_id,
-            created_at=now, email_state="pending" if wants_email else "off", next_attempt_at=now,
-        ))
+    rows = [{"user_id": user.id, "kind": kind, "message": message[:500], "instance_id": instance_id,
+             "task_id": task_id, "created_at": now, "next_attempt_at": now,
+             "email_state": "pending" if user.email and user.email_notifications else "off"}
+            for user in users]
+    if rows:
+        run(session, _INSERT, rows)
 
 
-def task_created(session: Session, task: HumanTask, instance: ProcessInstance, *, escalated: bool = False) -> None:
+def task_created(session: Session, task: Any, instance: Any, *, escalated: bool = False) -> None:
     """Tell the assignee, or everybody of the task's roles, that there is work for them."""
     if escalated:
         message = f"Escalated to you: “{task.name}” — {instance.title}"
@@ -62,10 +73,10 @@ def reminder(session: Session, task: HumanTask, instance: ProcessInstance, timer
          instance_id=instance.id, task_id=task.id)
 
 
-def request_finished(session: Session, instance: ProcessInstance) -> None:
-    starter = session.get(User, instance.started_by_id)
-    if starter is not None:
-        _add(session, [starter], "request_finished", f"Your request “{instance.title}” is {instance.status}.",
+def request_finished(session: Session, instance: Any) -> None:
+    starter = run(session, _USER, {"user_id": instance.started_by_id}).all()
+    if starter:
+        _add(session, starter, "request_finished", f"Your request “{instance.title}” is {instance.status}.",
              instance_id=instance.id)
 
 

@@ -1,8 +1,9 @@
-"""Workflow state ⇄ JSON, without the spec.
+"""Workflow state ⇄ JSON, without the spec, and without the tasks that no longer matter.
 
 SpiffWorkflow's serializer writes the whole process spec into every saved workflow
 and rebuilds it on every load. deptflow stores only the task tree and data; the spec
-comes from the per-version cache in :mod:`engine.definitions`.
+comes from the per-version cache in :mod:`engine.definitions`. :func:`save` also moves
+the finished part of a long tree to the ``task_archive`` table (compaction, below).
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
 
+from .clock import utcnow
+from .db import TaskArchive
 from .definitions import ParsedDefinition
 from .expressions import script_engine
 
@@ -62,3 +68,151 @@ def load(state: str, definition: ParsedDefinition) -> BpmnWorkflow:
     workflow = REGISTRY.restore(dct, spec=definition.spec, subprocess_specs=definition.subprocess_specs)
     workflow.script_engine = script_engine()
     return workflow
+
+
+# --- compaction -------------------------------------------------------------------------
+#
+# SpiffWorkflow's task tree gains tasks at every loop iteration, and load, do_engine_steps and
+# dump walk all of it: a case that went round a rework loop fifty times steps twice as slowly.
+# Only the part of the tree around the unfinished tasks affects the run, so the rest moves to
+# the append-only ``task_archive`` table and the live state stays small.
+
+#: Compact only when at least this many tasks would leave the tree: one archive row every few
+#: steps of a loop instead of one per step (an INSERT on the hot path), and never on short cases.
+MIN_ARCHIVED = 12
+#: Levels kept above the common ancestor of the unfinished tasks: joins and boundary events look
+#: at their parent and grandparent, and the history page at the element before each task.
+LEVELS_KEPT = 2
+#: Tasks that can never run again (an ERROR task can be retried, so it stays live).
+SETTLED = TaskState.COMPLETED | TaskState.CANCELLED
+
+
+def save(session: Session, instance_id: int, workflow: BpmnWorkflow) -> str:
+    """The state to store for ``instance_id``; tasks that no longer affect the run are archived first.
+
+    Uses a Core INSERT (no ORM objects): this runs on every completion.
+    """
+    archived = compact(workflow)
+    if archived is not None:
+        session.execute(insert(TaskArchive.__table__), [
+            {"instance_id": instance_id, "archived_at": utcnow(), "tasks": archived}])
+    return dump(workflow)
+
+
+def compact(workflow: BpmnWorkflow) -> dict[str, Any] | None:
+    """Cut the tree below a new root when worthwhile; return the serialized tasks cut off, or ``None``.
+
+    The new root is two levels above the common ancestor of every unfinished task and of
+    ``last_task``; SpiffWorkflow then writes its data in full, since it has no parent.
+    """
+    if len(workflow.tasks) < MIN_ARCHIVED + LEVELS_KEPT + 1 or _triggers_from_root(workflow):
+        return None
+    root = _new_root(workflow)
+    if root is None:
+        return None
+    kept = _subtree_ids(root)
+    gone = [task for task in workflow.tasks.values() if task.id not in kept]
+    if len(gone) < MIN_ARCHIVED:
+        return None
+    archived = {"root": str(root.id), "tasks": [_serialized(task) for task in gone],
+                "subprocesses": _detach_subprocesses(workflow, [task.id for task in gone])}
+    for task in gone:
+        del workflow.tasks[task.id]
+    root._parent = None
+    workflow.task_tree = root
+    return archived
+
+
+def _triggers_from_root(workflow: BpmnWorkflow) -> bool:
+    """Message-started event subprocesses are added under the root, which must then stay the start."""
+    return bool(getattr(workflow.spec.start, "trigger_specs", None))
+
+
+def _new_root(workflow: BpmnWorkflow) -> Any:
+    """Two levels above the common ancestor of the unfinished tasks and ``last_task`` (None: keep all).
+
+    A finished workflow is left whole: it never steps again, so compacting it would buy nothing.
+    """
+    anchors = [task for task in workflow.tasks.values() if not task.has_state(SETTLED)]
+    if not anchors:
+        return None
+    last = _top_level_task(workflow, workflow.last_task)
+    if last is not None:
+        anchors.append(last)
+    node = _common_ancestor(anchors)
+    for _ in range(LEVELS_KEPT):
+        node = node.parent
+        if node is None:
+            return None
+    return node if node is not workflow.task_tree else None
+
+
+def _top_level_task(workflow: BpmnWorkflow, task: Any) -> Any:
+    """``task`` itself, or the top-level task that runs the subprocess it belongs to."""
+    while task is not None and task.workflow is not workflow:
+        task = workflow.get_task_from_id(task.workflow.parent_task_id)
+    return task if task is not None and task.id in workflow.tasks else None
+
+
+def _common_ancestor(tasks: list[Any]) -> Any:
+    """The deepest task above (or equal to) all of ``tasks``: the first one's ancestors, climbed as others need."""
+    chain = []
+    node = tasks[0]
+    while node is not None:
+        chain.append(node)
+        node = node.parent
+    position = {task.id: i for i, task in enumerate(chain)}
+    highest = 0
+    for task in tasks[1:]:
+        node = task
+        while node.id not in position:
+            node = node.parent
+        highest = max(highest, position[node.id])
+    return chain[highest]
+
+
+def _subtree_ids(root: Any) -> set[UUID]:
+    tasks = root.workflow.tasks
+    kept, pending = set(), [root.id]
+    while pending:
+        task_id = pending.pop()
+        kept.add(task_id)
+        pending.extend(tasks[task_id]._children)
+    return kept
+
+
+def _serialized(task: Any) -> dict[str, Any]:
+    """SpiffWorkflow's own form of the task (restorable), plus its BPMN element for readers."""
+    dct = REGISTRY.convert(task)
+    dct["bpmn_id"] = getattr(task.task_spec, "bpmn_id", None)
+    return dct
+
+
+def _detach_subprocesses(workflow: BpmnWorkflow, task_ids: list[UUID]) -> dict[str, Any]:
+    """Take the subprocesses run by archived tasks (and those nested in them) out of the workflow."""
+    detached: dict[str, Any] = {}
+    pending = [task_id for task_id in task_ids if task_id in workflow.subprocesses]
+    while pending:
+        subprocess = workflow.subprocesses.pop(pending.pop())
+        dct = REGISTRY.convert(subprocess)
+        for task_id, task_dct in dct["tasks"].items():
+            task_dct["bpmn_id"] = getattr(subprocess.tasks[UUID(task_id)].task_spec, "bpmn_id", None)
+        detached[str(subprocess.parent_task_id)] = dct
+        pending.extend(task_id for task_id in subprocess.tasks if task_id in workflow.subprocesses)
+    return detached
+
+
+def archived_tasks(session: Session, instance_id: int) -> list[dict[str, Any]]:
+    """Every task compacted out of the instance, oldest first, subprocesses' tasks included.
+
+    Each is SpiffWorkflow's serialized task plus ``bpmn_id``; a task cut loose as a root has
+    ``parent`` None and is found in the ``children`` of an earlier archived task.
+    """
+    rows = session.scalars(select(TaskArchive.tasks).where(TaskArchive.instance_id == instance_id)
+                           .order_by(TaskArchive.id))
+    found: list[dict[str, Any]] = []
+    for archived in rows:
+        found.extend(archived["tasks"])
+        for subprocess in archived["subprocesses"].values():
+            found.extend(subprocess["tasks"].values())
+    return found

@@ -19,10 +19,10 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, joinedload
-from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.orm.util import identity_key
 
 from . import audit, forms, notify, persistence, timers
 from . import definitions as defs
@@ -40,6 +40,7 @@ from .errors import (
     TaskAlreadyCompleted,
     TaskNoLongerOpen,
 )
+from .sql import run
 
 MAX_ATTEMPTS = 5
 
@@ -88,26 +89,38 @@ class RunningInstance:
                          name=timer.task_spec.bpmn_name or element, attached_to=attached,
                          interrupting=interrupting if attached else None)
 
-    def save(self, session: Session) -> list[HumanTask]:
-        """Write the state and data back, bring the inbox projection up to date, notify people."""
-        self.row.state = persistence.dump(self.workflow)
-        self.row.data = _public_data(self.workflow.last_task.data if self.workflow.last_task else {})
-        self.row.next_timer_at = timers.next_timer_at(self.workflow)
-        created = projection.sync(session, self.row, self.workflow, self.definition)
+    def save(self, session: Session, open_before: set[str] | None = None) -> list[projection.NewTask]:
+        """Write the state and data back, bring the inbox projection up to date, notify people.
+
+        An ORM row is written by the session's flush (its version column guards it); an
+        :class:`InstanceSnapshot` by one ``UPDATE … WHERE version_id = …`` here.
+        """
+        row = self.row
+        # A new instance's row is inserted with its first state (nothing to compact yet): one INSERT.
+        fresh = row.id is None
+        state = persistence.dump(self.workflow) if fresh else persistence.save(session, row.id, self.workflow)
+        row.data = _public_data(self.workflow.last_task.data if self.workflow.last_task else {})
+        next_timer_at = timers.next_timer_at(self.workflow)
+        ended = self.workflow.is_completed() and row.status == "running"
+        if ended:
+            row.status, row.ended_at, next_timer_at = "completed", utcnow(), None
+        if isinstance(row, ProcessInstance):
+            row.state, row.next_timer_at = state, next_timer_at
+            session.flush()  # the task rows below refer to it
+        else:
+            row.write(session, state=state, next_timer_at=next_timer_at)
+        created = projection.sync(session, row, self.workflow, self.definition, open_before)
         escalated = bool(self.timers_fired)
         for task in created:
-            notify.task_created(session, task, self.row, escalated=escalated)
+            notify.task_created(session, task, row, escalated=escalated)
         self._remind_holders(session, created)
-        if self.workflow.is_completed() and self.row.status == "running":
-            self.row.status = "completed"
-            self.row.ended_at = utcnow()
-            self.row.next_timer_at = None
-            audit.record(session, "ended", instance=self.row)
-            notify.request_finished(session, self.row)
+        if ended:
+            audit.record(session, "ended", instance=row)
+            notify.request_finished(session, row)
         self.timers_fired = []
         return created
 
-    def _remind_holders(self, session: Session, created: list[HumanTask]) -> None:
+    def _remind_holders(self, session: Session, created: list[projection.NewTask]) -> None:
         """A non-interrupting deadline on a still-open task that created no new task is a reminder."""
         if created:
             return
@@ -211,16 +224,14 @@ def _launch(session: Session, actor: User, process: Process, definition: Process
         state="",
         data=data,
     )
-    session.add(instance)
-    session.flush()
+    session.add(instance)  # inserted by save(), state included: one INSERT
     audit.record(session, "started", instance=instance, actor=actor, version=definition.version, data=data)
     running = RunningInstance(instance, workflow, parsed)
     running.run_until_user_input_required(session)
     if parsed.start_timer is not None:  # the start timer's cycle is spent: let the start event complete
         workflow.refresh_timers()
         running.run_until_user_input_required(session)
-    running.save(session)
-    session.flush()
+    running.save(session, open_before=set())
     return instance
 
 
@@ -236,6 +247,110 @@ def _fire_start_timer(workflow: BpmnWorkflow, start_timer: tuple[str, str, str])
 
 
 # --- tasks ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class InstanceSnapshot:
+    """The columns of an instance row that a completion reads and writes, read with the task row.
+
+    Completing a task is the busiest write: it reads and writes plain columns (SQLAlchemy Core)
+    instead of ORM objects, and guards the instance with its version column by hand.
+    """
+
+    id: int
+    status: str
+    title: str
+    process_key: str
+    started_by_id: int
+    version_id: int
+    data: dict[str, Any]
+    ended_at: datetime | None = None
+
+    def write(self, session: Session, state: str, next_timer_at: datetime | None) -> None:
+        """``UPDATE`` the row if nobody changed it since it was read, else :class:`_StaleRead`."""
+        written = run(session, _WRITE_INSTANCE, {
+            "instance_id": self.id, "read_version": self.version_id, "new_version": self.version_id + 1,
+            "new_data": self.data, "new_status": self.status, "new_ended_at": self.ended_at,
+            "new_state": state, "new_timer_at": next_timer_at}).rowcount
+        if not written:
+            raise _StaleRead
+        self.version_id += 1
+        _expire(session, ProcessInstance, self.id)
+
+
+@dataclass(slots=True)
+class TaskSnapshot:
+    """A task row with its instance (see :class:`InstanceSnapshot`), as a claim or completion reads it."""
+
+    id: int
+    name: str
+    element_id: str
+    spiff_task_id: str
+    status: str
+    assignee_id: int | None
+    candidate_roles: list[str]
+    completed_by_id: int | None
+    completed_at: datetime | None
+    instance: InstanceSnapshot
+    state: str
+    definition_id: int
+    sha256: str
+    separated_tasks: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedTask:
+    """What the caller of :func:`complete_task` learns: the task, its case, and what became ready."""
+
+    id: int
+    name: str
+    instance_id: int
+    instance_title: str
+    created: list[projection.NewTask]
+    status: str = "completed"
+
+
+_instances = ProcessInstance.__table__
+_WRITE_INSTANCE = (
+    update(_instances)
+    .where(_instances.c.id == bindparam("instance_id"), _instances.c.version_id == bindparam("read_version"))
+    .values(version_id=bindparam("new_version"), data=bindparam("new_data", type_=_instances.c.data.type),
+            status=bindparam("new_status"), ended_at=bindparam("new_ended_at"), state=bindparam("new_state"),
+            next_timer_at=bindparam("new_timer_at"))
+)
+_tasks = HumanTask.__table__
+_CLOSE_TASK = (
+    update(_tasks)
+    .where(_tasks.c.id == bindparam("task_id"), _tasks.c.status == "open")
+    .values(status="completed", completed_by_id=bindparam("actor_id"), completed_at=bindparam("now"),
+            submitted=bindparam("values", type_=_tasks.c.submitted.type),
+            assignee_id=func.coalesce(_tasks.c.assignee_id, bindparam("actor_id")),
+            claimed_at=func.coalesce(_tasks.c.claimed_at, bindparam("now")))
+)
+_CLAIM_TASK = (
+    update(_tasks)
+    .where(_tasks.c.id == bindparam("task_id"), _tasks.c.status == "open", _tasks.c.assignee_id.is_(None))
+    .values(assignee_id=bindparam("actor_id"), claimed_at=bindparam("now"))
+)
+_TASK_READ = (
+    select(HumanTask.id, HumanTask.name, HumanTask.element_id, HumanTask.spiff_task_id, HumanTask.status,
+           HumanTask.assignee_id, HumanTask.candidate_roles, HumanTask.completed_by_id, HumanTask.completed_at,
+           ProcessInstance.id, ProcessInstance.status, ProcessInstance.title, ProcessInstance.process_key,
+           ProcessInstance.started_by_id, ProcessInstance.version_id, ProcessInstance.data, ProcessInstance.state,
+           ProcessInstance.definition_id, ProcessDefinition.sha256, Process.separated_tasks)
+    .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
+    .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
+    .join(Process, Process.key == ProcessInstance.process_key)
+    .where(HumanTask.id == bindparam("task_id"))
+)
+
+
+def _read_task(session: Session, task_id: int) -> TaskSnapshot:
+    row = run(session, _TASK_READ, {"task_id": task_id}).one_or_none()
+    if row is None:
+        raise NotFound(f"There is no task {task_id}.")
+    instance = InstanceSnapshot(row[9], row[10], row[11], row[12], row[13], row[14], dict(row[15] or {}))
+    return TaskSnapshot(*row[:9], instance, row[16], row[17], row[18], list(row[19] or []))
 
 
 @dataclass
@@ -269,9 +384,9 @@ def _get_task(session: Session, task_id: int, *, with_state: bool = False) -> Hu
     return task
 
 
-def _check_open(task: HumanTask) -> None:
+def _check_open(session: Session, task: HumanTask | TaskSnapshot) -> None:
     if task.status == "completed":
-        who = task.completed_by.full_name if task.completed_by else "someone"
+        who = session.scalar(select(User.full_name).where(User.id == task.completed_by_id)) or "someone"
         raise TaskAlreadyCompleted(task.name, who, task.completed_at)
     if task.status != "open":
         raise TaskNoLongerOpen(f"“{task.name}” is no longer open (it was {task.status}).")
@@ -337,33 +452,29 @@ def field_choices(parsed: ParsedDefinition) -> dict[str, dict[str, str]]:
     return choices
 
 
-def claim(session: Session, actor: User, task_id: int) -> HumanTask:
+def claim(session: Session, actor: User, task_id: int) -> TaskSnapshot:
     """Take an open task of one of ``actor``'s roles; a task someone else holds is refused."""
-    task = _get_task(session, task_id)
-    _check_open(task)
+    task = _read_task(session, task_id)
+    _check_open(session, task)
     if task.assignee_id == actor.id:
         return task
-    check_may_work_on(session, actor, task)
-    now = utcnow()
-    taken = session.execute(
-        update(HumanTask)
-        .where(HumanTask.id == task.id, HumanTask.status == "open", HumanTask.assignee_id.is_(None))
-        .values(assignee_id=actor.id, claimed_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    task = _get_task(session, task_id)
+    check_may_work_on(session, actor, task, task.separated_tasks)
+    taken = run(session, _CLAIM_TASK, {"task_id": task.id, "actor_id": actor.id, "now": utcnow()}).rowcount
     if not taken:
-        _check_open(task)
-        raise Conflict(f"“{task.name}” was just claimed by {task.assignee.full_name if task.assignee else 'someone'}.")
+        task = _read_task(session, task_id)
+        _check_open(session, task)
+        holder = session.scalar(select(User.full_name).where(User.id == task.assignee_id)) or "someone"
+        raise Conflict(f"“{task.name}” was just claimed by {holder}.")
+    _expire(session, HumanTask, task.id)
+    task.assignee_id = actor.id
     audit.record(session, "claimed", instance=task.instance, actor=actor, task=task)
-    session.flush()
     return task
 
 
 def unclaim(session: Session, actor: User, task_id: int) -> HumanTask:
     """Give a task back to its roles' shared queue."""
     task = _get_task(session, task_id)
-    _check_open(task)
+    _check_open(session, task)
     if task.assignee_id != actor.id:
         raise NotAllowed(f"“{task.name}” is not assigned to you.")
     task.assignee_id = None
@@ -385,7 +496,7 @@ def delegation_candidates(session: Session, task: HumanTask) -> list[User]:
 def delegate(session: Session, actor: User, task_id: int, to_username: str) -> HumanTask:
     """Hand a task to a colleague who holds one of its roles (assignee or administrator only)."""
     task = _get_task(session, task_id)
-    _check_open(task)
+    _check_open(session, task)
     if task.assignee_id != actor.id and "admin" not in actor.role_keys:
         raise NotAllowed(f"Only the person working on “{task.name}” may delegate it.")
     target = session.scalar(select(User).where(User.username == to_username.strip(), User.active.is_(True)))
@@ -399,7 +510,7 @@ def delegate(session: Session, actor: User, task_id: int, to_username: str) -> H
     return task
 
 
-def complete_task(session: Session, actor: User, task_id: int, values: dict[str, Any]) -> HumanTask:
+def complete_task(session: Session, actor: User, task_id: int, values: dict[str, Any]) -> CompletedTask:
     """Validate ``values`` against the task's form, complete it and run the process on.
 
     :raises InvalidForm: per-field errors; nothing is saved
@@ -407,32 +518,31 @@ def complete_task(session: Session, actor: User, task_id: int, values: dict[str,
     :raises NotAllowed: the task belongs to another role or person
     """
     for _attempt in range(MAX_ATTEMPTS):
-        task = _get_task(session, task_id, with_state=True)
-        _check_open(task)
-        check_may_work_on(session, actor, task)
+        task = _read_task(session, task_id)
+        _check_open(session, task)
+        check_may_work_on(session, actor, task, task.separated_tasks)
         try:
-            _complete(session, actor, task, values)
-            session.flush()
-            return task
-        except (_StaleRead, StaleDataError, OperationalError) as exc:
+            return _complete(session, actor, task, values)
+        except (_StaleRead, OperationalError) as exc:
             if isinstance(exc, OperationalError) and "locked" not in str(exc).lower():
                 raise
             session.rollback()
     raise Conflict("The case is busy; please try again.")
 
 
-def _complete(session: Session, actor: User, task: HumanTask, values: dict[str, Any]) -> None:
-    instance = task.instance  # read together with the task row (populate_existing), state included
+def _complete(session: Session, actor: User, task: TaskSnapshot, values: dict[str, Any]) -> CompletedTask:
+    instance = task.instance
     if instance.status != "running":
         raise _StaleRead  # suspended or cancelled meanwhile: the retry reports it
-    running = load_instance(session, instance)
+    definition = defs.parsed_by_sha(session, task.definition_id, task.sha256)
+    running = RunningInstance(instance, persistence.load(task.state, definition), definition)
     spiff_task = running.workflow.get_task_from_id(UUID(task.spiff_task_id))
     if spiff_task.state != TaskState.READY:
         raise _StaleRead  # the instance moved on after the task row was read: re-read both
-    info = running.definition.user_tasks.get(task.element_id)
-    form = info.form if info else forms.Form()
-    submitted = forms.validate(form, values, spiff_task.data)
-    before = dict(instance.data or {})
+    open_before = {str(t.id) for t in projection.ready_user_tasks(running.workflow)} - {task.spiff_task_id}
+    info = definition.user_tasks.get(task.element_id)
+    submitted = forms.validate(info.form if info else forms.Form(), values, spiff_task.data)
+    before = instance.data
     spiff_task.data.update(submitted)
     try:
         spiff_task.run()
@@ -441,14 +551,22 @@ def _complete(session: Session, actor: User, task: HumanTask, values: dict[str, 
     completed = audit.record(session, "completed", instance=instance, actor=actor, task=task, values=submitted)
     running.run_until_user_input_required(session)
     now = utcnow()
-    if task.assignee_id is None:
-        task.assignee_id, task.claimed_at = actor.id, now
-    task.status = "completed"
-    task.completed_by_id = actor.id
-    task.completed_at = now
-    task.submitted = submitted
-    running.save(session)
+    closed = run(session, _CLOSE_TASK, {"task_id": task.id, "actor_id": actor.id, "now": now,
+                                         "values": submitted}).rowcount
+    if not closed:
+        raise _StaleRead  # completed or cancelled meanwhile: the retry reports by whom
+    _expire(session, HumanTask, task.id)
+    projection.close(session, [task.id])
+    created = running.save(session, open_before)
     completed.data = {**completed.data, "changes": _changes(before, instance.data)}
+    return CompletedTask(task.id, task.name, instance.id, instance.title, created)
+
+
+def _expire(session: Session, cls: type, ident: int) -> None:
+    """A row written with Core: an ORM copy the session holds must be read again when next used."""
+    cached = session.identity_map.get(identity_key(cls, ident))
+    if cached is not None:
+        session.expire(cached)
 
 
 def _changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:

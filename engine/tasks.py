@@ -8,24 +8,42 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import Select, select
-from sqlalchemy.orm import Session, joinedload, lazyload
+from sqlalchemy import Select, bindparam, delete, insert, select, update
+from sqlalchemy.orm import Session
 
 from . import audit, sandbox
 from .assignment import resolve_assignee
 from .clock import utcnow
-from .db import HumanTask, ProcessInstance, TaskCandidate, User
+from .db import HumanTask, ProcessDefinition, ProcessInstance, TaskCandidate, User
 from .definitions import ParsedDefinition, due_at
 from .expressions import literal_or_expression
+from .sql import run
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRow:
+    """What one inbox line shows: read as plain columns, no ORM objects (the inbox is the busiest page)."""
+
+    id: int
+    instance_id: int
+    element_id: str
+    name: str
+    candidate_roles: list[str]
+    due_at: datetime | None
+    priority: int
+    assignee_id: int | None
+    case_title: str
+    process_name: str
 
 
 @dataclass
 class Inbox:
-    assigned: list[HumanTask]
-    available: list[HumanTask]
+    assigned: list[InboxRow]
+    available: list[InboxRow]
 
     @property
     def count(self) -> int:
@@ -36,53 +54,97 @@ def ready_user_tasks(workflow: BpmnWorkflow) -> list:
     return workflow.get_tasks(state=TaskState.READY, manual=True)
 
 
-def sync(
-    session: Session, instance: ProcessInstance, workflow: BpmnWorkflow, definition: ParsedDefinition
-) -> list[HumanTask]:
+@dataclass(slots=True)
+class NewTask:
+    """A task row a step just created (written with one INSERT; notices and events read it)."""
+
+    id: int
+    instance_id: int
+    element_id: str
+    name: str
+    candidate_roles: list[str]
+    assignee_id: int | None
+
+
+_OPEN_SPIFF_IDS = select(HumanTask.spiff_task_id).where(HumanTask.instance_id == bindparam("instance_id"),
+                                                        HumanTask.status == "open")
+_INSERT_TASKS = insert(HumanTask.__table__).returning(HumanTask.__table__.c.id, sort_by_parameter_order=True)
+_INSERT_CANDIDATES = insert(TaskCandidate.__table__)
+_CLOSE = delete(TaskCandidate.__table__).where(TaskCandidate.__table__.c.task_id.in_(bindparam("ids", expanding=True)))
+
+
+def sync(session: Session, instance: Any, workflow: BpmnWorkflow, definition: ParsedDefinition,
+         open_before: set[str] | None = None) -> list[NewTask]:
     """Create rows for newly ready user tasks; cancel open rows whose task went away.
+
+    ``open_before``: the SpiffWorkflow ids of the instance's open rows, when the caller knows
+    them (the ready user tasks of the state it loaded, less the one it completed); else they are read.
 
     :returns: the rows created
     """
-    open_rows = {
-        row.spiff_task_id: row
-        for row in session.scalars(
-            select(HumanTask).where(HumanTask.instance_id == instance.id, HumanTask.status == "open")
-        )
-    }
-    created = []
+    if open_before is None:
+        open_before = set(run(session, _OPEN_SPIFF_IDS, {"instance_id": instance.id}).scalars())
+    ready = {str(task.id): task for task in ready_user_tasks(workflow)}
+    _cancel(session, instance, open_before - ready.keys())
     now = utcnow()
-    for spiff_task in ready_user_tasks(workflow):
-        key = str(spiff_task.id)
-        if open_rows.pop(key, None) is not None:
-            continue
-        element_id = spiff_task.task_spec.bpmn_id
-        info = definition.user_tasks.get(element_id)
-        row = HumanTask(
-            instance_id=instance.id,
-            spiff_task_id=key,
-            element_id=element_id,
-            name=spiff_task.task_spec.bpmn_name or element_id,
-            created_at=now,
-            status="open",
-            priority=info.priority if info else 50,
-            due_at=_due(info.due, spiff_task.data, now) if info else None,
-            assignee_id=resolve_assignee(session, info.assignee, instance) if info else None,
-            candidates=[TaskCandidate(role_key=role) for role in (info.candidate_roles if info else [])],
-        )
-        if row.assignee_id is not None:
-            row.claimed_at = now
-        session.add(row)
-        created.append(row)
-    for row in open_rows.values():
-        row.status = "cancelled"
-        audit.record(session, "task_cancelled", instance=instance, task=row)
-    session.flush()
+    rows = [_new_row(session, instance, task, definition, now) for key, task in ready.items() if key not in open_before]
+    if not rows:
+        return []
+    ids = run(session, _INSERT_TASKS, rows).scalars().all()
+    created = [NewTask(task_id, instance.id, row["element_id"], row["name"], row["candidate_roles"],
+                       row["assignee_id"]) for task_id, row in zip(ids, rows, strict=True)]
+    set_candidates(session, created, new=True)
     for row in created:
-        audit.record(
-            session, "task_created", instance=instance, task=row,
-            candidate_roles=row.candidate_roles, assignee_id=row.assignee_id,
-        )
+        audit.record(session, "task_created", instance=instance, task=row,
+                     candidate_roles=row.candidate_roles, assignee_id=row.assignee_id)
     return created
+
+
+def _new_row(session: Session, instance: Any, task: Any, definition: ParsedDefinition, now: datetime) -> dict:
+    element_id = task.task_spec.bpmn_id
+    info = definition.user_tasks.get(element_id)
+    assignee_id = resolve_assignee(session, info.assignee, instance) if info else None
+    return {
+        "instance_id": instance.id, "spiff_task_id": str(task.id), "element_id": element_id,
+        "name": task.task_spec.bpmn_name or element_id, "created_at": now, "status": "open",
+        "priority": info.priority if info else 50,
+        "due_at": _due(info.due, task.data, now) if info else None,
+        "assignee_id": assignee_id, "claimed_at": now if assignee_id is not None else None,
+        "candidate_roles": list(info.candidate_roles) if info else [],
+    }
+
+
+def _cancel(session: Session, instance: Any, spiff_ids: set[str]) -> None:
+    """Open rows whose task the step took away (an interrupting deadline, a cancelled branch)."""
+    if not spiff_ids:
+        return
+    cancelled = session.execute(
+        update(HumanTask)
+        .where(HumanTask.instance_id == instance.id, HumanTask.spiff_task_id.in_(spiff_ids),
+               HumanTask.status == "open")
+        .values(status="cancelled")
+        .returning(HumanTask.id, HumanTask.name, HumanTask.element_id)
+    ).all()
+    close(session, [row.id for row in cancelled])
+    for row in cancelled:
+        audit.record(session, "task_cancelled", instance=instance, task=row)
+
+
+def set_candidates(session: Session, rows: list[Any], *, new: bool = False) -> None:
+    """(Re)write the role lookup rows of open tasks from their ``candidate_roles``."""
+    if not rows:
+        return
+    if not new:
+        close(session, [row.id for row in rows])
+    values = [{"task_id": row.id, "role_key": role} for row in rows for role in row.candidate_roles]
+    if values:
+        run(session, _INSERT_CANDIDATES, values)
+
+
+def close(session: Session, task_ids: list[int]) -> None:
+    """Tasks that left the open state leave the role lookup (their roles stay in ``candidate_roles``)."""
+    if task_ids:
+        run(session, _CLOSE, {"ids": task_ids})
 
 
 def _due(expression: str | None, data: dict, now: datetime) -> datetime | None:
@@ -98,12 +160,17 @@ def _due(expression: str | None, data: dict, now: datetime) -> datetime | None:
     return due_at(text, now)
 
 
+_INBOX_COLUMNS = (HumanTask.id, HumanTask.instance_id, HumanTask.element_id, HumanTask.name,
+                  HumanTask.candidate_roles, HumanTask.due_at, HumanTask.priority, HumanTask.assignee_id,
+                  ProcessInstance.title, ProcessDefinition.name)
+
+
 def _open_tasks() -> Select:
-    """Open tasks with what an inbox row shows (case, process), without the users a row does not show."""
+    """Open tasks with the columns an inbox row shows, earliest due first, then highest priority."""
     return (
-        select(HumanTask)
-        .options(lazyload(HumanTask.assignee), lazyload(HumanTask.completed_by),
-                 joinedload(HumanTask.instance).lazyload(ProcessInstance.started_by))
+        select(*_INBOX_COLUMNS)
+        .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
+        .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
         .where(HumanTask.status == "open")
         .order_by(HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.priority.desc(), HumanTask.id)
     )
@@ -126,8 +193,8 @@ def inbox(session: Session, actor: User, limit: int = 200) -> Inbox:
     Sorted by due date (earliest first, undated last), then priority (highest first).
     """
     assigned, available = inbox_queries(actor, limit)
-    return Inbox(assigned=list(session.scalars(assigned)),
-                 available=list(session.scalars(available)) if available is not None else [])
+    return Inbox(assigned=[InboxRow(*row) for row in session.execute(assigned)],
+                 available=[InboxRow(*row) for row in session.execute(available)] if available is not None else [])
 
 
 def open_tasks_of(session: Session, instance_ids: list[int]) -> dict[int, list[HumanTask]]:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from . import audit
 from .clock import utcnow
@@ -91,7 +91,8 @@ def ensure_user(
 
 
 def get_user(session: Session, user_id: int) -> User | None:
-    return session.get(User, user_id)
+    """The user with their roles, in one query (every request asks for both)."""
+    return session.get(User, user_id, options=[joinedload(User.roles)])
 
 
 def user_by_name(session: Session, username: str) -> User | None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from engine import audit, definitions, runtime, tasks
-from engine.db import Event, HumanTask, ProcessInstance
+from engine import audit, definitions, instances, runtime, tasks
+from engine.db import Event, HumanTask, ProcessInstance, TaskCandidate
 from engine.errors import InvalidForm, NotAllowed, NotFound, TaskAlreadyCompleted
 
 MINI = (Path(__file__).parent / "data" / "mini_approval.bpmn").read_text()
@@ -37,7 +37,8 @@ def test_start_puts_the_task_in_the_roles_inbox(session, user, mini):
     assert instance.status == "running" and instance.data == {"title": "New van", "amount": 5}
     [task] = _available(session, user("mark"), instance)
     assert (task.name, task.candidate_roles, task.priority) == ("Approve request", ["marketing_manager"], 70)
-    assert task.due_at is not None and (task.due_at - task.created_at).days == 2
+    assert (task.case_title, task.process_name) == ("New van", "Mini approval")
+    assert task.due_at is not None and (task.due_at - session.get(HumanTask, task.id).created_at).days == 2
     assert _available(session, user("grace"), instance) == []
     kinds = [e.kind for e in session.scalars(select(Event).where(Event.instance_id == instance.id))]
     assert kinds == ["started", "task_created"]
@@ -53,6 +54,19 @@ def test_only_starter_roles_may_start_and_the_form_is_validated(session, user, m
         runtime.start_process(session, user("steve"), "no_such_process", {})
     session.rollback()
     assert session.scalar(select(func.count()).select_from(ProcessInstance)) == 0
+
+
+def test_a_closed_task_leaves_the_role_lookup_but_keeps_its_roles(session, user, mini):
+    """task_candidates holds open tasks only: the inbox's role lookup never wades through history."""
+    done, cancelled = _start(session, user("steve")), _start(session, user("steve"), title="Old van")
+    [task] = _available(session, user("mark"), done)
+    runtime.complete_task(session, user("mark"), task.id, {"decision": "approve"})
+    instances.cancel(session, user("steve"), cancelled.id, "Not needed")
+    session.commit()
+    rows = session.scalars(select(HumanTask).where(HumanTask.instance_id.in_([done.id, cancelled.id]))).all()
+    assert {(r.status, tuple(r.candidate_roles)) for r in rows} == {
+        ("completed", ("marketing_manager",)), ("cancelled", ("marketing_manager",))}
+    assert session.scalars(select(TaskCandidate).where(TaskCandidate.task_id.in_([r.id for r in rows]))).all() == []
 
 
 def test_claim_unclaim_and_who_may_act(session, user, mini):

@@ -72,5 +72,5 @@ def complete(task_id: int):
         view.values = exc.values
         return render_template("inbox/task.html", view=view, errors=exc.errors), 422
     db().commit()
-    flash(f"Completed “{task.name}” of “{task.instance.title}”.", "success")
+    flash(f"Completed “{task.name}” of “{task.instance_title}”.", "success")
     return redirect(url_for("inbox.index"))

@@ -51,7 +51,7 @@ def main() -> None:
     from sqlalchemy import select, text
 
     from engine import runtime, users
-    from engine.db import HumanTask, User
+    from engine.db import HumanTask
 
     began = time.perf_counter()
     with temp_dir() as tmp:
@@ -65,7 +65,7 @@ def main() -> None:
 
         def deptflow_start() -> tuple[float, int]:
             with sessions() as s:
-                rita = s.get(User, rita_id)
+                rita = users.get_user(s, rita_id)
                 with Timer() as t:
                     instance = runtime.start_process(s, rita, PROCESS, PLAN)
                     s.commit()
@@ -75,7 +75,7 @@ def main() -> None:
 
         def deptflow_complete(task_id: int) -> float:
             with sessions() as s:
-                mark = s.get(User, mark_id)
+                mark = users.get_user(s, mark_id)  # as the web's user loader does: with the roles
                 with Timer() as t:
                     task = runtime.complete_task(s, mark, task_id, REVIEW_APPROVE)
                     s.commit()

@@ -10,8 +10,8 @@ rows are cloned from rows the engine itself wrote, so new columns keep their val
   role each in ``task_candidates``), 20 % of them claimed by a user of that role, due dates
   over the next weeks (10 % undated), priorities 30–90;
 * 200,000 finished rows (completed over the past year by users of the role; 4 % cancelled),
-  which keep their ``task_candidates`` rows as the engine leaves them, and a ``completed``
-  event for each completed one.
+  with their roles in ``candidate_roles`` and no ``task_candidates`` rows (the engine
+  deletes those when a task closes), and a ``completed`` event for each completed one.
 
 Then measures ``engine.tasks.inbox(session, user)`` (fresh session per call, as per
 request) for several demo users, and the whole inbox page (``GET /`` through the Flask app
@@ -139,6 +139,7 @@ def populate(url: str) -> dict:
             "created_at": "now() - make_interval(hours => g % 500)",
             "due_at": "CASE WHEN g % 10 = 0 THEN NULL ELSE now() + make_interval(hours => (g * 7) % 1000) END",
             "priority": "30 + (g * 13) % 61",
+            "candidate_roles": f"json_build_array({role_of})",
         })
         conn.execute(text(
             f"INSERT INTO task_candidates (task_id, role_key) SELECT id, {role_of} "
@@ -156,10 +157,8 @@ def populate(url: str) -> dict:
             "due_at": "now() - make_interval(hours => g % 8000) + interval '3 days'",
             "priority": "30 + (g * 13) % 61",
             "submitted": "'{\"mm_review_decision\": \"approve\"}'",
+            "candidate_roles": f"json_build_array({role_of})",
         })
-        conn.execute(text(
-            f"INSERT INTO task_candidates (task_id, role_key) SELECT id, {role_of} "
-            f"FROM (SELECT id, id - {last_open} AS g FROM human_tasks WHERE id > {last_open}) x"))
         template_event = conn.execute(text("SELECT min(id) FROM events WHERE instance_id = :i"),
                                       {"i": template_instance}).scalar()
         if template_event is not None:  # the event log the auditors' participant search reads

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 13:34:13.435997
+Create Date: 2026-11-26 15:01:24.258260
 """
 from alembic import op
 import sqlalchemy as sa
@@ -144,6 +144,7 @@ def upgrade() -> None:
     sa.Column('submitted', sa.JSON(), nullable=True),
     sa.Column('due_soon_notified', sa.Boolean(), nullable=False),
     sa.Column('overdue_notified', sa.Boolean(), nullable=False),
+    sa.Column('candidate_roles', sa.JSON(), nullable=False),
     sa.ForeignKeyConstraint(['assignee_id'], ['users.id'], name=op.f('fk_human_tasks_assignee_id_users')),
     sa.ForeignKeyConstraint(['completed_by_id'], ['users.id'], name=op.f('fk_human_tasks_completed_by_id_users')),
     sa.ForeignKeyConstraint(['instance_id'], ['process_instances.id'], name=op.f('fk_human_tasks_instance_id_process_instances')),
@@ -154,6 +155,17 @@ def upgrade() -> None:
         batch_op.create_index('ix_tasks_instance', ['instance_id', 'status'], unique=False)
         batch_op.create_index('ix_tasks_open_assignee', ['status', 'assignee_id', 'due_at'], unique=False)
         batch_op.create_index('ix_tasks_open_due', ['status', 'due_at'], unique=False)
+
+    op.create_table('task_archive',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('instance_id', sa.Integer(), nullable=False),
+    sa.Column('archived_at', sa.DateTime(), nullable=False),
+    sa.Column('tasks', sa.JSON(), nullable=False),
+    sa.ForeignKeyConstraint(['instance_id'], ['process_instances.id'], name=op.f('fk_task_archive_instance_id_process_instances')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_task_archive'))
+    )
+    with op.batch_alter_table('task_archive', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_task_archive_instance_id'), ['instance_id'], unique=False)
 
     op.create_table('events',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -229,6 +241,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_events_actor')
 
     op.drop_table('events')
+    with op.batch_alter_table('task_archive', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_task_archive_instance_id'))
+
+    op.drop_table('task_archive')
     with op.batch_alter_table('human_tasks', schema=None) as batch_op:
         batch_op.drop_index('ix_tasks_open_due')
         batch_op.drop_index('ix_tasks_open_assignee')
