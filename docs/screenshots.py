@@ -12,8 +12,6 @@ docs/inbox.png is written; the database is deleted afterwards.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import sys
 import tempfile
 import threading
@@ -21,7 +19,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "browser"))
 
+from headless import CHROMIUM_ARGS, chromium_path  # noqa: E402
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
@@ -34,24 +34,11 @@ MODELER = ROOT / "docs" / "modeler.png"
 WHO = "mark"
 VIEWPORT = {"width": 1280, "height": 800}
 MAX_BYTES = 300 * 1024
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 
 def build_database(url: str) -> None:
     """Schema, catalogue, demo users and the demo cases (finished ones and Mark's inbox)."""
     setup.initialise(url, demo=True, cases=True)
-
-
-def chromium_path() -> str:
-    return os.environ.get("DEPTFLOW_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def _login(page, base_url: str, username: str) -> None:

@@ -43,11 +43,14 @@ def is_candidate(actor: User, task: HumanTask) -> bool:
 
 
 def may_view_task(actor: User, task: HumanTask) -> bool:
+    """Who may open a task's page: those who may act on it, who acted on it, readers of everything, and
+    the person who started the case (to follow their request; they see it read-only)."""
     return (
         task.assignee_id == actor.id
         or task.completed_by_id == actor.id
         or is_candidate(actor, task)
         or bool(actor.role_keys & READ_ALL_ROLES)
+        or task.instance.started_by_id == actor.id
     )
 
 

@@ -611,6 +611,8 @@ class InstanceDetail:
     choices: dict[str, dict[str, str]]
     definition_name: str = ""
     open_tasks: list[HumanTask] = field(default_factory=list)
+    #: the tasks whose page ``actor`` may open (the case page links those)
+    viewable_task_ids: set[int] = field(default_factory=set)
 
 
 def instance_detail(session: Session, actor: User, instance_id: int) -> InstanceDetail:
@@ -633,6 +635,7 @@ def instance_detail(session: Session, actor: User, instance_id: int) -> Instance
         choices=field_choices(parsed),
         definition_name=parsed.name,
         open_tasks=[t for t in tasks if t.status == "open"],
+        viewable_task_ids={t.id for t in tasks if may_view_task(actor, t)},
     )
 
 

@@ -53,6 +53,21 @@ def test_start_page_lists_only_what_my_roles_may_start(login_as, username, visib
     assert set(re.findall(r'id="process-(\w+)"', page)) == visible
 
 
+def test_the_starter_follows_a_task_of_their_case_read_only(login_as):
+    steve = login_as("steve")
+    drawing = {"title": "Drawings for Hotel Aurora", "customer_name": "Hotel Aurora", "project_name": "Lobby",
+               "drawings_needed_by": "2027-01-31", "product_lines": "Chairs", "quantity": "40"}
+    assert steve.post("/processes/engineering_drawing_application/start", data=drawing).status_code == 302
+    requests = steve.get("/requests").get_data(as_text=True)
+    case_id = re.search(r'href="/instances/(\d+)"', requests).group(1)
+    case = steve.get(f"/instances/{case_id}").get_data(as_text=True)
+    task_id = re.search(r'href="/tasks/(\d+)"', case).group(1)
+    page = steve.get(f"/tasks/{task_id}").get_data(as_text=True)
+    assert "Waiting for someone of Comprehensive clerk to take it." in page
+    assert 'action="/tasks/' not in page  # no claim, no form: the starter only watches
+    assert steve.post(f"/tasks/{task_id}/claim").status_code == 403
+
+
 def test_starting_a_process_of_another_role_is_403(login_as):
     client = login_as("alice")
     assert client.get("/processes/customer_complaint/start").status_code == 403

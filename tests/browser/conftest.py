@@ -18,7 +18,6 @@ test leaves a screenshot of each page it opened in its ``tmp_path``.
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any, NoReturn
 
 import pytest
 from flask import got_request_exception
+from headless import CHROMIUM_ARGS, chromium_path
 from werkzeug.serving import make_server
 
 from workflows.catalogue import DEMO_PASSWORD
@@ -40,16 +40,6 @@ else:
     expect.set_options(timeout=10_000)
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 VIEWPORT = {"width": 1280, "height": 800}
 OpenPage = Callable[[], "Page"]
 _REPORT_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
@@ -148,10 +138,6 @@ def start_case(sqlite_url: str) -> Iterator[Callable[..., tuple[int, list[int]]]
 
 
 # --- the browser ------------------------------------------------------------------------
-
-
-def chromium_path() -> str:
-    return os.environ.get("DEPTFLOW_CHROMIUM") or shutil.which("chromium") or DEFAULT_CHROMIUM
 
 
 def _unavailable(reason: str) -> NoReturn:

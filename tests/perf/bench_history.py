@@ -7,7 +7,7 @@ short and long instances alternated. The same is done with raw SpiffWorkflow and
 serialization (spec included) in ``sqlite3``, step by step beside deptflow.
 
 Reports the median completion time at each level and growth = median(100) / median(3).
-Target for deptflow: growth <= 1.5 (raw SpiffWorkflow grows about 6.7x over the range).
+Target for deptflow: growth <= 1.5 (the issue quotes ~6.7x for raw SpiffWorkflow; this run measures its own).
 
     .venv/bin/python tests/perf/bench_history.py
 """
