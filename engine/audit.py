@@ -1,11 +1,19 @@
 """The append-only, hash-chained event log.
 
 Events are written in the same transaction as the change they record. At commit, the
-transaction's events are sealed onto one global chain: each gets the next sequence
-number, the SHA-256 of its predecessor and its own SHA-256 over a canonical JSON form.
-The chain head is a single row locked while sealing, so concurrent transactions append
-one after the other. :func:`verify` walks the chain and names the first event that was
-altered, inserted or deleted.
+transaction's events are sealed onto their chain: each gets the next sequence number of
+that chain, the SHA-256 of its predecessor and its own SHA-256 over a canonical JSON form.
+
+There is one chain per case and one global chain. A case's chain holds everything that
+happens to it after it started and is sealed under the lock of the case's own row, so
+work on different cases never waits on each other (one global head row would serialise
+every commit of every web process). The global chain holds what happens outside cases
+(logins, users, published diagrams) and each case's ``started`` event, which is the first
+link of the case's chain: deleting a whole case from the log breaks the global chain.
+
+:func:`verify` walks every chain and names the first event that was altered, inserted or
+deleted; the head of each chain (the ``audit_head`` row, a case's ``audit_seq`` and
+``audit_hash``) notices the newest events being removed.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, tuple_, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
@@ -25,6 +33,7 @@ from .db import AuditHead, Event, HumanTask, ProcessInstance, User
 from .sql import run
 
 GENESIS = "0" * 64
+GLOBAL_CHAIN = 0
 _PENDING = "deptflow_audit_pending"
 
 
@@ -49,6 +58,7 @@ class PendingEvent:
     task_id: int | None
     element_id: str | None
     data: dict[str, Any] = field(default_factory=dict)
+    chain: int = GLOBAL_CHAIN
     seq: int | None = None
     prev_hash: str | None = None
     hash: str | None = None
@@ -57,8 +67,8 @@ class PendingEvent:
 
     def row(self) -> dict[str, Any]:
         return {"kind": self.kind, "at": self.at, "instance_id": self.instance_id, "actor_id": self.actor_id,
-                "task_id": self.task_id, "element_id": self.element_id, "data": self.data, "seq": self.seq,
-                "prev_hash": self.prev_hash, "hash": self.hash}
+                "task_id": self.task_id, "element_id": self.element_id, "data": self.data, "chain": self.chain,
+                "seq": self.seq, "prev_hash": self.prev_hash, "hash": self.hash}
 
 
 def record(
@@ -94,6 +104,7 @@ def record(
 def canonical(event: Any) -> bytes:
     """The bytes an event's hash covers: every recorded field and its predecessor's hash."""
     body = {
+        "chain": event.chain,
         "seq": event.seq,
         "at": event.at.isoformat(timespec="microseconds"),
         "kind": event.kind,
@@ -115,6 +126,13 @@ _LOCK_HEAD = select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id 
 _INSERT_EVENTS = insert(Event.__table__)
 _MOVE_HEAD = (update(AuditHead.__table__).where(AuditHead.__table__.c.id == 1)
               .values(last_seq=bindparam("new_seq"), last_hash=bindparam("new_hash")))
+_instances = ProcessInstance.__table__
+_LOCK_CASE_HEAD = (select(_instances.c.audit_seq, _instances.c.audit_hash)
+                   .where(_instances.c.id == bindparam("instance_id")).with_for_update())
+_MOVE_CASE_HEAD = (update(_instances).where(_instances.c.id == bindparam("instance_id"))
+                   .values(audit_seq=bindparam("new_seq"), audit_hash=bindparam("new_hash")))
+_STARTED_HASH = select(Event.hash).where(Event.chain == GLOBAL_CHAIN, Event.kind == "started",
+                                         Event.instance_id == bindparam("instance_id"))
 
 
 @sa_event.listens_for(Session, "before_commit")
@@ -122,20 +140,48 @@ def _seal(session: Session) -> None:
     pending: list[PendingEvent] = session.info.pop(_PENDING, [])
     if not pending:
         return
-    session.flush()  # the rest of the transaction first: the head row is locked only for the sealing
+    session.flush()  # the rest of the transaction first: heads are locked only for the sealing
+    by_case: dict[int, list[PendingEvent]] = {}
+    global_events = []
+    for event in pending:
+        if event.instance is not None:
+            event.instance_id = event.instance.id
+        if event.instance_id is None or event.kind == "started":
+            global_events.append(event)
+        else:
+            by_case.setdefault(event.instance_id, []).append(event)
+    started = _seal_global(session, global_events) if global_events else {}
+    for instance_id in sorted(by_case):  # one lock order for every transaction
+        _seal_case(session, instance_id, by_case[instance_id], started)
+    run(session, _INSERT_EVENTS, [event.row() for event in pending])
+
+
+def _link(events: list[PendingEvent], chain: int, seq: int, previous: str) -> tuple[int, str]:
+    for event in events:
+        seq += 1
+        event.chain, event.seq, event.prev_hash = chain, seq, previous
+        event.hash = previous = event_hash(event)
+    return seq, previous
+
+
+def _seal_global(session: Session, events: list[PendingEvent]) -> dict[int, str]:
+    """Append to the global chain; returns the hash of each ``started`` event by case."""
     head = run(session, _LOCK_HEAD).one_or_none()
     if head is None:
         run(session, insert(AuditHead.__table__).values(id=1, last_seq=0, last_hash=GENESIS))
         head = (0, GENESIS)
-    seq, previous = head
-    for event in pending:
-        if event.instance is not None:
-            event.instance_id = event.instance.id
-        seq += 1
-        event.seq, event.prev_hash = seq, previous
-        event.hash = previous = event_hash(event)
-    run(session, _INSERT_EVENTS, [event.row() for event in pending])
+    seq, previous = _link(events, GLOBAL_CHAIN, *head)
     run(session, _MOVE_HEAD, {"new_seq": seq, "new_hash": previous})
+    return {e.instance_id: e.hash for e in events if e.kind == "started" and e.instance_id is not None}
+
+
+def _seal_case(session: Session, instance_id: int, events: list[PendingEvent], started: dict[int, str]) -> None:
+    """Append to the case's chain under the lock of its row (already held by a completion's UPDATE)."""
+    seq, previous = run(session, _LOCK_CASE_HEAD, {"instance_id": instance_id}).one()
+    if previous is None:  # the case's first link follows its ``started`` event in the global chain
+        previous = started.get(instance_id) or run(session, _STARTED_HASH, {"instance_id": instance_id}).scalar()
+    seq, previous = _link(events, instance_id, seq, previous or GENESIS)
+    run(session, _MOVE_CASE_HEAD, {"instance_id": instance_id, "new_seq": seq, "new_hash": previous})
 
 
 def pending_events(session: Session) -> list[PendingEvent]:
@@ -149,7 +195,8 @@ def _forget(session: Session) -> None:
 
 
 def events_of(session: Session, instance_id: int) -> list[Event]:
-    return list(session.scalars(select(Event).where(Event.instance_id == instance_id).order_by(Event.seq, Event.id)))
+    """A case's events in the order they happened (ids grow in commit order within a case)."""
+    return list(session.scalars(select(Event).where(Event.instance_id == instance_id).order_by(Event.id)))
 
 
 @dataclass
@@ -159,41 +206,95 @@ class Verification:
     problem: str = ""
     seq: int | None = None
     event_id: int | None = None
+    chain: int = GLOBAL_CHAIN
 
     def __str__(self) -> str:
         if self.ok:
             return f"chain intact, {self.count} events"
-        return f"chain broken at event #{self.seq} (id {self.event_id}): {self.problem}"
+        where = "the global chain" if self.chain == GLOBAL_CHAIN else f"the chain of case {self.chain}"
+        return f"chain broken at event #{self.seq} of {where} (id {self.event_id}): {self.problem}"
 
 
-_CHAIN_COLUMNS = (Event.id, Event.seq, Event.at, Event.kind, Event.instance_id, Event.actor_id, Event.task_id,
-                  Event.element_id, Event.data, Event.prev_hash, Event.hash)
+_CHAIN_COLUMNS = (Event.id, Event.chain, Event.seq, Event.at, Event.kind, Event.instance_id, Event.actor_id,
+                  Event.task_id, Event.element_id, Event.data, Event.prev_hash, Event.hash)
+
+
+class _Broken(Exception):
+    def __init__(self, problem: str, seq: int | None, event_id: int | None, chain: int):
+        super().__init__(problem)
+        self.result = Verification(False, 0, problem, seq, event_id, chain)
+
+
+class _ChainWalk:
+    """Checks events chain by chain (global first, then each case) as they come, in (chain, seq) order."""
+
+    def __init__(self, heads: dict[int, tuple[int, str]]):
+        self.heads = heads  # chain → (last seq, last hash) as its head row says
+        self.started: dict[int, str] = {}  # case → hash of its ``started`` event (the case chain's first link)
+        self.seen: set[int] = set()
+        self.chain: int | None = None
+        self.seq, self.previous, self.last_id, self.count = 0, GENESIS, None, 0
+
+    def add(self, row: Any) -> None:
+        if row.chain != self.chain:
+            self.close()
+            self.chain, self.seq, self.last_id = row.chain, 0, None
+            self.previous = GENESIS if row.chain == GLOBAL_CHAIN else self.started.get(row.chain)
+            if self.previous is None:
+                raise _Broken("the case's started event is missing from the global chain (deleted)",
+                              row.seq, row.id, row.chain)
+        if row.seq != self.seq + 1:
+            raise _Broken(f"event #{self.seq + 1} is missing (deleted)", row.seq, row.id, row.chain)
+        if row.prev_hash != self.previous:
+            raise _Broken("its predecessor's hash does not match (an event before it was removed or replaced)",
+                          row.seq, row.id, row.chain)
+        if row.hash != event_hash(row):
+            raise _Broken("its content does not match its hash (altered)", row.seq, row.id, row.chain)
+        if row.chain == GLOBAL_CHAIN and row.kind == "started" and row.instance_id is not None:
+            self.started[row.instance_id] = row.hash
+        self.seq, self.previous, self.last_id = row.seq, row.hash, row.id
+        self.count += 1
+
+    def close(self) -> None:
+        """The chain just walked must end where its head says."""
+        if self.chain is None:
+            return
+        self.seen.add(self.chain)
+        head_seq, head_hash = self.heads.get(self.chain, (0, GENESIS))
+        if (head_seq, head_hash) != (self.seq, self.previous):
+            raise _Broken(f"the chain ends at #{self.seq} but its head says #{head_seq} (the newest events were "
+                          "deleted or the head was edited)", self.seq, self.last_id, self.chain)
+
+    def finish(self) -> None:
+        self.close()
+        for chain, (head_seq, _hash) in sorted(self.heads.items()):
+            if chain not in self.seen and head_seq:
+                raise _Broken(f"its head says #{head_seq} but the chain has no events (deleted)", 1, None, chain)
 
 
 def verify(session: Session, batch: int = 5000) -> Verification:
-    """Walk the whole chain in order and report the first event that does not fit."""
+    """Walk every chain in order and report the first event that does not fit."""
     unsealed = session.scalar(select(Event.id).where(Event.seq.is_(None)).limit(1))
     if unsealed is not None:
         return Verification(False, 0, "an event outside the chain (no sequence number) was inserted", None, unsealed)
-    previous, count, last_id = GENESIS, 0, None
-    while True:
-        rows = session.execute(select(*_CHAIN_COLUMNS).where(Event.seq > count).order_by(Event.seq).limit(batch))
-        rows = rows.all()
-        if not rows:
-            break
-        for row in rows:
-            expected = count + 1
-            if row.seq != expected:
-                return Verification(False, count, f"event #{expected} is missing (deleted)", row.seq, row.id)
-            if row.prev_hash != previous:
-                return Verification(False, count, "its predecessor's hash does not match (an event before it was "
-                                                  "removed or replaced)", row.seq, row.id)
-            if row.hash != event_hash(row):
-                return Verification(False, count, "its content does not match its hash (altered)", row.seq, row.id)
-            previous, count, last_id = row.hash, expected, row.id
+    heads = {instance_id: (seq, hash_) for instance_id, seq, hash_ in session.execute(
+        select(ProcessInstance.id, ProcessInstance.audit_seq, ProcessInstance.audit_hash)
+        .where(ProcessInstance.audit_seq > 0))}
     head = session.execute(select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == 1)).one_or_none()
-    head_seq, head_hash = head if head is not None else (0, GENESIS)
-    if (head_seq, head_hash) != (count, previous):
-        return Verification(False, count, f"the chain ends at #{count} but its head says #{head_seq} "
-                                          "(the newest events were deleted or the head was edited)", count, last_id)
-    return Verification(True, count)
+    heads[GLOBAL_CHAIN] = tuple(head) if head is not None else (0, GENESIS)
+    walk = _ChainWalk(heads)
+    position = (-1, 0)
+    try:
+        while True:
+            rows = session.execute(select(*_CHAIN_COLUMNS).where(tuple_(Event.chain, Event.seq) > position)
+                                   .order_by(Event.chain, Event.seq).limit(batch)).all()
+            for row in rows:
+                walk.add(row)
+            if not rows:
+                break
+            position = (rows[-1].chain, rows[-1].seq)
+        walk.finish()
+    except _Broken as broken:
+        broken.result.count = walk.count
+        return broken.result
+    return Verification(True, walk.count)

@@ -146,6 +146,9 @@ class ProcessInstance(Base):
     version_id: Mapped[int] = mapped_column(Integer, default=1)
     #: The earliest waiting BPMN timer, kept in step by every operation; the worker polls it.
     next_timer_at: Mapped[datetime | None] = mapped_column(index=True)
+    #: Head of the case's own audit chain (see :mod:`engine.audit`): its last sequence number and hash.
+    audit_seq: Mapped[int] = mapped_column(default=0, server_default="0")
+    audit_hash: Mapped[str | None] = mapped_column(String(64))
 
     definition: Mapped[ProcessDefinition] = relationship(lazy="joined")
     started_by: Mapped[User] = relationship(lazy="joined")
@@ -217,10 +220,13 @@ class Event(Base):
         Index("ix_events_instance", "instance_id", "id"),
         Index("ix_events_actor", "actor_id", "instance_id"),
         Index("ix_events_kind_at", "kind", "at"),
+        UniqueConstraint("chain", "seq", name="uq_events_chain_seq"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    seq: Mapped[int | None] = mapped_column(unique=True)
+    #: 0: the global chain (events outside a case, and each case's ``started``); else the case's own chain
+    chain: Mapped[int] = mapped_column(default=0, server_default="0")
+    seq: Mapped[int | None]
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     hash: Mapped[str | None] = mapped_column(String(64))
     instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instances.id"))
@@ -277,7 +283,7 @@ class ProcessSchedule(Base):
 
 
 class AuditHead(Base):
-    """The newest sealed event of the chain: one row, locked while a transaction appends."""
+    """The newest sealed event of the global chain: one row, locked while a transaction appends to it."""
 
     __tablename__ = "audit_head"
 

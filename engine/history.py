@@ -249,7 +249,8 @@ def _bpmn_parent(nodes: dict[str, _PathNode], node: _PathNode) -> str | None:
 # --- exports ---------------------------------------------------------------------------
 
 
-EVENT_FIELDS = ("seq", "at", "kind", "instance_id", "actor_id", "task_id", "element_id", "data", "prev_hash", "hash")
+EVENT_FIELDS = ("chain", "seq", "at", "kind", "instance_id", "actor_id", "task_id", "element_id", "data",
+                "prev_hash", "hash")
 INSTANCE_FIELDS = ("id", "process_key", "version", "title", "business_key", "status", "started_by", "started_at",
                    "ended_at")
 
@@ -288,7 +289,7 @@ def export_instances(session: Session, actor: User, filters: InstanceFilter) -> 
     ids = list(events_by_instance)
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
-        for event in session.scalars(select(Event).where(Event.instance_id.in_(chunk)).order_by(Event.seq)):
+        for event in session.scalars(select(Event).where(Event.instance_id.in_(chunk)).order_by(Event.id)):
             events_by_instance[event.instance_id].append(event)
     usernames = _usernames(session)
     return [

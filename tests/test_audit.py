@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from sqlalchemy import delete, func, select, text, update
 
 from engine import audit, definitions, runtime, tasks, users
-from engine.db import AuditHead, Event
+from engine.db import AuditHead, Event, ProcessInstance
 from web.cli import main
 from workflows.catalogue import PROCESSES
 
@@ -35,7 +35,7 @@ def history(session, user):
 
 
 def test_operations_write_their_events_with_actor_and_data(session, user, history):
-    rows = session.scalars(select(Event).order_by(Event.seq)).all()
+    rows = session.scalars(select(Event).order_by(Event.id)).all()
     kinds = [e.kind for e in rows]
     mine = [e for e in rows if e.instance_id == history.id]
     assert [e.kind for e in mine] == [
@@ -49,7 +49,13 @@ def test_operations_write_their_events_with_actor_and_data(session, user, histor
     assert published.actor.username == "owen" and len(published.data["sha256"]) == 64
     failed = rows[-1]
     assert kinds[-1] == "login_failed" and failed.data == {"username": "mark", "known_user": True}
-    assert [e.seq for e in rows] == list(range(1, len(rows) + 1))
+    # the global chain: everything outside the case, and the case's start; the case's own chain: the rest,
+    # its first link pointing at the start
+    global_chain = [e for e in rows if e.chain == audit.GLOBAL_CHAIN]
+    assert [e.seq for e in global_chain] == list(range(1, len(global_chain) + 1)) and started in global_chain
+    assert [(e.chain, e.seq) for e in mine[1:]] == [(history.id, n) for n in range(1, len(mine))]
+    assert mine[1].prev_hash == started.hash
+    assert (history.audit_seq, history.audit_hash) == (len(mine) - 1, mine[-1].hash)
 
 
 def test_untouched_chain_verifies(session, history):
@@ -62,7 +68,7 @@ def test_untouched_chain_verifies(session, history):
 
 
 def _target(session, kind="completed"):
-    return session.scalars(select(Event).where(Event.kind == kind).order_by(Event.seq)).first()
+    return session.scalars(select(Event).where(Event.kind == kind).order_by(Event.id)).first()
 
 
 def test_altered_data_is_named(session, history):
@@ -92,11 +98,31 @@ def test_deleted_event_is_named(session, history):
 
 
 def test_deleted_newest_event_is_noticed_by_the_head(session, history):
-    newest = session.scalars(select(Event).order_by(Event.seq.desc())).first()
+    newest = session.scalars(select(Event).where(Event.chain == audit.GLOBAL_CHAIN).order_by(Event.id.desc())).first()
     session.execute(delete(Event).where(Event.id == newest.id))
     session.commit()
     result = audit.verify(session)
-    assert not result.ok and "head" in result.problem
+    assert not result.ok and "head" in result.problem and result.chain == audit.GLOBAL_CHAIN
+
+
+def test_deleted_newest_event_of_a_case_is_noticed_by_its_head(session, history):
+    ended = _target(session, "ended")
+    session.execute(delete(Event).where(Event.id == ended.id))
+    session.commit()
+    result = audit.verify(session)
+    assert not result.ok and "head" in result.problem and result.chain == history.id
+    assert f"of the chain of case {history.id}" in str(result)
+
+
+def test_a_case_deleted_from_the_log_breaks_the_global_chain(session, history):
+    started = _target(session, "started")
+    session.execute(delete(Event).where(Event.instance_id == history.id))
+    session.execute(update(ProcessInstance).where(ProcessInstance.id == history.id)
+                    .values(audit_seq=0, audit_hash=None))  # a thorough forger resets the case's head too
+    session.commit()
+    result = audit.verify(session)
+    assert not result.ok and result.chain == audit.GLOBAL_CHAIN and result.seq == started.seq + 1
+    assert "missing" in result.problem
 
 
 def test_inserted_event_is_named(session, history):

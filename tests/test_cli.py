@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -65,3 +66,14 @@ def test_init_does_not_undo_a_version_published_by_a_process_owner(tmp_path, mon
     again = runner.invoke(main, ["init"])
     assert "customer_complaint: version 1" in again.output, "the shipped file is version 1 already"
     assert _count(url, ProcessDefinition) == len(PROCESSES) + 1
+
+
+def test_serve_refuses_a_port_in_use(monkeypatch):
+    """gunicorn binds with reuse_port; without the check a second server would share the port silently."""
+    monkeypatch.setenv("DEPTFLOW_SECRET_KEY", "test-key")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(main, ["serve", "--port", str(port)])
+    assert result.exit_code == 1 and f"127.0.0.1:{port} is in use" in result.output

@@ -110,7 +110,8 @@ def test_export_carries_re_verifiable_hashes(session, user, seeded):
     [case] = rows
     assert case["title"] == "Complaint 4" and case["version"] == 1 and len(case["definition_sha256"]) == 64
     for event in case["events"]:
-        stored = session.scalar(select(audit.Event).where(audit.Event.seq == event["seq"]))
+        stored = session.scalar(select(audit.Event).where(audit.Event.chain == event["chain"],
+                                                          audit.Event.seq == event["seq"]))
         assert event["hash"] == stored.hash == audit.event_hash(stored)
     table = list(csv.DictReader(io.StringIO(history.to_csv(rows))))
     assert len(table) == len(case["events"]) and table[0]["instance_title"] == "Complaint 4"

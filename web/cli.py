@@ -6,6 +6,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -104,6 +105,8 @@ def serve(host: str, port: int, workers: int, threads: int, no_worker: bool, dem
         os.environ["DEPTFLOW_SECRET_KEY"] = secrets.token_hex(32)
         click.echo("demo mode: a random session key; logins end when the server stops.")
 
+    if not _port_is_free(host, port):
+        raise click.ClickException(f"{host}:{port} is in use (another deptflow serve?); choose another --port.")
     timer_worker: list[subprocess.Popen] = []
 
     def start_timer_worker(_arbiter) -> None:
@@ -124,12 +127,27 @@ def serve(host: str, port: int, workers: int, threads: int, no_worker: bool, dem
             self.cfg.set("accesslog", "-")
             self.cfg.set("when_ready", start_timer_worker)
             self.cfg.set("on_exit", stop_timer_worker)
+            if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25.1: one socket per user otherwise
+                self.cfg.set("control_socket_disable", True)
 
         def load(self):
             return create_app()
 
     click.echo(f"deptflow serving on http://{host}:{port}")
     _Server().run()
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    """gunicorn binds with ``reuse_port`` (to spread connections over its workers), which would let a
+    second server share a busy port without a word; a plain bind first finds out."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn: TIME_WAIT is not "in use"
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 @main.group()

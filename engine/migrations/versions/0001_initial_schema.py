@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 15:01:24.258260
+Create Date: 2026-11-26 15:31:43.270118
 """
 from alembic import op
 import sqlalchemy as sa
@@ -116,6 +116,8 @@ def upgrade() -> None:
     sa.Column('data', sa.JSON(), nullable=False),
     sa.Column('version_id', sa.Integer(), nullable=False),
     sa.Column('next_timer_at', sa.DateTime(), nullable=True),
+    sa.Column('audit_seq', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('audit_hash', sa.String(length=64), nullable=True),
     sa.ForeignKeyConstraint(['definition_id'], ['process_definitions.id'], name=op.f('fk_process_instances_definition_id_process_definitions')),
     sa.ForeignKeyConstraint(['started_by_id'], ['users.id'], name=op.f('fk_process_instances_started_by_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_process_instances'))
@@ -169,6 +171,7 @@ def upgrade() -> None:
 
     op.create_table('events',
     sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('chain', sa.Integer(), server_default='0', nullable=False),
     sa.Column('seq', sa.Integer(), nullable=True),
     sa.Column('prev_hash', sa.String(length=64), nullable=True),
     sa.Column('hash', sa.String(length=64), nullable=True),
@@ -183,7 +186,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['instance_id'], ['process_instances.id'], name=op.f('fk_events_instance_id_process_instances')),
     sa.ForeignKeyConstraint(['task_id'], ['human_tasks.id'], name=op.f('fk_events_task_id_human_tasks')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_events')),
-    sa.UniqueConstraint('seq', name=op.f('uq_events_seq'))
+    sa.UniqueConstraint('chain', 'seq', name='uq_events_chain_seq')
     )
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.create_index('ix_events_actor', ['actor_id', 'instance_id'], unique=False)
