@@ -12,7 +12,7 @@ from typing import Any
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import Select, bindparam, delete, insert, select, update
+from sqlalchemy import Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from . import audit, sandbox
@@ -40,14 +40,25 @@ class InboxRow:
     process_name: str
 
 
+#: Rows per inbox section and page, as a task list shows them (Camunda's Tasklist pages by 50 too)
+PAGE_SIZE = 50
+
+
 @dataclass
 class Inbox:
+    """One page of each inbox section, with the section's total and page number."""
+
     assigned: list[InboxRow]
     available: list[InboxRow]
+    assigned_total: int = 0
+    available_total: int = 0
+    assigned_page: int = 1
+    available_page: int = 1
+    page_size: int = PAGE_SIZE
 
     @property
     def count(self) -> int:
-        return len(self.assigned) + len(self.available)
+        return self.assigned_total + self.available_total
 
 
 def ready_user_tasks(workflow: BpmnWorkflow) -> list:
@@ -176,25 +187,50 @@ def _open_tasks() -> Select:
     )
 
 
-def inbox_queries(actor: User, limit: int = 200) -> tuple[Select, Select | None]:
-    """The two inbox queries: tasks assigned to ``actor``; unclaimed tasks of ``actor``'s roles."""
-    assigned = _open_tasks().where(HumanTask.assignee_id == actor.id).limit(limit)
+def inbox_queries(actor: User) -> tuple[Select, Select | None]:
+    """The two inbox queries, unpaged: tasks assigned to ``actor``; unclaimed tasks of ``actor``'s roles."""
+    return _open_tasks().where(HumanTask.assignee_id == actor.id), _for_my_roles(_open_tasks(), actor)
+
+
+def _for_my_roles(query: Select, actor: User) -> Select | None:
     roles = sorted(actor.role_keys)
     if not roles:
-        return assigned, None
+        return None
     for_my_roles = select(TaskCandidate.task_id).where(TaskCandidate.role_key.in_(roles))
-    available = _open_tasks().where(HumanTask.assignee_id.is_(None), HumanTask.id.in_(for_my_roles)).limit(limit)
-    return assigned, available
+    return query.where(HumanTask.status == "open", HumanTask.assignee_id.is_(None), HumanTask.id.in_(for_my_roles))
 
 
-def inbox(session: Session, actor: User, limit: int = 200) -> Inbox:
-    """Tasks assigned to ``actor`` and unclaimed tasks open for ``actor``'s roles.
+def inbox(session: Session, actor: User, *, assigned_page: int = 1, available_page: int = 1,
+          page_size: int = PAGE_SIZE) -> Inbox:
+    """A page of the tasks assigned to ``actor`` and of the unclaimed tasks open for ``actor``'s roles.
 
     Sorted by due date (earliest first, undated last), then priority (highest first).
     """
-    assigned, available = inbox_queries(actor, limit)
-    return Inbox(assigned=[InboxRow(*row) for row in session.execute(assigned)],
-                 available=[InboxRow(*row) for row in session.execute(available)] if available is not None else [])
+    assigned, available = inbox_queries(actor)
+    count = select(func.count()).select_from(HumanTask)
+    mine, mine_total, mine_page = _page(session, assigned, count.where(
+        HumanTask.status == "open", HumanTask.assignee_id == actor.id), assigned_page, page_size)
+    queue, queue_total, queue_page = _page(session, available, _for_my_roles(count, actor), available_page,
+                                           page_size)
+    return Inbox(assigned=mine, available=queue, assigned_total=mine_total, available_total=queue_total,
+                 assigned_page=mine_page, available_page=queue_page, page_size=page_size)
+
+
+def _page(session: Session, query: Select | None, count: Select | None, page: int,
+          page_size: int) -> tuple[list[InboxRow], int, int]:
+    """(rows, total, page) of one inbox section; a page past the end shows the last one. The total
+    is counted only when the section has more than one page."""
+    if query is None or count is None:
+        return [], 0, 1
+    page = max(1, page)
+    total = None
+    if page > 1:
+        total = session.scalar(count) or 0
+        page = min(page, max(1, -(-total // page_size)))
+    rows = [InboxRow(*row) for row in session.execute(query.limit(page_size).offset((page - 1) * page_size))]
+    if total is None:
+        total = len(rows) if len(rows) < page_size else session.scalar(count) or 0
+    return rows, total, page
 
 
 def open_tasks_of(session: Session, instance_ids: list[int]) -> dict[int, list[HumanTask]]:

@@ -69,6 +69,21 @@ def test_a_closed_task_leaves_the_role_lookup_but_keeps_its_roles(session, user,
     assert session.scalars(select(TaskCandidate).where(TaskCandidate.task_id.in_([r.id for r in rows]))).all() == []
 
 
+def test_the_inbox_comes_in_pages_with_totals(session, user, mini):
+    started = [_start(session, user("steve"), title=f"Van {i}") for i in range(7)]
+    mark = user("mark")
+    first = tasks.inbox(session, mark, page_size=3)
+    assert (len(first.available), first.available_total, first.available_page) == (3, 7, 1)
+    last = tasks.inbox(session, mark, available_page=3, page_size=3)
+    assert (len(last.available), last.available_page) == (1, 3)
+    beyond = tasks.inbox(session, mark, available_page=99, page_size=3)  # past the end: the last page
+    assert [t.id for t in beyond.available] == [t.id for t in last.available] and beyond.available_page == 3
+    seen = [t.instance_id for page in (1, 2, 3) for t in tasks.inbox(session, mark, available_page=page,
+                                                                      page_size=3).available]
+    assert sorted(seen) == sorted(i.id for i in started)  # every task once, none skipped or repeated
+    assert (first.assigned, first.assigned_total) == ([], 0)
+
+
 def test_claim_unclaim_and_who_may_act(session, user, mini):
     instance = _start(session, user("steve"))
     [task] = _available(session, user("mark"), instance)

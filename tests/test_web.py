@@ -68,6 +68,21 @@ def test_the_starter_follows_a_task_of_their_case_read_only(login_as):
     assert steve.post(f"/tasks/{task_id}/claim").status_code == 403
 
 
+def test_a_long_inbox_has_pages(login_as):
+    steve = login_as("steve")
+    for i in range(53):
+        drawing = {"title": f"Drawings {i}", "customer_name": "Hotel Aurora", "project_name": "Lobby",
+                   "drawings_needed_by": "2027-01-31", "product_lines": "Chairs", "quantity": "4"}
+        assert steve.post("/processes/engineering_drawing_application/start", data=drawing).status_code == 302
+    clara = login_as("clara")
+    first = clara.get("/").get_data(as_text=True)
+    assert '<span id="count-available">53</span>' in first and "1–50 of 53" in first
+    assert first.count('data-task-id="') == 50 and 'href="/?queue=2&amp;mine=1" rel="next"' in first
+    second = clara.get("/?queue=2").get_data(as_text=True)
+    assert "51–53 of 53" in second and second.count('data-task-id="') == 3 and 'rel="next"' not in second
+    assert clara.get("/?queue=x").status_code == 200  # a bad page number is page 1
+
+
 def test_starting_a_process_of_another_role_is_403(login_as):
     client = login_as("alice")
     assert client.get("/processes/customer_complaint/start").status_code == 403

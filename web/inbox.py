@@ -18,8 +18,10 @@ bp = Blueprint("inbox", __name__)
 @bp.route("/")
 @login_required
 def index():
-    """My tasks and my roles' open tasks, earliest due first."""
-    return render_template("inbox/index.html", inbox=tasks.inbox(db(), actor()))
+    """My tasks and my roles' open tasks, earliest due first, a page of each (``?mine=2&queue=3``)."""
+    inbox = tasks.inbox(db(), actor(), assigned_page=request.args.get("mine", 1, type=int),
+                        available_page=request.args.get("queue", 1, type=int))
+    return render_template("inbox/index.html", inbox=inbox)
 
 
 @bp.route("/tasks/<int:task_id>")

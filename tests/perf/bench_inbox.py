@@ -13,10 +13,11 @@ rows are cloned from rows the engine itself wrote, so new columns keep their val
   with their roles in ``candidate_roles`` and no ``task_candidates`` rows (the engine
   deletes those when a task closes), and a ``completed`` event for each completed one.
 
-Then measures ``engine.tasks.inbox(session, user)`` (fresh session per call, as per
-request) for several demo users, and the whole inbox page (``GET /`` through the Flask app
-in-process, template included), and runs ``EXPLAIN (ANALYZE, FORMAT JSON)`` on every
-statement the inbox issues to report the indexes the plans use.
+Then measures ``engine.tasks.inbox(session, user)`` — the first page of each section, 50 rows,
+and the sections' totals — (fresh session per call, as per request) for several demo users, and
+the whole inbox page (``GET /`` through the Flask app in-process, template included), and runs
+``EXPLAIN (ANALYZE, FORMAT JSON)`` on every statement the inbox issues to report the indexes the
+plans use.
 
 It also measures the auditors' search (``engine.history.search_instances``, first page of 50)
 for typical filters over 40,000 instances and their event log, with the indexes it uses.
@@ -257,7 +258,7 @@ def _where(statement: str) -> str:
     return statement[at + 7: at + 7 + 160] if at >= 0 else ""
 
 
-def measure_inbox(sessions, username: str) -> tuple[list[float], tuple[int, int]]:
+def measure_inbox(sessions, username: str) -> tuple[list[float], tuple[int, int, int, int]]:
     from sqlalchemy import select
 
     from engine import tasks
@@ -265,7 +266,7 @@ def measure_inbox(sessions, username: str) -> tuple[list[float], tuple[int, int]
 
     with sessions() as s:
         user_id = s.scalar(select(User.id).where(User.username == username))
-    samples, rows = [], (0, 0)
+    samples, rows = [], (0, 0, 0, 0)
     for i in range(WARMUP + REPS):
         with sessions() as s:
             user = s.get(User, user_id)
@@ -273,7 +274,7 @@ def measure_inbox(sessions, username: str) -> tuple[list[float], tuple[int, int]
             t0 = time.perf_counter()
             box = tasks.inbox(s, user)
             seconds = time.perf_counter() - t0
-            rows = (len(box.assigned), len(box.available))
+            rows = (len(box.assigned), len(box.available), box.assigned_total, box.available_total)
         if i >= WARMUP:
             samples.append(seconds)
     return samples, rows
@@ -365,7 +366,8 @@ def main() -> None:
         for name in USERS:
             samples, rows = measure_inbox(sessions, name)
             everything.extend(samples)
-            per_user[name] = {"assigned": rows[0], "available": rows[1],
+            per_user[name] = {"assigned": rows[0], "available": rows[1], "assigned_total": rows[2],
+                              "available_total": rows[3],
                               "p50_ms": round(percentile(samples, 50) * 1000, 2),
                               "p95_ms": round(percentile(samples, 95) * 1000, 2)}
         plans = {name: explain_inbox(engine, sessions, name) for name in ("mark", "fiona")}
