@@ -186,7 +186,7 @@ def quick_budgets(monkeypatch):
     a second at most), one second, 128 MiB of memory."""
     monkeypatch.setitem(sandbox.LIMITS, "condition", sandbox.Limits(steps=100_000, seconds=1.0))
     monkeypatch.setitem(sandbox.LIMITS, "script", sandbox.Limits(steps=100_000, seconds=1.0))
-    monkeypatch.setattr(sandbox, "MEMORY_HEADROOM_MB", 128)
+    monkeypatch.setattr(sandbox.budget, "MEMORY_HEADROOM_MB", 128)
 
 
 def _run(kind: str, source: str, data: dict):

@@ -1,0 +1,203 @@
+"""Compiling and running one condition or script: the compile cache, the scope of a run, the run
+itself under a fresh budget, and the :class:`SandboxError` (logged on ``deptflow.sandbox``) that
+every refusal or exhausted budget becomes.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from types import CodeType, TracebackType
+from typing import Any
+
+from RestrictedPython import compile_restricted_eval, compile_restricted_exec
+
+from .budget import LIGHT_NODES, MAX_SOURCE, _local, _Run
+from .errors import SandboxError, _describe_type, _Stop
+from .guards import _HOOKS
+from .policy import HELPERS, REFUSED_MODULES, REFUSED_NAMES, _Policy
+
+log = logging.getLogger("deptflow.sandbox")
+
+_FILENAMES = {"condition": "<condition>", "script": "<script>"}
+
+
+# --- failures: logged, naming the BPMN element ----------------------------------------
+
+
+def _snippet(source: str) -> str:
+    text = " ".join(source.split())
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _element_label(task: Any) -> str:
+    """``[id] “name”`` of the BPMN element a SpiffWorkflow task runs."""
+    spec = task.task_spec
+    element = getattr(spec, "bpmn_id", None) or spec.name
+    name = getattr(spec, "bpmn_name", None)
+    return f"[{element}] “{name}”" if name and name != element else f"[{element}]"
+
+
+def _current_element() -> str:
+    """The element whose code runs now: set by :class:`SandboxScriptEngine`, or else found as the
+    ``task`` of the SpiffWorkflow engine method that called the environment (any engine class)."""
+    element = getattr(_local, "element", None)
+    if element:
+        return element
+    caller = getattr(_local, "caller", None)
+    task = caller.f_locals.get("task") if caller is not None else None
+    return _element_label(task) if hasattr(task, "task_spec") else ""
+
+
+def _failure(kind: str, source: str, message: str, *, refused: bool, line: int | None = None,
+             verb: str | None = None) -> SandboxError:
+    """The error for a refused or stopped run, logged as a warning on ``deptflow.sandbox``."""
+    element = _current_element()
+    where = f" (line {line})" if line and kind == "script" else ""
+    log.warning("%s %s%s%s: %s; source: %s", verb or ("refused" if refused else "stopped"), kind,
+                f" {element}" if element else "", where, message, _snippet(source))
+    return SandboxError(message + where, refused=refused, line=line, element=element)
+
+
+def _refused_at_compile(kind: str, source: str, reason: str) -> SandboxError:
+    return _failure(kind, source, f"{kind} refused: {reason}", refused=True)
+
+
+# --- compilation ----------------------------------------------------------------------
+
+_LOOPS = (ast.While, ast.For, ast.comprehension, ast.Lambda, ast.FunctionDef, ast.Starred)
+_ALLOCATING = (ast.Call, ast.BinOp, ast.Subscript, ast.Attribute, ast.JoinedStr, ast.List, ast.Tuple, ast.Set,
+               ast.Dict)
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    code: CodeType
+    heavy: bool  # loops, functions, or many operations: runs under the memory ceiling
+
+
+def _is_heavy(tree: ast.AST) -> bool:
+    """Code that can allocate more than a few times the size of its data: it has loops, comprehensions,
+    functions or unpacking, or more than :data:`LIGHT_NODES` calls, operators, subscripts and literals.
+    A light condition (``decision == 'approve'``, ``total > limit * 1.1``) skips the ceiling's system calls."""
+    count = 0
+    for node in ast.walk(tree):
+        if isinstance(node, _LOOPS):
+            return True
+        if isinstance(node, _ALLOCATING):
+            count += 1
+    return count > LIGHT_NODES
+
+
+@lru_cache(maxsize=4096)
+def _compile(source: str, kind: str) -> _Compiled:
+    mode = "eval" if kind == "condition" else "exec"
+    text = source.strip() if mode == "eval" else source
+    if len(text) > MAX_SOURCE[kind]:
+        raise _refused_at_compile(kind, text, f"longer than {MAX_SOURCE[kind]:,} characters")
+    try:
+        tree = ast.parse(text, _FILENAMES[kind], mode)
+    except SyntaxError as exc:
+        raise SandboxError(f"invalid {kind}: line {exc.lineno}: {exc.msg}", line=exc.lineno,
+                           element=_current_element()) from None
+    except (ValueError, RecursionError, MemoryError) as exc:
+        raise _refused_at_compile(kind, text, f"cannot be parsed ({type(exc).__name__})") from None
+    heavy = _is_heavy(tree)
+    compiler = compile_restricted_eval if mode == "eval" else compile_restricted_exec
+    try:
+        result = compiler(tree, _FILENAMES[kind], policy=_Policy)
+    except (RecursionError, MemoryError) as exc:
+        raise _refused_at_compile(kind, text, f"too deeply nested ({type(exc).__name__})") from None
+    if result.errors or result.code is None:
+        raise _refused_at_compile(kind, text, "; ".join(result.errors) or "cannot be compiled")
+    return _Compiled(result.code, heavy)
+
+
+def compile_expression(expression: str) -> CodeType:
+    """Compile a condition; raises :class:`ScriptError` naming what was refused."""
+    return _compile(expression, "condition").code
+
+
+def compile_script(script: str) -> CodeType:
+    """Compile a script task's script; raises :class:`ScriptError` naming what was refused."""
+    return _compile(script, "script").code
+
+
+# --- running --------------------------------------------------------------------------
+
+
+def _scope(data: dict[str, Any], external: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Globals of one run: helpers, then process data (which wins over helpers), then the hooks
+    (which nothing overrides). Data names starting with ``_`` cannot be named by the code."""
+    scope = dict(HELPERS)
+    if external:
+        scope.update(external)
+    scope.update(data)
+    scope.update(_HOOKS)
+    return scope
+
+
+def _line_in(traceback: TracebackType | None, filename: str) -> int | None:
+    line = None
+    while traceback is not None:
+        if traceback.tb_frame.f_code.co_filename == filename:
+            line = traceback.tb_lineno
+        traceback = traceback.tb_next
+    return line
+
+
+def _run(compiled: _Compiled, scope: dict[str, Any], kind: str, source: str) -> Any:
+    """Run compiled code under a fresh budget; every way it can be stopped becomes a SandboxError."""
+    run = _Run(kind)
+    filename = _FILENAMES[kind]
+    failure: tuple[str, bool, int | None] | None = None
+    previous = getattr(_local, "run", None)
+    _local.run = run
+    try:
+        try:
+            if compiled.heavy or kind == "script":
+                run.engage_ceiling()
+            if kind == "condition":
+                result = eval(compiled.code, scope)  # noqa: S307 - restricted, instrumented code object
+            else:
+                exec(compiled.code, scope)  # noqa: S102 - restricted, instrumented code object
+                result = None
+        finally:
+            run.release_ceiling()
+            _local.run = previous
+    except _Stop as stop:
+        failure = (stop.message, stop.refused, _line_in(stop.__traceback__, filename))
+    except MemoryError:
+        failure = (f"{kind} exceeded its memory budget", False, None)
+    except RecursionError:
+        failure = (f"{kind} exceeded its recursion limit", False, None)
+    except NameError as exc:
+        if exc.name in REFUSED_NAMES:
+            message = f"{exc.name}() is not available in the sandbox"
+        elif exc.name in REFUSED_MODULES:
+            message = f"the module “{exc.name}” is not available in the sandbox"
+        else:
+            raise  # an unknown variable: SpiffWorkflow suggests the closest name
+        failure = (message, True, _line_in(exc.__traceback__, filename))
+    if failure is None and run.failure is not None:  # stopped, but the code swallowed it in a finally
+        failure = (run.failure.message, run.failure.refused, None)
+    if failure is not None:
+        message, refused, line = failure
+        raise _failure(kind, source, message, refused=refused, line=line)
+    return result
+
+
+def _check_result(result: Any, expression: str) -> Any:
+    if callable(result) or isinstance(result, Iterator):
+        raise _failure("condition", expression, f"a condition must produce a value, not {_describe_type(result)}",
+                       refused=True)
+    return result
+
+
+def evaluate(expression: str, data: dict[str, Any]) -> Any:
+    """Evaluate ``expression`` against process ``data`` in the sandbox."""
+    compiled = _compile(expression, "condition")
+    return _check_result(_run(compiled, _scope(data), "condition", expression), expression)
