@@ -21,7 +21,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from . import audit, forms, notify, persistence, timers
@@ -375,10 +375,9 @@ class TaskView:
         return self.info.form if self.info else forms.Form()
 
 
-def _get_task(session: Session, task_id: int, *, with_state: bool = False) -> HumanTask:
-    """The task row and its instance, fresh from the database (``with_state``: the workflow state too)."""
-    options = [joinedload(HumanTask.instance).undefer(ProcessInstance.state)] if with_state else []
-    task = session.get(HumanTask, task_id, populate_existing=True, options=options)
+def _get_task(session: Session, task_id: int) -> HumanTask:
+    """The task row and its instance, fresh from the database."""
+    task = session.get(HumanTask, task_id, populate_existing=True)
     if task is None:
         raise NotFound(f"There is no task {task_id}.")
     return task
