@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from engine import audit, definitions, modeling, runtime
+from engine import audit, definitions, instance_migration, modeling, process_versions, runtime, validation
 from engine.db import Event, HumanTask, ProcessDraft, ProcessInstance
-from engine.errors import InvalidDefinition, InvalidForm, NotAllowed
+from engine.errors import Conflict, InvalidDefinition, InvalidForm, NotAllowed
 
 DATA = Path(__file__).parent / "data"
 MINI = (DATA / "mini_approval.bpmn").read_text()
@@ -143,9 +143,9 @@ def test_compatible_migration_moves_the_instance_and_records_it(session, user, m
     modeling.publish(session, user("owen"), MINI_V2)
     session.commit()
 
-    preview = modeling.migration_preview(session, user("owen"), "mini_approval", 1)
+    preview = instance_migration.migration_preview(session, user("owen"), "mini_approval", 1)
     assert [(c.instance.id, c.ok, c.open_tasks) for c in preview.checks] == [(instance.id, True, ["Approve request"])]
-    modeling.migrate_instance(session, user("owen"), instance.id)
+    instance_migration.migrate_instance(session, user("owen"), instance.id)
     session.commit()
 
     session.refresh(instance)
@@ -168,8 +168,8 @@ def test_incompatible_migration_is_refused_with_the_blocking_task_ids(session, u
     instance = _start(session, user)
     modeling.publish(session, user("owen"), REWORK, note="the clerk checks requests")
     session.commit()
-    with pytest.raises(modeling.MigrationRefused) as refused:
-        modeling.migrate_instance(session, user("owen"), instance.id)
+    with pytest.raises(instance_migration.MigrationRefused) as refused:
+        instance_migration.migrate_instance(session, user("owen"), instance.id)
     assert [b.element_id for b in refused.value.blocking] == ["approve_request"]
     assert refused.value.status == 409 and "version 2" in str(refused.value)
     session.rollback()
@@ -187,12 +187,12 @@ def test_migrating_all_cases_moves_those_that_can_and_lists_the_rest(session, us
     modeling.publish(session, user("owen"), MINI, note="back to the first version")  # v3 = v1 again
     session.commit()
 
-    result = modeling.migrate_instances(session, user("owen"), "mini_approval", 2)
+    result = instance_migration.migrate_instances(session, user("owen"), "mini_approval", 2)
     session.commit()
     assert result.migrated == [] and [c.instance.id for c in result.refused] == [on_v2.id]
     assert [b.element_id for b in result.refused[0].blocking] == ["file_request"]
 
-    result = modeling.migrate_instances(session, user("owen"), "mini_approval", 1, 3)
+    result = instance_migration.migrate_instances(session, user("owen"), "mini_approval", 1, 3)
     session.commit()
     assert [i.id for i in result.migrated] == [waiting.id] and result.refused == []
     session.refresh(waiting)
@@ -218,7 +218,7 @@ def test_a_waiting_timer_keeps_its_due_time_when_the_case_moves(session, user):
     due = instance.next_timer_at
     assert due is not None
     modeling.publish(session, user("owen"), REMINDER.replace("Approve request", "Approve the request"))
-    modeling.migrate_instance(session, user("owen"), instance.id)
+    instance_migration.migrate_instance(session, user("owen"), instance.id)
     session.commit()
     session.refresh(instance)
     assert (instance.definition.version, instance.next_timer_at) == (2, due)
@@ -227,14 +227,14 @@ def test_a_waiting_timer_keeps_its_due_time_when_the_case_moves(session, user):
 
 def test_a_case_cannot_move_backwards_or_when_finished(session, user, mini_v1):
     instance = _start(session, user)
-    with pytest.raises(modeling.Conflict, match="on version 1 already"):
-        modeling.migrate_instance(session, user("owen"), instance.id)  # v1 is the latest
+    with pytest.raises(Conflict, match="on version 1 already"):
+        instance_migration.migrate_instance(session, user("owen"), instance.id)  # v1 is the latest
     with pytest.raises(NotAllowed):
-        modeling.migrate_instance(session, user("mark"), instance.id)
+        instance_migration.migrate_instance(session, user("mark"), instance.id)
     _complete(session, user, "mark", instance, {"decision": "approve"})
     modeling.publish(session, user("owen"), MINI_V2)
-    with pytest.raises(modeling.Conflict, match="The case is completed"):
-        modeling.migrate_instance(session, user("owen"), instance.id)
+    with pytest.raises(Conflict, match="The case is completed"):
+        instance_migration.migrate_instance(session, user("owen"), instance.id)
 
 
 # --- validation rules -----------------------------------------------------------------------
@@ -285,7 +285,7 @@ RULES = [
 @pytest.mark.parametrize(("xml", "element_id", "words", "severity"), [r[1:] for r in RULES],
                          ids=[r[0] for r in RULES])
 def test_each_validation_rule_names_the_element(session, xml, element_id, words, severity):
-    report = modeling.validate(session, xml)
+    report = validation.validate(session, xml)
     matching = [p for p in report.problems if p.element_id == element_id and words in p.message
                 and p.severity == severity]
     assert matching, [str(p) for p in report.problems]
@@ -295,9 +295,9 @@ def test_each_validation_rule_names_the_element(session, xml, element_id, words,
 
 def test_the_shipped_processes_and_the_template_validate_clean(session):
     for row in modeling.catalogue(session):
-        assert modeling.validate(session, row.latest.xml).problems == [], row.key
+        assert validation.validate(session, row.latest.xml).problems == [], row.key
     template = modeling.template_xml("new_thing", "New <thing> & co", "sales_rep", "Sales representative")
-    assert modeling.validate(session, template).problems == []
+    assert validation.validate(session, template).problems == []
 
 
 def test_errors_block_publishing_and_warnings_need_an_acknowledgement(session, user):
@@ -338,7 +338,7 @@ def test_an_import_with_problems_becomes_a_draft_with_its_report(session, user):
 
 def test_a_new_process_from_the_template_publishes_and_starts(session, user):
     draft = modeling.create_process(session, user("owen"), "gift_request", "Gift <request>", "sales_rep")
-    assert modeling.validate(session, draft.xml).problems == []
+    assert validation.validate(session, draft.xml).problems == []
     assert [r.key for r in modeling.catalogue(session) if r.latest is None] == ["gift_request"]
     publication = modeling.publish(session, user("owen"), draft.xml, note="new")
     session.commit()
@@ -357,7 +357,7 @@ def test_a_new_process_from_the_template_publishes_and_starts(session, user):
 def test_diff_lists_added_removed_and_changed_elements_with_their_properties(session, user, mini_v1):
     modeling.publish(session, user("owen"), MINI_V2)
     modeling.publish(session, user("owen"), REWORK)
-    diff = modeling.diff_versions(session, "mini_approval", 1, 2)
+    diff = process_versions.diff_versions(session, "mini_approval", 1, 2)
     assert sorted(diff.ids("added")) == ["Lane_clerk", "f5", "file_request"]
     assert diff.ids("removed") == []
     changed = {c.element_id: {p.name: (p.before, p.after) for p in c.properties} for c in diff.changes
@@ -365,7 +365,7 @@ def test_diff_lists_added_removed_and_changed_elements_with_their_properties(ses
     assert changed["approve_request"] == {"name": ("Approve request", "Approve the request")}
     assert changed["f4"] == {"targetRef": ("end", "file_request")}
 
-    rework = modeling.diff_versions(session, "mini_approval", 2, 3)
+    rework = process_versions.diff_versions(session, "mini_approval", 2, 3)
     assert {"approve_request", "decided", "file_request"} <= set(rework.ids("removed"))
     assert "check_request" in rework.ids("added")
 
@@ -375,7 +375,7 @@ def test_diff_sees_forms_conditions_and_roles():
         '<camunda:constraint name="min" config="1" />', '<camunda:constraint name="min" config="5" />').replace(
         'id="approve_request" name=', 'id="approve_request" camunda:candidateGroups="general_manager" name=')
     changes = {c.element_id: {p.name: (p.before, p.after) for p in c.properties}
-               for c in modeling.diff_xml(MINI, changed)}
+               for c in process_versions.diff_xml(MINI, changed)}
     assert changes["f4"] == {"condition": ("decision == 'approve'", "decision == 'approved'")}
     assert changes["start"] == {"form field “amount”": ("long · Amount · min=1", "long · Amount · min=5")}
     assert changes["approve_request"] == {"camunda:candidateGroups": (None, "general_manager")}

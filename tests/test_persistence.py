@@ -14,7 +14,7 @@ import pytest
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import func, select
 
-from engine import audit, definitions, history, modeling, persistence, runtime
+from engine import audit, definitions, history, instance_migration, modeling, persistence, runtime
 from engine.db import HumanTask, ProcessInstance, TaskArchive
 
 DATA = Path(__file__).parent / "data"
@@ -195,9 +195,9 @@ def test_a_compacted_case_moves_to_a_new_version_and_finishes_there(session, use
     assert _archive_rows(session, instance) >= 2
     modeling.publish(session, user("owen"), MINI_V2)
     session.commit()
-    [check] = modeling.migration_preview(session, user("owen"), "mini_approval", 1).checks
+    [check] = instance_migration.migration_preview(session, user("owen"), "mini_approval", 1).checks
     assert check.ok and check.open_tasks == ["Approve request"]
-    modeling.migrate_instance(session, user("owen"), instance.id)
+    instance_migration.migrate_instance(session, user("owen"), instance.id)
     session.commit()
 
     session.refresh(instance)

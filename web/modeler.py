@@ -6,14 +6,14 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 
-from engine import definitions, modeling
+from engine import definitions, instance_migration, modeling, owners, process_versions, validation
 from engine.errors import InvalidDefinition, InvalidForm, Problem
 
 from .database import db
 from .security import actor, roles_required
 
 bp = Blueprint("modeler", __name__, url_prefix="/modeler")
-OWNERS = tuple(sorted(modeling.OWNER_ROLES))
+OWNERS = tuple(sorted(owners.OWNER_ROLES))
 
 
 def _problems_json(problems: list[Problem]) -> list[dict[str, Any]]:
@@ -129,16 +129,16 @@ def diff(key: str):
     latest = definitions.latest_definition(db(), key)
     new_version = request.args.get("b", latest.version, type=int)
     old_version = request.args.get("a", max(new_version - 1, 1), type=int)
-    return render_template("modeler/diff.html", d=modeling.diff_versions(db(), key, old_version, new_version),
-                           versions=modeling.versions_of(db(), key), key=key)
+    changes = process_versions.diff_versions(db(), key, old_version, new_version)
+    return render_template("modeler/diff.html", d=changes, versions=process_versions.versions_of(db(), key), key=key)
 
 
 @bp.route("/<key>/migrate")
 @roles_required(*OWNERS)
 def migrate_preview(key: str):
     """The open cases of a version and whether each can move to the newer one."""
-    preview = modeling.migration_preview(db(), actor(), key, request.args.get("from", 0, type=int),
-                                         request.args.get("to", type=int))
+    preview = instance_migration.migration_preview(db(), actor(), key, request.args.get("from", 0, type=int),
+                                                   request.args.get("to", type=int))
     return render_template("modeler/migrate.html", key=key, preview=preview, result=None)
 
 
@@ -146,8 +146,8 @@ def migrate_preview(key: str):
 @roles_required(*OWNERS)
 def migrate(key: str):
     """Move every case that can move; list the others with the tasks that block them."""
-    result = modeling.migrate_instances(db(), actor(), key, request.form.get("from", 0, type=int),
-                                        request.form.get("to", type=int))
+    result = instance_migration.migrate_instances(db(), actor(), key, request.form.get("from", 0, type=int),
+                                                  request.form.get("to", type=int))
     db().commit()
     return render_template("modeler/migrate.html", key=key, preview=None, result=result)
 
@@ -160,7 +160,7 @@ def migrate(key: str):
 def api_validate():
     """The validation report of the diagram in the editor."""
     xml, _body = _xml_from_json()
-    return jsonify(modeling.validate(db(), xml).as_dict())
+    return jsonify(validation.validate(db(), xml).as_dict())
 
 
 @bp.route("/api/drafts", methods=["POST"])
