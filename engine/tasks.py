@@ -189,15 +189,12 @@ def _open_tasks() -> Select:
 
 def inbox_queries(actor: User) -> tuple[Select, Select | None]:
     """The two inbox queries, unpaged: tasks assigned to ``actor``; unclaimed tasks of ``actor``'s roles."""
-    return _open_tasks().where(HumanTask.assignee_id == actor.id), _for_my_roles(_open_tasks(), actor)
-
-
-def _for_my_roles(query: Select, actor: User) -> Select | None:
+    assigned = _open_tasks().where(HumanTask.assignee_id == actor.id)
     roles = sorted(actor.role_keys)
     if not roles:
-        return None
+        return assigned, None
     for_my_roles = select(TaskCandidate.task_id).where(TaskCandidate.role_key.in_(roles))
-    return query.where(HumanTask.status == "open", HumanTask.assignee_id.is_(None), HumanTask.id.in_(for_my_roles))
+    return assigned, _open_tasks().where(HumanTask.assignee_id.is_(None), HumanTask.id.in_(for_my_roles))
 
 
 def inbox(session: Session, actor: User, *, assigned_page: int = 1, available_page: int = 1,
@@ -207,30 +204,29 @@ def inbox(session: Session, actor: User, *, assigned_page: int = 1, available_pa
     Sorted by due date (earliest first, undated last), then priority (highest first).
     """
     assigned, available = inbox_queries(actor)
-    count = select(func.count()).select_from(HumanTask)
-    mine, mine_total, mine_page = _page(session, assigned, count.where(
-        HumanTask.status == "open", HumanTask.assignee_id == actor.id), assigned_page, page_size)
-    queue, queue_total, queue_page = _page(session, available, _for_my_roles(count, actor), available_page,
-                                           page_size)
+    mine, mine_total, mine_page = _page(session, assigned, assigned_page, page_size)
+    queue, queue_total, queue_page = _page(session, available, available_page, page_size)
     return Inbox(assigned=mine, available=queue, assigned_total=mine_total, available_total=queue_total,
                  assigned_page=mine_page, available_page=queue_page, page_size=page_size)
 
 
-def _page(session: Session, query: Select | None, count: Select | None, page: int,
-          page_size: int) -> tuple[list[InboxRow], int, int]:
-    """(rows, total, page) of one inbox section; a page past the end shows the last one. The total
-    is counted only when the section has more than one page."""
-    if query is None or count is None:
+def _page(session: Session, query: Select | None, page: int, page_size: int) -> tuple[list[InboxRow], int, int]:
+    """(rows, total, page) of one inbox section; a page past the end shows the last one.
+
+    The total comes with the rows (``count(*) OVER ()``): the database reads every matching row
+    to sort them anyway, so counting them costs nothing more.
+    """
+    if query is None:
         return [], 0, 1
     page = max(1, page)
-    total = None
-    if page > 1:
-        total = session.scalar(count) or 0
-        page = min(page, max(1, -(-total // page_size)))
-    rows = [InboxRow(*row) for row in session.execute(query.limit(page_size).offset((page - 1) * page_size))]
-    if total is None:
-        total = len(rows) if len(rows) < page_size else session.scalar(count) or 0
-    return rows, total, page
+    counted = query.add_columns(func.count().over()).limit(page_size)
+    rows = session.execute(counted.offset((page - 1) * page_size)).all()
+    if not rows and page > 1:  # past the end: the total, then the last page
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        page = max(1, -(-total // page_size))
+        rows = session.execute(counted.offset((page - 1) * page_size)).all()
+    total = rows[0][-1] if rows else 0
+    return [InboxRow(*row[:-1]) for row in rows], total, page
 
 
 def open_tasks_of(session: Session, instance_ids: list[int]) -> dict[int, list[HumanTask]]:
