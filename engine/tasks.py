@@ -176,33 +176,40 @@ _INBOX_COLUMNS = (HumanTask.id, HumanTask.instance_id, HumanTask.element_id, Hum
                   ProcessInstance.title, ProcessDefinition.name)
 
 
-def _open_tasks() -> Select:
-    """Open tasks with the columns an inbox row shows, earliest due first, then highest priority."""
-    return (
-        select(*_INBOX_COLUMNS)
-        .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
-        .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
-        .where(HumanTask.status == "open")
-        .order_by(HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.priority.desc(), HumanTask.id)
-    )
+#: Earliest due first (undated last), then highest priority.
+_INBOX_ORDER = (HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.priority.desc(), HumanTask.id)
 
 
 def inbox_queries(actor: User) -> tuple[Select, Select | None]:
-    """The two inbox queries, unpaged: tasks assigned to ``actor``; unclaimed tasks of ``actor``'s roles."""
-    assigned = _open_tasks().where(HumanTask.assignee_id == actor.id)
+    """The ids of the tasks assigned to ``actor``, and of the unclaimed tasks of ``actor``'s roles."""
+    open_tasks = select(HumanTask.id).where(HumanTask.status == "open")
+    assigned = open_tasks.where(HumanTask.assignee_id == actor.id)
     roles = sorted(actor.role_keys)
     if not roles:
         return assigned, None
     for_my_roles = select(TaskCandidate.task_id).where(TaskCandidate.role_key.in_(roles))
-    return assigned, _open_tasks().where(HumanTask.assignee_id.is_(None), HumanTask.id.in_(for_my_roles))
+    return assigned, open_tasks.where(HumanTask.assignee_id.is_(None), HumanTask.id.in_(for_my_roles))
+
+
+def page_query(tasks: Select, limit: int, offset: int = 0) -> Select:
+    """One page of ``tasks`` (ids) with what an inbox row shows and the number of tasks in all.
+
+    The page is cut before the joins: a role's queue may hold a thousand tasks, and only the
+    rows shown need their case and process. The total comes with the rows (``count(*) OVER ()``):
+    the database reads every matching row to sort them anyway.
+    """
+    page = tasks.add_columns(func.count().over().label("total")).order_by(*_INBOX_ORDER)
+    page = page.limit(limit).offset(offset).subquery()
+    return (select(*_INBOX_COLUMNS, page.c.total)
+            .join(page, page.c.id == HumanTask.id)
+            .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
+            .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
+            .order_by(*_INBOX_ORDER))
 
 
 def inbox(session: Session, actor: User, *, assigned_page: int = 1, available_page: int = 1,
           page_size: int = PAGE_SIZE) -> Inbox:
-    """A page of the tasks assigned to ``actor`` and of the unclaimed tasks open for ``actor``'s roles.
-
-    Sorted by due date (earliest first, undated last), then priority (highest first).
-    """
+    """A page of the tasks assigned to ``actor`` and of the unclaimed tasks open for ``actor``'s roles."""
     assigned, available = inbox_queries(actor)
     mine, mine_total, mine_page = _page(session, assigned, assigned_page, page_size)
     queue, queue_total, queue_page = _page(session, available, available_page, page_size)
@@ -210,21 +217,16 @@ def inbox(session: Session, actor: User, *, assigned_page: int = 1, available_pa
                  assigned_page=mine_page, available_page=queue_page, page_size=page_size)
 
 
-def _page(session: Session, query: Select | None, page: int, page_size: int) -> tuple[list[InboxRow], int, int]:
-    """(rows, total, page) of one inbox section; a page past the end shows the last one.
-
-    The total comes with the rows (``count(*) OVER ()``): the database reads every matching row
-    to sort them anyway, so counting them costs nothing more.
-    """
-    if query is None:
+def _page(session: Session, tasks: Select | None, page: int, page_size: int) -> tuple[list[InboxRow], int, int]:
+    """(rows, total, page) of one inbox section; a page past the end shows the last one."""
+    if tasks is None:
         return [], 0, 1
     page = max(1, page)
-    counted = query.add_columns(func.count().over()).limit(page_size)
-    rows = session.execute(counted.offset((page - 1) * page_size)).all()
+    rows = session.execute(page_query(tasks, page_size, (page - 1) * page_size)).all()
     if not rows and page > 1:  # past the end: the total, then the last page
-        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        total = session.scalar(select(func.count()).select_from(tasks.subquery())) or 0
         page = max(1, -(-total // page_size))
-        rows = session.execute(counted.offset((page - 1) * page_size)).all()
+        rows = session.execute(page_query(tasks, page_size, (page - 1) * page_size)).all()
     total = rows[0][-1] if rows else 0
     return [InboxRow(*row[:-1]) for row in rows], total, page
 
