@@ -114,13 +114,16 @@ def main() -> None:
                 t0 = time.perf_counter()
                 open_reviews = reviews()
                 inbox_times.append(time.perf_counter() - t0)
-            completes, raw_completes = [], []
-            for i, (task_id, workflow_id) in enumerate(zip(open_reviews, raw_ids, strict=False)):
-                raw_completes.append(raw_complete(workflow_id))
-                completes.append(complete(task_id))
-                if i % DRAIN_EVERY == DRAIN_EVERY - 1:
-                    mark.inbox()
             rows_in_inbox = len(open_reviews)
+            completes, raw_completes = [], []
+            floor_ids = iter(raw_ids)
+            while len(completes) < ROUNDS and open_reviews:  # the inbox shows a page of 50 at a time
+                for task_id in open_reviews[:ROUNDS - len(completes)]:
+                    raw_completes.append(raw_complete(next(floor_ids)))
+                    completes.append(complete(task_id))
+                    if len(completes) % DRAIN_EVERY == 0:
+                        mark.inbox()
+                open_reviews = reviews()
             rita.close()
             mark.close()
         raw.close()
