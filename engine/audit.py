@@ -298,3 +298,28 @@ def verify(session: Session, batch: int = 5000) -> Verification:
         broken.result.count = walk.count
         return broken.result
     return Verification(True, walk.count)
+
+
+def verify_case(instance: ProcessInstance, events: list[Event]) -> Verification:
+    """Check one case's log from its events (as :func:`events_of` returns them): its ``started``
+    event is intact and its own chain follows from it, unbroken, up to the head on the case's row.
+
+    That the ``started`` event also sits unbroken in the global chain is :func:`verify`'s part.
+    """
+    started = [e for e in events if e.chain == GLOBAL_CHAIN and e.kind == "started"]
+    walk = _ChainWalk({instance.id: (instance.audit_seq, instance.audit_hash or GENESIS)})
+    try:
+        if len(started) != 1:
+            raise _Broken(f"the case has {len(started)} started events in the global chain", None, None, GLOBAL_CHAIN)
+        if started[0].hash != event_hash(started[0]):
+            raise _Broken("its content does not match its hash (altered)", started[0].seq, started[0].id,
+                          GLOBAL_CHAIN)
+        walk.started[instance.id] = started[0].hash
+        for event in sorted((e for e in events if e.chain == instance.id), key=lambda e: e.seq or 0):
+            walk.add(event)
+        walk.finish()
+    except _Broken as broken:
+        broken.result.count = walk.count
+        return broken.result
+    return Verification(True, walk.count + 1)
+

@@ -165,6 +165,8 @@ class History:
     completed_elements: list[str] = field(default_factory=list)
     active_elements: list[str] = field(default_factory=list)
     taken_flows: list[str] = field(default_factory=list)
+    #: the case's own log checked against its hashes when the page was made
+    chain: audit.Verification | None = None
 
     @property
     def duration(self) -> timedelta | None:
@@ -186,7 +188,8 @@ def instance_history(session: Session, actor: User, instance_id: int) -> History
     for event in events:
         timeline.append(TimelineEntry(event, event.at - previous if previous else None))
         previous = event.at
-    history = History(instance, instance.definition, timeline, tasks, field_labels(parsed), field_choices(parsed))
+    history = History(instance, instance.definition, timeline, tasks, field_labels(parsed), field_choices(parsed),
+                      chain=audit.verify_case(instance, events))
     workflow = persistence.load(instance.state, parsed)
     _trace_path(history, _path_nodes(workflow, persistence.archived_tasks(session, instance_id)), parsed)
     return history

@@ -125,6 +125,21 @@ def test_a_case_deleted_from_the_log_breaks_the_global_chain(session, history):
     assert "missing" in result.problem
 
 
+def test_one_case_is_checked_from_its_own_events(session, history):
+    intact = audit.verify_case(history, audit.events_of(session, history.id))
+    assert intact.ok and intact.count == 10
+    completed = _target(session)
+    original = dict(completed.data)
+    session.execute(update(Event).where(Event.id == completed.id).values(data={"values": {"decision": "x"}}))
+    session.commit()
+    broken = audit.verify_case(history, audit.events_of(session, history.id))
+    assert not broken.ok and broken.event_id == completed.id and broken.chain == history.id
+    session.execute(delete(Event).where(Event.instance_id == history.id, Event.kind == "ended"))
+    session.execute(update(Event).where(Event.id == completed.id).values(data=original))
+    session.commit()
+    assert "head" in audit.verify_case(history, audit.events_of(session, history.id)).problem
+
+
 def test_inserted_event_is_named(session, history):
     session.execute(text("INSERT INTO events (kind, at, data) VALUES ('completed', '2026-01-01 00:00:00', '{}')"))
     session.commit()

@@ -134,5 +134,6 @@ def test_audit_pages_over_http(login_as):
     assert "chain intact" in alice.get("/audit/verify").get_data(as_text=True)
     assert cathy.get("/audit").status_code == 403 and cathy.get("/audit/export.csv").status_code == 403
     assert cathy.get(f"/history/{instance_id}").status_code == 200, "the starter reads her own case"
+    assert "The log of this case is intact: its 2 events" in alice.get(f"/history/{instance_id}").get_data(as_text=True)
     assert login_as("sam").get(f"/history/{instance_id}").status_code == 403
     assert alice.get("/definitions/1.bpmn").headers["Content-Type"].startswith("application/xml")
