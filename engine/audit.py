@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from .clock import utcnow
 from .db import AuditHead, Event, HumanTask, ProcessInstance, User
-from .sql import run
+from .sql import run, written
 
 GENESIS = "0" * 64
 GLOBAL_CHAIN = 0
@@ -182,6 +182,7 @@ def _seal_case(session: Session, instance_id: int, events: list[PendingEvent], s
         previous = started.get(instance_id) or run(session, _STARTED_HASH, {"instance_id": instance_id}).scalar()
     seq, previous = _link(events, instance_id, seq, previous or GENESIS)
     run(session, _MOVE_CASE_HEAD, {"instance_id": instance_id, "new_seq": seq, "new_hash": previous})
+    written(session, ProcessInstance, instance_id, audit_seq=seq, audit_hash=previous)
 
 
 def pending_events(session: Session) -> list[PendingEvent]:

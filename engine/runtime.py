@@ -22,7 +22,6 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.util import identity_key
 
 from . import audit, forms, notify, persistence, timers
 from . import definitions as defs
@@ -40,7 +39,7 @@ from .errors import (
     TaskAlreadyCompleted,
     TaskNoLongerOpen,
 )
-from .sql import run
+from .sql import expire, run
 
 MAX_ATTEMPTS = 5
 
@@ -275,7 +274,7 @@ class InstanceSnapshot:
         if not written:
             raise _StaleRead
         self.version_id += 1
-        _expire(session, ProcessInstance, self.id)
+        expire(session, ProcessInstance, self.id)
 
 
 @dataclass(slots=True)
@@ -464,7 +463,7 @@ def claim(session: Session, actor: User, task_id: int) -> TaskSnapshot:
         _check_open(session, task)
         holder = session.scalar(select(User.full_name).where(User.id == task.assignee_id)) or "someone"
         raise Conflict(f"“{task.name}” was just claimed by {holder}.")
-    _expire(session, HumanTask, task.id)
+    expire(session, HumanTask, task.id)
     task.assignee_id = actor.id
     audit.record(session, "claimed", instance=task.instance, actor=actor, task=task)
     return task
@@ -554,18 +553,11 @@ def _complete(session: Session, actor: User, task: TaskSnapshot, values: dict[st
                                          "values": submitted}).rowcount
     if not closed:
         raise _StaleRead  # completed or cancelled meanwhile: the retry reports by whom
-    _expire(session, HumanTask, task.id)
+    expire(session, HumanTask, task.id)
     projection.close(session, [task.id])
     created = running.save(session, open_before)
     completed.data = {**completed.data, "changes": _changes(before, instance.data)}
     return CompletedTask(task.id, task.name, instance.id, instance.title, created)
-
-
-def _expire(session: Session, cls: type, ident: int) -> None:
-    """A row written with Core: an ORM copy the session holds must be read again when next used."""
-    cached = session.identity_map.get(identity_key(cls, ident))
-    if cached is not None:
-        session.expire(cached)
 
 
 def _changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:

@@ -11,8 +11,25 @@ from typing import Any
 
 from sqlalchemy import CursorResult, Executable
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 
 def run(session: Session, statement: Executable, params: Any = None) -> CursorResult[Any]:
     """Execute a prebuilt statement in ``session``'s transaction, bypassing the ORM."""
     return session.connection().execute(statement, params)
+
+
+def expire(session: Session, cls: type, ident: int) -> None:
+    """A row written with Core: an ORM copy the session holds is read again when next used."""
+    cached = session.identity_map.get(identity_key(cls, ident))
+    if cached is not None:
+        session.expire(cached)
+
+
+def written(session: Session, cls: type, ident: int, **values: Any) -> None:
+    """Columns written with Core: an ORM copy the session holds gets the new values, as if loaded."""
+    cached = session.identity_map.get(identity_key(cls, ident))
+    if cached is not None:
+        for name, value in values.items():
+            set_committed_value(cached, name, value)

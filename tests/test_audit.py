@@ -58,6 +58,19 @@ def test_operations_write_their_events_with_actor_and_data(session, user, histor
     assert (history.audit_seq, history.audit_hash) == (len(mine) - 1, mine[-1].hash)
 
 
+def test_a_held_case_row_sees_its_new_chain_head(session, user):
+    """The head is written with Core at commit; an ORM copy in the session must not keep the old one."""
+    definitions.deploy(session, user("owen"), MINI)
+    instance = runtime.start_process(session, user("steve"), "mini_approval", {"title": "Van", "amount": "3"})
+    session.commit()
+    before = instance.audit_seq
+    [task] = [t for t in tasks.inbox(session, user("mark")).available if t.instance_id == instance.id]
+    runtime.claim(session, user("mark"), task.id)  # touches the task row only, then seals onto the case's chain
+    session.commit()
+    claimed = session.scalars(select(Event).where(Event.kind == "claimed")).one()
+    assert (instance.audit_seq, instance.audit_hash) == (before + 1, claimed.hash)
+
+
 def test_untouched_chain_verifies(session, history):
     result = audit.verify(session)
     assert result.ok, str(result)
