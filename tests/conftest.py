@@ -57,13 +57,35 @@ def _pg_url(database: str) -> str:
     return re.sub(r"/[^/]*$", f"/{database}", PG_ADMIN_URL)
 
 
-@pytest.fixture(scope="session")
-def postgres_template() -> Iterator[str]:
+def _require_postgres() -> None:
+    """Skip when PostgreSQL is not reachable; fail instead under ``DEPTFLOW_REQUIRE_POSTGRES=1`` (CI)."""
     problem = _postgres_available()
     if problem:
         if os.environ.get("DEPTFLOW_REQUIRE_POSTGRES") == "1":
             pytest.fail(f"PostgreSQL is required (DEPTFLOW_REQUIRE_POSTGRES=1) but not reachable: {problem}")
         pytest.skip(f"PostgreSQL not reachable: {problem}")
+
+
+@pytest.fixture
+def empty_postgres_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database (``deptflow_test_empty_<pid>``: no schema), dropped afterwards."""
+    _require_postgres()
+    name = f"deptflow_test_empty_{os.getpid()}"
+    admin = _pg_admin()
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield _pg_url(name)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    _require_postgres()
     admin = _pg_admin()
     with admin.connect() as conn:
         conn.execute(text(f"DROP DATABASE IF EXISTS {PG_TEMPLATE} WITH (FORCE)"))

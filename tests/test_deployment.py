@@ -1,9 +1,10 @@
 """The multi-process deployment of the README, end to end on PostgreSQL.
 
-"Running on PostgreSQL with gunicorn" and "Deadlines, timers and notifications": a database of
-its own, ``deptflow init --demo``, ``deptflow deploy FILE``, ``deptflow serve --no-worker`` with
-several gunicorn workers and, beside it, ``deptflow worker`` — each a real process started from
-the virtualenv's console script with ``DEPTFLOW_DATABASE_URL`` and ``DEPTFLOW_SECRET_KEY``.
+"Running on PostgreSQL with gunicorn" and "Deadlines, timers and notifications": an empty
+database of its own (``empty_postgres_url`` in conftest), ``deptflow init --demo``,
+``deptflow deploy FILE``, ``deptflow serve --no-worker`` with several gunicorn workers and,
+beside it, ``deptflow worker`` — each a real process started from the virtualenv's console
+script with ``DEPTFLOW_DATABASE_URL`` and ``DEPTFLOW_SECRET_KEY``.
 
 It shows that any gunicorn worker serves any request of a logged-in user (the worker holding
 each connection is looked up in ``/proc``), that a case moves from one user to another, and
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
 from engine.clock import utcnow
 from engine.db import Event, HumanTask, ProcessInstance, make_engine, make_session_factory
@@ -39,7 +40,6 @@ from workflows.catalogue import DEMO_PASSWORD
 
 pytestmark = pytest.mark.postgres
 
-PG_ADMIN_URL = os.environ.get("DEPTFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 DEPTFLOW = Path(sys.executable).parent / "deptflow"
 DEADLINE = 30.0  # seconds for any one thing to happen (the whole test takes 11-15 s)
 
@@ -105,38 +105,6 @@ PLAN = {"title": "Marketing plan 2027 (deployment)", "plan_year": "2027", "marke
         "ad_expense_q2": "100000", "ad_expense_q3": "100000", "ad_expense_q4": "100000"}
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 ROW = re.compile(r'<tr data-task-id="(\d+)" data-element-id="([^"]+)" data-instance-id="(\d+)">')
-
-
-# --- the database ------------------------------------------------------------------------
-
-
-def _pg_url(database: str) -> str:
-    return re.sub(r"/[^/]*$", f"/{database}", PG_ADMIN_URL)
-
-
-@pytest.fixture
-def empty_database() -> Iterator[str]:
-    """A new, empty PostgreSQL database (``deptflow_test_deployment_<pid>``), dropped afterwards."""
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("select 1"))
-    except Exception as exc:  # noqa: BLE001 - any failure means "not available"
-        admin.dispose()
-        problem = str(exc).splitlines()[0]
-        if os.environ.get("DEPTFLOW_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL is required (DEPTFLOW_REQUIRE_POSTGRES=1) but not reachable: {problem}")
-        pytest.skip(f"PostgreSQL not reachable: {problem}")
-    name = f"deptflow_test_deployment_{os.getpid()}"
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    try:
-        yield _pg_url(name)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
 
 
 # --- processes ---------------------------------------------------------------------------
@@ -366,12 +334,12 @@ class Browser:
 # --- the test ----------------------------------------------------------------------------
 
 
-def test_gunicorn_workers_and_a_separate_timer_worker_on_postgresql(empty_database: str, tmp_path: Path):
+def test_gunicorn_workers_and_a_separate_timer_worker_on_postgresql(empty_postgres_url: str, tmp_path: Path):
     assert DEPTFLOW.exists(), f"the console script {DEPTFLOW} is missing: install the project into the venv"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEPTFLOW_")}
-    env.update(DEPTFLOW_DATABASE_URL=empty_database, DEPTFLOW_SECRET_KEY=secrets.token_hex(32))
+    env.update(DEPTFLOW_DATABASE_URL=empty_postgres_url, DEPTFLOW_SECRET_KEY=secrets.token_hex(32))
     procs = Processes(env, tmp_path)
-    db_engine = make_engine(empty_database)
+    db_engine = make_engine(empty_postgres_url)
     sessions = make_session_factory(engine=db_engine)
     browsers: list[Browser] = []
     try:
