@@ -19,7 +19,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, null, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -291,7 +291,7 @@ class TaskSnapshot:
     completed_by_id: int | None
     completed_at: datetime | None
     instance: InstanceSnapshot
-    state: str
+    state: str | None  # only when read for a completion
     definition_id: int
     sha256: str
     separated_tasks: list[str]
@@ -331,21 +331,26 @@ _CLAIM_TASK = (
     .where(_tasks.c.id == bindparam("task_id"), _tasks.c.status == "open", _tasks.c.assignee_id.is_(None))
     .values(assignee_id=bindparam("actor_id"), claimed_at=bindparam("now"))
 )
-_TASK_READ = (
-    select(HumanTask.id, HumanTask.name, HumanTask.element_id, HumanTask.spiff_task_id, HumanTask.status,
-           HumanTask.assignee_id, HumanTask.candidate_roles, HumanTask.completed_by_id, HumanTask.completed_at,
-           ProcessInstance.id, ProcessInstance.status, ProcessInstance.title, ProcessInstance.process_key,
-           ProcessInstance.started_by_id, ProcessInstance.version_id, ProcessInstance.data, ProcessInstance.state,
-           ProcessInstance.definition_id, ProcessDefinition.sha256, Process.separated_tasks)
-    .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
-    .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
-    .join(Process, Process.key == ProcessInstance.process_key)
-    .where(HumanTask.id == bindparam("task_id"))
-)
+def _task_read(state: Any) -> Any:
+    return (
+        select(HumanTask.id, HumanTask.name, HumanTask.element_id, HumanTask.spiff_task_id, HumanTask.status,
+               HumanTask.assignee_id, HumanTask.candidate_roles, HumanTask.completed_by_id, HumanTask.completed_at,
+               ProcessInstance.id, ProcessInstance.status, ProcessInstance.title, ProcessInstance.process_key,
+               ProcessInstance.started_by_id, ProcessInstance.version_id, ProcessInstance.data, state,
+               ProcessInstance.definition_id, ProcessDefinition.sha256, Process.separated_tasks)
+        .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
+        .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
+        .join(Process, Process.key == ProcessInstance.process_key)
+        .where(HumanTask.id == bindparam("task_id"))
+    )
 
 
-def _read_task(session: Session, task_id: int) -> TaskSnapshot:
-    row = run(session, _TASK_READ, {"task_id": task_id}).one_or_none()
+#: a completion runs the workflow and needs its state; a claim does not read it (it may be tens of KB)
+_TASK_READ = {True: _task_read(ProcessInstance.state), False: _task_read(null())}
+
+
+def _read_task(session: Session, task_id: int, *, with_state: bool = False) -> TaskSnapshot:
+    row = run(session, _TASK_READ[with_state], {"task_id": task_id}).one_or_none()
     if row is None:
         raise NotFound(f"There is no task {task_id}.")
     instance = InstanceSnapshot(row[9], row[10], row[11], row[12], row[13], row[14], dict(row[15] or {}))
@@ -516,7 +521,7 @@ def complete_task(session: Session, actor: User, task_id: int, values: dict[str,
     :raises NotAllowed: the task belongs to another role or person
     """
     for _attempt in range(MAX_ATTEMPTS):
-        task = _read_task(session, task_id)
+        task = _read_task(session, task_id, with_state=True)
         _check_open(session, task)
         check_may_work_on(session, actor, task, task.separated_tasks)
         try:
