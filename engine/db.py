@@ -22,6 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
@@ -54,12 +55,19 @@ class User(Base):
     active: Mapped[bool] = mapped_column(default=True)
     email_notifications: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: raised to end every login session of the user (logout, password change, deactivation)
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
 
     roles: Mapped[list[Role]] = relationship(secondary="user_roles", order_by="Role.key")
 
     @property
     def role_keys(self) -> set[str]:
         return {role.key for role in self.roles}
+
+    @property
+    def permissions(self) -> set[str]:
+        """What the user's roles allow (see :class:`engine.vocabulary.Permission`)."""
+        return {permission for role in self.roles for permission in role.permissions or ()}
 
     def __repr__(self) -> str:
         return f"<User {self.username}>"
@@ -71,6 +79,8 @@ class Role(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
+    #: what members may do beyond their tasks (:class:`engine.vocabulary.Permission` values)
+    permissions: Mapped[list[Any]] = mapped_column(default=list, server_default=text("'[]'"))
 
     def __repr__(self) -> str:
         return f"<Role {self.key}>"

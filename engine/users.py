@@ -66,13 +66,15 @@ def _check_lockout(session: Session, name: str) -> None:
         raise LoginLocked(until)
 
 
-def ensure_role(session: Session, key: str, name: str, description: str = "") -> Role:
+def ensure_role(session: Session, key: str, name: str, description: str = "",
+                permissions: list[str] | None = None) -> Role:
     role = session.get(Role, key)
     if role is None:
         role = Role(key=key, name=name, description=description)
         session.add(role)
     else:
         role.name, role.description = name, description
+    role.permissions = sorted(permissions or [])
     return role
 
 

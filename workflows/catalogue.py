@@ -14,6 +14,8 @@ class RoleSpec:
     key: str
     name: str
     description: str
+    #: :class:`engine.vocabulary.Permission` values the role grants
+    permissions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -40,8 +42,10 @@ class DemoUser:
 
 
 ROLES: tuple[RoleSpec, ...] = (
-    RoleSpec("general_manager", "General manager", "Approves plans and budgets above the department's authority."),
-    RoleSpec("marketing_manager", "Marketing manager", "Runs the marketing department: strategy, plans, budgets."),
+    RoleSpec("general_manager", "General manager", "Approves plans and budgets above the department's authority.",
+             ("statistics",)),
+    RoleSpec("marketing_manager", "Marketing manager", "Runs the marketing department: strategy, plans, budgets.",
+             ("statistics",)),
     RoleSpec("assistant_marketing_manager", "Assistant marketing manager",
              "Training, research plans, dealer guidance and store audits."),
     RoleSpec("research_planning", "Research & planning specialist",
@@ -55,9 +59,10 @@ ROLES: tuple[RoleSpec, ...] = (
     RoleSpec("production", "Production", "Resolves product-quality problems; plans capacity."),
     RoleSpec("finance", "Finance", "Checks budgets against the company's finances."),
     RoleSpec("dealer", "Dealer / specialty store", "External partner selling through its own stores."),
-    RoleSpec("process_owner", "Process owner", "Maintains the BPMN models."),
-    RoleSpec("auditor", "Auditor", "Reviews the history of every case."),
-    RoleSpec("admin", "Administrator", "Manages users and roles."),
+    RoleSpec("process_owner", "Process owner", "Maintains the BPMN models.", ("model", "read_all_cases")),
+    RoleSpec("auditor", "Auditor", "Reviews the history of every case.", ("audit", "read_all_cases", "statistics")),
+    RoleSpec("admin", "Administrator", "Manages users and roles.",
+             ("administer", "audit", "model", "read_all_cases")),
 )
 
 PROCESSES: tuple[ProcessSpec, ...] = (

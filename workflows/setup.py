@@ -19,7 +19,7 @@ def install_catalogue(session: Session) -> list[str]:
     :returns: one line per process saying which version is current
     """
     for role in ROLES:
-        users.ensure_role(session, role.key, role.name, role.description)
+        users.ensure_role(session, role.key, role.name, role.description, list(role.permissions))
     session.flush()
     report = []
     for spec in PROCESSES:

@@ -1,0 +1,71 @@
+"""The engine's words in one place: statuses, event kinds and permissions.
+
+They are ``StrEnum``s, so they compare equal to the strings stored in the database and
+shown in templates (``InstanceStatus.RUNNING == "running"``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class InstanceStatus(StrEnum):
+    RUNNING = "running"
+    SUSPENDED = "suspended"
+    #: stopped by a failed script, condition or loop budget: the owner fixes it and retries
+    INCIDENT = "incident"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+    @classmethod
+    def open(cls) -> tuple[InstanceStatus, ...]:
+        """Statuses of a case that has not ended."""
+        return cls.RUNNING, cls.SUSPENDED, cls.INCIDENT
+
+
+class TaskStatus(StrEnum):
+    OPEN = "open"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class EventKind(StrEnum):
+    """Every kind of event on the audit chain."""
+
+    STARTED = "started"
+    TASK_CREATED = "task_created"
+    CLAIMED = "claimed"
+    UNCLAIMED = "unclaimed"
+    DELEGATED = "delegated"
+    COMPLETED = "completed"
+    TASK_CANCELLED = "task_cancelled"
+    GATEWAY_DECISION = "gateway_decision"
+    TIMER_FIRED = "timer_fired"
+    SUSPENDED = "suspended"
+    RESUMED = "resumed"
+    CANCELLED = "cancelled"
+    INCIDENT = "incident"
+    RETRIED = "retried"
+    MIGRATED = "migrated"
+    ENDED = "ended"
+    DEFINITION_DRAFTED = "definition_drafted"
+    DEFINITION_PUBLISHED = "definition_published"
+    LOGIN = "login"
+    LOGIN_FAILED = "login_failed"
+    LOGIN_LOCKED = "login_locked"
+    USER_CHANGED = "user_changed"
+
+
+class Permission(StrEnum):
+    """What a role allows beyond working on its tasks. Roles hold them as data (``roles.permissions``)."""
+
+    #: manage users and roles; cancel, suspend and resume any case; delegate any task
+    ADMINISTER = "administer"
+    #: search and export every case with its history
+    AUDIT = "audit"
+    #: the modeler: drafts, publishing, moving cases between versions
+    MODEL = "model"
+    #: open every case and task, read-only
+    READ_ALL_CASES = "read_all_cases"
+    #: read every process's statistics (a process's owner role reads its own)
+    STATISTICS = "statistics"
