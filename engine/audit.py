@@ -22,14 +22,14 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam, insert, select, tuple_, update
 from sqlalchemy import event as sa_event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from .clock import utcnow
-from .db import AuditHead, Event, HumanTask, ProcessInstance, User
+from .db import AuditHead, Event, ProcessInstance
 from .sql import run, written
 
 GENESIS = "0" * 64
@@ -62,8 +62,6 @@ class PendingEvent:
     seq: int | None = None
     prev_hash: str | None = None
     hash: str | None = None
-    #: the instance object, when its row is not inserted yet: ``instance_id`` is read when sealing
-    instance: Any = None
 
     def row(self) -> dict[str, Any]:
         return {"kind": self.kind, "at": self.at, "instance_id": self.instance_id, "actor_id": self.actor_id,
@@ -71,13 +69,29 @@ class PendingEvent:
                 "seq": self.seq, "prev_hash": self.prev_hash, "hash": self.hash}
 
 
+class HasId(Protocol):
+    """A case or user as an event names it: an ORM object or a row read with Core."""
+
+    @property
+    def id(self) -> int: ...
+
+
+class TaskLike(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def element_id(self) -> str: ...
+
+
 def record(
     session: Session,
     kind: str,
     *,
-    instance: ProcessInstance | None = None,
-    actor: User | None = None,
-    task: HumanTask | None = None,
+    instance: HasId | None = None,
+    actor: HasId | None = None,
+    task: TaskLike | None = None,
     element_id: str | None = None,
     **data: Any,
 ) -> PendingEvent:
@@ -91,7 +105,6 @@ def record(
         kind=kind,
         at=utcnow(),
         instance_id=instance.id if instance is not None else None,
-        instance=instance if instance is not None and instance.id is None else None,
         actor_id=actor.id if actor is not None else None,
         task_id=task.id if task is not None else None,
         element_id=element_id or (task.element_id if task is not None else None),
@@ -135,7 +148,12 @@ _STARTED_HASH = select(Event.hash).where(Event.chain == GLOBAL_CHAIN, Event.kind
                                          Event.instance_id == bindparam("instance_id"))
 
 
-@sa_event.listens_for(Session, "before_commit")
+def attach(factory: sessionmaker) -> None:
+    """Seal the events of every session ``factory`` makes when it commits; forget them on rollback."""
+    sa_event.listen(factory, "before_commit", _seal)
+    sa_event.listen(factory, "after_rollback", _forget)
+
+
 def _seal(session: Session) -> None:
     pending: list[PendingEvent] = session.info.pop(_PENDING, [])
     if not pending:
@@ -144,8 +162,6 @@ def _seal(session: Session) -> None:
     by_case: dict[int, list[PendingEvent]] = {}
     global_events = []
     for event in pending:
-        if event.instance is not None:
-            event.instance_id = event.instance.id
         if event.instance_id is None or event.kind == "started":
             global_events.append(event)
         else:
@@ -190,7 +206,6 @@ def pending_events(session: Session) -> list[PendingEvent]:
     return list(session.info.get(_PENDING, []))
 
 
-@sa_event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
     session.info.pop(_PENDING, None)
 

@@ -25,9 +25,10 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from .clock import utcnow
+from .vocabulary import InstanceStatus, TaskStatus
 
 DEFAULT_SQLITE_PATH = Path("instance") / "deptflow.sqlite3"
 
@@ -147,12 +148,13 @@ class ProcessInstance(Base):
     process_key: Mapped[str] = mapped_column(String(100))
     title: Mapped[str] = mapped_column(String(300))
     business_key: Mapped[str | None] = mapped_column(String(100), index=True)
-    status: Mapped[str] = mapped_column(String(20), default="running")
+    status: Mapped[str] = mapped_column(String(20), default=InstanceStatus.RUNNING)
     started_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]
     state: Mapped[str] = mapped_column(Text, deferred=True)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: raised by every write of the row (:func:`engine.rows.write_instance` guards on it)
     version_id: Mapped[int] = mapped_column(Integer, default=1)
     #: The earliest waiting BPMN timer, kept in step by every operation; the worker polls it.
     next_timer_at: Mapped[datetime | None] = mapped_column(index=True)
@@ -162,8 +164,6 @@ class ProcessInstance(Base):
 
     definition: Mapped[ProcessDefinition] = relationship(lazy="joined")
     started_by: Mapped[User] = relationship(lazy="joined")
-
-    __mapper_args__ = {"version_id_col": version_id}
 
     def __repr__(self) -> str:
         return f"<ProcessInstance {self.id} {self.process_key} {self.status}>"
@@ -190,7 +190,7 @@ class HumanTask(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     due_at: Mapped[datetime | None]
     priority: Mapped[int] = mapped_column(Integer, default=50)
-    status: Mapped[str] = mapped_column(String(20), default="open")
+    status: Mapped[str] = mapped_column(String(20), default=TaskStatus.OPEN)
     completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     completed_at: Mapped[datetime | None]
     submitted: Mapped[dict[str, Any] | None]
@@ -328,10 +328,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_session_factory(engine: Engine) -> sessionmaker:
-    return sessionmaker(bind=engine, expire_on_commit=False)
-
-
 class ProcessDraft(Base):
     """A saved, unpublished state of a diagram in the modeler: nothing runs on it.
 
@@ -359,7 +355,7 @@ class ProcessDraft(Base):
 
 
 class TaskArchive(Base):
-    """SpiffWorkflow tasks compacted out of an instance's live state (see :func:`engine.persistence.save`).
+    """SpiffWorkflow tasks compacted out of an instance's live state (see :func:`engine.persistence.compact`).
 
     Append-only, one row per compaction: the tasks no longer affect the run, so they leave the
     state every step loads and dumps; readers of the whole path (the history page) read them here.

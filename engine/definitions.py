@@ -24,11 +24,13 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import audit, sandbox
+from . import audit, core, sandbox
 from .clock import utcnow
 from .db import Process, ProcessDefinition, ProcessSchedule, Role, User
 from .errors import InvalidDefinition, NotFound, Problem, ScriptError
 from .forms import CAMUNDA_NS, Form, parse_form
+from .sql import run
+from .vocabulary import EventKind
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 NS = {"bpmn": BPMN_NS, "camunda": CAMUNDA_NS}
@@ -361,50 +363,58 @@ def due_at(expression: str | None, start: datetime) -> datetime | None:
 
 
 class DefinitionCache:
-    """Parsed definitions by SHA-256 (bounded; specs are shared, read-only)."""
+    """Parsed definitions by SHA-256 and the roles they were parsed against (bounded; specs are shared,
+    read-only). Lanes and candidate groups resolve to roles, so a change of roles parses again."""
 
     def __init__(self, size: int = 64):
-        self._items: OrderedDict[str, ParsedDefinition] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str], ParsedDefinition] = OrderedDict()
         self._size = size
         self._lock = Lock()
 
-    def get(self, definition: ProcessDefinition, roles: Callable[[], dict[str, str]]) -> ParsedDefinition:
-        """The parsed ``definition``; ``roles`` is only called (a query) when it must be parsed."""
-        return self.get_by_sha(definition.sha256, lambda: definition, roles)
-
-    def get_by_sha(self, sha256: str, definition: Callable[[], ProcessDefinition],
-                   roles: Callable[[], dict[str, str]]) -> ParsedDefinition:
+    def get(self, sha256: str, roles: dict[str, str], definition: Callable[[], ProcessDefinition]) -> ParsedDefinition:
         """The parsed definition with this digest; the row (and its XML) is only loaded on a miss."""
+        key = (sha256, _fingerprint(roles))
         with self._lock:
-            cached = self._items.get(sha256)
+            cached = self._items.get(key)
             if cached is not None:
-                self._items.move_to_end(sha256)
+                self._items.move_to_end(key)
                 return cached
-        parsed, problems = parse_definition(definition().xml, roles())
+        parsed, problems = parse_definition(definition().xml, roles)
         if parsed is None:
             raise InvalidDefinition(problems)
         with self._lock:
-            self._items[sha256] = parsed
+            self._items[key] = parsed
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
         return parsed
 
 
-CACHE = DefinitionCache()
+def _fingerprint(roles: dict[str, str]) -> str:
+    return hashlib.sha256(repr(sorted(roles.items())).encode()).hexdigest()
+
+
+_ROLES = select(Role.key, Role.name)
 
 
 def known_roles(session: Session) -> dict[str, str]:
-    return {role.key: role.name for role in session.scalars(select(Role))}
+    return {key: name for key, name in run(session, _ROLES)}
 
 
 def parsed(session: Session, definition: ProcessDefinition) -> ParsedDefinition:
-    return CACHE.get(definition, lambda: known_roles(session))
+    return core.of(session).definitions.get(definition.sha256, known_roles(session), lambda: definition)
+
+
+def parsed_by_id(session: Session, definition_id: int) -> ParsedDefinition:
+    definition = session.get(ProcessDefinition, definition_id)
+    if definition is None:
+        raise NotFound(f"There is no process version {definition_id}.")
+    return parsed(session, definition)
 
 
 def parsed_by_sha(session: Session, definition_id: int, sha256: str) -> ParsedDefinition:
     """Like :func:`parsed` for callers that read only the definition's id and digest (the hot path)."""
-    return CACHE.get_by_sha(sha256, lambda: session.get(ProcessDefinition, definition_id),
-                            lambda: known_roles(session))
+    return core.of(session).definitions.get(sha256, known_roles(session),
+                                            lambda: session.get(ProcessDefinition, definition_id))
 
 
 def deploy(
@@ -448,7 +458,7 @@ def deploy(
     )
     session.add(definition)
     session.flush()
-    audit.record(session, "definition_published", actor=actor, element_id=result.process_id,
+    audit.record(session, EventKind.DEFINITION_PUBLISHED, actor=actor, element_id=result.process_id,
                  process=result.process_id, version=definition.version, sha256=digest, note=note)
     _schedule(session, result)
     return definition

@@ -2,7 +2,7 @@
 
 Search reads only indexed instance columns (and the event log for participants), never
 serialized workflows. The history of one instance does load its workflow and its archived
-tasks (long trees are compacted, see :func:`engine.persistence.save`), to know exactly which
+tasks (long trees are compacted, see :func:`engine.persistence.compact`), to know exactly which
 elements completed and which flows were taken.
 """
 
@@ -20,20 +20,20 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session
 
-from . import audit, persistence
+from . import audit, core, persistence
 from . import definitions as defs
 from .db import Event, HumanTask, ProcessDefinition, ProcessInstance, User
-from .errors import InvalidForm, NotAllowed, NotFound
-from .runtime import field_choices, field_labels, may_view_instance
+from .errors import InvalidForm
+from .permissions import require
+from .read_models import field_choices, field_labels, visible_case
+from .vocabulary import InstanceStatus, Permission
 
-AUDIT_ROLES = frozenset({"auditor", "admin"})
-STATUSES = ("running", "completed", "cancelled", "error")
+STATUSES = tuple(InstanceStatus)
 MAX_EXPORT_INSTANCES = 10_000
 
 
 def check_auditor(actor: User) -> None:
-    if not actor.role_keys & AUDIT_ROLES:
-        raise NotAllowed("Only auditors may search all cases.")
+    require(actor, Permission.AUDIT, "Only auditors may search all cases.")
 
 
 # --- search ---------------------------------------------------------------------------
@@ -176,21 +176,15 @@ class History:
 
 def instance_history(session: Session, actor: User, instance_id: int) -> History:
     """The complete record of one instance, for auditors and the case's participants."""
-    instance = session.get(ProcessInstance, instance_id)
-    if instance is None:
-        raise NotFound(f"There is no case {instance_id}.")
-    tasks = list(session.scalars(select(HumanTask).where(HumanTask.instance_id == instance_id).order_by(HumanTask.id)))
-    events = audit.events_of(session, instance_id)
-    if not may_view_instance(actor, instance, tasks, events):
-        raise NotAllowed("You took no part in this case.")
-    parsed = defs.parsed(session, instance.definition)
+    case = visible_case(session, actor, instance_id)
+    instance, tasks, events, parsed = case.instance, case.tasks, case.events, case.parsed
     timeline, previous = [], None
     for event in events:
         timeline.append(TimelineEntry(event, event.at - previous if previous else None))
         previous = event.at
     history = History(instance, instance.definition, timeline, tasks, field_labels(parsed), field_choices(parsed),
                       chain=audit.verify_case(instance, events))
-    workflow = persistence.load(instance.state, parsed)
+    workflow = core.of(session).load(instance.state, parsed)
     _trace_path(history, _path_nodes(workflow, persistence.archived_tasks(session, instance_id)), parsed)
     return history
 
@@ -205,7 +199,7 @@ class _PathNode:
 
 
 def _path_nodes(workflow: Any, archived: list[dict[str, Any]]) -> dict[str, _PathNode]:
-    """Task id → node over the live tree and the archive (:func:`engine.persistence.save` compacts long trees).
+    """Task id → node over the live tree and the archive (:func:`engine.persistence.compact` compacts long trees).
 
     A task cut loose as a root has no parent of its own; the archived task listing it as a child is its parent.
     """

@@ -5,7 +5,7 @@ diff/migrate helpers do only when every active task of the instance still exists
 version. :func:`migration_preview` says which open cases of a version can move and what blocks the
 others; :func:`migrate_instance` moves one case, :func:`migrate_instances` every case that can move.
 
-Every function takes the caller's session and flushes; the caller commits.
+Every function takes the caller's session and writes through it; the caller commits.
 """
 
 from __future__ import annotations
@@ -17,18 +17,20 @@ from SpiffWorkflow.bpmn.util.diff import diff_workflow, migrate_workflow
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
-from . import audit, persistence, runtime
+from . import audit, core
 from . import definitions as defs
-from . import tasks as projection
+from .actions import record_step
 from .db import HumanTask, ProcessDefinition, ProcessInstance, User
-from .errors import Conflict, NotFound
+from .errors import Conflict
+from .inbox import set_candidates
 from .owners import check_owner
 from .process_versions import definition_by_version
+from .running import RunningInstance
+from .vocabulary import EventKind, InstanceStatus, TaskStatus
 
 #: Instance states that migration may touch (finished cases stay on their version for good).
-MIGRATABLE = ("running", "suspended")
+MIGRATABLE = (InstanceStatus.RUNNING, InstanceStatus.SUSPENDED)
 #: Task states that hold a case's position: a task here must exist in the target version.
 ACTIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
 
@@ -72,10 +74,9 @@ def _spec_type(registry: Any, spec: Any) -> str | None:
         return None
 
 
-def _plan(running: runtime.RunningInstance, target: defs.ParsedDefinition, version: int) -> tuple[
+def _plan(running: RunningInstance, target: defs.ParsedDefinition, version: int, registry: Any) -> tuple[
         Any, dict, list[BlockingTask]]:
     """SpiffWorkflow's diff of the instance against ``target`` and the tasks that block moving it."""
-    registry = persistence.REGISTRY
     top_diff, sp_diffs = diff_workflow(registry, running.workflow, target.spec, target.subprocess_specs)
     blocking: list[BlockingTask] = []
 
@@ -114,8 +115,8 @@ def _target(session: Session, instance: ProcessInstance, to_version: int | None)
 
 def check_migration(session: Session, instance: ProcessInstance, target: ProcessDefinition) -> MigrationCheck:
     """Whether ``instance`` can move to ``target``, without changing anything."""
-    running = runtime.load_instance(session, instance)
-    _top, _sps, blocking = _plan(running, defs.parsed(session, target), target.version)
+    running = RunningInstance.open(session, instance.id)
+    _top, _sps, blocking = _plan(running, defs.parsed(session, target), target.version, core.of(session).serializer)
     open_tasks = [t.task_spec.bpmn_name or t.task_spec.bpmn_id
                   for t in running.workflow.get_tasks(state=TaskState.READY | TaskState.WAITING)
                   if getattr(t.task_spec, "bpmn_id", None) and t.task_spec.manual]
@@ -160,16 +161,16 @@ def migrate_instance(session: Session, actor: User | None, instance_id: int,
     :raises MigrationRefused: with the blocking tasks; the instance is left as it was
     """
     check_owner(actor)
+    engine = core.of(session)
+    running = RunningInstance.open(session, instance_id)
+    row = running.row
     instance = session.get(ProcessInstance, instance_id)
-    if instance is None:
-        raise NotFound(f"There is no case {instance_id}.")
-    if instance.status not in MIGRATABLE:
-        raise Conflict(f"The case is {instance.status}; only open cases move to a new version.")
+    if row.status not in MIGRATABLE:
+        raise Conflict(f"The case is {row.status}; only open cases move to a new version.")
     target = _target(session, instance, to_version)
     source = instance.definition
-    running = runtime.load_instance(session, instance)
     parsed = defs.parsed(session, target)
-    top_diff, sp_diffs, blocking = _plan(running, parsed, target.version)
+    top_diff, sp_diffs, blocking = _plan(running, parsed, target.version, engine.serializer)
     if blocking:
         raise MigrationRefused(instance, target, blocking)
 
@@ -183,32 +184,31 @@ def migrate_instance(session: Session, actor: User | None, instance_id: int,
             migrate_workflow(sp_diffs[sp_id], sp, sp_spec, reset_mask=TaskState.READY)
     workflow.subprocess_specs = parsed.subprocess_specs
     try:  # the saved state must load on the new version, or nothing changes
-        persistence.load(persistence.dump(workflow), parsed)
+        engine.load(engine.dump(workflow), parsed)
     except Exception as exc:  # noqa: BLE001 - any failure to reload refuses the move
         raise MigrationRefused(instance, target, [BlockingTask(
             parsed.process_id, parsed.name, "state", f"the migrated state does not load: {exc}")]) from None
 
-    instance.definition_id, instance.definition = target.id, target
-    moved = runtime.RunningInstance(instance, workflow, parsed)
-    audit.record(session, "migrated", instance=instance, actor=actor, element_id=parsed.process_id,
+    row.definition_id = target.id
+    moved = RunningInstance(row, workflow, parsed)
+    audit.record(session, EventKind.MIGRATED, instance=row, actor=actor, element_id=parsed.process_id,
                  name=f"version {source.version} → version {target.version}",
                  **{"from": source.version, "to": target.version, "from_sha256": source.sha256,
                     "to_sha256": target.sha256})
-    if instance.status == "running":
-        moved.run_until_user_input_required(session)
-    moved.save(session)
-    _refresh_open_tasks(session, instance, moved)
-    try:
-        session.flush()
-    except StaleDataError:
-        raise Conflict(f"“{instance.title}” changed while it was being moved; try again.") from None
+    if row.status == InstanceStatus.RUNNING:
+        moved.run()
+    record_step(session, moved, moved.save(session, definition_id=target.id))
+    _refresh_open_tasks(session, row.id, moved)
+    session.flush()
+    session.refresh(instance)
     return instance
 
 
-def _refresh_open_tasks(session: Session, instance: ProcessInstance, moved: runtime.RunningInstance) -> None:
+def _refresh_open_tasks(session: Session, instance_id: int, moved: RunningInstance) -> None:
     """Open inbox rows follow the new version: element id, name, priority, roles."""
     by_id = {str(t.id): t for t in moved.workflow.get_tasks(state=TaskState.READY, manual=True)}
-    rows = session.scalars(select(HumanTask).where(HumanTask.instance_id == instance.id, HumanTask.status == "open"))
+    rows = session.scalars(select(HumanTask).where(HumanTask.instance_id == instance_id,
+                                                   HumanTask.status == TaskStatus.OPEN))
     for row in rows:
         task = by_id.get(row.spiff_task_id)
         if task is None:
@@ -221,9 +221,10 @@ def _refresh_open_tasks(session: Session, instance: ProcessInstance, moved: runt
         row.priority = info.priority
         if sorted(info.candidate_roles) != sorted(row.candidate_roles):
             row.candidate_roles = list(info.candidate_roles)
-            projection.set_candidates(session, [row])
+            set_candidates(session, [row])
             if row.assignee is not None and not row.assignee.role_keys & set(info.candidate_roles):
-                audit.record(session, "unclaimed", instance=instance, task=row, reason="role changed by migration",
+                audit.record(session, EventKind.UNCLAIMED, instance=moved.row, task=row,
+                             reason="role changed by migration",
                              former_assignee=row.assignee.username)
                 row.assignee_id, row.assignee, row.claimed_at = None, None, None
 

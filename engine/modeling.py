@@ -28,6 +28,7 @@ from .instance_migration import MIGRATABLE
 from .owners import check_owner
 from .process_versions import versions_of
 from .validation import KEY_PATTERN, ValidationReport, read_process, validate
+from .vocabulary import EventKind
 
 # --- drafts ---------------------------------------------------------------------------------
 
@@ -56,7 +57,7 @@ def save_draft(session: Session, actor: User | None, xml: str | bytes, *, note: 
     )
     session.add(draft)
     session.flush()
-    audit.record(session, "definition_drafted", actor=actor, element_id=process_id, process=process_id,
+    audit.record(session, EventKind.DEFINITION_DRAFTED, actor=actor, element_id=process_id, process=process_id,
                  draft=draft.id, sha256=draft.sha256, note=draft.note)
     return draft
 

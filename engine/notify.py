@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from .clock import utcnow
 from .db import HumanTask, Notification, ProcessInstance, User, UserRole
 from .sql import run
+from .vocabulary import TaskStatus
 
 MAX_EMAIL_ATTEMPTS = 5
 DUE_SOON = timedelta(hours=24)
@@ -84,7 +85,7 @@ def remind_due_tasks(session: Session) -> int:
     """Due-soon and overdue notices for open tasks, each sent once per task. Returns how many tasks."""
     now = utcnow()
     count = 0
-    soon = select(HumanTask).where(HumanTask.status == "open", HumanTask.due_at <= now + DUE_SOON,
+    soon = select(HumanTask).where(HumanTask.status == TaskStatus.OPEN, HumanTask.due_at <= now + DUE_SOON,
                                    HumanTask.due_at > now, HumanTask.due_soon_notified.is_(False))
     for task in session.scalars(soon.limit(500)):
         task.due_soon_notified = True
@@ -92,7 +93,7 @@ def remind_due_tasks(session: Session) -> int:
              f"Due {task.due_at:%Y-%m-%d %H:%M} UTC: “{task.name}” — {task.instance.title}",
              instance_id=task.instance_id, task_id=task.id)
         count += 1
-    overdue = select(HumanTask).where(HumanTask.status == "open", HumanTask.due_at <= now,
+    overdue = select(HumanTask).where(HumanTask.status == TaskStatus.OPEN, HumanTask.due_at <= now,
                                       HumanTask.overdue_notified.is_(False))
     for task in session.scalars(overdue.limit(500)):
         task.overdue_notified = task.due_soon_notified = True

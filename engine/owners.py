@@ -1,17 +1,16 @@
-"""Who may change process diagrams and move cases between versions: process owners and administrators."""
+"""Who may change process diagrams and move cases between versions: holders of the ``model`` permission."""
 
 from __future__ import annotations
 
 from .db import User
-from .errors import NotAllowed
-
-OWNER_ROLES = frozenset({"process_owner", "admin"})
+from .permissions import require
+from .vocabulary import Permission
 
 
 def check_owner(actor: User | None) -> None:
-    """Refuse ``actor`` unless they hold a role of :data:`OWNER_ROLES`; ``None`` (the CLI, the system) may.
+    """Refuse ``actor`` unless their roles grant :attr:`Permission.MODEL`; ``None`` (the CLI, the system) may.
 
-    :raises NotAllowed: the actor is neither a process owner nor an administrator
+    :raises NotAllowed: the actor may not model processes
     """
-    if actor is not None and not actor.role_keys & OWNER_ROLES:
-        raise NotAllowed("Only process owners and administrators may change process diagrams.")
+    if actor is not None:
+        require(actor, Permission.MODEL, "Only process owners and administrators may change process diagrams.")

@@ -1,19 +1,20 @@
-"""Workflow state ⇄ JSON, without the spec, and without the tasks that no longer matter.
+"""Workflow state without the spec, and without the tasks that no longer matter.
 
 SpiffWorkflow's serializer writes the whole process spec into every saved workflow
-and rebuilds it on every load. deptflow stores only the task tree and data; the spec
-comes from the per-version cache in :mod:`engine.definitions`. :func:`save` also moves
-the finished part of a long tree to the ``task_archive`` table (compaction, below).
+and rebuilds it on every load. deptflow stores only the task tree and data (the
+registry of :func:`make_registry`, used by :class:`engine.core.WorkflowEngine`); the spec
+comes from the per-version cache in :mod:`engine.definitions`. :func:`compact` moves the
+finished part of a long tree to the ``task_archive`` table before a save.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
+from SpiffWorkflow.bpmn.serializer.helpers.registry import DefaultRegistry
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from SpiffWorkflow.util.task import TaskState
@@ -22,8 +23,6 @@ from sqlalchemy.orm import Session
 
 from .clock import utcnow
 from .db import TaskArchive
-from .definitions import ParsedDefinition
-from .expressions import script_engine
 
 STATE_FORMAT = 1
 
@@ -47,27 +46,11 @@ class StateOnlyWorkflowConverter(BpmnWorkflowConverter):
         return workflow
 
 
-_config = dict(CAMUNDA_CONFIG)
-_config[BpmnWorkflow] = StateOnlyWorkflowConverter
-REGISTRY = BpmnWorkflowSerializer.configure(_config)
-
-
-def new_workflow(definition: ParsedDefinition) -> BpmnWorkflow:
-    return BpmnWorkflow(definition.spec, definition.subprocess_specs, script_engine=script_engine())
-
-
-def dump(workflow: BpmnWorkflow) -> str:
-    dct = REGISTRY.convert(workflow)
-    dct["deptflow_state"] = STATE_FORMAT
-    return json.dumps(dct, separators=(",", ":"))
-
-
-def load(state: str, definition: ParsedDefinition) -> BpmnWorkflow:
-    dct = json.loads(state)
-    dct.pop("deptflow_state", None)
-    workflow = REGISTRY.restore(dct, spec=definition.spec, subprocess_specs=definition.subprocess_specs)
-    workflow.script_engine = script_engine()
-    return workflow
+def make_registry() -> DefaultRegistry:
+    """SpiffWorkflow's Camunda serializer registry, writing workflows without their spec."""
+    config = dict(CAMUNDA_CONFIG)
+    config[BpmnWorkflow] = StateOnlyWorkflowConverter
+    return BpmnWorkflowSerializer.configure(config)
 
 
 # --- compaction -------------------------------------------------------------------------
@@ -87,19 +70,13 @@ LEVELS_KEPT = 2
 SETTLED = TaskState.COMPLETED | TaskState.CANCELLED
 
 
-def save(session: Session, instance_id: int, workflow: BpmnWorkflow) -> str:
-    """The state to store for ``instance_id``; tasks that no longer affect the run are archived first.
-
-    Uses a Core INSERT (no ORM objects): this runs on every completion.
-    """
-    archived = compact(workflow)
-    if archived is not None:
-        session.execute(insert(TaskArchive.__table__), [
-            {"instance_id": instance_id, "archived_at": utcnow(), "tasks": archived}])
-    return dump(workflow)
+def archive(session: Session, instance_id: int, archived: dict[str, Any]) -> None:
+    """Store tasks :func:`compact` cut off (a Core INSERT: this runs on every few completions)."""
+    session.execute(insert(TaskArchive.__table__), [
+        {"instance_id": instance_id, "archived_at": utcnow(), "tasks": archived}])
 
 
-def compact(workflow: BpmnWorkflow) -> dict[str, Any] | None:
+def compact(workflow: BpmnWorkflow, registry: DefaultRegistry) -> dict[str, Any] | None:
     """Cut the tree below a new root when worthwhile; return the serialized tasks cut off, or ``None``.
 
     The new root is two levels above the common ancestor of every unfinished task and of
@@ -114,8 +91,8 @@ def compact(workflow: BpmnWorkflow) -> dict[str, Any] | None:
     gone = [task for task in workflow.tasks.values() if task.id not in kept]
     if len(gone) < MIN_ARCHIVED:
         return None
-    archived = {"root": str(root.id), "tasks": [_serialized(task) for task in gone],
-                "subprocesses": _detach_subprocesses(workflow, [task.id for task in gone])}
+    archived = {"root": str(root.id), "tasks": [_serialized(task, registry) for task in gone],
+                "subprocesses": _detach_subprocesses(workflow, [task.id for task in gone], registry)}
     for task in gone:
         del workflow.tasks[task.id]
     root._parent = None
@@ -181,20 +158,21 @@ def _subtree_ids(root: Any) -> set[UUID]:
     return kept
 
 
-def _serialized(task: Any) -> dict[str, Any]:
+def _serialized(task: Any, registry: DefaultRegistry) -> dict[str, Any]:
     """SpiffWorkflow's own form of the task (restorable), plus its BPMN element for readers."""
-    dct = REGISTRY.convert(task)
+    dct = registry.convert(task)
     dct["bpmn_id"] = getattr(task.task_spec, "bpmn_id", None)
     return dct
 
 
-def _detach_subprocesses(workflow: BpmnWorkflow, task_ids: list[UUID]) -> dict[str, Any]:
+def _detach_subprocesses(workflow: BpmnWorkflow, task_ids: list[UUID],
+                         registry: DefaultRegistry) -> dict[str, Any]:
     """Take the subprocesses run by archived tasks (and those nested in them) out of the workflow."""
     detached: dict[str, Any] = {}
     pending = [task_id for task_id in task_ids if task_id in workflow.subprocesses]
     while pending:
         subprocess = workflow.subprocesses.pop(pending.pop())
-        dct = REGISTRY.convert(subprocess)
+        dct = registry.convert(subprocess)
         for task_id, task_dct in dct["tasks"].items():
             task_dct["bpmn_id"] = getattr(subprocess.tasks[UUID(task_id)].task_spec, "bpmn_id", None)
         detached[str(subprocess.parent_task_id)] = dct

@@ -9,12 +9,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import tasks as projection
 from .db import HumanTask, Process, ProcessInstance, User
 from .errors import NotAllowed, NotFound
-
-#: Roles that may read every process's statistics, besides the process's owner role.
-MANAGEMENT_ROLES = frozenset({"general_manager", "marketing_manager", "auditor"})
+from .inbox import open_tasks_of
+from .permissions import can
+from .vocabulary import Permission
 
 
 @dataclass
@@ -35,15 +34,23 @@ def _month_start(year: int, month: int) -> datetime:
     return datetime(year + (month - 1) // 12, (month - 1) % 12 + 1, 1)
 
 
+def may_read_statistics(session: Session, actor: User, process_key: str) -> bool:
+    """The process's owner role and holders of :attr:`Permission.STATISTICS` read its statistics."""
+    if can(actor, Permission.STATISTICS):
+        return True
+    owner = session.scalar(select(Process.owner_role).where(Process.key == process_key))
+    return owner is not None and owner in actor.role_keys
+
+
 def monthly_statistics(session: Session, actor: User, process_key: str, year: int, month: int) -> MonthlyStatistics:
     """Cases of ``process_key`` started in the month, counts by status, and the last 12 months.
 
-    :raises NotAllowed: unless ``actor`` holds the process's owner role or a management role
+    :raises NotAllowed: unless ``actor`` holds the process's owner role or may read all statistics
     """
     process = session.get(Process, process_key)
     if process is None:
         raise NotFound(f"There is no process “{process_key}”.")
-    if not actor.role_keys & (MANAGEMENT_ROLES | {process.owner_role}):
+    if not may_read_statistics(session, actor, process_key):
         raise NotAllowed(f"Statistics of “{process.title}” are for its owner and management.")
     start, end = _month_start(year, month), _month_start(year, month + 1)
     instances = list(
@@ -67,7 +74,7 @@ def monthly_statistics(session: Session, actor: User, process_key: str, year: in
         process=process,
         month=start.strftime("%Y-%m"),
         instances=instances,
-        open_tasks=projection.open_tasks_of(session, [i.id for i in instances]),
+        open_tasks=open_tasks_of(session, [i.id for i in instances]),
         by_status=dict(Counter(i.status for i in instances)),
         per_month=[(m, counts.get(m, 0)) for m in months],
     )

@@ -12,7 +12,9 @@ from sqlalchemy.orm import Session, joinedload
 from . import audit
 from .clock import utcnow
 from .db import Event, Role, User
-from .errors import InvalidForm, LoginLocked, NotAllowed, NotFound
+from .errors import InvalidForm, LoginLocked, NotFound
+from .permissions import require
+from .vocabulary import EventKind, Permission
 
 _hasher = PasswordHasher()
 # Spent on unknown usernames too, so that response time does not reveal which exist.
@@ -43,9 +45,9 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
     else:
         user_ok = user is not None and user.active
     if not user_ok:
-        audit.record(session, "login_failed", username=name, known_user=user is not None)
+        audit.record(session, EventKind.LOGIN_FAILED, username=name, known_user=user is not None)
         return None
-    audit.record(session, "login", actor=user)
+    audit.record(session, EventKind.LOGIN, actor=user)
     return user
 
 
@@ -55,14 +57,14 @@ def _check_lockout(session: Session, name: str) -> None:
     user_id = session.scalar(select(User.id).where(User.username == name))
     if user_id is not None:
         last_login = session.scalar(select(func.max(Event.at)).where(
-            Event.kind == "login", Event.actor_id == user_id, Event.at >= since))
+            Event.kind == EventKind.LOGIN, Event.actor_id == user_id, Event.at >= since))
         since = max(since, last_login) if last_login else since
     failures = list(session.scalars(select(Event.at).where(
-        Event.kind == "login_failed", Event.at >= since, Event.data["username"].as_string() == name,
+        Event.kind == EventKind.LOGIN_FAILED, Event.at >= since, Event.data["username"].as_string() == name,
     ).order_by(Event.at)))
     if len(failures) >= LOCKOUT_ATTEMPTS:
         until = failures[-LOCKOUT_ATTEMPTS] + LOCKOUT_WINDOW
-        audit.record(session, "login_locked", username=name, until=until)
+        audit.record(session, EventKind.LOGIN_LOCKED, username=name, until=until)
         raise LoginLocked(until)
 
 
@@ -111,21 +113,21 @@ def all_roles(session: Session) -> list[Role]:
 
 def update_user(session: Session, actor: User, user_id: int, role_keys: list[str], active: bool) -> User:
     """An administrator sets a user's roles and whether they may log in; the change is audited."""
-    if "admin" not in actor.role_keys:
-        raise NotAllowed("Only administrators manage users.")
+    require(actor, Permission.ADMINISTER, "Only administrators manage users.")
     user = session.get(User, user_id)
     if user is None:
         raise NotFound(f"There is no user {user_id}.")
     roles = [session.get(Role, key) for key in sorted(set(role_keys))]
     if None in roles:
         raise InvalidForm({"roles": "Unknown role."}, {"roles": role_keys})
-    if user.id == actor.id and ("admin" not in role_keys or not active):
+    keeps_admin = any(Permission.ADMINISTER in (role.permissions or []) for role in roles)
+    if user.id == actor.id and (not keeps_admin or not active):
         raise InvalidForm({"roles": "You cannot remove your own administrator access."}, {"roles": role_keys})
     before = {"roles": sorted(user.role_keys), "active": user.active}
     user.roles, user.active = roles, active
     after = {"roles": sorted(user.role_keys), "active": user.active}
     if before != after:
-        audit.record(session, "user_changed", actor=actor, user=user.username, before=before, after=after)
+        audit.record(session, EventKind.USER_CHANGED, actor=actor, user=user.username, before=before, after=after)
     session.flush()
     return user
 

@@ -16,16 +16,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import definitions as defs
-from . import notify, runtime, users
+from . import notify, users
+from .actions import record_step, start_scheduled
 from .clock import utcnow
 from .db import ProcessInstance, ProcessSchedule
+from .rows import read_instance, write_instance
+from .running import RunningInstance
+from .vocabulary import InstanceStatus
 
 log = logging.getLogger("deptflow.worker")
 
 
 def _due(session: Session, now: datetime, limit: int) -> list[int]:
     query = (select(ProcessInstance.id)
-             .where(ProcessInstance.status == "running", ProcessInstance.next_timer_at <= now)
+             .where(ProcessInstance.status == InstanceStatus.RUNNING, ProcessInstance.next_timer_at <= now)
              .order_by(ProcessInstance.next_timer_at).limit(limit))
     if session.bind.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
@@ -34,18 +38,17 @@ def _due(session: Session, now: datetime, limit: int) -> list[int]:
 
 def fire(session: Session, instance_id: int) -> bool:
     """Fire the due timers of one instance (locked by the caller's transaction)."""
-    instance = session.get(ProcessInstance, instance_id, populate_existing=True)
-    if instance is None or instance.status != "running":
+    running = RunningInstance.open(session, instance_id)
+    instance = running.row
+    if instance.status != InstanceStatus.RUNNING:
         return False
-    running = runtime.load_instance(session, instance)
     running.workflow.refresh_timers()
-    running.run_until_user_input_required(session)
-    running.save(session)
+    running.run()
+    record_step(session, running, running.save(session))
     now = utcnow()
     if instance.next_timer_at is not None and instance.next_timer_at <= now:
         # SpiffWorkflow fires strictly after the due moment; look again a moment later, not in a loop
-        instance.next_timer_at = now + timedelta(seconds=0.1)
-    session.flush()
+        write_instance(session, instance, next_timer_at=now + timedelta(seconds=0.1))
     return True
 
 
@@ -74,10 +77,8 @@ def fire_due_timers(sessions: sessionmaker, limit: int = 200) -> int:
 def _postpone(sessions: sessionmaker, instance_id: int) -> None:
     """Keep a failing instance from blocking the queue: retry it a minute later."""
     with sessions() as session:
-        instance = session.get(ProcessInstance, instance_id)
-        if instance is not None:
-            instance.next_timer_at = utcnow() + timedelta(minutes=1)
-            session.commit()
+        write_instance(session, read_instance(session, instance_id), next_timer_at=utcnow() + timedelta(minutes=1))
+        session.commit()
 
 
 def start_scheduled_processes(sessions: sessionmaker, limit: int = 50) -> int:
@@ -98,7 +99,7 @@ def start_scheduled_processes(sessions: sessionmaker, limit: int = 50) -> int:
                 return started
             occurrence = schedule.next_start_at
             try:
-                runtime.start_scheduled(session, users.system_user(session), schedule.process_key, occurrence)
+                start_scheduled(session, users.system_user(session), schedule.process_key, occurrence)
             except Exception:
                 session.rollback()
                 log.exception("starting the scheduled process %s failed", schedule.process_key)

@@ -19,7 +19,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
 from engine import clock, users
-from engine.db import User, make_engine, make_session_factory
+from engine.core import WorkflowEngine
+from engine.db import User, make_engine
 from workflows import setup
 
 PG_ADMIN_URL = os.environ.get("DEPTFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -129,10 +130,16 @@ def database_url(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue("postgres_url")
 
 
+@pytest.fixture(scope="session")
+def workflow_engine() -> WorkflowEngine:
+    """One engine object for the whole run, as a server has one: its definition cache is shared."""
+    return WorkflowEngine()
+
+
 @pytest.fixture
-def sessions(database_url: str):
+def sessions(database_url: str, workflow_engine: WorkflowEngine):
     engine = make_engine(database_url)
-    yield make_session_factory(engine)
+    yield workflow_engine.session_factory(engine)
     engine.dispose()
 
 
@@ -158,10 +165,11 @@ def user(session: Session):
 
 
 @pytest.fixture
-def app(sqlite_url: str):
+def app(sqlite_url: str, workflow_engine: WorkflowEngine):
     from web import create_app
 
-    app = create_app({"TESTING": True, "DATABASE_URL": sqlite_url, "SECRET_KEY": "test", "WTF_CSRF_ENABLED": False})
+    app = create_app({"TESTING": True, "DATABASE_URL": sqlite_url, "SECRET_KEY": "test", "WTF_CSRF_ENABLED": False,
+                      "WORKFLOW_ENGINE": workflow_engine})
     yield app
     app.extensions["deptflow_engine"].dispose()
 

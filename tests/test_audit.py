@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import delete, func, select, text, update
 
-from engine import audit, definitions, runtime, tasks, users
+from engine import actions, audit, definitions, inbox, users
 from engine.db import AuditHead, Event, ProcessInstance
 from web.cli import main
 from workflows.catalogue import PROCESSES
@@ -21,13 +21,14 @@ def history(session, user):
     """A deployed process, one finished case with a rework loop, one failed login."""
     definitions.deploy(session, user("owen"), MINI)
     session.commit()
-    instance = runtime.start_process(session, user("steve"), "mini_approval", {"title": "Van", "amount": "3"})
+    started = actions.start_process(session, user("steve"), "mini_approval", {"title": "Van", "amount": "3"})
+    instance = session.get(ProcessInstance, started.id)
     session.commit()
     for decision in ("reject", "approve"):
-        [task] = [t for t in tasks.inbox(session, user("mark")).available if t.instance_id == instance.id]
-        runtime.claim(session, user("mark"), task.id)
+        [task] = [t for t in inbox.inbox(session, user("mark")).available if t.instance_id == instance.id]
+        actions.claim(session, user("mark"), task.id)
         session.commit()
-        runtime.complete_task(session, user("mark"), task.id, {"decision": decision})
+        actions.complete_task(session, user("mark"), task.id, {"decision": decision})
         session.commit()
     assert users.authenticate(session, "mark", "wrong") is None
     session.commit()
@@ -61,11 +62,12 @@ def test_operations_write_their_events_with_actor_and_data(session, user, histor
 def test_a_held_case_row_sees_its_new_chain_head(session, user):
     """The head is written with Core at commit; an ORM copy in the session must not keep the old one."""
     definitions.deploy(session, user("owen"), MINI)
-    instance = runtime.start_process(session, user("steve"), "mini_approval", {"title": "Van", "amount": "3"})
+    started = actions.start_process(session, user("steve"), "mini_approval", {"title": "Van", "amount": "3"})
+    instance = session.get(ProcessInstance, started.id)
     session.commit()
     before = instance.audit_seq
-    [task] = [t for t in tasks.inbox(session, user("mark")).available if t.instance_id == instance.id]
-    runtime.claim(session, user("mark"), task.id)  # touches the task row only, then seals onto the case's chain
+    [task] = [t for t in inbox.inbox(session, user("mark")).available if t.instance_id == instance.id]
+    actions.claim(session, user("mark"), task.id)  # touches the task row only, then seals onto the case's chain
     session.commit()
     claimed = session.scalars(select(Event).where(Event.kind == "claimed")).one()
     assert (instance.audit_seq, instance.audit_hash) == (before + 1, claimed.hash)

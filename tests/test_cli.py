@@ -8,7 +8,8 @@ from pathlib import Path
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from engine.db import ProcessDefinition, ProcessInstance, User, make_engine, make_session_factory
+from engine.core import WorkflowEngine
+from engine.db import ProcessDefinition, ProcessInstance, User, make_engine
 from web.cli import main
 from workflows.catalogue import PROCESSES, process_spec
 
@@ -17,7 +18,7 @@ MINI = Path(__file__).parent / "data" / "mini_approval.bpmn"
 
 def _count(url: str, model) -> int:
     engine = make_engine(url)
-    with make_session_factory(engine)() as session:
+    with WorkflowEngine().session_factory(engine)() as session:
         count = session.scalar(select(func.count()).select_from(model))
     engine.dispose()
     return count

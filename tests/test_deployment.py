@@ -35,7 +35,8 @@ import pytest
 from sqlalchemy import select
 
 from engine.clock import utcnow
-from engine.db import Event, HumanTask, ProcessInstance, make_engine, make_session_factory
+from engine.core import WorkflowEngine
+from engine.db import Event, HumanTask, ProcessInstance, make_engine
 from workflows.catalogue import DEMO_PASSWORD
 
 pytestmark = pytest.mark.postgres
@@ -340,7 +341,7 @@ def test_gunicorn_workers_and_a_separate_timer_worker_on_postgresql(empty_postgr
     env.update(DEPTFLOW_DATABASE_URL=empty_postgres_url, DEPTFLOW_SECRET_KEY=secrets.token_hex(32))
     procs = Processes(env, tmp_path)
     db_engine = make_engine(empty_postgres_url)
-    sessions = make_session_factory(engine=db_engine)
+    sessions = WorkflowEngine().session_factory(db_engine)
     browsers: list[Browser] = []
     try:
         _run_the_deployment(procs, sessions, tmp_path, browsers)

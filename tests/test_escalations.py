@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from engine import runtime, tasks
-from engine.db import Event, HumanTask, Notification
+from engine import actions, inbox
+from engine.db import Event, HumanTask, Notification, ProcessInstance
 from engine.worker import fire_due_timers
 
 T0 = datetime(2026, 3, 2, 9, 0)
@@ -55,7 +55,7 @@ def _task(session, instance, element_id: str) -> HumanTask:
 
 
 def _complete(session, actor, instance, element_id: str, values: dict) -> None:
-    runtime.complete_task(session, actor, _task(session, instance, element_id).id, values)
+    actions.complete_task(session, actor, _task(session, instance, element_id).id, values)
     session.commit()
 
 
@@ -73,8 +73,8 @@ def _timers_fired(session, instance) -> list[tuple[str, str | None, bool | None]
 
 
 def _in_inbox(session, user, task: HumanTask) -> bool:
-    inbox = tasks.inbox(session, user)
-    return task.id in {t.id for t in inbox.assigned + inbox.available}
+    page = inbox.inbox(session, user)
+    return task.id in {t.id for t in page.assigned + page.available}
 
 
 # --- customer complaint ------------------------------------------------------------------
@@ -86,8 +86,9 @@ def _in_inbox(session, user, task: HumanTask) -> bool:
 ])
 def test_unresolved_complaint_is_chased_by_the_marketing_manager(sessions, session, user, now, problem_type,
                                                                  resolve, boundary, resolver):
-    instance = runtime.start_process(session, user("cathy"), "customer_complaint",
+    started = actions.start_process(session, user("cathy"), "customer_complaint",
                                      {**COMPLAINT, "problem_type": problem_type})
+    instance = session.get(ProcessInstance, started.id)
     session.commit()
     now.advance(hours=2)
     _complete(session, user("cathy"), instance, "classify_complaint",
@@ -120,7 +121,8 @@ def test_unresolved_complaint_is_chased_by_the_marketing_manager(sessions, sessi
 
 
 def test_a_complaint_resolved_in_time_is_not_chased(sessions, session, user, now):
-    instance = runtime.start_process(session, user("cathy"), "customer_complaint", COMPLAINT)
+    started = actions.start_process(session, user("cathy"), "customer_complaint", COMPLAINT)
+    instance = session.get(ProcessInstance, started.id)
     session.commit()
     _complete(session, user("cathy"), instance, "classify_complaint", {"severity": "low", "confirmed_type": "quality"})
     now.advance(days=2)
@@ -138,14 +140,15 @@ def test_a_complaint_resolved_in_time_is_not_chased(sessions, session, user, now
 
 
 def test_unanswered_budget_approval_reminds_the_general_manager(sessions, session, user, now):
-    instance = runtime.start_process(session, user("rita"), "marketing_plan_approval", PLAN)
+    started = actions.start_process(session, user("rita"), "marketing_plan_approval", PLAN)
+    instance = session.get(ProcessInstance, started.id)
     session.commit()
     _complete(session, user("mark"), instance, "review_marketing_plan",
               {"mm_review_decision": "approve", "gm_threshold": 500000})
     _complete(session, user("fiona"), instance, "check_marketing_budget", {"finance_decision": "approve"})
     assert _open(session, instance) == ["approve_marketing_plan"]
     approval = _task(session, instance, "approve_marketing_plan")
-    runtime.claim(session, user("grace"), approval.id)
+    actions.claim(session, user("grace"), approval.id)
     session.commit()
 
     now.advance(days=3, minutes=-1)
@@ -170,7 +173,8 @@ def test_unanswered_budget_approval_reminds_the_general_manager(sessions, sessio
 
 
 def test_rectification_deadline_sends_the_store_to_the_recheck(sessions, session, user, now):
-    instance = runtime.start_process(session, user("mark"), "dealer_audit", AUDIT)
+    started = actions.start_process(session, user("mark"), "dealer_audit", AUDIT)
+    instance = session.get(ProcessInstance, started.id)
     session.commit()
     _complete(session, user("amy"), instance, "inspect_dealer", NOT_COMPLIANT)
     assert _open(session, instance) == ["rectify_findings"]
@@ -198,7 +202,8 @@ def test_rectification_deadline_sends_the_store_to_the_recheck(sessions, session
 
 
 def test_rectification_reported_in_time_goes_to_the_recheck_once(sessions, session, user, now):
-    instance = runtime.start_process(session, user("mark"), "dealer_audit", AUDIT)
+    started = actions.start_process(session, user("mark"), "dealer_audit", AUDIT)
+    instance = session.get(ProcessInstance, started.id)
     session.commit()
     _complete(session, user("amy"), instance, "inspect_dealer", NOT_COMPLIANT)
     now.advance(days=10)

@@ -10,8 +10,8 @@ from datetime import datetime
 import pytest
 from sqlalchemy import select
 
-from engine import audit, clock, history, runtime
-from engine.db import HumanTask
+from engine import actions, audit, clock, history
+from engine.db import HumanTask, ProcessInstance
 from engine.errors import InvalidForm, NotAllowed
 
 COMPLAINT = {"customer_name": "J. Weber", "customer_contact": "0171", "product_name": "Oak chair",
@@ -21,7 +21,7 @@ COMPLAINT = {"customer_name": "J. Weber", "customer_contact": "0171", "product_n
 def _complete(session, username, instance, values, user):
     task_id = session.scalar(select(HumanTask.id).where(HumanTask.instance_id == instance.id,
                                                         HumanTask.status == "open"))
-    runtime.complete_task(session, user(username), task_id, values)
+    actions.complete_task(session, user(username), task_id, values)
     session.commit()
 
 
@@ -32,8 +32,9 @@ def seeded(session, user):
     try:
         for n, problem in enumerate(["quality", "delivery", "quality", "service", "quality"]):
             clock.set_clock(lambda n=n: datetime(2026, 11, 1 + n, 9, 0))
-            instance = runtime.start_process(session, user("cathy"), "customer_complaint",
+            started = actions.start_process(session, user("cathy"), "customer_complaint",
                                              {**COMPLAINT, "title": f"Complaint {n}", "problem_type": problem})
+            instance = session.get(ProcessInstance, started.id)
             session.commit()
             cases.append(instance)
         clock.set_clock(lambda: datetime(2026, 11, 10, 9, 0))

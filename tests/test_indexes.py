@@ -6,14 +6,15 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
 
-from engine import history, tasks, users
-from engine.db import make_engine, make_session_factory
+from engine import history, inbox, users
+from engine.core import WorkflowEngine
+from engine.db import make_engine
 
 
 @pytest.fixture
 def pg_session(postgres_url):
     engine = make_engine(postgres_url)
-    with make_session_factory(engine)() as session:
+    with WorkflowEngine().session_factory(engine)() as session:
         session.execute(text("SET enable_seqscan = off"))  # tiny test tables: ask whether an index *can* serve
         yield session
     engine.dispose()
@@ -26,8 +27,8 @@ def _plan(session, query) -> str:
 
 def test_inbox_queries_use_indexes(pg_session):
     mark = users.user_by_name(pg_session, "mark")
-    assigned, available = tasks.inbox_queries(mark)
-    for query in (tasks.page_query(assigned, tasks.PAGE_SIZE), tasks.page_query(available, tasks.PAGE_SIZE)):
+    assigned, available = inbox.inbox_queries(mark)
+    for query in (inbox.page_query(assigned, inbox.PAGE_SIZE), inbox.page_query(available, inbox.PAGE_SIZE)):
         plan = _plan(pg_session, query)
         assert "Seq Scan on human_tasks" not in plan, plan
         assert "ix_tasks_" in plan or "ix_task_candidates_role" in plan, plan

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from engine import definitions, instances, runtime, tasks
+from engine import actions, case_actions, definitions, inbox, running
 from engine.db import Event, HumanTask
 from engine.errors import InvalidForm, NotAllowed, TaskNoLongerOpen
 
@@ -18,7 +18,7 @@ MINI = (Path(__file__).parent / "data" / "mini_approval.bpmn").read_text()
 def case(session, user):
     definitions.deploy(session, None, MINI)
     session.commit()
-    instance = runtime.start_process(session, user("steve"), "mini_approval", {"title": "Van", "amount": "2"})
+    instance = actions.start_process(session, user("steve"), "mini_approval", {"title": "Van", "amount": "2"})
     session.commit()
     return instance
 
@@ -44,16 +44,16 @@ def second_marketing_manager(session, user):
 def test_delegate_to_a_colleague_of_the_role(session, user, case, second_marketing_manager):
     task = _task(session, case)
     with pytest.raises(NotAllowed):
-        runtime.delegate(session, user("mark"), task.id, "mona")  # not claimed by mark yet
-    runtime.claim(session, user("mark"), task.id)
+        actions.delegate(session, user("mark"), task.id, "mona")  # not claimed by mark yet
+    actions.claim(session, user("mark"), task.id)
     session.commit()
-    assert [u.username for u in runtime.delegation_candidates(session, task)] == ["mark", "mona"]
+    assert [u.username for u in actions.delegation_candidates(session, task)] == ["mark", "mona"]
     with pytest.raises(InvalidForm) as caught:
-        runtime.delegate(session, user("mark"), task.id, "steve")
+        actions.delegate(session, user("mark"), task.id, "steve")
     assert "role" in caught.value.errors["to"]
-    runtime.delegate(session, user("mark"), task.id, "mona")
+    actions.delegate(session, user("mark"), task.id, "mona")
     session.commit()
-    assert [t.id for t in tasks.inbox(session, second_marketing_manager).assigned] == [task.id]
+    assert [t.id for t in inbox.inbox(session, second_marketing_manager).assigned] == [task.id]
     event = _last_event(session, case)
     assert (event.kind, event.actor.username, event.data["from"], event.data["to"]) == (
         "delegated", "mark", "mark", "mona")
@@ -62,18 +62,18 @@ def test_delegate_to_a_colleague_of_the_role(session, user, case, second_marketi
 def test_suspend_holds_the_tasks_and_resume_releases_them(session, user, case):
     task = _task(session, case)
     with pytest.raises(NotAllowed):
-        instances.suspend(session, user("mark"), case.id, "why not")
+        case_actions.suspend(session, user("mark"), case.id, "why not")
     with pytest.raises(InvalidForm):
-        instances.suspend(session, user("admin"), case.id, "  ")
-    instances.suspend(session, user("admin"), case.id, "Budget freeze")
+        case_actions.suspend(session, user("admin"), case.id, "  ")
+    case_actions.suspend(session, user("admin"), case.id, "Budget freeze")
     session.commit()
     with pytest.raises(TaskNoLongerOpen) as caught:
-        runtime.complete_task(session, user("mark"), task.id, {"decision": "approve"})
+        actions.complete_task(session, user("mark"), task.id, {"decision": "approve"})
     assert "suspended" in str(caught.value)
     session.rollback()
-    instances.resume(session, user("admin"), case.id, "Freeze lifted")
+    case_actions.resume(session, user("admin"), case.id, "Freeze lifted")
     session.commit()
-    runtime.complete_task(session, user("mark"), task.id, {"decision": "approve"})
+    actions.complete_task(session, user("mark"), task.id, {"decision": "approve"})
     session.commit()
     kinds = [e.kind for e in session.scalars(select(Event).where(Event.instance_id == case.id).order_by(Event.id))]
     assert kinds[2:4] == ["suspended", "resumed"] and kinds[-1] == "ended"
@@ -81,14 +81,14 @@ def test_suspend_holds_the_tasks_and_resume_releases_them(session, user, case):
 
 def test_starter_cancels_and_the_task_leaves_the_inbox(session, user, case):
     with pytest.raises(NotAllowed):
-        instances.cancel(session, user("sara"), case.id, "not mine")
-    instances.cancel(session, user("steve"), case.id, "Bought elsewhere")
+        case_actions.cancel(session, user("sara"), case.id, "not mine")
+    cancelled = case_actions.cancel(session, user("steve"), case.id, "Bought elsewhere")
     session.commit()
-    assert case.status == "cancelled" and case.ended_at is not None
-    assert [t for t in tasks.inbox(session, user("mark")).available if t.instance_id == case.id] == []
+    assert cancelled.status == "cancelled" and cancelled.ended_at is not None
+    assert [t for t in inbox.inbox(session, user("mark")).available if t.instance_id == case.id] == []
     event = _last_event(session, case)
     assert (event.kind, event.actor.username, event.data["reason"]) == ("cancelled", "steve", "Bought elsewhere")
-    assert runtime.load_instance(session, case).workflow.is_completed()
+    assert running.RunningInstance.open(session, case.id).workflow.is_completed()
 
 
 COMPLAINT = {"title": "Wobbly chair", "customer_name": "J. Weber", "customer_contact": "0171",

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from engine import audit, definitions, instance_migration, modeling, process_versions, runtime, validation
+from engine import actions, audit, definitions, instance_migration, modeling, process_versions, validation
+from engine.core import WorkflowEngine
 from engine.db import Event, HumanTask, ProcessDraft, ProcessInstance
 from engine.errors import Conflict, InvalidDefinition, InvalidForm, NotAllowed
 
@@ -32,8 +33,9 @@ EXTERNAL_ENTITY = (
 
 
 def _start(session, user, amount: int = 10) -> ProcessInstance:
-    instance = runtime.start_process(session, user("steve"), "mini_approval", {"title": f"Request {amount}",
+    started = actions.start_process(session, user("steve"), "mini_approval", {"title": f"Request {amount}",
                                                                                 "amount": str(amount)})
+    instance = session.get(ProcessInstance, started.id)
     session.commit()
     return instance
 
@@ -47,7 +49,7 @@ def _open_task(session, instance: ProcessInstance) -> HumanTask:
 
 def _complete(session, user, username: str, instance: ProcessInstance, values: dict) -> HumanTask:
     task = _open_task(session, instance)
-    runtime.complete_task(session, user(username), task.id, values)
+    actions.complete_task(session, user(username), task.id, values)
     session.commit()
     return task
 
@@ -138,7 +140,7 @@ def test_instance_started_on_v1_completes_on_v1_after_v2_is_published(session, u
 def test_compatible_migration_moves_the_instance_and_records_it(session, user, mini_v1):
     instance = _start(session, user)
     claimed = _open_task(session, instance)
-    runtime.claim(session, user("mark"), claimed.id)
+    actions.claim(session, user("mark"), claimed.id)
     session.commit()
     modeling.publish(session, user("owen"), MINI_V2)
     session.commit()
@@ -343,7 +345,8 @@ def test_a_new_process_from_the_template_publishes_and_starts(session, user):
     publication = modeling.publish(session, user("owen"), draft.xml, note="new")
     session.commit()
     assert publication.definition.name == "Gift <request>"
-    instance = runtime.start_process(session, user("steve"), "gift_request", {"title": "Pens for a dealer"})
+    started = actions.start_process(session, user("steve"), "gift_request", {"title": "Pens for a dealer"})
+    instance = session.get(ProcessInstance, started.id)
     task = _open_task(session, instance)
     assert (task.element_id, task.candidate_roles) == ("review_request", ["sales_rep"])
     with pytest.raises(InvalidForm) as caught:
@@ -404,11 +407,11 @@ def _post_json(client, url: str, body: dict):
 
 def _in_app_db(app, work):
     """Run ``work(session)`` on the test app's database and commit."""
-    from engine.db import make_engine, make_session_factory
+    from engine.db import make_engine
 
     engine = make_engine(app.config["DATABASE_URL"])
     try:
-        with make_session_factory(engine)() as session:
+        with WorkflowEngine().session_factory(engine)() as session:
             result = work(session)
             session.commit()
             return result
@@ -485,7 +488,8 @@ def test_diff_and_migration_pages(app, login_as):
     def prepare(session):
         owen, steve = user_by_name(session, "owen"), user_by_name(session, "steve")
         modeling.publish(session, owen, MINI)
-        keep = runtime.start_process(session, steve, "mini_approval", {"title": "First", "amount": "3"})
+        started = actions.start_process(session, steve, "mini_approval", {"title": "First", "amount": "3"})
+        keep = session.get(ProcessInstance, started.id)
         modeling.publish(session, owen, REWORK)
         return keep.id
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from engine import definitions, instances, modeling, runtime, users
+from engine import actions, case_actions, definitions, modeling, users
 from engine.db import HumanTask, ProcessDefinition
 from workflows.catalogue import DEMO_PASSWORD, DEMO_USERS
 
@@ -175,7 +175,7 @@ class World:
         return found
 
     def _start(self, session) -> tuple[int, int]:
-        instance = runtime.start_process(session, self._user(session, "steve"), PROCESS, DRAWING)
+        instance = actions.start_process(session, self._user(session, "steve"), PROCESS, DRAWING)
         session.commit()
         task = session.scalar(select(HumanTask.id).where(HumanTask.instance_id == instance.id,
                                                          HumanTask.element_id == "register_application"))
@@ -189,12 +189,12 @@ class World:
                 ids["case"], ids["task"] = self._start(session)
             if "{claimed}" in path:
                 _, task = self._start(session)
-                runtime.claim(session, self._user(session, "clara"), task)
+                actions.claim(session, self._user(session, "clara"), task)
                 session.commit()
                 ids["claimed"] = task
             if "{suspended}" in path:
                 case, _ = self._start(session)
-                instances.suspend(session, self._user(session, "admin"), case, "held for the matrix")
+                case_actions.suspend(session, self._user(session, "admin"), case, "held for the matrix")
                 session.commit()
                 ids["suspended"] = case
             if "{definition}" in path:

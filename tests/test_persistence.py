@@ -1,6 +1,6 @@
 """Saved workflow state: a case that loops for long keeps a small state, its past goes to the archive.
 
-SpiffWorkflow's task tree gains tasks at every loop iteration; :func:`engine.persistence.save`
+SpiffWorkflow's task tree gains tasks at every loop iteration; :func:`engine.persistence.compact`
 moves the settled part of a long tree to ``task_archive``. These tests drive cases through the
 public engine API and check that nothing a reader needs is lost on the way.
 """
@@ -14,7 +14,7 @@ import pytest
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import func, select
 
-from engine import audit, definitions, history, instance_migration, modeling, persistence, runtime
+from engine import actions, audit, core, definitions, history, instance_migration, modeling, persistence, running
 from engine.db import HumanTask, ProcessInstance, TaskArchive
 
 DATA = Path(__file__).parent / "data"
@@ -89,7 +89,8 @@ def mini(session, user):
 
 
 def _start(session, user) -> ProcessInstance:
-    instance = runtime.start_process(session, user("steve"), "mini_approval", {"title": "New van", "amount": "5"})
+    started = actions.start_process(session, user("steve"), "mini_approval", {"title": "New van", "amount": "5"})
+    instance = session.get(ProcessInstance, started.id)
     session.commit()
     return instance
 
@@ -97,7 +98,7 @@ def _start(session, user) -> ProcessInstance:
 def _decide(session, user, instance: ProcessInstance, decision: str) -> None:
     task_id = session.scalar(select(HumanTask.id).where(HumanTask.instance_id == instance.id,
                                                         HumanTask.status == "open"))
-    runtime.complete_task(session, user("mark"), task_id, {"decision": decision})
+    actions.complete_task(session, user("mark"), task_id, {"decision": decision})
     session.commit()
 
 
@@ -107,7 +108,7 @@ def _state(session, instance: ProcessInstance) -> str:
 
 def _live_tasks(session, instance: ProcessInstance) -> int:
     session.refresh(instance)
-    return len(runtime.load_instance(session, instance).workflow.tasks)
+    return len(running.RunningInstance.open(session, instance.id).workflow.tasks)
 
 
 def _archive_rows(session, instance: ProcessInstance) -> int:
@@ -159,7 +160,7 @@ def test_every_task_cut_from_the_tree_is_in_the_archive_once(session, user, mini
     instance, _sizes = _rejected(session, user, REJECTIONS)
     archived = persistence.archived_tasks(session, instance.id)
     session.refresh(instance)
-    live = runtime.load_instance(session, instance).workflow.tasks
+    live = running.RunningInstance.open(session, instance.id).workflow.tasks
     archived_ids = [t["id"] for t in archived]
     assert len(archived_ids) == len(set(archived_ids)) and not set(archived_ids) & {str(i) for i in live}
     assert all(t["state"] in (TaskState.COMPLETED, TaskState.CANCELLED) for t in archived)  # nothing can run
@@ -180,7 +181,7 @@ def test_the_history_marks_the_same_path_with_and_without_compaction(session, us
         return h.completed_elements, h.active_elements, h.taken_flows
 
     session.refresh(compacted)
-    live = runtime.load_instance(session, compacted).workflow.tasks.values()
+    live = running.RunningInstance.open(session, compacted.id).workflow.tasks.values()
     assert "start" not in {getattr(t.task_spec, "bpmn_id", None) for t in live}  # only the archive knows it
     assert path(compacted) == path(whole) == (["approve_request", "decided", "start"], ["approve_request"],
                                               ["f1", "f2", "f3"])
@@ -206,7 +207,7 @@ def test_a_compacted_case_moves_to_a_new_version_and_finishes_there(session, use
     task = session.scalars(select(HumanTask).where(HumanTask.instance_id == instance.id,
                                                    HumanTask.status == "open")).one()
     assert task.element_id == "file_request"
-    runtime.complete_task(session, user("clara"), task.id, {})
+    actions.complete_task(session, user("clara"), task.id, {})
     session.commit()
     session.refresh(instance)
     assert instance.status == "completed" and instance.data["decision"] == "approve"
@@ -219,7 +220,8 @@ def test_a_compacted_state_loads_back_to_the_same_state(session, user, mini):
     instance, _sizes = _rejected(session, user, REJECTIONS)
     state = _state(session, instance)
     parsed = definitions.parsed(session, instance.definition)
-    assert persistence.dump(persistence.load(state, parsed)) == state
+    engine = core.of(session)
+    assert engine.dump(engine.load(state, parsed)) == state
 
 
 def test_subprocesses_of_archived_rounds_go_to_the_archive_with_their_tasks(session, user, monkeypatch):
@@ -227,12 +229,13 @@ def test_subprocesses_of_archived_rounds_go_to_the_archive_with_their_tasks(sess
     session.commit()
 
     def run(rounds: int) -> tuple[ProcessInstance, tuple]:
-        instance = runtime.start_process(session, user("steve"), "sub_loop", {"title": "Loop"})
+        started = actions.start_process(session, user("steve"), "sub_loop", {"title": "Loop"})
+        instance = session.get(ProcessInstance, started.id)
         session.commit()
         for n in range(rounds + 1):
             task_id = session.scalar(select(HumanTask.id).where(HumanTask.instance_id == instance.id,
                                                                 HumanTask.status == "open"))
-            runtime.complete_task(session, user("steve"), task_id, {"decision": "reject" if n < rounds else "approve"})
+            actions.complete_task(session, user("steve"), task_id, {"decision": "reject" if n < rounds else "approve"})
             session.commit()
         session.refresh(instance)
         h = history.instance_history(session, user("steve"), instance.id)
@@ -246,5 +249,5 @@ def test_subprocesses_of_archived_rounds_go_to_the_archive_with_their_tasks(sess
                                         ["decided", "end", "inner", "start", "sub", "sub_end", "sub_start"],
                                         ["f1", "f2", "f3", "f4", "s1", "s2"])
     rows = session.scalars(select(TaskArchive.tasks).where(TaskArchive.instance_id == compacted.id)).all()
-    live = runtime.load_instance(session, compacted).workflow.subprocesses
+    live = running.RunningInstance.open(session, compacted.id).workflow.subprocesses
     assert sum(len(row["subprocesses"]) for row in rows) + len(live) == 13 and len(live) <= 3  # one per round

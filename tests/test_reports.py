@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from engine import clock, reports, runtime
+from engine import actions, clock, reports
 from engine.errors import NotAllowed
 
 APPLICATION = {"customer_name": "Hotel Aurora", "project_name": "Lobby", "drawings_needed_by": "2027-01-31",
@@ -22,7 +22,7 @@ def months(session, user):
     try:
         for n, (moment, starter) in enumerate(zip(moments, starters, strict=True)):
             clock.set_clock(lambda moment=moment: moment)
-            runtime.start_process(session, user(starter), "engineering_drawing_application",
+            actions.start_process(session, user(starter), "engineering_drawing_application",
                                   {**APPLICATION, "title": f"Application {n}"})
         session.commit()
     finally:

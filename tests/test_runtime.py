@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from engine import audit, definitions, instances, runtime, tasks
+from engine import actions, audit, case_actions, definitions, inbox, read_models, rows
 from engine.db import Event, HumanTask, ProcessInstance, TaskCandidate
 from engine.errors import InvalidForm, NotAllowed, NotFound, TaskAlreadyCompleted
 
@@ -23,13 +23,13 @@ def mini(session):
 
 
 def _start(session, user, title="New van", amount="5"):
-    instance = runtime.start_process(session, user, "mini_approval", {"title": title, "amount": amount})
+    instance = actions.start_process(session, user, "mini_approval", {"title": title, "amount": amount})
     session.commit()
     return instance
 
 
 def _available(session, actor, instance):
-    return [t for t in tasks.inbox(session, actor).available if t.instance_id == instance.id]
+    return [t for t in inbox.inbox(session, actor).available if t.instance_id == instance.id]
 
 
 def test_start_puts_the_task_in_the_roles_inbox(session, user, mini):
@@ -46,12 +46,12 @@ def test_start_puts_the_task_in_the_roles_inbox(session, user, mini):
 
 def test_only_starter_roles_may_start_and_the_form_is_validated(session, user, mini):
     with pytest.raises(NotAllowed):
-        runtime.start_process(session, user("mark"), "mini_approval", {"title": "x"})
+        actions.start_process(session, user("mark"), "mini_approval", {"title": "x"})
     with pytest.raises(InvalidForm) as caught:
-        runtime.start_process(session, user("steve"), "mini_approval", {"title": "", "amount": "-3"})
+        actions.start_process(session, user("steve"), "mini_approval", {"title": "", "amount": "-3"})
     assert set(caught.value.errors) == {"title", "amount"}
     with pytest.raises(NotFound):
-        runtime.start_process(session, user("steve"), "no_such_process", {})
+        actions.start_process(session, user("steve"), "no_such_process", {})
     session.rollback()
     assert session.scalar(select(func.count()).select_from(ProcessInstance)) == 0
 
@@ -60,8 +60,8 @@ def test_a_closed_task_leaves_the_role_lookup_but_keeps_its_roles(session, user,
     """task_candidates holds open tasks only: the inbox's role lookup never wades through history."""
     done, cancelled = _start(session, user("steve")), _start(session, user("steve"), title="Old van")
     [task] = _available(session, user("mark"), done)
-    runtime.complete_task(session, user("mark"), task.id, {"decision": "approve"})
-    instances.cancel(session, user("steve"), cancelled.id, "Not needed")
+    actions.complete_task(session, user("mark"), task.id, {"decision": "approve"})
+    case_actions.cancel(session, user("steve"), cancelled.id, "Not needed")
     session.commit()
     rows = session.scalars(select(HumanTask).where(HumanTask.instance_id.in_([done.id, cancelled.id]))).all()
     assert {(r.status, tuple(r.candidate_roles)) for r in rows} == {
@@ -72,13 +72,13 @@ def test_a_closed_task_leaves_the_role_lookup_but_keeps_its_roles(session, user,
 def test_the_inbox_comes_in_pages_with_totals(session, user, mini):
     started = [_start(session, user("steve"), title=f"Van {i}") for i in range(7)]
     mark = user("mark")
-    first = tasks.inbox(session, mark, page_size=3)
+    first = inbox.inbox(session, mark, page_size=3)
     assert (len(first.available), first.available_total, first.available_page) == (3, 7, 1)
-    last = tasks.inbox(session, mark, available_page=3, page_size=3)
+    last = inbox.inbox(session, mark, available_page=3, page_size=3)
     assert (len(last.available), last.available_page) == (1, 3)
-    beyond = tasks.inbox(session, mark, available_page=99, page_size=3)  # past the end: the last page
+    beyond = inbox.inbox(session, mark, available_page=99, page_size=3)  # past the end: the last page
     assert [t.id for t in beyond.available] == [t.id for t in last.available] and beyond.available_page == 3
-    seen = [t.instance_id for page in (1, 2, 3) for t in tasks.inbox(session, mark, available_page=page,
+    seen = [t.instance_id for page in (1, 2, 3) for t in inbox.inbox(session, mark, available_page=page,
                                                                       page_size=3).available]
     assert sorted(seen) == sorted(i.id for i in started)  # every task once, none skipped or repeated
     assert (first.assigned, first.assigned_total) == ([], 0)
@@ -88,14 +88,14 @@ def test_claim_unclaim_and_who_may_act(session, user, mini):
     instance = _start(session, user("steve"))
     [task] = _available(session, user("mark"), instance)
     with pytest.raises(NotAllowed):
-        runtime.claim(session, user("grace"), task.id)
-    runtime.claim(session, user("mark"), task.id)
+        actions.claim(session, user("grace"), task.id)
+    actions.claim(session, user("mark"), task.id)
     session.commit()
-    assert [t.id for t in tasks.inbox(session, user("mark")).assigned] == [task.id]
+    assert [t.id for t in inbox.inbox(session, user("mark")).assigned] == [task.id]
     assert _available(session, user("mark"), instance) == []
     with pytest.raises(NotAllowed):
-        runtime.unclaim(session, user("steve"), task.id)
-    runtime.unclaim(session, user("mark"), task.id)
+        actions.unclaim(session, user("steve"), task.id)
+    actions.unclaim(session, user("mark"), task.id)
     session.commit()
     assert [t.id for t in _available(session, user("mark"), instance)] == [task.id]
     kinds = [e.kind for e in session.scalars(select(Event).where(Event.instance_id == instance.id))]
@@ -107,18 +107,18 @@ def test_rework_loop_then_completion(session, user, mini):
     instance = _start(session, user("steve"))
     [first] = _available(session, mark, instance)
     with pytest.raises(InvalidForm) as caught:
-        runtime.complete_task(session, mark, first.id, {"decision": "maybe"})
+        actions.complete_task(session, mark, first.id, {"decision": "maybe"})
     assert caught.value.errors == {"decision": "Choose one of the listed options."}
-    runtime.complete_task(session, mark, first.id, {"decision": "reject"})
+    actions.complete_task(session, mark, first.id, {"decision": "reject"})
     session.commit()
     [again] = _available(session, mark, instance)
     assert again.id != first.id and again.element_id == "approve_request"
-    runtime.complete_task(session, mark, again.id, {"decision": "approve"})
+    actions.complete_task(session, mark, again.id, {"decision": "approve"})
     session.commit()
     instance = session.get(ProcessInstance, instance.id)
     assert instance.status == "completed" and instance.ended_at is not None
     assert instance.data["decision"] == "approve"
-    detail = runtime.instance_detail(session, user("steve"), instance.id)
+    detail = read_models.instance_detail(session, user("steve"), instance.id)
     assert [e.kind for e in detail.events] == [
         "started", "task_created",
         "completed", "gateway_decision", "task_created",
@@ -138,28 +138,28 @@ def test_rework_loop_then_completion(session, user, mini):
 def test_second_completion_says_who_won(session, user, mini):
     instance = _start(session, user("steve"))
     [task] = _available(session, user("mark"), instance)
-    runtime.complete_task(session, user("mark"), task.id, {"decision": "approve"})
+    actions.complete_task(session, user("mark"), task.id, {"decision": "approve"})
     session.commit()
     with pytest.raises(TaskAlreadyCompleted) as caught:
-        runtime.complete_task(session, user("mark"), task.id, {"decision": "reject"})
+        actions.complete_task(session, user("mark"), task.id, {"decision": "reject"})
     assert caught.value.completed_by == "Mark Chen" and "already completed by Mark Chen at" in str(caught.value)
 
 
 def test_unknown_task_and_foreign_instance(session, user, mini):
     with pytest.raises(NotFound):
-        runtime.complete_task(session, user("mark"), 424242, {})
+        actions.complete_task(session, user("mark"), 424242, {})
     instance = _start(session, user("steve"))
     with pytest.raises(NotAllowed):
-        runtime.instance_detail(session, user("dora"), instance.id)
-    assert runtime.instance_detail(session, user("alice"), instance.id).instance.id == instance.id
+        read_models.instance_detail(session, user("dora"), instance.id)
+    assert read_models.instance_detail(session, user("alice"), instance.id).instance.id == instance.id
 
 
 def test_my_requests_show_the_current_step(session, user, mini):
     steve = user("steve")
     instance = _start(session, steve, title="Van")
-    [row] = [r for r in runtime.my_requests(session, steve) if r.instance.id == instance.id]
+    [row] = [r for r in read_models.my_requests(session, steve) if r.instance.id == instance.id]
     assert row.current_step == "Approve request" and row.open_tasks[0].candidate_roles == ["marketing_manager"]
-    assert runtime.my_requests(session, user("sara")) == []
+    assert read_models.my_requests(session, user("sara")) == []
 
 
 def test_racing_completions_have_exactly_one_winner(sessions, session, user, mini):
@@ -175,7 +175,7 @@ def test_racing_completions_have_exactly_one_winner(sessions, session, user, min
             mark = own.merge(user("mark"), load=True)
             barrier.wait()
             try:
-                runtime.complete_task(own, mark, task.id, {"decision": decision})
+                rows.retrying(own, lambda: actions.complete_task(own, mark, task.id, {"decision": decision}))
                 own.commit()
                 result: object = decision
             except TaskAlreadyCompleted as exc:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from engine import definitions, runtime, sandbox
+from engine import actions, definitions, sandbox
 from engine.db import Event, HumanTask, ProcessInstance
 from engine.errors import InvalidDefinition, ScriptError
 from engine.sandbox import SandboxEnvironment, evaluate
@@ -261,7 +261,7 @@ def _count(session, model) -> int:
 
 def test_legitimate_script_task_runs_through_the_engine(session, user, caplog):
     key = _deploy(session, "script_scoring.bpmn")
-    large = runtime.start_process(session, user("steve"), key, {"title": "Big Van order", "amount": "900",
+    large = actions.start_process(session, user("steve"), key, {"title": "Big Van order", "amount": "900",
                                                                  "quantity": "20"})
     session.commit()
     assert large.status == "running"
@@ -275,7 +275,7 @@ def test_legitimate_script_task_runs_through_the_engine(session, user, caplog):
     [task] = session.scalars(select(HumanTask).where(HumanTask.instance_id == large.id)).all()
     assert task.element_id == "approve_large_order"
 
-    small = runtime.start_process(session, user("sara"), key, {"title": "Spare part", "amount": "9",
+    small = actions.start_process(session, user("sara"), key, {"title": "Spare part", "amount": "9",
                                                                 "quantity": "2"})
     session.commit()
     assert small.status == "completed" and small.data["priority"] == "normal"
@@ -308,7 +308,7 @@ def test_hostile_script_task_names_its_element_and_saves_nothing(session, user, 
     instances, events, tasks = _count(session, ProcessInstance), _count(session, Event), _count(session, HumanTask)
 
     with pytest.raises(ScriptError) as caught:
-        runtime.start_process(session, user("steve"), key, {"title": "  Tidy me  "})
+        actions.start_process(session, user("steve"), key, {"title": "  Tidy me  "})
     session.rollback()
 
     message = str(caught.value)
@@ -342,7 +342,7 @@ def test_failing_condition_names_the_gateway(session, user):
     definitions.deploy(session, None, xml)
     session.commit()
     with pytest.raises(ScriptError) as caught:
-        runtime.start_process(session, user("steve"), "script_scoring", {"title": "Big", "amount": "900",
+        actions.start_process(session, user("steve"), "script_scoring", {"title": "Big", "amount": "900",
                                                                           "quantity": "20"})
     session.rollback()
     assert "[route]" in str(caught.value) and "getattr() is not available" in str(caught.value)

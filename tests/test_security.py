@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from engine import clock, runtime, tasks, users
+from engine import actions, clock, inbox, read_models, users
 from engine.db import Event, HumanTask
 from engine.errors import InvalidForm, LoginLocked, NotAllowed
 from web import create_app
@@ -30,22 +30,22 @@ def mona(session):
 
 
 def test_the_requester_may_not_approve_her_own_plan(session, user, mona):
-    instance = runtime.start_process(session, mona, "marketing_plan_approval", PLAN)
+    instance = actions.start_process(session, mona, "marketing_plan_approval", PLAN)
     session.commit()
-    [review] = [t for t in tasks.inbox(session, mona).available if t.instance_id == instance.id]
+    [review] = [t for t in inbox.inbox(session, mona).available if t.instance_id == instance.id]
     with pytest.raises(NotAllowed) as caught:
-        runtime.claim(session, mona, review.id)
+        actions.claim(session, mona, review.id)
     assert "separation of duties" in str(caught.value)
     with pytest.raises(NotAllowed):
-        runtime.complete_task(session, mona, review.id, {"mm_review_decision": "approve", "gm_threshold": "1"})
-    view = runtime.task_view(session, mona, review.id)
+        actions.complete_task(session, mona, review.id, {"mm_review_decision": "approve", "gm_threshold": "1"})
+    view = read_models.task_view(session, mona, review.id)
     assert view.separated and not view.can_claim and not view.can_complete
-    runtime.claim(session, user("mark"), review.id)
+    actions.claim(session, user("mark"), review.id)
     session.commit()
-    assert "mona" not in [u.username for u in runtime.delegation_candidates(session, session.get(HumanTask, review.id))]
+    assert "mona" not in [u.username for u in actions.delegation_candidates(session, session.get(HumanTask, review.id))]
     with pytest.raises(InvalidForm):
-        runtime.delegate(session, user("mark"), review.id, "mona")
-    runtime.complete_task(session, user("mark"), review.id, {"mm_review_decision": "approve", "gm_threshold": "1"})
+        actions.delegate(session, user("mark"), review.id, "mona")
+    actions.complete_task(session, user("mark"), review.id, {"mm_review_decision": "approve", "gm_threshold": "1"})
     session.commit()
 
 

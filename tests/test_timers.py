@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from engine import definitions, notify, runtime, tasks, users
-from engine.db import Event, HumanTask, Notification, ProcessInstance, make_engine, make_session_factory
+from engine import actions, definitions, inbox, notify, running, users
+from engine.core import WorkflowEngine
+from engine.db import Event, HumanTask, Notification, ProcessInstance, make_engine
 from engine.worker import Worker, fire_due_timers
 
 TIMERS = (Path(__file__).parent / "data" / "timers.bpmn").read_text()
@@ -28,7 +29,8 @@ def timer_process(session, user):
 
 
 def _start(session, user, reply_by="2026-11-28"):
-    instance = runtime.start_process(session, user("steve"), "timer_demo", {"title": "Ask", "reply_by": reply_by})
+    started = actions.start_process(session, user("steve"), "timer_demo", {"title": "Ask", "reply_by": reply_by})
+    instance = session.get(ProcessInstance, started.id)
     session.commit()
     return instance
 
@@ -68,14 +70,14 @@ def test_each_timer_kind_fires_at_its_moment(sessions, session, user, timer_proc
     assert _open(session, instance) == ["chase"]
     answer = session.scalars(select(HumanTask).where(HumanTask.element_id == "answer")).one()
     assert answer.status == "cancelled"
-    assert [t for t in tasks.inbox(session, user("steve")).available if t.instance_id == instance.id] == []
+    assert [t for t in inbox.inbox(session, user("steve")).available if t.instance_id == instance.id] == []
     fired = _kinds(session, instance, "timer_fired")
     assert [(e.element_id, e.data["attached_to"], e.data["interrupting"]) for e in fired] == [
         ("wait_a_bit", None, None), ("remind", "answer", False), ("give_up", "answer", True)]
     session.refresh(instance)
     assert instance.next_timer_at is None
 
-    runtime.complete_task(session, user("mark"), chase.id, {})
+    actions.complete_task(session, user("mark"), chase.id, {})
     session.commit()
     assert instance.status == "completed"
 
@@ -83,24 +85,25 @@ def test_each_timer_kind_fires_at_its_moment(sessions, session, user, timer_proc
 def test_a_crash_in_the_middle_loses_nothing(sessions, session, user, timer_process, now, monkeypatch):
     instance = _start(session, user)
     now.advance(minutes=31)
-    original = runtime.RunningInstance.save
+    original = running.RunningInstance.save
 
     def crash(self, session):
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(runtime.RunningInstance, "save", crash)
+    monkeypatch.setattr(running.RunningInstance, "save", crash)
     fire_due_timers(sessions)
     assert _open(session, instance) == [] and _kinds(session, instance, "timer_fired") == []
-    monkeypatch.setattr(runtime.RunningInstance, "save", original)
+    monkeypatch.setattr(running.RunningInstance, "save", original)
     now.advance(minutes=2)  # a failing case is retried a minute later
     fire_due_timers(sessions)
     assert _open(session, instance) == ["answer"] and len(_kinds(session, instance, "timer_fired")) == 1
 
 
 def test_notifications_for_new_tasks_due_dates_and_finished_requests(sessions, session, user, now):
-    instance = runtime.start_process(session, user("cathy"), "customer_complaint", {
+    started = actions.start_process(session, user("cathy"), "customer_complaint", {
         "title": "Chair", "customer_name": "W", "customer_contact": "c", "product_name": "p",
         "problem_type": "quality", "complaint_description": "d"})
+    instance = session.get(ProcessInstance, started.id)
     session.commit()
     [note] = notify.latest(session, user("cathy"))
     assert (note.kind, note.instance_id) == ("new_task", instance.id) and "Classify complaint" in note.message
@@ -116,9 +119,9 @@ def test_notifications_for_new_tasks_due_dates_and_finished_requests(sessions, s
     notify.mark_all_read(session, user("cathy"))
     session.commit()
     assert notify.unread_count(session, user("cathy")) == 0
-    from engine import instances
+    from engine import case_actions
 
-    instances.cancel(session, user("admin"), instance.id, "Test")
+    case_actions.cancel(session, user("admin"), instance.id, "Test")
     session.commit()
     assert notify.latest(session, user("cathy"))[0].kind == "request_finished"
 
@@ -179,7 +182,7 @@ def _free_port() -> int:
 
 def test_two_workers_fire_each_of_500_timers_exactly_once(postgres_url, now):
     engine = make_engine(postgres_url)
-    sessions = make_session_factory(engine)
+    sessions = WorkflowEngine().session_factory(engine)
     with sessions() as session:
         definitions.deploy(session, None, TIMERS)
         from engine.db import Process
@@ -188,7 +191,7 @@ def test_two_workers_fire_each_of_500_timers_exactly_once(postgres_url, now):
         session.commit()
         steve = users.user_by_name(session, "steve")
         for n in range(500):
-            runtime.start_process(session, steve, "timer_demo", {"title": f"Case {n}", "reply_by": "2027-01-01"})
+            actions.start_process(session, steve, "timer_demo", {"title": f"Case {n}", "reply_by": "2027-01-01"})
         session.commit()
     now.advance(minutes=31)
     counts: list[int] = []
@@ -249,8 +252,8 @@ def test_monthly_drawing_statistics_run_end_to_end(sessions, session, user, now)
         ("mark", "review_drawing_statistics", {"statistics_decision": "approve"}),
     ]
     for username, element, values in steps:
-        [task] = [t for t in tasks.inbox(session, user(username)).available if t.instance_id == case.id]
+        [task] = [t for t in inbox.inbox(session, user(username)).available if t.instance_id == case.id]
         assert task.element_id == element
-        runtime.complete_task(session, user(username), task.id, values)
+        actions.complete_task(session, user(username), task.id, values)
         session.commit()
     assert case.status == "completed" and case.data["applications_closed"] == 12

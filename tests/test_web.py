@@ -124,12 +124,12 @@ def test_security_headers(client):
 
 
 def test_unexpected_errors_are_a_page_and_roll_back(app, login_as, monkeypatch):
-    from engine import tasks
+    from engine import inbox
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(tasks, "inbox", broken)
+    monkeypatch.setattr(inbox, "inbox", broken)
     response = login_as("mark").get("/")
     assert response.status_code == 500
     page = response.get_data(as_text=True)

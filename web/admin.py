@@ -5,22 +5,23 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from engine import users
+from engine.vocabulary import Permission
 
 from .database import db
-from .security import actor, roles_required
+from .security import actor, permission_required
 
 bp = Blueprint("admin", __name__)
 
 
 @bp.route("/admin/users")
-@roles_required("admin")
+@permission_required(Permission.ADMINISTER)
 def index():
     """Every user with their roles; each row is a small form."""
     return render_template("admin/users.html", users=users.all_users(db()), roles=users.all_roles(db()))
 
 
 @bp.route("/admin/users/<int:user_id>", methods=["POST"])
-@roles_required("admin")
+@permission_required(Permission.ADMINISTER)
 def update(user_id: int):
     """Set a user's roles and whether they may log in."""
     user = users.update_user(db(), actor(), user_id, request.form.getlist("roles"), request.form.get("active") == "on")

@@ -14,14 +14,15 @@ from pathlib import Path
 import click
 from sqlalchemy.engine import make_url
 
-from engine.db import database_url, make_engine, make_session_factory
+from engine.core import WorkflowEngine
+from engine.db import database_url, make_engine
 from engine.errors import InvalidDefinition
 from workflows import setup
 
 
 def _sessions(url: str | None = None):
     engine = make_engine(url or database_url())
-    return engine, make_session_factory(engine)
+    return engine, WorkflowEngine().session_factory(engine)
 
 
 @click.group()

@@ -8,12 +8,12 @@ from flask_login import login_required
 from engine import audit, definitions, history
 from engine.db import ProcessDefinition
 from engine.errors import InvalidForm, NotFound
+from engine.vocabulary import Permission
 
 from .database import db
-from .security import actor, roles_required
+from .security import actor, permission_required
 
 bp = Blueprint("history", __name__)
-AUDITORS = tuple(history.AUDIT_ROLES)
 
 
 def _filters() -> history.InstanceFilter:
@@ -21,7 +21,7 @@ def _filters() -> history.InstanceFilter:
 
 
 @bp.route("/audit")
-@roles_required(*AUDITORS)
+@permission_required(Permission.AUDIT)
 def search():
     """Search all cases by process, version, status, dates, people, business key or a data value."""
     processes = definitions.all_processes(db())
@@ -29,13 +29,14 @@ def search():
         filters = _filters()
     except InvalidForm as exc:
         return render_template("history/search.html", page=None, processes=processes, errors=exc.errors,
-                               args=exc.values), 422
+                               args=exc.values, statuses=history.STATUSES), 422
     page = history.search_instances(db(), actor(), filters, request.args.get("page", 1, type=int))
-    return render_template("history/search.html", page=page, processes=processes, errors={}, args=request.args)
+    return render_template("history/search.html", page=page, processes=processes, errors={}, args=request.args,
+                           statuses=history.STATUSES)
 
 
 @bp.route("/audit/export.<any(csv, json):fmt>")
-@roles_required(*AUDITORS)
+@permission_required(Permission.AUDIT)
 def export(fmt: str):
     """The search result with every event and its chain hashes, as CSV or JSON."""
     rows = history.export_instances(db(), actor(), _filters())
@@ -43,7 +44,7 @@ def export(fmt: str):
 
 
 @bp.route("/audit/verify")
-@roles_required(*AUDITORS)
+@permission_required(Permission.AUDIT)
 def verify():
     """Walk the whole hash chain now and say whether it is intact."""
     return render_template("history/verify.html", result=audit.verify(db()))

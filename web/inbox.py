@@ -1,14 +1,14 @@
-"""The inbox and the task page: claim, unclaim, complete."""
+"""The inbox and the task page: claim, unclaim, delegate, complete."""
 
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import login_required
 
-from engine import runtime, tasks
+from engine import actions, inbox, read_models
 from engine.errors import InvalidForm
 
-from .database import db
+from .database import act, db
 from .forms import submitted_values
 from .security import actor
 
@@ -19,24 +19,23 @@ bp = Blueprint("inbox", __name__)
 @login_required
 def index():
     """My tasks and my roles' open tasks, earliest due first, a page of each (``?mine=2&queue=3``)."""
-    inbox = tasks.inbox(db(), actor(), assigned_page=request.args.get("mine", 1, type=int),
-                        available_page=request.args.get("queue", 1, type=int))
-    return render_template("inbox/index.html", inbox=inbox)
+    page = inbox.inbox(db(), actor(), assigned_page=request.args.get("mine", 1, type=int),
+                       available_page=request.args.get("queue", 1, type=int))
+    return render_template("inbox/index.html", inbox=page)
 
 
 @bp.route("/tasks/<int:task_id>")
 @login_required
 def task(task_id: int):
     """The task with its case, the data so far and the generated form."""
-    return render_template("inbox/task.html", view=runtime.task_view(db(), actor(), task_id), errors={})
+    return render_template("inbox/task.html", view=read_models.task_view(db(), actor(), task_id), errors={})
 
 
 @bp.route("/tasks/<int:task_id>/claim", methods=["POST"])
 @login_required
 def claim(task_id: int):
     """Take the task so that nobody else works on it."""
-    task = runtime.claim(db(), actor(), task_id)
-    db().commit()
+    task = act(actions.claim, task_id)
     flash(f"You claimed “{task.name}”.", "success")
     return redirect(url_for("inbox.task", task_id=task_id))
 
@@ -45,8 +44,7 @@ def claim(task_id: int):
 @login_required
 def unclaim(task_id: int):
     """Give the task back to the role's queue."""
-    task = runtime.unclaim(db(), actor(), task_id)
-    db().commit()
+    task = act(actions.unclaim, task_id)
     flash(f"“{task.name}” is back in the queue of its role.", "info")
     return redirect(url_for("inbox.index"))
 
@@ -55,9 +53,8 @@ def unclaim(task_id: int):
 @login_required
 def delegate(task_id: int):
     """Hand the task to a colleague of the same role."""
-    task = runtime.delegate(db(), actor(), task_id, request.form.get("to", ""))
-    db().commit()
-    flash(f"“{task.name}” is now with {task.assignee.full_name}.", "success")
+    delegation = act(actions.delegate, task_id, request.form.get("to", ""))
+    flash(f"“{delegation.task.name}” is now with {delegation.to.full_name}.", "success")
     return redirect(url_for("inbox.index"))
 
 
@@ -65,14 +62,11 @@ def delegate(task_id: int):
 @login_required
 def complete(task_id: int):
     """Validate and complete; an invalid form re-renders with the messages and the typed values."""
-    values = submitted_values()
     try:
-        task = runtime.complete_task(db(), actor(), task_id, values)
+        task = act(actions.complete_task, task_id, submitted_values())
     except InvalidForm as exc:
-        db().rollback()
-        view = runtime.task_view(db(), actor(), task_id)
+        view = read_models.task_view(db(), actor(), task_id)
         view.values = exc.values
         return render_template("inbox/task.html", view=view, errors=exc.errors), 422
-    db().commit()
     flash(f"Completed “{task.name}” of “{task.instance_title}”.", "success")
     return redirect(url_for("inbox.index"))

@@ -6,14 +6,14 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 
-from engine import definitions, instance_migration, modeling, owners, process_versions, validation
+from engine import definitions, instance_migration, modeling, process_versions, validation
 from engine.errors import InvalidDefinition, InvalidForm, Problem
+from engine.vocabulary import Permission
 
 from .database import db
-from .security import actor, roles_required
+from .security import actor, permission_required
 
 bp = Blueprint("modeler", __name__, url_prefix="/modeler")
-OWNERS = tuple(sorted(owners.OWNER_ROLES))
 
 
 def _problems_json(problems: list[Problem]) -> list[dict[str, Any]]:
@@ -53,14 +53,14 @@ def _new_process_page(errors: dict[str, str], values: dict[str, str], import_pro
 
 
 @bp.route("")
-@roles_required(*OWNERS)
+@permission_required(Permission.MODEL)
 def index():
     """Every process with its latest version and drafts; create a new one or import a file."""
     return _new_process_page({}, {})
 
 
 @bp.route("/new", methods=["POST"])
-@roles_required(*OWNERS)
+@permission_required(Permission.MODEL)
 def new():
     """A new process from the template, opened in the modeler as its first draft."""
     form = request.form
@@ -75,7 +75,7 @@ def new():
 
 
 @bp.route("/import", methods=["POST"])
-@roles_required(*OWNERS)
+@permission_required(Permission.MODEL)
 def import_file():
     """Upload a .bpmn file: it becomes a draft; a file with errors shows them with their element ids."""
     upload = request.files.get("file")
@@ -95,14 +95,14 @@ def import_file():
 
 
 @bp.route("/<key>")
-@roles_required(*OWNERS)
+@permission_required(Permission.MODEL)
 def process(key: str):
     """Versions (who, when, note, SHA-256, open cases) and drafts of one process."""
     return render_template("modeler/process.html", o=modeling.process_overview(db(), key))
 
 
 @bp.route("/<key>/edit")
-@roles_required(*OWNERS)
+@permission_required(Permission.MODEL)
 def edit(key: str):
     """The modeler with properties panel, opened on the latest version or on a draft."""
     source = modeling.editor_source(db(), key, request.args.get("draft", type=int))
@@ -114,7 +114,7 @@ def edit(key: str):
 
 
 @bp.route("/drafts/<int:draft_id>.bpmn")
-@roles_required(*OWNERS)
+@permission_required(Permission.MODEL)
 def draft_xml(draft_id: int):
     """A saved draft, as the BPMN file."""
     draft = modeling.get_draft(db(), draft_id)
@@ -123,7 +123,7 @@ def draft_xml(draft_id: int):
 
 
 @bp.route("/<key>/diff")
-@roles_required(*OWNERS)
+@permission_required(Permission.MODEL)
 def diff(key: str):
     """Two versions on the diagram, added / removed / changed elements marked, with the changed properties."""
     latest = definitions.latest_definition(db(), key)
@@ -134,7 +134,7 @@ def diff(key: str):
 
 
 @bp.route("/<key>/migrate")
-@roles_required(*OWNERS)
+@permission_required(Permission.MODEL)
 def migrate_preview(key: str):
     """The open cases of a version and whether each can move to the newer one."""
     preview = instance_migration.migration_preview(db(), actor(), key, request.args.get("from", 0, type=int),
@@ -143,7 +143,7 @@ def migrate_preview(key: str):
 
 
 @bp.route("/<key>/migrate", methods=["POST"], endpoint="migrate")
-@roles_required(*OWNERS)
+@permission_required(Permission.MODEL)
 def migrate(key: str):
     """Move every case that can move; list the others with the tasks that block them."""
     result = instance_migration.migrate_instances(db(), actor(), key, request.form.get("from", 0, type=int),
@@ -156,7 +156,7 @@ def migrate(key: str):
 
 
 @bp.route("/api/validate", methods=["POST"])
-@roles_required(*OWNERS)
+@permission_required(Permission.MODEL)
 def api_validate():
     """The validation report of the diagram in the editor."""
     xml, _body = _xml_from_json()
@@ -164,7 +164,7 @@ def api_validate():
 
 
 @bp.route("/api/drafts", methods=["POST"])
-@roles_required(*OWNERS)
+@permission_required(Permission.MODEL)
 def api_save_draft():
     """Save the editor's diagram as a new draft."""
     xml, body = _xml_from_json()
@@ -179,7 +179,7 @@ def api_save_draft():
 
 
 @bp.route("/api/publish", methods=["POST"])
-@roles_required(*OWNERS)
+@permission_required(Permission.MODEL)
 def api_publish():
     """Publish the editor's diagram as the next version; errors refuse it, warnings need an acknowledgement."""
     xml, body = _xml_from_json()

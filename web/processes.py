@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import login_required
 
-from engine import instances, runtime
+from engine import actions, case_actions, read_models
 from engine.errors import InvalidForm
 
-from .database import db
+from .database import act, db
 from .forms import submitted_values
 from .security import actor
 
@@ -19,38 +19,35 @@ bp = Blueprint("processes", __name__)
 @login_required
 def index():
     """The processes my roles may start."""
-    return render_template("processes/index.html", processes=runtime.startable_processes(db(), actor()))
+    return render_template("processes/index.html", processes=actions.startable_processes(db(), actor()))
 
 
 @bp.route("/processes/<key>/start")
 @login_required
 def start(key: str):
     """The start form; a valid submission starts a case and shows it."""
-    view = runtime.start_form(db(), actor(), key)
+    view = read_models.start_form(db(), actor(), key)
     return render_template("processes/start.html", view=view, errors={})
 
 
 @bp.route("/processes/<key>/start", methods=["POST"], endpoint="start_post")
 @login_required
 def start_post(key: str):
-    values = submitted_values()
     try:
-        instance = runtime.start_process(db(), actor(), key, values)
+        case = act(actions.start_process, key, submitted_values())
     except InvalidForm as exc:
-        db().rollback()
-        view = runtime.start_form(db(), actor(), key)
+        view = read_models.start_form(db(), actor(), key)
         view.values = exc.values
         return render_template("processes/start.html", view=view, errors=exc.errors), 422
-    db().commit()
-    flash(f"Started “{instance.title}”.", "success")
-    return redirect(url_for("processes.instance", instance_id=instance.id))
+    flash(f"Started “{case.title}”.", "success")
+    return redirect(url_for("processes.instance", instance_id=case.id))
 
 
 @bp.route("/requests")
 @login_required
 def requests():
     """Cases I started: status, current step, who holds it."""
-    return render_template("processes/requests.html", rows=runtime.my_requests(db(), actor()))
+    return render_template("processes/requests.html", rows=read_models.my_requests(db(), actor()))
 
 
 @bp.route("/instances/<int:instance_id>")
@@ -61,22 +58,21 @@ def instance(instance_id: int):
 
 
 def _instance_page(instance_id: int, errors: dict[str, str], values: dict[str, str], status: int = 200):
-    detail = runtime.instance_detail(db(), actor(), instance_id)
-    actions = instances.allowed_actions(db(), actor(), detail.instance)
-    return render_template("processes/instance.html", detail=detail, actions=actions, errors=errors,
+    detail = read_models.instance_detail(db(), actor(), instance_id)
+    return render_template("processes/instance.html", detail=detail, actions=detail.actions, errors=errors,
                            values=values), status
+
+
+_CASE_ACTIONS = {"cancel": case_actions.cancel, "suspend": case_actions.suspend, "resume": case_actions.resume}
 
 
 @bp.route("/instances/<int:instance_id>/<any(cancel, suspend, resume):action>", methods=["POST"])
 @login_required
 def instance_action(instance_id: int, action: str):
     """Cancel, suspend or resume a case, with the reason given."""
-    operation = {"cancel": instances.cancel, "suspend": instances.suspend, "resume": instances.resume}[action]
     try:
-        case = operation(db(), actor(), instance_id, request.form.get("reason", ""))
+        case = act(_CASE_ACTIONS[action], instance_id, request.form.get("reason", ""))
     except InvalidForm as exc:
-        db().rollback()
         return _instance_page(instance_id, exc.errors, exc.values, 422)
-    db().commit()
     flash(f"“{case.title}” is {case.status}.", "success")
     return redirect(url_for("processes.instance", instance_id=instance_id))

@@ -10,8 +10,10 @@ from flask import Flask, Response, abort
 from flask_login import LoginManager, current_user, login_required
 from flask_wtf.csrf import CSRFProtect
 
-from engine import notify, users
+from engine import notify, reports, users
 from engine.db import User
+from engine.permissions import can
+from engine.vocabulary import Permission
 
 from .database import db
 
@@ -44,8 +46,10 @@ def init_app(app: Flask) -> None:
     @app.context_processor
     def _user_context() -> dict[str, Any]:
         if not current_user.is_authenticated:
-            return {"me": None, "unread": 0}
-        return {"me": actor(), "unread": notify.unread_count(db(), actor())}
+            return {"me": None, "unread": 0, "can": lambda permission: False}
+        me = actor()
+        return {"me": me, "unread": notify.unread_count(db(), me), "can": lambda permission: can(me, permission),
+                "may_read_statistics": lambda key: reports.may_read_statistics(db(), me, key)}
 
 
 @login_manager.user_loader
@@ -59,14 +63,14 @@ def actor() -> User:
     return current_user.user
 
 
-def roles_required(*roles: str) -> Callable:
-    """Allow a view only to users holding one of ``roles`` (403 otherwise)."""
+def permission_required(permission: Permission) -> Callable:
+    """Allow a view only to users whose roles grant ``permission`` (403 otherwise)."""
 
     def decorator(view: Callable) -> Callable:
         @wraps(view)
         @login_required
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            if not actor().role_keys.intersection(roles):
+            if not can(actor(), permission):
                 abort(403)
             return view(*args, **kwargs)
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import runtime, users
+from engine import actions, users
 from engine.db import HumanTask, ProcessInstance
 
 
@@ -21,7 +21,7 @@ class Player:
         self.session = session
 
     def start(self, username: str, process_key: str, values: dict[str, Any]) -> int:
-        instance = runtime.start_process(self.session, self._user(username), process_key, values)
+        instance = actions.start_process(self.session, self._user(username), process_key, values)
         self.session.commit()
         return instance.id
 
@@ -33,11 +33,11 @@ class Player:
         return ids[0]
 
     def complete(self, username: str, instance_id: int, values: dict[str, Any]) -> None:
-        runtime.complete_task(self.session, self._user(username), self.open_task(instance_id), values)
+        actions.complete_task(self.session, self._user(username), self.open_task(instance_id), values)
         self.session.commit()
 
     def claim(self, username: str, instance_id: int) -> None:
-        runtime.claim(self.session, self._user(username), self.open_task(instance_id))
+        actions.claim(self.session, self._user(username), self.open_task(instance_id))
         self.session.commit()
 
     def _user(self, username: str):

@@ -6,7 +6,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import definitions, schema, users
-from engine.db import Process, ProcessDefinition, make_engine, make_session_factory
+from engine.core import WorkflowEngine
+from engine.db import Process, ProcessDefinition, make_engine
 
 from .catalogue import DEMO_PASSWORD, DEMO_USERS, PROCESSES, ROLES
 from .demo import install_demo_cases
@@ -55,7 +56,8 @@ def install_demo_users(session: Session) -> list[str]:
     return [demo.username for demo in DEMO_USERS]
 
 
-def initialise(url: str, *, demo: bool, cases: bool = False) -> list[str]:
+def initialise(url: str, *, demo: bool, cases: bool = False,
+               workflow_engine: WorkflowEngine | None = None) -> list[str]:
     """Bring the database at ``url`` to the current schema and install the catalogue
     (and the demo users with ``demo``) in one transaction; what ``deptflow init`` does.
     With ``demo`` and ``cases``, an empty database also gets a few demo cases.
@@ -65,7 +67,7 @@ def initialise(url: str, *, demo: bool, cases: bool = False) -> list[str]:
     engine = make_engine(url)
     try:
         schema.upgrade(engine)
-        with make_session_factory(engine)() as session:
+        with (workflow_engine or WorkflowEngine()).session_factory(engine)() as session:
             report = install_catalogue(session)
             if demo:
                 names = install_demo_users(session)

@@ -116,17 +116,18 @@ def start_case(sqlite_url: str) -> Iterator[Callable[..., tuple[int, list[int]]]
     user, in the test's database; returns the case id and the ids of its open tasks."""
     from sqlalchemy import select
 
-    from engine import runtime, users
-    from engine.db import HumanTask, make_engine, make_session_factory
+    from engine import actions, users
+    from engine.core import WorkflowEngine
+    from engine.db import HumanTask, make_engine
 
     engine = make_engine(sqlite_url)
-    sessions = make_session_factory(engine)
+    sessions = WorkflowEngine().session_factory(engine)
 
     def start(username: str, process_key: str, values: dict[str, Any]) -> tuple[int, list[int]]:
         with sessions() as session:
             user = users.user_by_name(session, username)
             assert user is not None, username
-            instance = runtime.start_process(session, user, process_key, values)
+            instance = actions.start_process(session, user, process_key, values)
             session.commit()
             open_tasks = session.scalars(
                 select(HumanTask.id).where(HumanTask.instance_id == instance.id, HumanTask.status == "open")

@@ -6,8 +6,9 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from engine import runtime, users
-from engine.db import HumanTask, make_engine, make_session_factory
+from engine import actions, users
+from engine.core import WorkflowEngine
+from engine.db import HumanTask, make_engine
 
 AUDIT = {"title": "Audit Oakline Hamburg", "dealer_name": "Oakline", "store_name": "Hamburg City",
          "region": "North", "audit_date": "2026-12-03"}
@@ -23,13 +24,13 @@ STEPS = [
 @pytest.fixture
 def finished_audit(sqlite_url: str) -> int:
     engine = make_engine(sqlite_url)
-    with make_session_factory(engine)() as session:
-        instance = runtime.start_process(session, users.user_by_name(session, "mark"), "dealer_audit", AUDIT)
+    with WorkflowEngine().session_factory(engine)() as session:
+        instance = actions.start_process(session, users.user_by_name(session, "mark"), "dealer_audit", AUDIT)
         session.commit()
         for username, values in STEPS:
             task_id = session.scalar(select(HumanTask.id).where(
                 HumanTask.instance_id == instance.id, HumanTask.status == "open"))
-            runtime.complete_task(session, users.user_by_name(session, username), task_id, values)
+            actions.complete_task(session, users.user_by_name(session, username), task_id, values)
             session.commit()
         assert instance.status == "completed"
     engine.dispose()

@@ -24,14 +24,15 @@ COMPLAINT = {
 @pytest.fixture
 def in_database(sqlite_url: str) -> Callable:
     """``in_database(work)`` runs ``work(session)`` on the live server's database and commits."""
-    from engine.db import make_engine, make_session_factory
+    from engine.core import WorkflowEngine
+    from engine.db import make_engine
 
     engines = []
 
     def run(work: Callable):
         engine = make_engine(sqlite_url)
         engines.append(engine)
-        with make_session_factory(engine)() as session:
+        with WorkflowEngine().session_factory(engine)() as session:
             result = work(session)
             session.commit()
             return result

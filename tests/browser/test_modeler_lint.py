@@ -32,11 +32,12 @@ def _lint_bundle_built() -> None:
 def draft_with_orphan(sqlite_url: str) -> int:
     """A draft of PROCESS with a task that no flow reaches (drawn, in the R&D lane's empty corner)."""
     from engine import definitions, modeling, users
-    from engine.db import make_engine, make_session_factory
+    from engine.core import WorkflowEngine
+    from engine.db import make_engine
 
     engine = make_engine(sqlite_url)
     try:
-        with make_session_factory(engine)() as session:
+        with WorkflowEngine().session_factory(engine)() as session:
             xml = definitions.latest_definition(session, PROCESS).xml
             assert xml.count("</bpmn:process>") == 1 and xml.count("</bpmndi:BPMNPlane>") == 1
             xml = xml.replace("</bpmn:process>", ORPHAN_TASK).replace("</bpmndi:BPMNPlane>", ORPHAN_SHAPE)

@@ -225,10 +225,11 @@ def postgres_database(purpose: str) -> Iterator[str]:
 
 
 def sessions_for(url: str):
-    from engine.db import make_engine, make_session_factory
+    from engine.core import WorkflowEngine
+    from engine.db import make_engine
 
     engine = make_engine(url)
-    return engine, make_session_factory(engine)
+    return engine, WorkflowEngine().session_factory(engine)
 
 
 # --- the raw SpiffWorkflow floor ---------------------------------------------------------

@@ -81,7 +81,7 @@ VALUES = {
 
 def prepare(url: str) -> list[str]:
     """Bench users and the stock of running instances; returns the usernames."""
-    from engine import runtime, users
+    from engine import actions, users
 
     engine, sessions = sessions_for(url)
     names = []
@@ -95,7 +95,7 @@ def prepare(url: str) -> list[str]:
         rita = users.user_by_name(s, "rita")
         for i in range(INSTANCES):
             values = {**PLAN, "title": f"Plan {i}", "total_budget": "380000" if i % 2 else "900000"}
-            runtime.start_process(s, rita, PROCESS, values)
+            actions.start_process(s, rita, PROCESS, values)
             s.commit()
     engine.dispose()
     return names
@@ -176,7 +176,7 @@ def verify(url: str, reported: list[int]) -> dict:
     from SpiffWorkflow.util.task import TaskState
     from sqlalchemy import select, text
 
-    from engine import persistence, runtime
+    from engine import persistence, running
     from engine.db import ProcessInstance
 
     engine, sessions = sessions_for(url)
@@ -217,7 +217,7 @@ def verify(url: str, reported: list[int]) -> dict:
             checked += 1
             if started.get(instance.id) != 1:
                 problems.append(f"instance {instance.id}: {started.get(instance.id, 0)} 'started' events")
-            running = runtime.load_instance(s, instance)
+            running = running.RunningInstance.open(s, instance.id)
             workflow = running.workflow
             ready = {str(t.id) for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
             if ready != open_by_instance.get(instance.id, set()):

@@ -2,9 +2,9 @@
 
 Measures, in one run and interleaved so that machine noise hits both sides alike:
 
-* deptflow: ``engine.runtime.complete_task`` + ``commit`` of the marketing-plan review step
+* deptflow: ``engine.actions.complete_task`` + ``commit`` of the marketing-plan review step
   (``review_marketing_plan``, approve) on a SQLite file, one fresh session per operation;
-  and ``engine.runtime.start_process`` + ``commit``;
+  and ``engine.actions.start_process`` + ``commit``;
 * the raw floor: SpiffWorkflow alone doing the same step — SELECT the blob, deserialize it with
   ``BpmnWorkflowSerializer`` (``CAMUNDA_CONFIG``), complete the ready user task,
   ``do_engine_steps``, serialize, UPDATE, COMMIT with ``sqlite3`` — and the same for a start.
@@ -50,7 +50,7 @@ TARGET = 1.5
 def main() -> None:
     from sqlalchemy import select, text
 
-    from engine import runtime, users
+    from engine import actions, users
     from engine.db import HumanTask
 
     began = time.perf_counter()
@@ -67,7 +67,7 @@ def main() -> None:
             with sessions() as s:
                 rita = users.get_user(s, rita_id)
                 with Timer() as t:
-                    instance = runtime.start_process(s, rita, PROCESS, PLAN)
+                    instance = actions.start_process(s, rita, PROCESS, PLAN)
                     s.commit()
                 task_id = s.scalar(select(HumanTask.id).where(HumanTask.instance_id == instance.id,
                                                               HumanTask.status == "open"))
@@ -77,7 +77,7 @@ def main() -> None:
             with sessions() as s:
                 mark = users.get_user(s, mark_id)  # as the web's user loader does: with the roles
                 with Timer() as t:
-                    task = runtime.complete_task(s, mark, task_id, REVIEW_APPROVE)
+                    task = actions.complete_task(s, mark, task_id, REVIEW_APPROVE)
                     s.commit()
                 assert task.status == "completed"
             return t.seconds

@@ -50,7 +50,7 @@ OWNER = {"review_marketing_plan": "mark", "revise_marketing_plan": "rita"}
 def main() -> None:
     from sqlalchemy import select, text
 
-    from engine import runtime, users
+    from engine import actions, users
     from engine.db import HumanTask, User
 
     began = time.perf_counter()
@@ -69,7 +69,7 @@ def main() -> None:
                 element, task_id = task.element_id, task.id
                 actor = s.get(User, ids[OWNER[element]])
                 with Timer() as t:
-                    runtime.complete_task(s, actor, task_id, STEP_VALUES[element])
+                    actions.complete_task(s, actor, task_id, STEP_VALUES[element])
                     s.commit()
             return t.seconds, element
 
@@ -80,7 +80,7 @@ def main() -> None:
 
         def start_pair() -> tuple[int, int]:
             with sessions() as s:
-                instance_id = runtime.start_process(s, s.get(User, ids["rita"]), PROCESS, PLAN).id
+                instance_id = actions.start_process(s, s.get(User, ids["rita"]), PROCESS, PLAN).id
                 s.commit()
             return instance_id, raw.start(typed(PLAN))
 

@@ -13,7 +13,7 @@ rows are cloned from rows the engine itself wrote, so new columns keep their val
   with their roles in ``candidate_roles`` and no ``task_candidates`` rows (the engine
   deletes those when a task closes), and a ``completed`` event for each completed one.
 
-Then measures ``engine.tasks.inbox(session, user)`` — the first page of each section, 50 rows,
+Then measures ``engine.inbox.inbox(session, user)`` — the first page of each section, 50 rows,
 and the sections' totals — (fresh session per call, as per request) for several demo users, and
 the whole inbox page (``GET /`` through the Flask app in-process, template included), and runs
 ``EXPLAIN (ANALYZE, FORMAT JSON)`` on every statement the inbox issues to report the indexes the
@@ -86,13 +86,13 @@ def populate(url: str) -> dict:
     """Bulk rows; returns what was inserted."""
     from sqlalchemy import select, text
 
-    from engine import runtime, users
+    from engine import actions, users
     from engine.db import HumanTask, UserRole
 
     engine, sessions = sessions_for(url)
     with sessions() as s:
         rita = users.user_by_name(s, "rita")
-        instance = runtime.start_process(s, rita, PROCESS, PLAN)
+        instance = actions.start_process(s, rita, PROCESS, PLAN)
         s.commit()
         template_instance = instance.id
         template_task = s.scalar(select(HumanTask.id).where(HumanTask.instance_id == instance.id))
@@ -206,9 +206,9 @@ def _index_names(plan: dict) -> tuple[list[str], list[str]]:
 
 def explain_inbox(engine, sessions, username: str) -> list[dict]:
     """EXPLAIN (ANALYZE) every statement one ``inbox()`` call issues."""
-    from engine import tasks
+    from engine import inbox
 
-    return explain_calls(engine, sessions, username, tasks.inbox)
+    return explain_calls(engine, sessions, username, inbox.inbox)
 
 
 def explain_calls(engine, sessions, username: str, call) -> list[dict]:
@@ -261,7 +261,7 @@ def _where(statement: str) -> str:
 def measure_inbox(sessions, username: str) -> tuple[list[float], tuple[int, int, int, int]]:
     from sqlalchemy import select
 
-    from engine import tasks
+    from engine import inbox
     from engine.db import User
 
     with sessions() as s:
@@ -272,7 +272,7 @@ def measure_inbox(sessions, username: str) -> tuple[list[float], tuple[int, int,
             user = s.get(User, user_id)
             _ = user.role_keys  # loaded with the user, as the request's user loader does
             t0 = time.perf_counter()
-            box = tasks.inbox(s, user)
+            box = inbox.inbox(s, user)
             seconds = time.perf_counter() - t0
             rows = (len(box.assigned), len(box.available), box.assigned_total, box.available_total)
         if i >= WARMUP:

@@ -24,8 +24,9 @@ if str(ROOT) not in sys.path:
 
 from sqlalchemy import select  # noqa: E402
 
-from engine import clock, definitions, runtime, users  # noqa: E402
-from engine.db import Event, Process, ProcessInstance, make_engine, make_session_factory  # noqa: E402
+from engine import actions, clock, definitions, users  # noqa: E402
+from engine.core import WorkflowEngine  # noqa: E402
+from engine.db import Event, Process, ProcessInstance, make_engine  # noqa: E402
 from engine.worker import Worker, _due  # noqa: E402
 from workflows import setup  # noqa: E402
 
@@ -39,7 +40,7 @@ def main() -> None:
         url = f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
         setup.initialise(url, demo=True)
         engine = make_engine(url)
-        sessions = make_session_factory(engine)
+        sessions = WorkflowEngine().session_factory(engine)
         with sessions() as session:
             definitions.deploy(session, None, (ROOT / "tests" / "data" / "timers.bpmn").read_text())
             session.get(Process, "timer_demo").starter_roles = ["sales_rep"]
@@ -47,7 +48,7 @@ def main() -> None:
             steve = users.user_by_name(session, "steve")
             started = time.perf_counter()
             for n in range(WAITING):
-                runtime.start_process(session, steve, "timer_demo", {"title": f"Waiting {n}", "reply_by": "2099-01-01"})
+                actions.start_process(session, steve, "timer_demo", {"title": f"Waiting {n}", "reply_by": "2099-01-01"})
                 if n % 250 == 249:
                     session.commit()
             session.commit()
@@ -56,7 +57,7 @@ def main() -> None:
             real_start = clock.utcnow()
             for i in range(PROBES):
                 clock.set_clock(lambda i=i: real_start - timedelta(minutes=30) + timedelta(seconds=5 + i * 0.25))
-                runtime.start_process(session, steve, "timer_demo", {"title": f"Probe {i}", "reply_by": "2099-01-01"})
+                actions.start_process(session, steve, "timer_demo", {"title": f"Probe {i}", "reply_by": "2099-01-01"})
             session.commit()
             clock.set_clock(None)
             probes = {i.id: i.next_timer_at for i in session.scalars(

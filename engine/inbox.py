@@ -1,4 +1,5 @@
-"""The inbox projection: ``human_tasks`` rows kept in step with each workflow.
+"""The inbox: ``human_tasks`` rows kept in step with each workflow (the projection), and the
+queries of a person's inbox.
 
 Inbox queries read only these rows (indexed by status, role, assignee and due date),
 never the serialized workflows.
@@ -15,13 +16,14 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from . import audit, sandbox
-from .assignment import resolve_assignee
+from . import sandbox
+from .access import resolve_assignee
 from .clock import utcnow
 from .db import HumanTask, ProcessDefinition, ProcessInstance, TaskCandidate, User
 from .definitions import ParsedDefinition, due_at
 from .expressions import literal_or_expression
 from .sql import run
+from .vocabulary import TaskStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,38 +79,44 @@ class NewTask:
     assignee_id: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class ClosedTask:
+    """An open task row a step took away (an interrupting deadline, a cancelled branch)."""
+
+    id: int
+    name: str
+    element_id: str
+
+
 _OPEN_SPIFF_IDS = select(HumanTask.spiff_task_id).where(HumanTask.instance_id == bindparam("instance_id"),
-                                                        HumanTask.status == "open")
+                                                        HumanTask.status == TaskStatus.OPEN)
 _INSERT_TASKS = insert(HumanTask.__table__).returning(HumanTask.__table__.c.id, sort_by_parameter_order=True)
 _INSERT_CANDIDATES = insert(TaskCandidate.__table__)
 _CLOSE = delete(TaskCandidate.__table__).where(TaskCandidate.__table__.c.task_id.in_(bindparam("ids", expanding=True)))
 
 
 def sync(session: Session, instance: Any, workflow: BpmnWorkflow, definition: ParsedDefinition,
-         open_before: set[str] | None = None) -> list[NewTask]:
+         open_before: set[str] | None = None) -> tuple[list[NewTask], list[ClosedTask]]:
     """Create rows for newly ready user tasks; cancel open rows whose task went away.
 
     ``open_before``: the SpiffWorkflow ids of the instance's open rows, when the caller knows
     them (the ready user tasks of the state it loaded, less the one it completed); else they are read.
 
-    :returns: the rows created
+    :returns: the rows created and the rows cancelled
     """
     if open_before is None:
         open_before = set(run(session, _OPEN_SPIFF_IDS, {"instance_id": instance.id}).scalars())
     ready = {str(task.id): task for task in ready_user_tasks(workflow)}
-    _cancel(session, instance, open_before - ready.keys())
+    cancelled = _cancel(session, instance, open_before - ready.keys())
     now = utcnow()
     rows = [_new_row(session, instance, task, definition, now) for key, task in ready.items() if key not in open_before]
     if not rows:
-        return []
+        return [], cancelled
     ids = run(session, _INSERT_TASKS, rows).scalars().all()
     created = [NewTask(task_id, instance.id, row["element_id"], row["name"], row["candidate_roles"],
                        row["assignee_id"]) for task_id, row in zip(ids, rows, strict=True)]
     set_candidates(session, created, new=True)
-    for row in created:
-        audit.record(session, "task_created", instance=instance, task=row,
-                     candidate_roles=row.candidate_roles, assignee_id=row.assignee_id)
-    return created
+    return created, cancelled
 
 
 def _new_row(session: Session, instance: Any, task: Any, definition: ParsedDefinition, now: datetime) -> dict:
@@ -117,7 +125,7 @@ def _new_row(session: Session, instance: Any, task: Any, definition: ParsedDefin
     assignee_id = resolve_assignee(session, info.assignee, instance) if info else None
     return {
         "instance_id": instance.id, "spiff_task_id": str(task.id), "element_id": element_id,
-        "name": task.task_spec.bpmn_name or element_id, "created_at": now, "status": "open",
+        "name": task.task_spec.bpmn_name or element_id, "created_at": now, "status": TaskStatus.OPEN,
         "priority": info.priority if info else 50,
         "due_at": _due(info.due, task.data, now) if info else None,
         "assignee_id": assignee_id, "claimed_at": now if assignee_id is not None else None,
@@ -125,20 +133,19 @@ def _new_row(session: Session, instance: Any, task: Any, definition: ParsedDefin
     }
 
 
-def _cancel(session: Session, instance: Any, spiff_ids: set[str]) -> None:
+def _cancel(session: Session, instance: Any, spiff_ids: set[str]) -> list[ClosedTask]:
     """Open rows whose task the step took away (an interrupting deadline, a cancelled branch)."""
     if not spiff_ids:
-        return
-    cancelled = session.execute(
+        return []
+    cancelled = [ClosedTask(*row) for row in session.execute(
         update(HumanTask)
         .where(HumanTask.instance_id == instance.id, HumanTask.spiff_task_id.in_(spiff_ids),
-               HumanTask.status == "open")
-        .values(status="cancelled")
+               HumanTask.status == TaskStatus.OPEN)
+        .values(status=TaskStatus.CANCELLED)
         .returning(HumanTask.id, HumanTask.name, HumanTask.element_id)
-    ).all()
+    )]
     close(session, [row.id for row in cancelled])
-    for row in cancelled:
-        audit.record(session, "task_cancelled", instance=instance, task=row)
+    return cancelled
 
 
 def set_candidates(session: Session, rows: list[Any], *, new: bool = False) -> None:
@@ -182,7 +189,7 @@ _INBOX_ORDER = (HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.priority
 
 def inbox_queries(actor: User) -> tuple[Select, Select | None]:
     """The ids of the tasks assigned to ``actor``, and of the unclaimed tasks of ``actor``'s roles."""
-    open_tasks = select(HumanTask.id).where(HumanTask.status == "open")
+    open_tasks = select(HumanTask.id).where(HumanTask.status == TaskStatus.OPEN)
     assigned = open_tasks.where(HumanTask.assignee_id == actor.id)
     roles = sorted(actor.role_keys)
     if not roles:
@@ -234,7 +241,7 @@ def _page(session: Session, tasks: Select | None, page: int, page_size: int) -> 
 def open_tasks_of(session: Session, instance_ids: list[int]) -> dict[int, list[HumanTask]]:
     result: dict[int, list[HumanTask]] = {i: [] for i in instance_ids}
     if instance_ids:
-        query = select(HumanTask).where(HumanTask.instance_id.in_(instance_ids), HumanTask.status == "open")
+        query = select(HumanTask).where(HumanTask.instance_id.in_(instance_ids), HumanTask.status == TaskStatus.OPEN)
         for row in session.scalars(query.order_by(HumanTask.id)):
             result[row.instance_id].append(row)
     return result

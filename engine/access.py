@@ -1,8 +1,10 @@
-"""Who may see, claim and complete a task.
+"""Who may see, claim, complete and administer tasks and cases: every access rule of the engine.
 
 Candidate roles come from ``camunda:candidateGroups`` or the task's lane; an assignee
 from ``camunda:assignee`` (a username, or ``${starter}`` for the person who started the
-case). Auditors and process owners read everything but act on nothing that is not theirs.
+case). Beyond their tasks, people have what their roles' permissions grant
+(:class:`~engine.vocabulary.Permission`): readers of every case act on nothing that is not
+theirs. The engine names no company role; the catalogue gives roles their permissions.
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .db import HumanTask, Process, ProcessInstance, User
+from .db import Event, HumanTask, Process, ProcessInstance, User
 from .errors import NotAllowed
+from .permissions import can
+from .vocabulary import InstanceStatus, Permission
 
-READ_ALL_ROLES = frozenset({"auditor", "admin", "process_owner"})
 _EXPRESSION = re.compile(r"^\$\{\s*(\w+)\s*\}$")
 
 
-def resolve_assignee(session: Session, expression: str | None, instance: ProcessInstance) -> int | None:
+def resolve_assignee(session: Session, expression: str | None, instance: Any) -> int | None:
     """The user id named by ``camunda:assignee``, or ``None`` to leave the task to its roles."""
     if not expression:
         return None
@@ -38,20 +41,58 @@ def resolve_assignee(session: Session, expression: str | None, instance: Process
     return session.scalar(select(User.id).where(User.username == username, User.active.is_(True)))
 
 
-def is_candidate(actor: User, task: HumanTask) -> bool:
+def is_candidate(actor: User, task: Any) -> bool:
     return bool(actor.role_keys.intersection(task.candidate_roles))
 
 
-def may_view_task(actor: User, task: HumanTask) -> bool:
+def may_view_task(actor: User, task: Any) -> bool:
     """Who may open a task's page: those who may act on it, who acted on it, readers of everything, and
     the person who started the case (to follow their request; they see it read-only)."""
     return (
         task.assignee_id == actor.id
         or task.completed_by_id == actor.id
         or is_candidate(actor, task)
-        or bool(actor.role_keys & READ_ALL_ROLES)
+        or can(actor, Permission.READ_ALL_CASES)
         or task.instance.started_by_id == actor.id
     )
+
+
+def may_view_case(actor: User, instance: ProcessInstance, tasks: list[HumanTask], events: list[Event]) -> bool:
+    """Who may open a case and its history: its starter, readers of every case, whoever acted on it,
+    and whoever may open one of its tasks. The case page, the history and the exports all ask this."""
+    if instance.started_by_id == actor.id or can(actor, Permission.READ_ALL_CASES):
+        return True
+    if any(e.actor_id == actor.id for e in events):
+        return True
+    return any(may_view_task(actor, t) for t in tasks)
+
+
+def may_administer(session: Session, actor: User, process_key: str) -> bool:
+    """Administrators and the process's owner role may suspend, resume and cancel any of its cases."""
+    if can(actor, Permission.ADMINISTER):
+        return True
+    owner = session.scalar(select(Process.owner_role).where(Process.key == process_key))
+    return owner is not None and owner in actor.role_keys
+
+
+def may_cancel(session: Session, actor: User, instance: Any) -> bool:
+    """Besides administrators and the owner role, the starter may withdraw their own request."""
+    return instance.started_by_id == actor.id or may_administer(session, actor, instance.process_key)
+
+
+def allowed_case_actions(session: Session, actor: User, instance: Any) -> set[str]:
+    """Which of cancel / suspend / resume ``actor`` may do to ``instance`` now (for the case page)."""
+    actions = set()
+    if instance.status in InstanceStatus.open() and may_cancel(session, actor, instance):
+        actions.add("cancel")
+    if may_administer(session, actor, instance.process_key):
+        actions.add({InstanceStatus.RUNNING: "suspend", InstanceStatus.SUSPENDED: "resume"}.get(instance.status, ""))
+    return actions - {""}
+
+
+def may_delegate(actor: User, task: Any) -> bool:
+    """The person holding a task hands it on; administrators may hand on anyone's."""
+    return task.assignee_id == actor.id or can(actor, Permission.ADMINISTER)
 
 
 def check_may_work_on(session: Session, actor: User, task: Any, separated_tasks: list[str] | None = None) -> None:

@@ -1,0 +1,283 @@
+"""What people do to cases and tasks: start, claim, unclaim, delegate, complete.
+
+Every action has the same shape: read the rows it needs (:mod:`engine.rows`), check
+permission (:mod:`engine.access`), run the workflow where it moves, write through the
+guarded helpers, record audit events and notifications. One action is one unit of work
+on the caller's session: it never commits or rolls back. A concurrent change of the same
+case raises :class:`~engine.rows.CaseChanged`; the caller runs the action again through
+:func:`engine.rows.retrying`, and the second run says who won.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
+
+from . import audit, core, forms, notify
+from . import definitions as defs
+from .access import check_may_work_on, is_candidate, is_separated, may_delegate
+from .clock import utcnow
+from .db import HumanTask, Process, User, UserRole
+from .definitions import ParsedDefinition
+from .errors import Conflict, InvalidForm, NotAllowed, NotFound, ScriptError, TaskAlreadyCompleted, TaskNoLongerOpen
+from .inbox import NewTask, close, ready_user_tasks
+from .rows import CaseChanged, InstanceRow, TaskRow, assign_task, close_task, read_task
+from .running import RunningInstance, StepResult
+from .sql import run
+from .vocabulary import EventKind, InstanceStatus, TaskStatus
+
+# --- starting -------------------------------------------------------------------------
+
+
+def startable_processes(session: Session, actor: User) -> list[Process]:
+    """Processes ``actor`` may start (their starter roles), by title."""
+    processes = session.scalars(select(Process).order_by(Process.title))
+    return [p for p in processes if actor.role_keys.intersection(p.starter_roles or [])]
+
+
+def startable(session: Session, actor: User, process_key: str) -> Process:
+    """The process, if ``actor`` may start it.
+
+    :raises NotFound: no such process
+    :raises NotAllowed: none of ``actor``'s roles may start it
+    """
+    process = session.get(Process, process_key)
+    if process is None:
+        raise NotFound(f"There is no process “{process_key}”.")
+    if not actor.role_keys.intersection(process.starter_roles or []):
+        raise NotAllowed(f"Your roles may not start “{process.title}”.")
+    return process
+
+
+def start_process(session: Session, actor: User, process_key: str, values: dict[str, Any]) -> InstanceRow:
+    """Start the latest version of ``process_key`` with the start form's ``values``.
+
+    :raises NotAllowed: when none of ``actor``'s roles may start it
+    :raises InvalidForm: with per-field messages
+    """
+    process = startable(session, actor, process_key)
+    definition = defs.latest_definition(session, process_key)
+    parsed = defs.parsed(session, definition)
+    data = forms.validate(parsed.start_form, values, {})
+    title = str(data.get("title") or "").strip() or f"{process.title} by {actor.full_name}"
+    return _launch(session, actor, process.key, definition.id, definition.version, parsed, data, title)
+
+
+def start_scheduled(session: Session, actor: User, process_key: str, occurrence: datetime) -> InstanceRow:
+    """Start a process whose start event is a timer, for the given occurrence (the worker calls this)."""
+    process = session.get(Process, process_key)
+    if process is None:
+        raise NotFound(f"There is no process “{process_key}”.")
+    definition = defs.latest_definition(session, process_key)
+    parsed = defs.parsed(session, definition)
+    data = forms.validate(parsed.start_form, {}, {})
+    return _launch(session, actor, process.key, definition.id, definition.version, parsed, data,
+                   f"{process.title} {occurrence:%Y-%m-%d}")
+
+
+def _launch(session: Session, actor: User, process_key: str, definition_id: int, version: int,
+            parsed: ParsedDefinition, data: dict[str, Any], title: str) -> InstanceRow:
+    if parsed.initiator_variable:  # camunda:initiator names the variable that holds the starter
+        data[parsed.initiator_variable] = actor.username
+    workflow = core.of(session).new_workflow(parsed)
+    for start_task in workflow.get_tasks():
+        start_task.data.update(data)
+    if parsed.start_timer is not None:
+        _fire_start_timer(workflow, parsed.start_timer)
+    row = InstanceRow(id=None, definition_id=definition_id, process_key=process_key,  # type: ignore[arg-type]
+                      title=title[:300], status=InstanceStatus.RUNNING, started_by_id=actor.id, version_id=1,
+                      data=data, ended_at=None, next_timer_at=None)
+    running = RunningInstance(row, workflow, parsed)
+    running.run()
+    if parsed.start_timer is not None:  # the start timer's cycle is spent: let the start event complete
+        workflow.refresh_timers()
+        running.run()
+    started_at = utcnow()
+    result = running.insert(session, started_at=started_at,
+                            business_key=str(data["business_key"]) if data.get("business_key") else None)
+    audit.record(session, EventKind.STARTED, instance=row, actor=actor, version=version, data=data)
+    record_step(session, running, result)
+    return row
+
+
+def _fire_start_timer(workflow: BpmnWorkflow, start_timer: tuple[str, str, str]) -> None:
+    """deptflow schedules timer start events itself (one instance per occurrence); SpiffWorkflow
+    would run every past cycle in one instance. So the start event is told it fired once, now."""
+    kind, _text, element = start_timer
+    past = (utcnow() - timedelta(seconds=1)).replace(tzinfo=UTC).isoformat()
+    for task in workflow.get_tasks():
+        if getattr(task.task_spec, "bpmn_id", None) == element:
+            value: Any = {"cycles": 1, "next": past, "duration": 1.0} if kind == "timeCycle" else past
+            task._set_internal_data(event_value=value)
+
+
+# --- what a step changed: audit events and notifications ------------------------------
+
+_OPEN_TASKS_AT = select(HumanTask.id, HumanTask.name, HumanTask.element_id, HumanTask.assignee_id,
+                        HumanTask.candidate_roles).where(HumanTask.instance_id == bindparam("instance_id"),
+                                                         HumanTask.element_id == bindparam("element_id"),
+                                                         HumanTask.status == TaskStatus.OPEN)
+
+
+def record_step(session: Session, running: RunningInstance, result: StepResult) -> None:
+    """The audit events and notifications of what running a case changed, in the order it happened."""
+    row = running.row
+    for d in result.decisions:
+        audit.record(session, EventKind.GATEWAY_DECISION, instance=row, element_id=d.element_id, name=d.name,
+                     flow=d.flow, to=d.to, to_name=d.to_name, condition=d.condition)
+    for t in result.timers_fired:
+        audit.record(session, EventKind.TIMER_FIRED, instance=row, element_id=t.element_id, name=t.name,
+                     attached_to=t.attached_to, interrupting=t.interrupting if t.attached_to else None)
+    for task in result.cancelled:
+        audit.record(session, EventKind.TASK_CANCELLED, instance=row, task=task)
+    escalated = bool(result.timers_fired)
+    for task in result.created:
+        audit.record(session, EventKind.TASK_CREATED, instance=row, task=task,
+                     candidate_roles=task.candidate_roles, assignee_id=task.assignee_id)
+        notify.task_created(session, task, row, escalated=escalated)
+    if not result.created:  # a non-interrupting deadline on a task that stays open is a reminder
+        for timer in result.timers_fired:
+            if timer.attached_to and not timer.interrupting:
+                for task in run(session, _OPEN_TASKS_AT, {"instance_id": row.id, "element_id": timer.attached_to}):
+                    notify.reminder(session, task, row, timer.name)
+    if result.ended:
+        audit.record(session, EventKind.ENDED, instance=row)
+        notify.request_finished(session, row)
+
+
+# --- tasks ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedTask:
+    """What the caller of :func:`complete_task` learns: the task, its case, and what became ready."""
+
+    id: int
+    name: str
+    instance_id: int
+    instance_title: str
+    created: list[NewTask]
+    status: str = TaskStatus.COMPLETED
+
+
+def _check_open(session: Session, task: TaskRow) -> None:
+    if task.status == TaskStatus.COMPLETED:
+        who = session.scalar(select(User.full_name).where(User.id == task.completed_by_id)) or "someone"
+        raise TaskAlreadyCompleted(task.name, who, task.completed_at)
+    if task.status != TaskStatus.OPEN:
+        raise TaskNoLongerOpen(f"“{task.name}” is no longer open (it was {task.status}).")
+    if task.instance.status != InstanceStatus.RUNNING:
+        raise TaskNoLongerOpen(f"The case “{task.instance.title}” is {task.instance.status}; its tasks wait.")
+
+
+def _holder_name(session: Session, user_id: int | None) -> str:
+    return session.scalar(select(User.full_name).where(User.id == user_id)) or "someone"
+
+
+def claim(session: Session, actor: User, task_id: int) -> TaskRow:
+    """Take an open task of one of ``actor``'s roles; a task someone else holds is refused."""
+    task = read_task(session, task_id)
+    _check_open(session, task)
+    if task.assignee_id == actor.id:
+        return task
+    check_may_work_on(session, actor, task, task.separated_tasks)
+    if not assign_task(session, task, actor.id, utcnow()):
+        task = read_task(session, task_id)
+        _check_open(session, task)
+        raise Conflict(f"“{task.name}” was just claimed by {_holder_name(session, task.assignee_id)}.")
+    audit.record(session, EventKind.CLAIMED, instance=task.instance, actor=actor, task=task)
+    return task
+
+
+def unclaim(session: Session, actor: User, task_id: int) -> TaskRow:
+    """Give a task back to its roles' shared queue."""
+    task = read_task(session, task_id)
+    _check_open(session, task)
+    if task.assignee_id != actor.id:
+        raise NotAllowed(f"“{task.name}” is not assigned to you.")
+    if not assign_task(session, task, None, None):
+        raise CaseChanged
+    audit.record(session, EventKind.UNCLAIMED, instance=task.instance, actor=actor, task=task)
+    return task
+
+
+def delegation_candidates(session: Session, task: Any) -> list[User]:
+    """Active users holding one of the task's roles (not the starter, if the task is separated), by name."""
+    query = (select(User).join(UserRole, UserRole.user_id == User.id)
+             .where(UserRole.role_key.in_(task.candidate_roles), User.active.is_(True))
+             .order_by(User.full_name).distinct())
+    return [u for u in session.scalars(query) if not is_separated(session, u, task)]
+
+
+@dataclass(frozen=True, slots=True)
+class Delegation:
+    task: TaskRow
+    to: User
+
+
+def delegate(session: Session, actor: User, task_id: int, to_username: str) -> Delegation:
+    """Hand a task to a colleague who holds one of its roles (assignee or administrator only)."""
+    task = read_task(session, task_id)
+    _check_open(session, task)
+    if not may_delegate(actor, task):
+        raise NotAllowed(f"Only the person working on “{task.name}” may delegate it.")
+    target = session.scalar(select(User).where(User.username == to_username.strip(), User.active.is_(True)))
+    if target is None or not is_candidate(target, task) or is_separated(session, target, task, task.separated_tasks):
+        raise InvalidForm({"to": "Choose a colleague who holds the task's role."}, {"to": to_username})
+    previous = session.get(User, task.assignee_id) if task.assignee_id is not None else None
+    if not assign_task(session, task, target.id, utcnow()):
+        raise CaseChanged
+    audit.record(session, EventKind.DELEGATED, instance=task.instance, actor=actor, task=task,
+                 **{"from": previous.username if previous else None, "to": target.username})
+    return Delegation(task, target)
+
+
+def complete_task(session: Session, actor: User, task_id: int, values: dict[str, Any]) -> CompletedTask:
+    """Validate ``values`` against the task's form, complete it and run the process on.
+
+    :raises InvalidForm: per-field errors; nothing is saved
+    :raises TaskAlreadyCompleted: someone else completed it first (says who and when)
+    :raises NotAllowed: the task belongs to another role or person
+    :raises CaseChanged: the case changed since it was read (run again through :func:`engine.rows.retrying`)
+    """
+    task = read_task(session, task_id, with_state=True)
+    _check_open(session, task)
+    check_may_work_on(session, actor, task, task.separated_tasks)
+    instance = task.instance
+    definition = defs.parsed_by_sha(session, instance.definition_id, task.sha256)
+    running = RunningInstance.load(session, instance, task.state or "", definition)
+    spiff_task = running.workflow.get_task_from_id(UUID(task.spiff_task_id))
+    if spiff_task.state != TaskState.READY:
+        raise CaseChanged  # the case moved on after the task row was read
+    open_before = {str(t.id) for t in ready_user_tasks(running.workflow)} - {task.spiff_task_id}
+    info = definition.user_tasks.get(task.element_id)
+    submitted = forms.validate(info.form if info else forms.Form(), values, spiff_task.data)
+    before = dict(instance.data)
+    spiff_task.data.update(submitted)
+    try:
+        spiff_task.run()
+    except SpiffWorkflowException as exc:
+        raise ScriptError(f"The process could not continue: {exc}") from exc
+    running.run()
+    result = running.save(session, open_before)  # the guarded write comes first: a stale case writes nothing
+    if not close_task(session, task, actor.id, utcnow(), submitted):
+        raise CaseChanged  # completed or cancelled meanwhile: the next run reports by whom
+    close(session, [task.id])
+    audit.record(session, EventKind.COMPLETED, instance=instance, actor=actor, task=task, values=submitted,
+                 changes=_changes(before, instance.data))
+    record_step(session, running, result)
+    return CompletedTask(task.id, task.name, instance.id, instance.title, result.created)
+
+
+def _changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
+    """Every process variable the step changed: name → [before, after] (``None`` when absent)."""
+    keys = sorted(set(before) | set(after))
+    return {k: [before.get(k), after.get(k)] for k in keys if before.get(k) != after.get(k)}

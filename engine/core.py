@@ -1,0 +1,73 @@
+"""The engine object, assembled once by ``create_app``, the CLI and the tests.
+
+It holds what every operation shares — the parsed-definition cache, SpiffWorkflow's
+serializer, the script engine, the audit sealing — and makes the database sessions that
+engine functions work on. A session made here carries the engine in ``session.info``,
+so engine functions keep one argument (``session``) and no module holds global state.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from SpiffWorkflow.bpmn.serializer.helpers.registry import DefaultRegistry
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import audit, clock, definitions, persistence
+from .expressions import DeptflowScriptEngine
+
+if TYPE_CHECKING:
+    from .definitions import ParsedDefinition
+
+_INFO_KEY = "deptflow"
+
+
+class WorkflowEngine:
+    """Definition cache, serializer registry and script engine, and the sessions that use them.
+
+    :param audit_signer: signs the audit chain's heads (see :mod:`engine.audit`); ``None``: unsigned
+    """
+
+    def __init__(self, *, cache_size: int = 64, audit_signer: Any = None) -> None:
+        clock.install_in_spiffworkflow()  # SpiffWorkflow's timers read the engine clock (tests move it)
+        self.definitions = definitions.DefinitionCache(cache_size)
+        self.serializer: DefaultRegistry = persistence.make_registry()
+        self.audit_signer = audit_signer
+
+    def session_factory(self, bind: Engine) -> sessionmaker:
+        """Sessions on ``bind`` that know this engine and seal their audit events at commit."""
+        factory = sessionmaker(bind=bind, expire_on_commit=False, info={_INFO_KEY: self})
+        audit.attach(factory)
+        return factory
+
+    @staticmethod
+    def script_engine() -> DeptflowScriptEngine:
+        return DeptflowScriptEngine()
+
+    # --- workflow state ⇄ JSON (without the spec: it comes from the definition cache) ---
+
+    def new_workflow(self, definition: ParsedDefinition) -> BpmnWorkflow:
+        return BpmnWorkflow(definition.spec, definition.subprocess_specs, script_engine=self.script_engine())
+
+    def dump(self, workflow: BpmnWorkflow) -> str:
+        dct = self.serializer.convert(workflow)
+        dct["deptflow_state"] = persistence.STATE_FORMAT
+        return json.dumps(dct, separators=(",", ":"))
+
+    def load(self, state: str, definition: ParsedDefinition) -> BpmnWorkflow:
+        dct = json.loads(state)
+        dct.pop("deptflow_state", None)
+        workflow = self.serializer.restore(dct, spec=definition.spec, subprocess_specs=definition.subprocess_specs)
+        workflow.script_engine = self.script_engine()
+        return workflow
+
+
+def of(session: Session) -> WorkflowEngine:
+    """The engine whose factory made ``session``."""
+    try:
+        return session.info[_INFO_KEY]
+    except KeyError:
+        raise RuntimeError("this session was not made by WorkflowEngine.session_factory()") from None

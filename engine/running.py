@@ -1,0 +1,155 @@
+"""The running instance: load a case's workflow, run its automatic steps, save it.
+
+:class:`RunningInstance` knows SpiffWorkflow and the case's rows, nothing else: it returns
+what a step changed (:class:`StepResult`) and leaves the audit events and notifications
+of that change to the action that caused it (:func:`engine.actions.record_step`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from SpiffWorkflow.bpmn.specs.defaults import ExclusiveGateway
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from sqlalchemy.orm import Session
+
+from . import core, inbox, persistence, timers
+from . import definitions as defs
+from .clock import utcnow
+from .definitions import ParsedDefinition
+from .errors import ScriptError
+from .rows import InstanceRow, insert_instance, read_instance_state, write_instance
+from .vocabulary import InstanceStatus
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayDecision:
+    """An exclusive gateway chose a flow."""
+
+    element_id: str
+    name: str
+    flow: str | None
+    to: str
+    to_name: str
+    condition: str
+
+
+@dataclass(frozen=True, slots=True)
+class FiredTimer:
+    element_id: str
+    name: str
+    #: the task a boundary timer is attached to (None for an intermediate timer)
+    attached_to: str | None
+    interrupting: bool
+
+
+@dataclass
+class StepResult:
+    """What running and saving a case changed."""
+
+    decisions: list[GatewayDecision] = field(default_factory=list)
+    timers_fired: list[FiredTimer] = field(default_factory=list)
+    created: list[inbox.NewTask] = field(default_factory=list)
+    cancelled: list[inbox.ClosedTask] = field(default_factory=list)
+    ended: bool = False
+
+
+class RunningInstance:
+    """A case's row with its live SpiffWorkflow workflow and parsed definition."""
+
+    def __init__(self, row: InstanceRow, workflow: BpmnWorkflow, definition: ParsedDefinition):
+        self.row = row
+        self.workflow = workflow
+        self.definition = definition
+        self._decisions: list[GatewayDecision] = []
+        self._timers: list[FiredTimer] = []
+        self._ended = False
+
+    @classmethod
+    def load(cls, session: Session, row: InstanceRow, state: str, definition: ParsedDefinition) -> RunningInstance:
+        return cls(row, core.of(session).load(state, definition), definition)
+
+    @classmethod
+    def open(cls, session: Session, instance_id: int) -> RunningInstance:
+        """Read the case's row and state and load it on the definition it runs on.
+
+        :raises NotFound: no such case
+        """
+        row, state = read_instance_state(session, instance_id)
+        return cls.load(session, row, state, defs.parsed_by_id(session, row.definition_id))
+
+    def run(self) -> None:
+        """Run automatic steps until the case waits for people or timers (or ends).
+
+        :raises ScriptError: a condition or script failed
+        """
+        def did_complete(task: Any) -> None:
+            spec = task.task_spec
+            if isinstance(spec, ExclusiveGateway):
+                self._decisions.extend(self._decision(task))
+            elif isinstance(getattr(spec, "event_definition", None), TimerEventDefinition):
+                attached, interrupting = self.definition.boundaries.get(spec.bpmn_id, (None, False))
+                self._timers.append(FiredTimer(spec.bpmn_id, spec.bpmn_name or spec.bpmn_id, attached,
+                                               interrupting if attached else False))
+
+        try:
+            self.workflow.do_engine_steps(did_complete_task=did_complete)
+        except SpiffWorkflowException as exc:
+            raise ScriptError(f"The process could not continue: {exc}") from exc
+
+    def _decision(self, gateway: Any) -> list[GatewayDecision]:
+        source = gateway.task_spec.bpmn_id
+        decisions = []
+        for child in gateway.children:
+            target = child.task_spec.bpmn_id
+            flow, condition = self.definition.flows.get((source, target), (None, None))
+            decisions.append(GatewayDecision(source, gateway.task_spec.bpmn_name or source, flow, target,
+                                             self.definition.step_name(target), condition or "default"))
+        return decisions
+
+    def save(self, session: Session, open_before: set[str] | None = None, **columns: Any) -> StepResult:
+        """Write the state and data back, bring the inbox projection up to date.
+
+        :param open_before: the SpiffWorkflow ids of the open task rows, when the caller knows them
+        :param columns: more columns of the instance row, written in the same guarded UPDATE
+        :raises CaseChanged: another transaction changed the case since it was read; nothing was written
+        """
+        row, engine = self.row, core.of(session)
+        next_timer_at = self._settle()
+        archived = persistence.compact(self.workflow, engine.serializer)
+        write_instance(session, row, state=engine.dump(self.workflow), data=row.data, status=row.status,
+                       ended_at=row.ended_at, next_timer_at=next_timer_at, **columns)
+        if archived is not None:  # after the guarded write: a stale case writes nothing
+            persistence.archive(session, row.id, archived)
+        return self._result(session, open_before)
+
+    def insert(self, session: Session, *, started_at: datetime, business_key: str | None) -> StepResult:
+        """Insert a new case with its first state (one INSERT), and its first task rows."""
+        self.row.next_timer_at = self._settle()
+        insert_instance(session, self.row, state=core.of(session).dump(self.workflow), started_at=started_at,
+                        business_key=business_key)
+        return self._result(session, set())
+
+    def _settle(self) -> datetime | None:
+        """Take the data from the workflow, end the case if the workflow ended; the next timer's due time."""
+        row, workflow = self.row, self.workflow
+        row.data = _public_data(workflow.last_task.data if workflow.last_task else {})
+        if workflow.is_completed() and row.status == InstanceStatus.RUNNING:
+            row.status, row.ended_at = InstanceStatus.COMPLETED, utcnow()
+            self._ended = True
+            return None
+        return timers.next_timer_at(workflow)
+
+    def _result(self, session: Session, open_before: set[str] | None) -> StepResult:
+        created, cancelled = inbox.sync(session, self.row, self.workflow, self.definition, open_before)
+        result = StepResult(self._decisions, self._timers, created, cancelled, self._ended)
+        self._decisions, self._timers, self._ended = [], [], False
+        return result
+
+
+def _public_data(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if not k.startswith("_") and not callable(v)}
