@@ -25,11 +25,21 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply every migration up to ``revision``, inside one connection."""
+    """Apply every migration up to ``revision``, in one transaction.
+
+    On SQLite the migrations switch the connection's foreign keys off (see ``migrations/env.py``),
+    which only works before its transaction begins; the connection is then discarded, so that the
+    pool hands out only connections with foreign keys on.
+    """
     config = alembic_config()
-    with engine.begin() as connection:
+    with engine.connect() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+        try:
+            command.upgrade(config, revision)
+            connection.commit()
+        finally:
+            if connection.dialect.name == "sqlite":
+                connection.invalidate()
 
 
 def head_revisions() -> tuple[str, ...]:
