@@ -2,7 +2,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-INSTALLED := $(VENV)/.installed
+# What each target installed, rebuilt when pyproject.toml changes: `run` needs only the project,
+# the tests, lint and benchmarks its `dev` extra as well.
+INSTALLED := $(VENV)/.installed-run
+INSTALLED_DEV := $(VENV)/.installed-dev
 NODE_MODULES := web/node_modules/.package-lock.json
 VENDOR := web/static/vendor/.copied
 HOST ?= 127.0.0.1
@@ -10,7 +13,8 @@ PORT ?= 5000
 
 .PHONY: run test setup lint bench chromium clean
 
-run: setup
+# The database: $DEPTFLOW_DATABASE_URL, else deptflow.sqlite3 in $DEPTFLOW_DATA_DIR or ~/.local/share/deptflow.
+run: $(INSTALLED) $(VENDOR)
 	$(BIN)/deptflow init --demo
 	$(BIN)/deptflow serve --demo --host $(HOST) --port $(PORT)
 
@@ -18,15 +22,20 @@ test: setup chromium
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-setup: $(INSTALLED) $(VENDOR)
+# Everything the tests need (but chromium): the project with its dev extra, the browser libraries.
+setup: $(INSTALLED_DEV) $(VENDOR)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(INSTALLED): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e .
 	touch $@
+
+$(INSTALLED_DEV): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(INSTALLED)
 
 $(NODE_MODULES): web/package.json web/package-lock.json
 	cd web && npm ci --no-audit --no-fund
@@ -37,7 +46,6 @@ $(NODE_MODULES): web/package.json web/package-lock.json
 $(VENDOR): $(NODE_MODULES) Makefile $(wildcard web/lint/*.js)
 	rm -rf web/static/vendor && mkdir -p web/static/vendor
 	cp web/node_modules/@picocss/pico/css/pico.min.css web/static/vendor/
-	cp web/node_modules/htmx.org/dist/htmx.min.js web/static/vendor/
 	mkdir -p web/static/vendor/bpmn
 	cp -r web/node_modules/camunda-bpmn-js/dist/assets/. web/static/vendor/bpmn/
 	cp web/node_modules/camunda-bpmn-js/dist/camunda-platform-navigated-viewer.production.min.js web/static/vendor/bpmn/
@@ -53,11 +61,12 @@ chromium:
 	  echo "installing Debian chromium"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-lint: setup
+lint: $(INSTALLED_DEV)
 	$(BIN)/ruff check .
 
 bench: setup
 	@for f in tests/perf/bench_*.py; do $(BIN)/python $$f; done
 
+# Leaves the database alone: it is not in the checkout (see `run`).
 clean:
-	rm -rf $(VENV) web/node_modules web/static/vendor instance
+	rm -rf $(VENV) web/node_modules web/static/vendor

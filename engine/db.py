@@ -1,7 +1,8 @@
 """Database models, engine and session factory.
 
-SQLite (a file under ``instance/``) is the default; PostgreSQL through psycopg 3 is
-the production database: ``DEPTFLOW_DATABASE_URL=postgresql+psycopg://user@host/db``.
+SQLite (``deptflow.sqlite3`` in the data directory, see :func:`data_dir`) is the default;
+PostgreSQL through psycopg 3 is the production database:
+``DEPTFLOW_DATABASE_URL=postgresql+psycopg://user@host/db``.
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from .clock import utcnow
 from .vocabulary import InstanceStatus, TaskStatus
-
-DEFAULT_SQLITE_PATH = Path("instance") / "deptflow.sqlite3"
 
 
 class Base(DeclarativeBase):
@@ -302,13 +301,21 @@ class AuditHead(Base):
     last_hash: Mapped[str] = mapped_column(String(64))
 
 
+def data_dir() -> Path:
+    """Where the default SQLite database lives, whatever the current directory:
+    ``$DEPTFLOW_DATA_DIR``, else ``$XDG_DATA_HOME/deptflow`` (``~/.local/share/deptflow``).
+    Nothing here creates it: ``deptflow init`` does."""
+    explicit = os.environ.get("DEPTFLOW_DATA_DIR")
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    base = Path(xdg) if Path(xdg).is_absolute() else Path.home() / ".local" / "share"  # XDG: relative is invalid
+    return base / "deptflow"
+
+
 def database_url() -> str:
-    """The configured database URL; a SQLite file under ``instance/`` by default."""
-    url = os.environ.get("DEPTFLOW_DATABASE_URL")
-    if url:
-        return url
-    DEFAULT_SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{DEFAULT_SQLITE_PATH}"
+    """The configured database URL: ``$DEPTFLOW_DATABASE_URL``, else ``deptflow.sqlite3`` in :func:`data_dir`."""
+    return os.environ.get("DEPTFLOW_DATABASE_URL") or f"sqlite:///{data_dir() / 'deptflow.sqlite3'}"
 
 
 def make_engine(url: str | None = None) -> Engine:

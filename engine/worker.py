@@ -117,7 +117,8 @@ def start_scheduled_processes(sessions: sessionmaker, limit: int = 50) -> int:
 class Worker:
     """Polls for due timers, due-date reminders and outbound e-mail.
 
-    ``deptflow worker`` runs it in the foreground; ``deptflow serve`` in a background thread.
+    ``deptflow worker`` runs it in the foreground; ``deptflow serve`` starts ``deptflow worker`` as a
+    child process (a thread would not survive gunicorn's fork). :meth:`start_thread` is for the benchmarks.
     """
 
     def __init__(self, sessions: sessionmaker, interval: float = 0.2, smtp: notify.SmtpSettings | None = None):

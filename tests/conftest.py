@@ -28,6 +28,18 @@ PG_TEMPLATE = f"deptflow_test_template_{os.getpid()}"
 _counter = itertools.count()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_default_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tests pass explicit database URLs; should one not, it finds an empty data directory of its
+    own, never the user's database (``DEPTFLOW_DATA_DIR`` and ``XDG_DATA_HOME`` point there)."""
+    data = tmp_path_factory.mktemp("data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("DEPTFLOW_DATABASE_URL", raising=False)
+        patch.setenv("DEPTFLOW_DATA_DIR", str(data / "deptflow"))
+        patch.setenv("XDG_DATA_HOME", str(data))
+        yield
+
+
 def _install(url: str) -> None:
     setup.initialise(url, demo=True)
 

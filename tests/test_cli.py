@@ -1,13 +1,16 @@
-"""The deptflow command: init (idempotent) and deploy."""
+"""The deptflow command: init (idempotent), deploy, and every command's refusal of a database
+that is missing or not at the current schema."""
 
 from __future__ import annotations
 
 import socket
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 
+from engine import schema
 from engine.core import WorkflowEngine
 from engine.db import ProcessDefinition, ProcessInstance, User, make_engine
 from web.cli import main
@@ -69,12 +72,91 @@ def test_init_does_not_undo_a_version_published_by_a_process_owner(tmp_path, mon
     assert _count(url, ProcessDefinition) == len(PROCESSES) + 1
 
 
-def test_serve_refuses_a_port_in_use(monkeypatch):
+def test_serve_refuses_a_port_in_use(monkeypatch, sqlite_url):
     """gunicorn binds with reuse_port; without the check a second server would share the port silently."""
     monkeypatch.setenv("DEPTFLOW_SECRET_KEY", "test-key")
+    monkeypatch.setenv("DEPTFLOW_DATABASE_URL", sqlite_url)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         result = CliRunner().invoke(main, ["serve", "--port", str(port)])
     assert result.exit_code == 1 and f"127.0.0.1:{port} is in use" in result.output
+
+
+# --- a database that is not there, or not at the current schema ---------------------------------
+
+COMMANDS = [["deploy", str(MINI)], ["worker"], ["serve"], ["audit", "verify"]]
+
+
+def _refused(args: list[str]):
+    """Run a command that needs a database; it must exit 2 with one line on stderr and nothing else."""
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == "" and len(result.stderr.splitlines()) == 1, result.output
+    return result.stderr
+
+
+def _files(directory: Path) -> list[str]:
+    return sorted(str(path.relative_to(directory)) for path in directory.rglob("*"))
+
+
+@pytest.fixture
+def env(monkeypatch):
+    monkeypatch.setenv("DEPTFLOW_SECRET_KEY", "test-key")  # serve would stop short of the database without it
+    return monkeypatch
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda args: args[0])
+def test_a_missing_sqlite_database_is_named_and_not_created(args, tmp_path, env):
+    path = tmp_path / "missing" / "deptflow.sqlite3"
+    env.setenv("DEPTFLOW_DATABASE_URL", f"sqlite:///{path}")
+    message = _refused(args)
+    assert message.startswith(f"deptflow: no database at {path}; run `deptflow init` first")
+    assert _files(tmp_path) == []
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda args: args[0])
+def test_the_default_database_is_in_the_data_directory_and_not_created(args, tmp_path, env):
+    env.delenv("DEPTFLOW_DATABASE_URL", raising=False)
+    env.setenv("DEPTFLOW_DATA_DIR", str(tmp_path / "data"))
+    env.chdir(tmp_path)
+    message = _refused(args)
+    assert f"no database at {tmp_path / 'data' / 'deptflow.sqlite3'}" in message
+    assert _files(tmp_path) == [], "no data directory, no instance/ directory, no file"
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda args: args[0])
+def test_an_empty_sqlite_database_has_no_schema(args, tmp_path, env):
+    path = tmp_path / "empty.sqlite3"
+    path.touch()
+    env.setenv("DEPTFLOW_DATABASE_URL", f"sqlite:///{path}")
+    message = _refused(args)
+    assert message.startswith(f"deptflow: the database at {path} has no deptflow schema; run `deptflow init` first")
+    assert _files(tmp_path) == ["empty.sqlite3"] and path.stat().st_size == 0
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda args: args[0])
+def test_a_database_at_an_older_revision_is_to_be_upgraded(args, tmp_path, env):
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    engine = make_engine(url)
+    schema.upgrade(engine, "0001")
+    engine.dispose()
+    env.setenv("DEPTFLOW_DATABASE_URL", url)
+    message = _refused(args)
+    assert "has schema 0001, this deptflow needs " in message and "run `deptflow init` to upgrade" in message
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda args: args[0])
+def test_postgresql_missing_or_empty(args, empty_postgres_url, env):
+    missing = empty_postgres_url + "_missing"
+    env.setenv("DEPTFLOW_DATABASE_URL", missing)
+    name = missing.rsplit("/", 1)[1]
+    assert _refused(args).startswith(f"deptflow: no database {name} at ")
+    env.setenv("DEPTFLOW_DATABASE_URL", empty_postgres_url)
+    assert "has no deptflow schema; run `deptflow init` first" in _refused(args)
+    engine = make_engine(empty_postgres_url)
+    with engine.connect() as connection:
+        assert inspect(connection).get_table_names() == [], "nothing was created"
+    engine.dispose()

@@ -387,6 +387,8 @@ def _run_the_deployment(procs: Processes, sessions, tmp_path: Path, browsers: li
         return found if len(found) == 2 else set()
 
     workers = _wait_for("two gunicorn workers", gunicorn_workers)
+    # with reuse_port the arbiter holds no socket of its own; its start-up line names the address all the same
+    assert f"Listening at: http://127.0.0.1:{port} ({server.pid})" in procs.log("serve").read_text(errors="replace")
 
     # 3. two users log in; the session of one is valid in whichever worker gets a new connection
     rita, mark = Browser(port), Browser(port)

@@ -1,4 +1,8 @@
-"""The ``deptflow`` command: init, serve, deploy."""
+"""The ``deptflow`` command: init, deploy, worker, serve, audit verify.
+
+``init`` is the one command that creates or upgrades a database; the others refuse, in one line
+on stderr and with exit status 2, a database that is missing or not at the current schema.
+Exit status 1 means "not done" (a diagram not deployed, a broken audit chain)."""
 
 from __future__ import annotations
 
@@ -14,14 +18,26 @@ from pathlib import Path
 import click
 from sqlalchemy.engine import make_url
 
+from engine import schema
 from engine.core import WorkflowEngine
 from engine.db import database_url, make_engine
 from engine.errors import InvalidDefinition
 from workflows import setup
 
 
-def _sessions(url: str | None = None):
-    engine = make_engine(url or database_url())
+def _require_database() -> str:
+    """The configured database URL, once the database is known to exist at the current schema;
+    otherwise say why in one line and exit 2, having created nothing."""
+    url = database_url()
+    problem = schema.problem(url)
+    if problem:
+        click.echo(f"deptflow: {problem}", err=True)
+        sys.exit(2)
+    return url
+
+
+def _sessions():
+    engine = make_engine(_require_database())
     return engine, WorkflowEngine().session_factory(engine)
 
 
@@ -95,9 +111,11 @@ def worker(interval: float) -> None:
 def serve(host: str, port: int, workers: int, threads: int, no_worker: bool, demo: bool) -> None:
     """Serve the web front end with gunicorn, and run the timer worker beside it."""
     from gunicorn.app.base import BaseApplication
+    from gunicorn.glogging import Logger
 
     from web import create_app
 
+    _require_database()
     if not os.environ.get("DEPTFLOW_SECRET_KEY"):
         if not demo:
             raise click.UsageError("DEPTFLOW_SECRET_KEY is not set. Set it to a long random value, "
@@ -119,6 +137,17 @@ def serve(host: str, port: int, workers: int, threads: int, no_worker: bool, dem
             process.terminate()
             process.wait(timeout=10)
 
+    address = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    class _Log(Logger):
+        """With ``reuse_port`` recent gunicorn (27 here) binds a socket in each worker and none in the
+        arbiter, whose start-up line then names no address ("Listening at:  (pid)"): name it."""
+
+        def info(self, msg, *args, **kwargs):
+            if msg.startswith("Listening at:") and args and not args[0]:
+                args = (address, *args[1:])
+            super().info(msg, *args, **kwargs)
+
     class _Server(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
@@ -126,6 +155,7 @@ def serve(host: str, port: int, workers: int, threads: int, no_worker: bool, dem
             self.cfg.set("threads", threads)
             self.cfg.set("reuse_port", True)  # spread keep-alive connections over the workers
             self.cfg.set("accesslog", "-")
+            self.cfg.set("logger_class", _Log)
             self.cfg.set("when_ready", start_timer_worker)
             self.cfg.set("on_exit", stop_timer_worker)
             if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25.1: one socket per user otherwise
@@ -134,7 +164,7 @@ def serve(host: str, port: int, workers: int, threads: int, no_worker: bool, dem
         def load(self):
             return create_app()
 
-    click.echo(f"deptflow serving on http://{host}:{port}")
+    click.echo(f"deptflow serving on {address}")
     _Server().run()
 
 

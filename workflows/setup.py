@@ -17,7 +17,8 @@ def install_catalogue(session: Session) -> list[str]:
     """Create or update roles, deploy every shipped BPMN file (a changed file becomes a
     new version) and set who may start each process. Idempotent.
 
-    :returns: one line per process saying which version is current
+    :returns: one line per process naming the version made from the shipped file (not the
+        current one when a process owner has published a newer version since)
     """
     for role in ROLES:
         users.ensure_role(session, role.key, role.name, role.description, list(role.permissions))
@@ -58,12 +59,13 @@ def install_demo_users(session: Session) -> list[str]:
 
 def initialise(url: str, *, demo: bool, cases: bool = False,
                workflow_engine: WorkflowEngine | None = None) -> list[str]:
-    """Bring the database at ``url`` to the current schema and install the catalogue
-    (and the demo users with ``demo``) in one transaction; what ``deptflow init`` does.
-    With ``demo`` and ``cases``, an empty database also gets a few demo cases.
+    """Create the database at ``url`` (a SQLite file and its directory) or bring it to the current
+    schema, and install the catalogue (and the demo users with ``demo``) in one transaction; what
+    ``deptflow init`` does. With ``demo`` and ``cases``, an empty database also gets a few demo cases.
 
     :returns: report lines for the console
     """
+    schema.prepare_directory(url)
     engine = make_engine(url)
     try:
         schema.upgrade(engine)
