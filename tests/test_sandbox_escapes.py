@@ -126,7 +126,7 @@ CORPUS = [
     _case("while-true-condition", C, "[0 for _ in range(10**6) for _ in range(10**6)]", "step budget"),
     _case("infinite-generator", S, "def forever():\n    while True:\n        yield 1\nfor item in forever():\n    pass",
           "step budget"),
-    _case("slow-steps", S, "while True:\n    ordered = sorted(range(200000))", "time budget"),
+    _case("slow-steps", S, "numbers = list(range(200000))\nwhile True:\n    found = -1 in numbers", "time budget"),
     _case("swallow-with-except", S, "try:\n    while True:\n        pass\nexcept Exception:\n    pass\nok = 1",
           "step budget"),
     _case("swallow-with-bare-except", S, "while True:\n    try:\n        while True:\n            pass\n"
@@ -169,8 +169,6 @@ class _Tripwire:
     def __call__(self, event: str, args: tuple) -> None:
         if not self.active or threading.get_ident() != self.thread or not event.startswith(_HOST_EVENTS):
             return
-        if event == "open" and args and str(args[0]) == "/proc/self/statm":
-            return  # the memory ceiling reads the process size
         if event == "object.__getattr__" and isinstance(args[0], (types.TracebackType, types.FrameType)):
             return
         self.events.append((event, repr(args)[:200]))
@@ -183,10 +181,9 @@ sys.addaudithook(_TRIPWIRE)
 @pytest.fixture
 def quick_budgets(monkeypatch):
     """Budgets that end the slow cases fast, also on a busy machine: 100,000 steps (a few tenths of
-    a second at most), one second, 128 MiB of memory."""
+    a second at most), one second."""
     monkeypatch.setitem(sandbox.LIMITS, "condition", sandbox.Limits(steps=100_000, seconds=1.0))
     monkeypatch.setitem(sandbox.LIMITS, "script", sandbox.Limits(steps=100_000, seconds=1.0))
-    monkeypatch.setattr(sandbox.budget, "MEMORY_HEADROOM_MB", 128)
 
 
 def _run(kind: str, source: str, data: dict):
@@ -221,14 +218,6 @@ def test_escape_fails_harmlessly_and_is_logged(kind, source, logged, tmp_path, c
     assert warnings, f"nothing logged for {source!r}"
     assert any(logged in r.getMessage() for r in warnings), [r.getMessage() for r in warnings]
     assert logged.strip("()") in str(caught.value) or "refused" in str(caught.value)
-
-
-def test_memory_ceiling_is_restored_after_a_bomb(quick_budgets):
-    resource = pytest.importorskip("resource")
-    before = resource.getrlimit(resource.RLIMIT_AS)
-    with pytest.raises(ScriptError, match="memory budget"):
-        _run(S, "hoard = [[0] * 999999 for _ in range(10**5)]", {})
-    assert resource.getrlimit(resource.RLIMIT_AS) == before
 
 
 def test_a_stopped_run_cannot_continue_in_later_code(caplog):

@@ -15,7 +15,7 @@ from typing import Any
 
 from RestrictedPython import compile_restricted_eval, compile_restricted_exec
 
-from .budget import LIGHT_NODES, MAX_SOURCE, _local, _Run
+from .budget import MAX_SOURCE, _local, _Run
 from .errors import SandboxError, _describe_type, _Stop
 from .guards import _HOOKS
 from .policy import HELPERS, REFUSED_MODULES, REFUSED_NAMES, _Policy
@@ -68,28 +68,9 @@ def _refused_at_compile(kind: str, source: str, reason: str) -> SandboxError:
 
 # --- compilation ----------------------------------------------------------------------
 
-_LOOPS = (ast.While, ast.For, ast.comprehension, ast.Lambda, ast.FunctionDef, ast.Starred)
-_ALLOCATING = (ast.Call, ast.BinOp, ast.Subscript, ast.Attribute, ast.JoinedStr, ast.List, ast.Tuple, ast.Set,
-               ast.Dict)
-
-
 @dataclass(frozen=True)
 class _Compiled:
     code: CodeType
-    heavy: bool  # loops, functions, or many operations: runs under the memory ceiling
-
-
-def _is_heavy(tree: ast.AST) -> bool:
-    """Code that can allocate more than a few times the size of its data: it has loops, comprehensions,
-    functions or unpacking, or more than :data:`LIGHT_NODES` calls, operators, subscripts and literals.
-    A light condition (``decision == 'approve'``, ``total > limit * 1.1``) skips the ceiling's system calls."""
-    count = 0
-    for node in ast.walk(tree):
-        if isinstance(node, _LOOPS):
-            return True
-        if isinstance(node, _ALLOCATING):
-            count += 1
-    return count > LIGHT_NODES
 
 
 @lru_cache(maxsize=4096)
@@ -105,7 +86,6 @@ def _compile(source: str, kind: str) -> _Compiled:
                            element=_current_element()) from None
     except (ValueError, RecursionError, MemoryError) as exc:
         raise _refused_at_compile(kind, text, f"cannot be parsed ({type(exc).__name__})") from None
-    heavy = _is_heavy(tree)
     compiler = compile_restricted_eval if mode == "eval" else compile_restricted_exec
     try:
         result = compiler(tree, _FILENAMES[kind], policy=_Policy)
@@ -113,7 +93,7 @@ def _compile(source: str, kind: str) -> _Compiled:
         raise _refused_at_compile(kind, text, f"too deeply nested ({type(exc).__name__})") from None
     if result.errors or result.code is None:
         raise _refused_at_compile(kind, text, "; ".join(result.errors) or "cannot be compiled")
-    return _Compiled(result.code, heavy)
+    return _Compiled(result.code)
 
 
 def compile_expression(expression: str) -> CodeType:
@@ -158,15 +138,12 @@ def _run(compiled: _Compiled, scope: dict[str, Any], kind: str, source: str) -> 
     _local.run = run
     try:
         try:
-            if compiled.heavy or kind == "script":
-                run.engage_ceiling()
             if kind == "condition":
                 result = eval(compiled.code, scope)  # noqa: S307 - restricted, instrumented code object
             else:
                 exec(compiled.code, scope)  # noqa: S102 - restricted, instrumented code object
                 result = None
         finally:
-            run.release_ceiling()
             _local.run = previous
     except _Stop as stop:
         failure = (stop.message, stop.refused, _line_in(stop.__traceback__, filename))
