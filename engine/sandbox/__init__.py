@@ -45,7 +45,8 @@ The modules, each importing only those above it:
 * :mod:`.guards` — the hooks the compiled code calls (guarded attribute and item access,
   iteration, arithmetic, writes, function calls), enforcing the policy and the budget.
 * :mod:`.runner` — compiling (cached) and running one condition or script, and turning every
-  refusal or exhausted budget into a logged :class:`SandboxError`; :func:`evaluate`.
+  refusal or exhausted budget into a logged :class:`SandboxError`; :func:`evaluate`; and
+  :func:`run_time_refusals`, what deploy warns about (calls the sandbox would refuse).
 * :mod:`.spiff` — the SpiffWorkflow integration: :class:`SandboxEnvironment` and
   :class:`SandboxScriptEngine`.
 
@@ -58,7 +59,7 @@ from __future__ import annotations
 from .budget import LIMITS, Limits
 from .errors import SandboxError
 from .policy import BUILTINS, HELPERS, REFUSED_MODULES, REFUSED_NAMES
-from .runner import compile_expression, compile_script, evaluate
+from .runner import compile_expression, compile_script, evaluate, run_time_refusals
 from .spiff import SandboxEnvironment, SandboxScriptEngine
 
 __all__ = [
@@ -74,4 +75,5 @@ __all__ = [
     "compile_expression",
     "compile_script",
     "evaluate",
+    "run_time_refusals",
 ]

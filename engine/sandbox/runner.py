@@ -18,7 +18,7 @@ from RestrictedPython import compile_restricted_eval, compile_restricted_exec
 from .budget import MAX_SOURCE, _local, _Run
 from .errors import SandboxError, _describe_type, _Stop
 from .guards import _HOOKS
-from .policy import HELPERS, REFUSED_MODULES, REFUSED_NAMES, _Policy
+from .policy import _ATTRIBUTES, _CLASS_ATTRIBUTES, BUILTINS, HELPERS, REFUSED_MODULES, REFUSED_NAMES, _Policy
 
 log = logging.getLogger("deptflow.sandbox")
 
@@ -104,6 +104,54 @@ def compile_expression(expression: str) -> CodeType:
 def compile_script(script: str) -> CodeType:
     """Compile a script task's script; raises :class:`ScriptError` naming what was refused."""
     return _compile(script, "script").code
+
+
+# --- what compiles but is refused when it runs ---------------------------------------
+
+_OFFERED_ATTRIBUTES = frozenset().union(*_ATTRIBUTES.values(), *_CLASS_ATTRIBUTES.values(), {"args"})
+
+
+def _bound_names(tree: ast.AST) -> set[str]:
+    """Names the code itself binds: assignments, loop and comprehension targets, functions, arguments."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+    return names
+
+
+def run_time_refusals(source: str, kind: str) -> list[str]:
+    """What in a condition or script compiles but would be refused whenever it runs: calls of names
+    the sandbox does not have (``getattr(…)``, ``os.system(…)``, ``format(…)``) and attributes no value
+    in the sandbox offers (``x.format``). For deploy-time warnings; :func:`_compile` gives the errors.
+
+    Names that are neither bound by the code nor builtins or helpers may be process data; only those
+    that are called (data is never a function) or that name a module are reported.
+    """
+    try:
+        tree = ast.parse(source.strip() if kind == "condition" else source, _FILENAMES[kind],
+                         "eval" if kind == "condition" else "exec")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    known = set(BUILTINS) | set(HELPERS) | _bound_names(tree)
+    found: dict[str, None] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id not in known:
+            name = node.func.id
+            why = "is refused by the sandbox" if name in REFUSED_NAMES else "is not available in the sandbox"
+            found[f"calls {name}(), which {why}"] = None
+        elif isinstance(node, ast.Name) and node.id in REFUSED_MODULES and node.id not in known:
+            found[f"uses the module “{node.id}”, which is not available in the sandbox"] = None
+        elif (isinstance(node, ast.Attribute) and not node.attr.startswith("_")
+              and node.attr not in _OFFERED_ATTRIBUTES):
+            found[f"uses “.{node.attr}”, which no value offers in the sandbox"] = None
+    return list(found)
 
 
 # --- running --------------------------------------------------------------------------
