@@ -3,16 +3,21 @@
 The browser's own checks are a convenience; this module is the rule. Every completion
 is validated here whatever the client sent, and errors come back per field with the
 entered values kept so that the page can re-render without losing anything.
+
+``pattern`` constraints run on RE2 (linear in the input whatever the pattern: no
+catastrophic backtracking on what an employee types); a pattern RE2 cannot compile
+(backreferences, lookaround, a syntax error) is a problem of the diagram, found at deploy.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
+import re2
 from lxml import etree
 
 from .errors import InvalidForm, Problem
@@ -23,6 +28,29 @@ CONSTRAINTS = ("required", "min", "max", "minlength", "maxlength", "readonly", "
 TRUE_WORDS = {"true", "on", "yes", "1"}
 FALSE_WORDS = {"false", "off", "no", "0"}
 MAX_TEXT = 20_000
+#: Longest ``pattern`` constraint, in characters.
+MAX_PATTERN = 1_000
+
+
+def _re2_options() -> re2.Options:
+    options = re2.Options()
+    options.log_errors = False  # the error comes back as a Problem, not on stderr
+    return options
+
+
+_RE2_OPTIONS = _re2_options()
+
+
+@lru_cache(maxsize=1024)
+def compile_pattern(pattern: str) -> Any:
+    """The RE2 program of a ``pattern`` constraint; raises ``ValueError`` naming why RE2 refuses it."""
+    if len(pattern) > MAX_PATTERN:
+        raise ValueError(f"longer than {MAX_PATTERN:,} characters")
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else "invalid"
+        raise ValueError(reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)) from None
 
 
 @dataclass
@@ -105,6 +133,12 @@ def parse_form(element: etree._Element) -> tuple[Form, list[Problem]]:
                     Problem(f"form field “{field_id}” has unknown constraint “{name}”", element_id, "warning")
                 )
             f.constraints[name] = constraint.get("config")
+            if name == "pattern" and f.constraints[name]:
+                try:
+                    compile_pattern(f.constraints[name])
+                except ValueError as exc:
+                    problems.append(Problem(f"form field “{field_id}” has a pattern the engine cannot use "
+                                            f"(RE2, no backreferences or lookaround): {exc}", element_id))
         for prop in node.iterfind("camunda:properties/camunda:property", ns):
             f.properties[prop.get("id") or prop.get("name") or ""] = prop.get("value") or ""
         if ftype == "enum" and not f.options:
@@ -226,8 +260,13 @@ def _check(f: FormField, value: Any) -> None:
         if longest is not None and len(value) > longest:
             raise ValueError(f"Enter at most {longest} characters.")
         pattern = f.constraints.get("pattern")
-        if pattern and not re.fullmatch(pattern, value):
-            raise ValueError("Does not have the expected format.")
+        if pattern:
+            try:
+                program = compile_pattern(pattern)
+            except ValueError:  # published before patterns were checked at deploy
+                raise ValueError("The format rule of this field is broken; ask the process owner.") from None
+            if not program.fullmatch(value):
+                raise ValueError("Does not have the expected format.")
 
 
 def _number(x: float) -> str:

@@ -18,8 +18,10 @@ from lxml import etree
 from sqlalchemy.orm import Session
 
 from . import definitions as defs
+from . import sandbox
 from .definitions import BPMN_NS, NS
 from .errors import InvalidDefinition, Problem
+from .expressions import literal_or_expression
 
 KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 
@@ -91,7 +93,7 @@ def validate(session: Session, xml: str | bytes) -> ValidationReport:
     name = (process.get("name") or process_id) if process is not None else None
     _parsed, problems = defs.parse_definition(xml, defs.known_roles(session))
     if process is not None and process.get("isExecutable", "true") == "true":
-        problems = problems + lint(process)
+        problems = problems + lint(process) + sandbox_warnings(process)
     unique = list(dict.fromkeys(problems))
     unique.sort(key=lambda p: p.severity != "error")
     return ValidationReport(process_id, name, unique)
@@ -179,6 +181,29 @@ def lint(process: etree._Element) -> list[Problem]:
         if "title" not in fields:
             problems.append(Problem("the start form has no “title” field; cases will be named after the process",
                                     start.get("id"), "warning"))
+    return problems
+
+
+def sandbox_warnings(process: etree._Element) -> list[Problem]:
+    """Warnings for conditions and scripts that compile but would be refused by the sandbox each time
+    they run (a call of ``getattr``, of a name that is no builtin or helper, ``x.format``…), on the
+    flow or script task concerned. Compile errors are :func:`engine.definitions.parse_definition`'s."""
+    problems: list[Problem] = []
+    for flow in process.iter(f"{{{BPMN_NS}}}sequenceFlow"):
+        condition = flow.find("bpmn:conditionExpression", NS)
+        text = (condition.text or "").strip() if condition is not None else ""
+        if text:
+            is_literal, expression = literal_or_expression(text)
+            if not is_literal:
+                for refusal in sandbox.run_time_refusals(expression, "condition"):
+                    problems.append(Problem(f"the condition {refusal}; it will fail when it is evaluated",
+                                            flow.get("id"), "warning"))
+    for task in process.iter(f"{{{BPMN_NS}}}scriptTask"):
+        script = task.find("bpmn:script", NS)
+        if script is not None and (script.text or "").strip():
+            for refusal in sandbox.run_time_refusals(script.text, "script"):
+                problems.append(Problem(f"the script {refusal}; it will fail when it runs", task.get("id"),
+                                        "warning"))
     return problems
 
 

@@ -15,34 +15,38 @@ four layers:
    Attribute access is allowed only on plain values (text, numbers, lists, dicts, sets,
    dates) and only for a listed set of methods: ``str.format`` and friends, generator
    frames, function internals and everything else are refused.
-3. **Budgets** per run (:data:`LIMITS`): a number of steps and a wall-clock deadline,
-   a recursion depth, a size cap on each value an operator or method builds, and a
-   memory ceiling (an address-space limit of the process at a fixed headroom above its
-   current size, set for the duration of a script and restored right after;
-   ``DEPTFLOW_SANDBOX_MEMORY_MB``, 0 disables it). A light condition (no loops or
-   functions, a handful of operations) runs without the ceiling and without step
-   accounting unless it starts building large values.
+3. **Budgets** per run (:data:`LIMITS`): a number of steps and a wall-clock deadline, a
+   recursion depth, and a memory budget of its own (``MAX_BUILT`` characters or elements
+   built by the run, nothing process-wide). The steps and the deadline are checked between
+   operations, so every single operation that runs in C is bounded *before* it runs:
+   integers (operands, products, powers, shifts, ``int(text, base)``, rounding digits),
+   the size of what an operator, method or builtin builds (repetition, case mapping,
+   ``strftime``, padding, joins, ``str()``), and comparisons, hashes and renderings of
+   containers by their size expanded and their nesting (memoised on identity, so aliased
+   lists cannot blow the measurement up). What a script leaves in the task data is
+   measured the same way before the engine can save it.
 4. **Clear errors**: a refusal or an exhausted budget stops the run with a
    :class:`SandboxError` (a :class:`~engine.errors.ScriptError`) and a warning on the
    ``deptflow.sandbox`` logger. Inside the sandbox the stop is not an ``Exception``, so
    ``try``/``except`` in a script cannot swallow it; :class:`SandboxScriptEngine` names
    the BPMN element in the message SpiffWorkflow passes on.
 
-Known limit: a single C-level builtin call on values the budgets allow (for example
-comparing deeply aliased nested lists built in a loop) cannot be interrupted in-process;
-the per-value caps keep such calls short in practice.
+The longest single operation the bounds allow is sorting a million elements (a few tenths of
+a second); everything else stays in milliseconds, so a stopped run never holds the interpreter
+long enough to delay other requests noticeably.
 
 The modules, each importing only those above it:
 
 * :mod:`.errors` — :class:`SandboxError` and the internal stop of a run.
-* :mod:`.budget` — the limits (:data:`LIMITS`, ``MAX_*``, ``MEMORY_HEADROOM_MB``), the memory
-  ceiling, and the per-thread run that counts steps, time, depth and the size of built values.
+* :mod:`.budget` — the limits (:data:`LIMITS`, ``MAX_*``), the per-thread run that counts steps,
+  time, depth and built values, and the measure of a value expanded (:func:`.budget._expanded`).
 * :mod:`.policy` — what code may do: the compile-time policy, the attribute whitelist,
   :data:`BUILTINS`, :data:`HELPERS` and the names refused on purpose.
 * :mod:`.guards` — the hooks the compiled code calls (guarded attribute and item access,
   iteration, arithmetic, writes, function calls), enforcing the policy and the budget.
 * :mod:`.runner` — compiling (cached) and running one condition or script, and turning every
-  refusal or exhausted budget into a logged :class:`SandboxError`; :func:`evaluate`.
+  refusal or exhausted budget into a logged :class:`SandboxError`; :func:`evaluate`; and
+  :func:`run_time_refusals`, what deploy warns about (calls the sandbox would refuse).
 * :mod:`.spiff` — the SpiffWorkflow integration: :class:`SandboxEnvironment` and
   :class:`SandboxScriptEngine`.
 
@@ -52,13 +56,11 @@ the runs read them there, not from this package.
 
 from __future__ import annotations
 
-from .budget import _CEILING as _CEILING  # the memory ceiling, replaced by tests
 from .budget import LIMITS, Limits
 from .errors import SandboxError
-from .guards import _HOOKS as _HOOKS  # the hooks, called directly by tests
 from .policy import BUILTINS, HELPERS, REFUSED_MODULES, REFUSED_NAMES
-from .runner import compile_expression, compile_script, evaluate
-from .spiff import SandboxEnvironment, SandboxScriptEngine, script_engine
+from .runner import compile_expression, compile_script, evaluate, run_time_refusals
+from .spiff import SandboxEnvironment, SandboxScriptEngine
 
 __all__ = [
     "BUILTINS",
@@ -73,5 +75,5 @@ __all__ = [
     "compile_expression",
     "compile_script",
     "evaluate",
-    "script_engine",
+    "run_time_refusals",
 ]

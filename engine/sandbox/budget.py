@@ -1,25 +1,22 @@
-"""Budgets of one run: the limits, the memory ceiling, and the per-thread :class:`_Run` that counts
-steps, time, recursion depth and the size of the values the code builds.
+"""Budgets of one run: the limits and the per-thread :class:`_Run` that counts steps, time,
+recursion depth and what the code builds; and the bounds every C-level operation is checked
+against *before* it runs (:func:`_expanded`, :func:`_check_size`, :func:`_check_int_bits`).
 
 Sandboxed code reaches its run through the hooks (:mod:`.guards`), which call :func:`_current`;
 a hook that finds no run (a function or iterator that outlived its run) refuses to work.
+
+Nothing here is process-wide: memory is accounted per run (:data:`MAX_BUILT`), so a run that
+exhausts its budget fails alone and never makes another user's run fail.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import SandboxError, _Stop
-
-try:  # the memory ceiling needs POSIX resource limits and /proc (Linux)
-    import resource
-except ImportError:  # pragma: no cover - not on Linux
-    resource = None  # type: ignore[assignment]
-
 
 # --- limits ---------------------------------------------------------------------------
 
@@ -45,76 +42,18 @@ MAX_DEPTH = 50
 MAX_LENGTH = 1_000_000
 #: Largest integer one operator may build, in bits (about 3,000 decimal digits).
 MAX_INT_BITS = 10_000
-#: Elements built by guarded operations after which a light condition also gets the memory ceiling.
-CEILING_AFTER = 100_000
-#: Calls, operators, subscripts and literals a condition may have and still run without the memory ceiling.
-LIGHT_NODES = 12
-#: Total elements built by guarded operations when no memory ceiling is available.
-MAX_BUILT_WITHOUT_CEILING = 20_000_000
-#: Address space a run may add to the process, in MiB (0: no ceiling).
-MEMORY_HEADROOM_MB = int(os.environ.get("DEPTFLOW_SANDBOX_MEMORY_MB", "512"))
+#: Characters or elements all the operations of one run may build together (values are counted when
+#: built, never credited back): about 10-100 MB at most, whatever runs beside it.
+MAX_BUILT = 10_000_000
+#: Deepest nesting of lists, tuples, dicts and sets an operation may compare, hash, render or save.
+MAX_NESTING = 50
+#: Most digits ``round()`` may round an integer to (``round(1, -10**7)`` would build ``10**10**7``).
+MAX_ROUND_DIGITS = 3_000
 
 
 # --- the run: steps, deadline, depth, memory ------------------------------------------
 
 
-class _Ceiling:
-    """A process-wide address-space limit while at least one sandbox run needs it.
-
-    ``setrlimit`` applies to the whole process, so the limit is set only while scripts
-    run, at the current size plus :data:`MEMORY_HEADROOM_MB`, and restored when the last
-    concurrent run ends. Other threads keep the same headroom meanwhile; only a run that
-    eats all of it makes allocations fail, and that run then ends with a clear error.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._users = 0
-        self._saved: tuple[int, int] | None = None
-        self._statm: tuple[int, int] | None = None
-        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-    @property
-    def available(self) -> bool:
-        return _HAS_PROC and MEMORY_HEADROOM_MB > 0
-
-    def _address_space(self) -> int:
-        """The process's current size (``/proc/self/statm``, kept open per process: ~1 µs a read)."""
-        pid = os.getpid()
-        if self._statm is None or self._statm[0] != pid:  # first use, or a forked worker
-            self._statm = (pid, os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC))
-        return int(os.pread(self._statm[1], 128, 0).split()[0]) * self._page
-
-    def acquire(self) -> bool:
-        if not self.available:
-            return False
-        with self._lock:
-            if self._users == 0:
-                soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-                try:
-                    target = self._address_space() + MEMORY_HEADROOM_MB * 1024 * 1024
-                except (OSError, ValueError, IndexError):
-                    return False
-                if hard != resource.RLIM_INFINITY:
-                    target = min(target, hard)
-                if soft == resource.RLIM_INFINITY or soft > target:
-                    resource.setrlimit(resource.RLIMIT_AS, (target, hard))
-                    self._saved = (soft, hard)
-                else:
-                    self._saved = None  # an operator already set a tighter limit
-            self._users += 1
-        return True
-
-    def release(self) -> None:
-        with self._lock:
-            self._users -= 1
-            if self._users == 0 and self._saved is not None:
-                resource.setrlimit(resource.RLIMIT_AS, self._saved)
-                self._saved = None
-
-
-_HAS_PROC = resource is not None and os.path.exists("/proc/self/statm")
-_CEILING = _Ceiling()
 #: Per thread: the :class:`_Run` in progress (``run``) and, for error messages, the BPMN element
 #: (``element``) or the SpiffWorkflow frame that called the environment (``caller``).
 _local = threading.local()
@@ -123,7 +62,7 @@ _local = threading.local()
 class _Run:
     """The budget of one evaluation or execution; sandboxed code reaches it through the hooks."""
 
-    __slots__ = ("kind", "limits", "steps_left", "deadline", "depth", "built", "ceiling", "failure")
+    __slots__ = ("kind", "limits", "steps_left", "deadline", "depth", "built", "failure")
 
     def __init__(self, kind: str):
         self.kind = kind
@@ -132,7 +71,6 @@ class _Run:
         self.deadline = time.monotonic() + self.limits.seconds
         self.depth = 0
         self.built = 0
-        self.ceiling = False
         self.failure: _Stop | None = None
 
     def stop(self, message: str, *, refused: bool = False) -> None:
@@ -150,21 +88,10 @@ class _Run:
             self.stop(f"{self.kind} exceeded its time budget ({self.limits.seconds:g} s)")
 
     def built_value(self, size: int) -> None:
-        """Account for a value built by a guarded operation."""
+        """Account for a value built by a guarded operation: the run's own memory budget."""
         self.built += size
-        if self.built > CEILING_AFTER and not self.ceiling:
-            self.engage_ceiling()
-            if not self.ceiling and self.built > MAX_BUILT_WITHOUT_CEILING:
-                self.stop(f"{self.kind} exceeded its memory budget")
-
-    def engage_ceiling(self) -> None:
-        if not self.ceiling:
-            self.ceiling = _CEILING.acquire()
-
-    def release_ceiling(self) -> None:
-        if self.ceiling:
-            self.ceiling = False
-            _CEILING.release()
+        if self.built > MAX_BUILT:
+            self.stop(f"{self.kind} exceeded its memory budget ({MAX_BUILT:,} characters or elements built)")
 
 
 def _current() -> _Run:
@@ -185,26 +112,102 @@ _SIZED = (str, bytes, list, tuple)
 _CONTAINERS = frozenset({list, tuple, set, frozenset, dict})
 
 
-def _weight(value: Any, limit: int) -> int:
-    """Characters or elements in ``value``, nested containers included (a list repeated
-    inside another counts each time); stops counting once above ``limit``."""
-    total, stack = 0, [value]
+def _scalar_size(value: Any) -> int:
+    """What a plain value adds to the element that holds it: its length for text, its decimal digits
+    for a large number, nothing for the rest."""
+    kind = type(value)
+    if kind is str or kind is bytes:
+        return len(value)
+    if kind is int:
+        bits = value.bit_length()
+        return 0 if bits < 64 else bits // 3
+    return 0
+
+
+def _expanded(value: Any, limit: int = MAX_LENGTH) -> tuple[int, int]:
+    """``(size, depth)`` of ``value`` fully expanded, as a comparison, a hash, ``str()`` or JSON
+    would walk it: characters and elements, a list aliased twice inside another counted twice.
+
+    Memoised on ``id``, so the cost is the number of *distinct* containers and their items, not the
+    expanded size (``a = [a, a]`` 30 times is 30 lists, expanded 2**30). A cycle has no finite
+    expansion: it comes back as ``(limit + 1, MAX_NESTING + 1)``. Sizes stop growing above ``limit``.
+    """
+    if type(value) not in _CONTAINERS:
+        return _scalar_size(value), 0
+    over = limit + 1
+    memo: dict[int, tuple[int, int]] = {}
+    active: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(value, False)]
     while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind is str or kind is bytes:
-            total += len(item)
-        elif kind in _CONTAINERS:
-            total += len(item)
-            if total > limit:
-                return total
-            values = item.values() if kind is dict else item
-            stack.extend(v for v in values if type(v) in _CONTAINERS or type(v) is str)
-        else:
-            total += 1
-        if total > limit:
-            return total
-    return total
+        item, done = stack.pop()
+        key = id(item)
+        if done:
+            active.discard(key)
+            size, depth = len(item), 0
+            for part in _parts(item):
+                if type(part) in _CONTAINERS:
+                    inner, inner_depth = memo[id(part)]
+                    size += inner
+                    if inner_depth > depth:
+                        depth = inner_depth
+                else:
+                    size += _scalar_size(part)
+                if size > limit:
+                    size = over
+                    break
+            memo[key] = (size, depth + 1)
+            if size > limit or depth >= MAX_NESTING:
+                return over if size > limit else size, depth + 1
+            continue
+        if key in memo:
+            continue
+        if key in active:  # on the current path: a cycle
+            return over, MAX_NESTING + 1
+        active.add(key)
+        stack.append((item, True))
+        stack.extend((part, False) for part in _parts(item) if type(part) in _CONTAINERS and id(part) not in memo)
+    return memo[id(value)]
+
+
+def _parts(item: Any) -> Any:
+    return (*item.keys(), *item.values()) if type(item) is dict else item
+
+
+def _bounded(value: Any, what: str) -> Any:
+    """Refuse ``value`` for ``what`` (a comparison, a hash, ``str()``…) when expanded it has more than
+    :data:`MAX_LENGTH` characters or elements or more than :data:`MAX_NESTING` levels; else return it."""
+    if type(value) in _CONTAINERS:
+        size, depth = _expanded(value)
+        if depth > MAX_NESTING:
+            _refuse(f"{what} of values nested more than {MAX_NESTING} levels deep is not allowed")
+        if size > MAX_LENGTH:
+            _refuse(f"{what} of a value of more than {MAX_LENGTH:,} characters or elements (expanded) "
+                    "is not allowed")
+    return value
+
+
+def _hashed(key: Any) -> Any:
+    """A set element or dict key: a tuple or frozenset is hashed through everything it holds."""
+    if type(key) is tuple or type(key) is frozenset:
+        _bounded(key, "a hash")
+    return key
+
+
+def _hashed_all(items: Any) -> Any:
+    if type(items) in _CONTAINERS and not {tuple, frozenset}.isdisjoint(map(type, items)):
+        _bounded(items, "a hash")
+    return items
+
+
+def _ordered_all(items: Any, what: str) -> Any:
+    """Sorting or picking the largest compares elements with each other: bounded when they are containers."""
+    if type(items) in _CONTAINERS and not _CONTAINERS.isdisjoint(map(type, items)):
+        _bounded(items, what)
+    return items
+
+
+def _materialised(iterable: Any) -> Any:
+    return iterable if type(iterable) in _CONTAINERS or type(iterable) is str else list(iterable)
 
 
 def _check_size(size: int, what: str) -> None:

@@ -18,7 +18,21 @@ from typing import Any
 
 from RestrictedPython.transformer import RestrictingNodeTransformer, copy_locations
 
-from .budget import _NUMBERS, MAX_LENGTH, _current, _refuse
+from .budget import (
+    _CONTAINERS,
+    _NUMBERS,
+    MAX_INT_BITS,
+    MAX_LENGTH,
+    MAX_ROUND_DIGITS,
+    _bounded,
+    _check_size,
+    _current,
+    _hashed,
+    _hashed_all,
+    _materialised,
+    _ordered_all,
+    _refuse,
+)
 
 # --- attributes -----------------------------------------------------------------------
 
@@ -32,7 +46,8 @@ _STR_SAFE = _names(
     "islower isnumeric isprintable isspace istitle isupper lower lstrip partition removeprefix removesuffix "
     "rfind rindex rpartition rsplit rstrip split splitlines startswith strip swapcase title upper"
 )
-_STR_GUARDED = frozenset({"center", "ljust", "rjust", "zfill", "join", "replace"})
+_STR_GUARDED = frozenset({"center", "ljust", "rjust", "zfill", "join", "replace", "upper", "lower", "casefold",
+                          "swapcase", "title", "capitalize", "split", "rsplit", "splitlines"})
 _DATE = _names("ctime day isocalendar isoformat isoweekday month replace strftime toordinal weekday year")
 _INT = frozenset({"bit_length", "conjugate", "denominator", "imag", "numerator", "real"})
 
@@ -87,6 +102,92 @@ def _safe_sum(iterable: Any, start: Any = 0) -> Any:
     return sum(iterable, start)
 
 
+def _safe_round(number: Any, ndigits: Any = None) -> Any:
+    if type(ndigits) is int and abs(ndigits) > MAX_ROUND_DIGITS:
+        _refuse(f"round() to {ndigits:,} digits; the sandbox allows {MAX_ROUND_DIGITS:,}")
+    return round(number, ndigits)
+
+
+def _safe_sorted(iterable: Any, /, **kwargs: Any) -> list[Any]:
+    items = _materialised(iterable)
+    _ordered_all(items, "sorting")
+    _current().built_value(len(items))
+    return sorted(items, **kwargs)
+
+
+def _extreme(function: Any) -> Any:
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        items = _materialised(args[0]) if len(args) == 1 else args
+        _ordered_all(items, f"{function.__name__}()")
+        return function(items, **kwargs)
+
+    guarded.__name__ = function.__name__
+    return guarded
+
+
+# Stand-ins for the builtin classes whose constructors can do unbounded work in C: ``int`` parses
+# text of any length in bases 2, 4, 8, 16, 32 (``int('f'*999999, 16)``: 4,000,000 bits), ``str``
+# renders aliased containers expanded, ``set``/``frozenset``/``dict`` hash tuples through everything
+# they hold. Each is a subclass whose constructor checks, then returns a value of the real class;
+# ``isinstance(x, int)`` and ``issubclass`` answer for the real class.
+
+
+class _StandIn(type):
+    def __instancecheck__(cls, obj: Any) -> bool:
+        return isinstance(obj, cls.__mro__[1])
+
+    def __subclasscheck__(cls, sub: Any) -> bool:
+        return issubclass(sub, cls.__mro__[1])
+
+    def __repr__(cls) -> str:
+        return f"<class '{cls.__mro__[1].__name__}'>"
+
+
+_BITS_PER_DIGIT = {base: math.log2(base) for base in range(2, 37)}
+
+
+class _Int(int, metaclass=_StandIn):
+    def __new__(cls, value: Any = 0, *base: Any) -> Any:  # type: ignore[misc]
+        if isinstance(value, (str, bytes)):
+            radix = base[0] if base else 10
+            per_digit = _BITS_PER_DIGIT.get(radix, 4.0) if isinstance(radix, int) else 4.0
+            bits = int(len(value) * per_digit)
+            if bits > MAX_INT_BITS:
+                _refuse(f"int() of {len(value):,} digits would be a number of about {bits:,} bits; "
+                        f"the sandbox allows {MAX_INT_BITS:,}")
+        return int(value, *base)
+
+
+class _Str(str, metaclass=_StandIn):
+    def __new__(cls, value: Any = "", *args: Any) -> Any:  # type: ignore[misc]
+        if type(value) in _CONTAINERS:
+            _bounded(value, "str()")
+        result = str(value, *args)
+        if len(result) > 10_000:
+            _check_size(len(result), "str()")
+        return result
+
+
+class _Set(set, metaclass=_StandIn):  # type: ignore[type-arg]
+    def __new__(cls, iterable: Any = ()) -> Any:  # type: ignore[misc]
+        return set(_hashed_all(_materialised(iterable)))
+
+
+class _FrozenSet(frozenset, metaclass=_StandIn):  # type: ignore[type-arg]
+    def __new__(cls, iterable: Any = ()) -> Any:  # type: ignore[misc]
+        return frozenset(_hashed_all(_materialised(iterable)))
+
+
+class _Dict(dict, metaclass=_StandIn):  # type: ignore[type-arg]
+    def __new__(cls, source: Any = (), **kwargs: Any) -> Any:  # type: ignore[misc]
+        if type(source) is not dict:
+            source = _materialised(source)
+            for pair in source:
+                if type(pair) in (tuple, list) and pair:
+                    _hashed(pair[0])
+        return dict(source, **kwargs)
+
+
 def _import_for_c_code(name: str, *args: Any, **kwargs: Any) -> Any:
     """``__import__`` for C code only: ``date.today()`` and ``strftime`` import ``time`` through the
     builtins of the calling code. Sandboxed code cannot name it (``_`` names and imports are refused)."""
@@ -98,16 +199,19 @@ def _import_for_c_code(name: str, *args: Any, **kwargs: Any) -> Any:
 #: The builtins of the sandbox: plain values, iteration and arithmetic, nothing that reaches
 #: attributes by name, builds classes, imports, or opens anything.
 BUILTINS: dict[str, Any] = {
-    "abs": abs, "all": all, "any": any, "bool": bool, "chr": chr, "dict": dict, "divmod": divmod,
-    "enumerate": enumerate, "filter": filter, "float": float, "frozenset": frozenset, "int": int,
-    "isinstance": isinstance, "len": len, "list": list, "map": map, "max": max, "min": min, "ord": ord,
-    "range": _safe_range, "reversed": reversed, "round": round, "set": set, "sorted": sorted, "str": str,
-    "sum": _safe_sum, "tuple": tuple, "zip": zip,
+    "abs": abs, "all": all, "any": any, "bool": bool, "chr": chr, "dict": _Dict, "divmod": divmod,
+    "enumerate": enumerate, "filter": filter, "float": float, "frozenset": _FrozenSet, "int": _Int,
+    "isinstance": isinstance, "len": len, "list": list, "map": map, "max": _extreme(max), "min": _extreme(min),
+    "ord": ord, "range": _safe_range, "reversed": reversed, "round": _safe_round, "set": _Set,
+    "sorted": _safe_sorted, "str": _Str, "sum": _safe_sum, "tuple": tuple, "zip": zip,
     "ArithmeticError": ArithmeticError, "AssertionError": AssertionError, "Exception": Exception,
     "IndexError": IndexError, "KeyError": KeyError, "LookupError": LookupError, "TypeError": TypeError,
     "ValueError": ValueError, "ZeroDivisionError": ZeroDivisionError,
     "__import__": _import_for_c_code,
 }
+
+_CLASS_ATTRIBUTES[_Str] = _CLASS_ATTRIBUTES[str]
+_CLASS_ATTRIBUTES[_Dict] = _CLASS_ATTRIBUTES[dict]
 
 #: Helpers a condition or script may call besides the builtins (process data of the same name wins).
 HELPERS: dict[str, Any] = {
@@ -132,7 +236,12 @@ REFUSED_MODULES = _names(
 
 # --- compilation ----------------------------------------------------------------------
 
-_BINOP_HOOKS = {ast.Mult: "_mul_", ast.Pow: "_pow_", ast.LShift: "_lshift_", ast.Add: "_add_", ast.Mod: "_mod_"}
+_BINOP_HOOKS = {ast.Mult: "_mul_", ast.Pow: "_pow_", ast.LShift: "_lshift_", ast.Add: "_add_", ast.Mod: "_mod_",
+                ast.Sub: "_sub_", ast.Div: "_truediv_", ast.FloorDiv: "_floordiv_", ast.RShift: "_rshift_",
+                ast.BitAnd: "_and_", ast.BitOr: "_or_", ast.BitXor: "_xor_", ast.MatMult: "_matmul_"}
+_COMPARE_OPS = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
+                ast.In: "in", ast.NotIn: "not in"}
+_STRFTIME_SPEC = re.compile(r"%[-_0^#]*\d{3,}")
 _BIG_NUMBER = re.compile(r"\d{5,}")
 
 
@@ -148,6 +257,54 @@ class _Policy(RestrictingNodeTransformer):
         node = self.node_contents_visit(node)
         hook = _BINOP_HOOKS.get(type(node.op))
         return self._hook(hook, [node.left, node.right], node) if hook else node
+
+    def visit_Compare(self, node: ast.Compare) -> Any:
+        """``a == b`` becomes ``_compare_(a, '==', b)``; in a chain (``a < b < c``) each operand that is
+        not a literal goes through ``_compared_``. ``is`` never walks anything."""
+        node = self.node_contents_visit(node)
+        if len(node.ops) == 1 and type(node.ops[0]) in _COMPARE_OPS:
+            op = ast.Constant(_COMPARE_OPS[type(node.ops[0])])
+            copy_locations(op, node)
+            return self._hook("_compare_", [node.left, op, node.comparators[0]], node)
+        if all(isinstance(op, (ast.Is, ast.IsNot)) for op in node.ops):
+            return node
+        node.left = self._operand(node.left)
+        node.comparators = [self._operand(c) for c in node.comparators]
+        return node
+
+    def _operand(self, node: ast.expr) -> ast.expr:
+        return node if isinstance(node, ast.Constant) else self._hook("_compared_", [node], node)
+
+    def _key(self, node: ast.expr | None) -> ast.expr | None:
+        """A set element or dict key that may be a tuple (hashed through all it holds)."""
+        if node is None or isinstance(node, (ast.Constant, ast.Starred, ast.JoinedStr)):
+            return node
+        return self._hook("_hashed_", [node], node)
+
+    def visit_Set(self, node: ast.Set) -> Any:
+        node = self.node_contents_visit(node)
+        node.elts = [self._key(e) for e in node.elts]
+        return node
+
+    def visit_Dict(self, node: ast.Dict) -> Any:
+        node = self.node_contents_visit(node)
+        node.keys = [self._key(k) for k in node.keys]
+        return node
+
+    def visit_SetComp(self, node: ast.SetComp) -> Any:
+        node = super().visit_SetComp(node)
+        node.elt = self._key(node.elt)
+        return node
+
+    def visit_DictComp(self, node: ast.DictComp) -> Any:
+        node = super().visit_DictComp(node)
+        node.key = self._key(node.key)
+        return node
+
+    def visit_Constant(self, node: ast.Constant) -> Any:
+        if type(node.value) is int and node.value.bit_length() > MAX_INT_BITS:
+            self.error(node, f"numbers of more than {MAX_INT_BITS:,} bits are not allowed.")
+        return super().visit_Constant(node)
 
     def visit_While(self, node: ast.While) -> Any:
         node = super().visit_While(node)
@@ -194,4 +351,8 @@ class _Policy(RestrictingNodeTransformer):
                 self.error(node, "computed format specifications in f-strings are not allowed.")
             elif _BIG_NUMBER.search("".join(str(p.value) for p in parts)):
                 self.error(node, "format widths or precisions of 10000 and more are not allowed.")
-        return super().visit_FormattedValue(node)
+            elif _STRFTIME_SPEC.search("".join(str(p.value) for p in parts)):
+                self.error(node, "date format fields wider than 99 characters are not allowed.")
+        node = super().visit_FormattedValue(node)
+        node.value = self._hook("_formatted_", [node.value], node.value)
+        return node

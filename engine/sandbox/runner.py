@@ -15,10 +15,10 @@ from typing import Any
 
 from RestrictedPython import compile_restricted_eval, compile_restricted_exec
 
-from .budget import LIGHT_NODES, MAX_SOURCE, _local, _Run
+from .budget import MAX_SOURCE, _local, _Run
 from .errors import SandboxError, _describe_type, _Stop
 from .guards import _HOOKS
-from .policy import HELPERS, REFUSED_MODULES, REFUSED_NAMES, _Policy
+from .policy import _ATTRIBUTES, _CLASS_ATTRIBUTES, BUILTINS, HELPERS, REFUSED_MODULES, REFUSED_NAMES, _Policy
 
 log = logging.getLogger("deptflow.sandbox")
 
@@ -68,28 +68,9 @@ def _refused_at_compile(kind: str, source: str, reason: str) -> SandboxError:
 
 # --- compilation ----------------------------------------------------------------------
 
-_LOOPS = (ast.While, ast.For, ast.comprehension, ast.Lambda, ast.FunctionDef, ast.Starred)
-_ALLOCATING = (ast.Call, ast.BinOp, ast.Subscript, ast.Attribute, ast.JoinedStr, ast.List, ast.Tuple, ast.Set,
-               ast.Dict)
-
-
 @dataclass(frozen=True)
 class _Compiled:
     code: CodeType
-    heavy: bool  # loops, functions, or many operations: runs under the memory ceiling
-
-
-def _is_heavy(tree: ast.AST) -> bool:
-    """Code that can allocate more than a few times the size of its data: it has loops, comprehensions,
-    functions or unpacking, or more than :data:`LIGHT_NODES` calls, operators, subscripts and literals.
-    A light condition (``decision == 'approve'``, ``total > limit * 1.1``) skips the ceiling's system calls."""
-    count = 0
-    for node in ast.walk(tree):
-        if isinstance(node, _LOOPS):
-            return True
-        if isinstance(node, _ALLOCATING):
-            count += 1
-    return count > LIGHT_NODES
 
 
 @lru_cache(maxsize=4096)
@@ -105,7 +86,6 @@ def _compile(source: str, kind: str) -> _Compiled:
                            element=_current_element()) from None
     except (ValueError, RecursionError, MemoryError) as exc:
         raise _refused_at_compile(kind, text, f"cannot be parsed ({type(exc).__name__})") from None
-    heavy = _is_heavy(tree)
     compiler = compile_restricted_eval if mode == "eval" else compile_restricted_exec
     try:
         result = compiler(tree, _FILENAMES[kind], policy=_Policy)
@@ -113,7 +93,7 @@ def _compile(source: str, kind: str) -> _Compiled:
         raise _refused_at_compile(kind, text, f"too deeply nested ({type(exc).__name__})") from None
     if result.errors or result.code is None:
         raise _refused_at_compile(kind, text, "; ".join(result.errors) or "cannot be compiled")
-    return _Compiled(result.code, heavy)
+    return _Compiled(result.code)
 
 
 def compile_expression(expression: str) -> CodeType:
@@ -124,6 +104,54 @@ def compile_expression(expression: str) -> CodeType:
 def compile_script(script: str) -> CodeType:
     """Compile a script task's script; raises :class:`ScriptError` naming what was refused."""
     return _compile(script, "script").code
+
+
+# --- what compiles but is refused when it runs ---------------------------------------
+
+_OFFERED_ATTRIBUTES = frozenset().union(*_ATTRIBUTES.values(), *_CLASS_ATTRIBUTES.values(), {"args"})
+
+
+def _bound_names(tree: ast.AST) -> set[str]:
+    """Names the code itself binds: assignments, loop and comprehension targets, functions, arguments."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+    return names
+
+
+def run_time_refusals(source: str, kind: str) -> list[str]:
+    """What in a condition or script compiles but would be refused whenever it runs: calls of names
+    the sandbox does not have (``getattr(…)``, ``os.system(…)``, ``format(…)``) and attributes no value
+    in the sandbox offers (``x.format``). For deploy-time warnings; :func:`_compile` gives the errors.
+
+    Names that are neither bound by the code nor builtins or helpers may be process data; only those
+    that are called (data is never a function) or that name a module are reported.
+    """
+    try:
+        tree = ast.parse(source.strip() if kind == "condition" else source, _FILENAMES[kind],
+                         "eval" if kind == "condition" else "exec")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    known = set(BUILTINS) | set(HELPERS) | _bound_names(tree)
+    found: dict[str, None] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id not in known:
+            name = node.func.id
+            why = "is refused by the sandbox" if name in REFUSED_NAMES else "is not available in the sandbox"
+            found[f"calls {name}(), which {why}"] = None
+        elif isinstance(node, ast.Name) and node.id in REFUSED_MODULES and node.id not in known:
+            found[f"uses the module “{node.id}”, which is not available in the sandbox"] = None
+        elif (isinstance(node, ast.Attribute) and not node.attr.startswith("_")
+              and node.attr not in _OFFERED_ATTRIBUTES):
+            found[f"uses “.{node.attr}”, which no value offers in the sandbox"] = None
+    return list(found)
 
 
 # --- running --------------------------------------------------------------------------
@@ -158,15 +186,12 @@ def _run(compiled: _Compiled, scope: dict[str, Any], kind: str, source: str) -> 
     _local.run = run
     try:
         try:
-            if compiled.heavy or kind == "script":
-                run.engage_ceiling()
             if kind == "condition":
                 result = eval(compiled.code, scope)  # noqa: S307 - restricted, instrumented code object
             else:
                 exec(compiled.code, scope)  # noqa: S102 - restricted, instrumented code object
                 result = None
         finally:
-            run.release_ceiling()
             _local.run = previous
     except _Stop as stop:
         failure = (stop.message, stop.refused, _line_in(stop.__traceback__, filename))

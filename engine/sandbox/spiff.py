@@ -15,15 +15,25 @@ from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
-from .budget import _local
+from .budget import MAX_LENGTH, MAX_NESTING, _expanded, _local
 from .errors import SandboxError, _describe_type
 from .runner import _FILENAMES, _check_result, _compile, _element_label, _failure, _line_in, _run, _scope, _snippet
 
 # --- values a script sets, as saved with the case -------------------------------------
 
-#: Deepest nesting of lists and dicts a script may leave in the data.
-_MAX_NESTING = 50
 _MISSING = object()
+
+
+def _check_saved_size(value: Any, name: str) -> None:
+    """Refuse a value whose JSON would be too large or too deep, measured expanded before any walk
+    (a list aliased inside itself 22 times is 4 million items once serialised)."""
+    size, depth = _expanded(value)
+    if depth > MAX_NESTING:
+        raise SandboxError(f"the script set “{name}” to a value nested too deeply to be saved "
+                           f"(more than {MAX_NESTING} levels)", refused=True)
+    if size > MAX_LENGTH:
+        raise SandboxError(f"the script set “{name}” to a value of more than {MAX_LENGTH:,} characters or "
+                           "elements (expanded); it cannot be saved", refused=True)
 
 
 def _storable(value: Any, name: str, depth: int = 0) -> Any:
@@ -37,7 +47,7 @@ def _storable(value: Any, name: str, depth: int = 0) -> Any:
         return value
     if kind in (datetime.date, datetime.datetime):
         return value.isoformat()
-    if depth >= _MAX_NESTING:
+    if depth >= MAX_NESTING:
         root = name.split("[", 1)[0]
         raise SandboxError(f"the script set “{root}” to a value nested too deeply to be saved", refused=True)
     if kind in (list, tuple):
@@ -99,6 +109,7 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
             if context.get(key, _MISSING) is value and type(value) not in (list, dict):
                 continue  # untouched
             try:
+                _check_saved_size(value, key)
                 updates[key] = _storable(value, key)
             except SandboxError as exc:
                 raise _failure("script", script, exc.reason, refused=True) from None
@@ -157,8 +168,3 @@ class SandboxScriptEngine(PythonScriptEngine):
         finally:
             _local.element = previous
 
-
-def script_engine() -> PythonScriptEngine:
-    """The engine deptflow gives SpiffWorkflow (engine code that builds its own engine should
-    subclass :class:`SandboxScriptEngine` so that every error names its element)."""
-    return SandboxScriptEngine(environment=SandboxEnvironment())
