@@ -27,6 +27,12 @@ PG_TEMPLATE = f"deptflow_test_template_{os.getpid()}"
 _counter = itertools.count()
 
 
+@pytest.fixture(autouse=True)
+def _no_audit_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test has its own (absent) audit signing key: never the developer's ``instance/`` one."""
+    monkeypatch.setenv("DEPTFLOW_AUDIT_KEY", str(tmp_path / "audit-signing.key"))
+
+
 def _install(url: str) -> None:
     setup.initialise(url, demo=True)
 
