@@ -253,3 +253,14 @@ def test_signing_a_head_is_cheap():
         signature = signer.sign_head(7, seq, "a" * 64)
         assert audit_signing.head_signature_valid(signer.public_key, 7, seq, "a" * 64, signature)
     assert (time.perf_counter() - start) / 200 < 0.005  # about 0.1 ms on the CI machine
+
+
+def test_auditor_without_the_private_key_checks_heads_with_the_checkpoints_key(session, user, signer, monkeypatch,
+                                                                               tmp_path):
+    checkpoint = audit_signing.read_checkpoint(audit_signing.take_checkpoint(session, signer).to_json(), "cp.json")
+    instance = _case(session, user)  # after the checkpoint: only the heads' signatures vouch for it
+    monkeypatch.setenv("DEPTFLOW_AUDIT_KEY", str(tmp_path / "elsewhere" / "no.key"))  # the auditor's machine
+    assert str(audit.verify(session, checkpoints=[checkpoint])).endswith(", 1 checkpoints matched")
+    seq = _rewrite(session, instance.id)
+    result = audit.verify(session, checkpoints=[checkpoint])
+    assert not result.ok and (result.chain, result.seq) == (instance.id, seq) and "signature" in result.problem
