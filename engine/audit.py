@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -28,6 +29,7 @@ from sqlalchemy import bindparam, insert, select, tuple_, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, sessionmaker
 
+from . import audit_signing
 from .clock import utcnow
 from .db import AuditHead, Event, ProcessInstance
 from .sql import run, written
@@ -138,12 +140,14 @@ def event_hash(event: Any) -> str:
 _LOCK_HEAD = select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == 1).with_for_update()
 _INSERT_EVENTS = insert(Event.__table__)
 _MOVE_HEAD = (update(AuditHead.__table__).where(AuditHead.__table__.c.id == 1)
-              .values(last_seq=bindparam("new_seq"), last_hash=bindparam("new_hash")))
+              .values(last_seq=bindparam("new_seq"), last_hash=bindparam("new_hash"),
+                      last_signature=bindparam("new_signature")))
 _instances = ProcessInstance.__table__
 _LOCK_CASE_HEAD = (select(_instances.c.audit_seq, _instances.c.audit_hash)
                    .where(_instances.c.id == bindparam("instance_id")).with_for_update())
 _MOVE_CASE_HEAD = (update(_instances).where(_instances.c.id == bindparam("instance_id"))
-                   .values(audit_seq=bindparam("new_seq"), audit_hash=bindparam("new_hash")))
+                   .values(audit_seq=bindparam("new_seq"), audit_hash=bindparam("new_hash"),
+                           audit_signature=bindparam("new_signature")))
 _STARTED_HASH = select(Event.hash).where(Event.chain == GLOBAL_CHAIN, Event.kind == "started",
                                          Event.instance_id == bindparam("instance_id"))
 
@@ -187,7 +191,8 @@ def _seal_global(session: Session, events: list[PendingEvent]) -> dict[int, str]
         run(session, insert(AuditHead.__table__).values(id=1, last_seq=0, last_hash=GENESIS))
         head = (0, GENESIS)
     seq, previous = _link(events, GLOBAL_CHAIN, *head)
-    run(session, _MOVE_HEAD, {"new_seq": seq, "new_hash": previous})
+    run(session, _MOVE_HEAD, {"new_seq": seq, "new_hash": previous,
+                              "new_signature": _sign_head(session, GLOBAL_CHAIN, seq, previous)})
     return {e.instance_id: e.hash for e in events if e.kind == "started" and e.instance_id is not None}
 
 
@@ -197,8 +202,21 @@ def _seal_case(session: Session, instance_id: int, events: list[PendingEvent], s
     if previous is None:  # the case's first link follows its ``started`` event in the global chain
         previous = started.get(instance_id) or run(session, _STARTED_HASH, {"instance_id": instance_id}).scalar()
     seq, previous = _link(events, instance_id, seq, previous or GENESIS)
-    run(session, _MOVE_CASE_HEAD, {"instance_id": instance_id, "new_seq": seq, "new_hash": previous})
-    written(session, ProcessInstance, instance_id, audit_seq=seq, audit_hash=previous)
+    signature = _sign_head(session, instance_id, seq, previous)
+    run(session, _MOVE_CASE_HEAD, {"instance_id": instance_id, "new_seq": seq, "new_hash": previous,
+                                   "new_signature": signature})
+    written(session, ProcessInstance, instance_id, audit_seq=seq, audit_hash=previous, audit_signature=signature)
+
+
+def _signer(session: Session) -> audit_signing.AuditSigner | None:
+    """The engine's head signer if it was given one, else the configured key's (None without a key)."""
+    signer = getattr(session.info.get("deptflow"), "audit_signer", None)
+    return signer or audit_signing.configured_signer(session.get_bind().engine.url)
+
+
+def _sign_head(session: Session, chain: int, seq: int, hash_: str) -> str | None:
+    signer = _signer(session)
+    return signer.sign_head(chain, seq, hash_) if signer is not None else None
 
 
 def pending_events(session: Session) -> list[PendingEvent]:
@@ -223,10 +241,12 @@ class Verification:
     seq: int | None = None
     event_id: int | None = None
     chain: int = GLOBAL_CHAIN
+    checkpoints: int | None = None  # how many checkpoints were matched, when some were given
 
     def __str__(self) -> str:
         if self.ok:
-            return f"chain intact, {self.count} events"
+            matched = f", {self.checkpoints} checkpoints matched" if self.checkpoints is not None else ""
+            return f"chain intact, {self.count} events{matched}"
         where = "the global chain" if self.chain == GLOBAL_CHAIN else f"the chain of case {self.chain}"
         return f"chain broken at event #{self.seq} of {where} (id {self.event_id}): {self.problem}"
 
@@ -242,10 +262,20 @@ class _Broken(Exception):
 
 
 class _ChainWalk:
-    """Checks events chain by chain (global first, then each case) as they come, in (chain, seq) order."""
+    """Checks events chain by chain (global first, then each case) as they come, in (chain, seq) order.
 
-    def __init__(self, heads: dict[int, tuple[int, str]]):
+    With a public key, each head's signature too; with checkpoints, that each chain passes through
+    the ``(seq, hash)`` they recorded.
+    """
+
+    def __init__(self, heads: dict[int, tuple[int, str]], signatures: dict[int, str | None] | None = None,
+                 public_key: Any = None, checkpoints: Sequence[audit_signing.Checkpoint] = ()):
         self.heads = heads  # chain → (last seq, last hash) as its head row says
+        self.signatures, self.public_key = signatures or {}, public_key
+        self.expected: dict[tuple[int, int], list[tuple[str, audit_signing.Checkpoint]]] = {}
+        for checkpoint in checkpoints:
+            for chain, seq, hash_ in checkpoint.heads:
+                self.expected.setdefault((chain, seq), []).append((hash_, checkpoint))
         self.started: dict[int, str] = {}  # case → hash of its ``started`` event (the case chain's first link)
         self.seen: set[int] = set()
         self.chain: int | None = None
@@ -266,6 +296,10 @@ class _ChainWalk:
                           row.seq, row.id, row.chain)
         if row.hash != event_hash(row):
             raise _Broken("its content does not match its hash (altered)", row.seq, row.id, row.chain)
+        for hash_, checkpoint in self.expected.pop((row.chain, row.seq), ()):
+            if row.hash != hash_:
+                raise _Broken(f"it is not the event checkpoint {checkpoint.source} (taken at {checkpoint.taken_at}) "
+                              "recorded here (the chain was rewritten)", row.seq, row.id, row.chain)
         if row.chain == GLOBAL_CHAIN and row.kind == "started" and row.instance_id is not None:
             self.started[row.instance_id] = row.hash
         self.seq, self.previous, self.last_id = row.seq, row.hash, row.id
@@ -280,25 +314,49 @@ class _ChainWalk:
         if (head_seq, head_hash) != (self.seq, self.previous):
             raise _Broken(f"the chain ends at #{self.seq} but its head says #{head_seq} (the newest events were "
                           "deleted or the head was edited)", self.seq, self.last_id, self.chain)
+        if self.public_key is not None and self.seq:
+            signature = self.signatures.get(self.chain)
+            if signature is None:
+                raise _Broken("its head is not signed (written without the key, or its signature was removed)",
+                              self.seq, self.last_id, self.chain)
+            if not audit_signing.head_signature_valid(self.public_key, self.chain, self.seq, self.previous,
+                                                      signature):
+                raise _Broken("its head's signature does not match (the chain was rewritten or its head edited "
+                              "without the key)", self.seq, self.last_id, self.chain)
 
     def finish(self) -> None:
         self.close()
         for chain, (head_seq, _hash) in sorted(self.heads.items()):
             if chain not in self.seen and head_seq:
                 raise _Broken(f"its head says #{head_seq} but the chain has no events (deleted)", 1, None, chain)
+        if self.expected:  # a checkpointed event the walk never reached
+            chain, seq = min(self.expected)
+            checkpoint = self.expected[chain, seq][0][1]
+            raise _Broken(f"checkpoint {checkpoint.source} (taken at {checkpoint.taken_at}) recorded it, but the "
+                          "chain ends before it (events deleted)", seq, None, chain)
 
 
-def verify(session: Session, batch: int = 5000) -> Verification:
-    """Walk every chain in order and report the first event that does not fit."""
+def verify(session: Session, batch: int = 5000,
+           checkpoints: Sequence[audit_signing.Checkpoint] = ()) -> Verification:
+    """Walk every chain in order and report the first event that does not fit.
+
+    With a key (the configured one, else the one that signed ``checkpoints``) every head must
+    carry its valid signature; each checkpoint (read with :func:`audit_signing.read_checkpoint`)
+    must be signed by that key, and every chain must still pass through the heads it recorded.
+    """
+    signer = _signer(session)
+    public_key = signer.public_key if signer is not None else checkpoints[0].public() if checkpoints else None
+    for checkpoint in checkpoints:
+        if public_key is not None and checkpoint.public_key != audit_signing.public_hex(public_key):
+            return Verification(False, 0, f"checkpoint {checkpoint.source} was signed with another key")
     unsealed = session.scalar(select(Event.id).where(Event.seq.is_(None)).limit(1))
     if unsealed is not None:
         return Verification(False, 0, "an event outside the chain (no sequence number) was inserted", None, unsealed)
-    heads = {instance_id: (seq, hash_) for instance_id, seq, hash_ in session.execute(
-        select(ProcessInstance.id, ProcessInstance.audit_seq, ProcessInstance.audit_hash)
-        .where(ProcessInstance.audit_seq > 0))}
-    head = session.execute(select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == 1)).one_or_none()
-    heads[GLOBAL_CHAIN] = tuple(head) if head is not None else (0, GENESIS)
-    walk = _ChainWalk(heads)
+    heads, signatures = {}, {}
+    for chain, seq, hash_, signature in audit_signing.current_heads(session):
+        heads[chain], signatures[chain] = (seq, hash_), signature
+    heads.setdefault(GLOBAL_CHAIN, (0, GENESIS))
+    walk = _ChainWalk(heads, signatures, public_key, checkpoints)
     position = (-1, 0)
     try:
         while True:
@@ -313,7 +371,7 @@ def verify(session: Session, batch: int = 5000) -> Verification:
     except _Broken as broken:
         broken.result.count = walk.count
         return broken.result
-    return Verification(True, walk.count)
+    return Verification(True, walk.count, checkpoints=len(checkpoints) if checkpoints else None)
 
 
 def verify_case(instance: ProcessInstance, events: list[Event]) -> Verification:

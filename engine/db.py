@@ -160,6 +160,8 @@ class ProcessInstance(Base):
     #: Head of the case's own audit chain (see :mod:`engine.audit`): its last sequence number and hash.
     audit_seq: Mapped[int] = mapped_column(default=0, server_default="0")
     audit_hash: Mapped[str | None] = mapped_column(String(64))
+    #: Ed25519 signature (hex) over the head, see :mod:`engine.audit_signing`; None for heads written without a key.
+    audit_signature: Mapped[str | None] = mapped_column(String(128))
 
     definition: Mapped[ProcessDefinition] = relationship(lazy="joined")
     started_by: Mapped[User] = relationship(lazy="joined")
@@ -299,6 +301,8 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     last_seq: Mapped[int] = mapped_column(default=0)
     last_hash: Mapped[str] = mapped_column(String(64))
+    #: Ed25519 signature (hex) over the head, see :mod:`engine.audit_signing`; None for heads written without a key.
+    last_signature: Mapped[str | None] = mapped_column(String(128))
 
 
 def data_dir() -> Path:

@@ -40,6 +40,12 @@ def _no_default_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
         yield
 
 
+@pytest.fixture(autouse=True)
+def _no_audit_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test has its own (absent) audit signing key: never the developer's ``instance/`` one."""
+    monkeypatch.setenv("DEPTFLOW_AUDIT_KEY", str(tmp_path / "audit-signing.key"))
+
+
 def _install(url: str) -> None:
     setup.initialise(url, demo=True)
 

@@ -52,8 +52,10 @@ def main() -> None:
 @click.option("--no-cases", is_flag=True, help="With --demo: users only, no demo cases.")
 def init(demo: bool, no_cases: bool) -> None:
     """Create or upgrade the database and install the process catalogue (idempotent)."""
+    from engine.audit_signing import key_path
+
     url = database_url()
-    for line in setup.initialise(url, demo=demo, cases=not no_cases):
+    for line in setup.initialise(url, demo=demo, cases=not no_cases, audit_key=key_path(url)):
         click.echo(line)
     click.echo(f"database ready: {make_url(url).render_as_string(hide_password=True)}")
 
@@ -187,14 +189,60 @@ def audit() -> None:
 
 
 @audit.command("verify")
-def audit_verify() -> None:
-    """Walk the hash chain; exit 1 and name the first bad event if anything was changed."""
+@click.option("--checkpoints", "checkpoint_files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="checkpoint file(s) from `deptflow audit checkpoint`: each chain must still pass through them")
+@click.argument("more", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+def audit_verify(checkpoint_files: tuple[Path, ...], more: tuple[Path, ...]) -> None:
+    """Walk the hash chains and check the heads' signatures; exit 1 and name the first bad event
+    if anything was changed. ``--checkpoints FILE [FILE...]`` also checks signed checkpoints."""
     from engine import audit as audit_log
+    from engine.audit_signing import CheckpointError, read_checkpoint
 
+    if more and not checkpoint_files:
+        raise click.UsageError(f"unexpected argument {more[0]} (checkpoint files follow --checkpoints)")
+    try:
+        checkpoints = [read_checkpoint(_read(path), str(path)) for path in (*checkpoint_files, *more)]
+    except CheckpointError as exc:
+        click.echo(str(exc))
+        sys.exit(1)
     engine, sessions = _sessions()
     with sessions() as session:
-        result = audit_log.verify(session)
+        result = audit_log.verify(session, checkpoints=checkpoints)
     engine.dispose()
     click.echo(str(result))
     if not result.ok:
         sys.exit(1)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(f"{path}: {exc.strerror}") from exc
+
+
+@audit.command("checkpoint")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="write to this file (default: standard output)")
+def audit_checkpoint(output: Path | None) -> None:
+    """Sign every chain's head now, as a JSON file for auditors to keep outside the database."""
+    from engine import audit_signing
+
+    url = database_url()
+    signer = audit_signing.configured_signer(url)
+    if signer is None:
+        raise click.ClickException(f"no audit key at {audit_signing.key_path(url)} (run deptflow init)")
+    engine, sessions = _sessions(url)
+    try:
+        with sessions() as session:
+            checkpoint = audit_signing.take_checkpoint(session, signer)
+    except audit_signing.CheckpointError as exc:
+        click.echo(f"no checkpoint: {exc}")
+        sys.exit(1)
+    finally:
+        engine.dispose()
+    if output is None:
+        click.echo(checkpoint.to_json(), nl=False)
+    else:
+        output.write_text(checkpoint.to_json(), encoding="utf-8")
+        click.echo(f"checkpoint of {len(checkpoint.heads)} chains written to {output}")

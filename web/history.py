@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, render_template, request
+from flask import Blueprint, Response, current_app, render_template, request
 from flask_login import login_required
 
-from engine import audit, definitions, history
+from engine import audit, audit_signing, definitions, history
 from engine.db import ProcessDefinition
-from engine.errors import InvalidForm, NotFound
+from engine.errors import Conflict, InvalidForm, NotFound
 from engine.vocabulary import Permission
 
 from .database import db
@@ -41,6 +41,20 @@ def export(fmt: str):
     """The search result with every event and its chain hashes, as CSV or JSON."""
     rows = history.export_instances(db(), actor(), _filters())
     return _download(history.to_csv(rows) if fmt == "csv" else history.to_json(rows), f"deptflow-cases.{fmt}")
+
+
+@bp.route("/audit/checkpoint.json")
+@permission_required(Permission.AUDIT)
+def checkpoint():
+    """Every chain's head now, signed with the audit key: a file for auditors to keep elsewhere."""
+    signer = audit_signing.configured_signer(current_app.config["DATABASE_URL"])
+    if signer is None:
+        raise Conflict("There is no audit signing key yet (deptflow init creates it).")
+    try:
+        taken = audit_signing.take_checkpoint(db(), signer)
+    except audit_signing.CheckpointError as exc:
+        raise Conflict(f"No checkpoint: {exc}.") from exc
+    return _download(taken.to_json(), f"deptflow-checkpoint-{taken.taken_at.replace(':', '')}.json")
 
 
 @bp.route("/audit/verify")

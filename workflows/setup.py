@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import definitions, schema, users
+from engine import audit, audit_signing, definitions, schema, users
 from engine.core import WorkflowEngine
 from engine.db import Process, ProcessDefinition, make_engine
 
@@ -57,11 +59,30 @@ def install_demo_users(session: Session) -> list[str]:
     return [demo.username for demo in DEMO_USERS]
 
 
-def initialise(url: str, *, demo: bool, cases: bool = False,
+def install_audit_key(session: Session, path: Path) -> list[str]:
+    """Create the audit signing key at ``path`` unless it exists (never overwritten), and sign
+    the chain heads written before there was one, if the whole log checks out with them.
+
+    :returns: report lines for the console
+    """
+    report = [f"audit key {'created' if audit_signing.create_key(path) else 'kept'}: {path}"]
+    signed = audit_signing.sign_unsigned_heads(session, audit_signing.load_signer(path))
+    if signed:
+        result = audit.verify(session)  # with the signatures just made: the old chain must hold first
+        if not result.ok:
+            session.rollback()
+            return [*report, f"audit: {signed} chain heads left unsigned: {result}"]
+        session.commit()
+        report.append(f"audit: signed {signed} chain heads written before the key")
+    return report
+
+
+def initialise(url: str, *, demo: bool, cases: bool = False, audit_key: Path | None = None,
                workflow_engine: WorkflowEngine | None = None) -> list[str]:
     """Create the database at ``url`` (a SQLite file and its directory) or bring it to the current
     schema, and install the catalogue (and the demo users with ``demo``) in one transaction; what
     ``deptflow init`` does. With ``demo`` and ``cases``, an empty database also gets a few demo cases.
+    With ``audit_key``, the audit signing key (see :func:`install_audit_key`) comes first.
 
     :returns: report lines for the console
     """
@@ -70,7 +91,8 @@ def initialise(url: str, *, demo: bool, cases: bool = False,
     try:
         schema.upgrade(engine)
         with (workflow_engine or WorkflowEngine()).session_factory(engine)() as session:
-            report = install_catalogue(session)
+            report = install_audit_key(session, audit_key) if audit_key is not None else []
+            report += install_catalogue(session)
             if demo:
                 names = install_demo_users(session)
                 report.append(f"demo users (password '{DEMO_PASSWORD}'): {', '.join(names)}")
