@@ -211,7 +211,7 @@ class HumanTask(Base):
 class TaskCandidate(Base):
     """A role whose members may claim an *open* task: the inbox's lookup by role.
 
-    Rows exist only while the task is open (see :func:`engine.tasks.close`), so the lookup
+    Rows exist only while the task is open (see :func:`engine.inbox.close`), so the lookup
     never wades through the candidate rows of finished tasks; ``HumanTask.candidate_roles``
     keeps the roles for good.
     """

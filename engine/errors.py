@@ -41,13 +41,13 @@ class TaskNoLongerOpen(Conflict):
 
 
 class LoginLocked(DeptflowError):
-    """Too many failed logins for one username: refused until ``until`` (naive UTC)."""
+    """Too many failed logins from one address (at one username, or at all): refused until ``until`` (naive UTC)."""
 
     status = 429
 
     def __init__(self, until: datetime):
         self.until = until
-        super().__init__(f"Too many failed logins. Try again after {until:%H:%M} UTC.")
+        super().__init__(f"Too many failed logins. Try again after {until:%H:%M:%S} UTC.")
 
 
 class InvalidForm(DeptflowError):

@@ -10,15 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lxml import etree
-from sqlalchemy import select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
 from . import definitions as defs
-from .db import ProcessDefinition
+from .db import Event, HumanTask, Process, ProcessDefinition, ProcessInstance, User
 from .definitions import BPMN_NS, NS
-from .errors import NotFound
+from .errors import NotAllowed, NotFound
 from .forms import CAMUNDA_NS
+from .permissions import can
 from .validation import local_name
+from .vocabulary import Permission
 
 # --- the versions ---------------------------------------------------------------------------
 
@@ -40,6 +42,39 @@ def definition_by_version(session: Session, process_key: str, version: int) -> P
     if definition is None:
         raise NotFound(f"“{process_key}” has no version {version}.")
     return definition
+
+
+def downloadable_definition(session: Session, actor: User, definition_id: int) -> ProcessDefinition:
+    """A published version, for ``actor`` to download as its BPMN file (the diagram shows every
+    condition, script and role of the process, so not every employee reads every one).
+
+    Allowed: who may start the process or holds its owner role; holders of ``model``, ``audit``
+    or ``read_all_cases``; who took part in a case of this version (started it, acted in it, or
+    was assigned one of its tasks); who holds a candidate role of one of its user tasks.
+
+    :raises NotFound: there is no such version
+    :raises NotAllowed: none of the above holds for ``actor``
+    """
+    definition = session.get(ProcessDefinition, definition_id)
+    if definition is None:
+        raise NotFound(f"There is no diagram version {definition_id}.")
+    if any(can(actor, p) for p in (Permission.MODEL, Permission.AUDIT, Permission.READ_ALL_CASES)):
+        return definition
+    process = session.get(Process, definition.process_key)
+    if process is not None and actor.role_keys & {*(process.starter_roles or []), process.owner_role}:
+        return definition
+    tasks = defs.parsed(session, definition).user_tasks.values()
+    if any(actor.role_keys.intersection(task.candidate_roles) for task in tasks):
+        return definition
+    cases = select(ProcessInstance.id).where(ProcessInstance.definition_id == definition.id)
+    took_part = select(ProcessInstance.id).where(
+        ProcessInstance.definition_id == definition.id, ProcessInstance.started_by_id == actor.id).union_all(
+        select(Event.instance_id).where(Event.actor_id == actor.id, Event.instance_id.in_(cases)),
+        select(HumanTask.instance_id).where(HumanTask.instance_id.in_(cases), or_(
+            HumanTask.assignee_id == actor.id, HumanTask.completed_by_id == actor.id)))
+    if session.scalar(select(exists(took_part))):
+        return definition
+    raise NotAllowed("Only people who work with this process may download its diagram.")
 
 
 # --- diff -----------------------------------------------------------------------------------

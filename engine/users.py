@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from . import audit
@@ -25,47 +26,178 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-LOCKOUT_ATTEMPTS = 5
-LOCKOUT_WINDOW = timedelta(minutes=15)
+#: failures from one address at one account that cost nothing; each further one doubles the wait
+FREE_FAILURES = 3
+FIRST_DELAY = timedelta(seconds=30)
+MAX_DELAY = timedelta(minutes=15)
+#: how long a failure counts against its (account, address) pair, unless a login from there succeeds
+PAIR_WINDOW = timedelta(hours=24)
+#: failures from one address across all accounts within ``ADDRESS_WINDOW`` that close the address
+ADDRESS_CEILING = 50
+ADDRESS_WINDOW = timedelta(hours=1)
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024
 
 
-def authenticate(session: Session, username: str, password: str) -> User | None:
-    """The active user with these credentials, or ``None``. Logins and failures are audited.
+def authenticate(session: Session, username: str, password: str, address: str | None = None) -> User | None:
+    """The active user with these credentials, or ``None``. Logins, failures and limits are audited.
 
-    :raises LoginLocked: after five failures within fifteen minutes (counted since the last
-        successful login); the account opens again when the oldest of them is fifteen minutes old
+    Failures are counted per (username, client address) in the shared event log, so every web
+    worker sees the same counts and failures from other addresses never hold up the real user.
+
+    :param address: the client's IP address (``request.remote_addr``); recorded with the event
+    :raises LoginLocked: this address must wait before trying this username again (the wait doubles
+        with each failure after the first three, up to fifteen minutes), or this address failed
+        ``ADDRESS_CEILING`` times within an hour, whatever the usernames
     """
     name = username.strip().lower()[:80]
-    _check_lockout(session, name)
+    address = (address or "unknown")[:64]
     user = session.scalar(select(User).where(User.username == name))
+    _check_limits(session, name, address, user)
     try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password[:MAX_PASSWORD_LENGTH])
     except (VerificationError, InvalidHashError):
         user_ok = False
     else:
         user_ok = user is not None and user.active
     if not user_ok:
-        audit.record(session, EventKind.LOGIN_FAILED, username=name, known_user=user is not None)
+        audit.record(session, EventKind.LOGIN_FAILED, username=name, known_user=user is not None, address=address)
         return None
-    audit.record(session, EventKind.LOGIN, actor=user)
+    audit.record(session, EventKind.LOGIN, actor=user, address=address)
     return user
 
 
-def _check_lockout(session: Session, name: str) -> None:
-    now = utcnow()
-    since = now - LOCKOUT_WINDOW
-    user_id = session.scalar(select(User.id).where(User.username == name))
-    if user_id is not None:
+@dataclass(frozen=True)
+class LoginLimit:
+    """A limit in force: on one username from one address, or (``username`` None) on the address."""
+
+    username: str | None
+    address: str
+    failures: int
+    until: datetime
+
+
+def _address_is(address: str):
+    return Event.data["address"].as_string() == address
+
+
+def _last_lift(session: Session, address: str, name: str | None, since: datetime) -> datetime:
+    """The later of ``since`` and the last time an administrator lifted this limit."""
+    lifted = and_(_address_is(address), Event.data["username"].as_string().is_(None)) if name is None else and_(
+        _address_is(address), Event.data["username"].as_string() == name)
+    last = session.scalar(select(func.max(Event.at)).where(
+        Event.kind == EventKind.LOGIN_LIMIT_LIFTED, Event.at >= since, lifted))
+    return max(since, last) if last else since
+
+
+def pair_delay(failures: int) -> timedelta:
+    """How long an address waits after its ``failures``-th failure at one username."""
+    if failures < FREE_FAILURES:
+        return timedelta(0)
+    return min(FIRST_DELAY * 2 ** min(failures - FREE_FAILURES, 20), MAX_DELAY)
+
+
+def _pair_limit(session: Session, name: str, address: str, user: User | None, now: datetime) -> LoginLimit | None:
+    since = _last_lift(session, address, name, now - PAIR_WINDOW)
+    if user is not None:
         last_login = session.scalar(select(func.max(Event.at)).where(
-            Event.kind == EventKind.LOGIN, Event.actor_id == user_id, Event.at >= since))
+            Event.kind == EventKind.LOGIN, Event.actor_id == user.id, Event.at >= since, _address_is(address)))
         since = max(since, last_login) if last_login else since
     failures = list(session.scalars(select(Event.at).where(
         Event.kind == EventKind.LOGIN_FAILED, Event.at >= since, Event.data["username"].as_string() == name,
-    ).order_by(Event.at)))
-    if len(failures) >= LOCKOUT_ATTEMPTS:
-        until = failures[-LOCKOUT_ATTEMPTS] + LOCKOUT_WINDOW
-        audit.record(session, EventKind.LOGIN_LOCKED, username=name, until=until)
-        raise LoginLocked(until)
+        _address_is(address)).order_by(Event.at)))
+    until = failures[-1] + pair_delay(len(failures)) if failures else now
+    return LoginLimit(name, address, len(failures), until) if until > now else None
+
+
+def _address_limit(session: Session, address: str, now: datetime) -> LoginLimit | None:
+    since = _last_lift(session, address, None, now - ADDRESS_WINDOW)
+    failures = list(session.scalars(select(Event.at).where(
+        Event.kind == EventKind.LOGIN_FAILED, Event.at >= since, _address_is(address))
+        .order_by(Event.at.desc()).limit(ADDRESS_CEILING)))
+    if len(failures) < ADDRESS_CEILING:
+        return None
+    until = failures[-1] + ADDRESS_WINDOW  # when the oldest of the last ``ADDRESS_CEILING`` stops counting
+    return LoginLimit(None, address, len(failures), until) if until > now else None
+
+
+def _check_limits(session: Session, name: str, address: str, user: User | None) -> None:
+    now = utcnow()
+    limit = _address_limit(session, address, now) or _pair_limit(session, name, address, user, now)
+    if limit is None:
+        return
+    # one audit event per limit, not one per refused attempt: a script hammering away cannot flood the log
+    already = session.scalar(select(func.count()).select_from(Event).where(
+        Event.kind == EventKind.LOGIN_LOCKED, Event.at >= now - MAX_DELAY - ADDRESS_WINDOW, _address_is(address),
+        Event.data["until"].as_string() == limit.until.isoformat()))
+    if not already:
+        audit.record(session, EventKind.LOGIN_LOCKED, username=name, address=address, until=limit.until,
+                     scope="address" if limit.username is None else "account")
+    raise LoginLocked(limit.until)
+
+
+def login_limits(session: Session) -> list[LoginLimit]:
+    """Every limit in force now, for the administrators' page (the longest first)."""
+    now = utcnow()
+    username, address = Event.data["username"].as_string(), Event.data["address"].as_string()
+    failed = (Event.kind == EventKind.LOGIN_FAILED,)
+    busy_addresses = session.scalars(select(address).where(*failed, Event.at >= now - ADDRESS_WINDOW)
+                                     .group_by(address).having(func.count() >= ADDRESS_CEILING))
+    limits = [_address_limit(session, a, now) for a in busy_addresses if a]
+    pairs = session.execute(select(username, address).where(*failed, Event.at >= now - PAIR_WINDOW)
+                            .group_by(username, address).having(func.count() >= FREE_FAILURES))
+    limits += [_pair_limit(session, n, a, user_by_name(session, n), now) for n, a in pairs if n and a]
+    return sorted((limit for limit in limits if limit is not None), key=lambda limit: limit.until, reverse=True)
+
+
+def lift_login_limit(session: Session, actor: User, address: str, username: str | None = None) -> None:
+    """An administrator lets ``address`` try again: at ``username``, or (``None``) at every account.
+
+    The failures stay in the audit log; only those before the lift stop counting.
+    """
+    require(actor, Permission.ADMINISTER, "Only administrators lift login limits.")
+    if not address.strip():
+        raise InvalidForm({"address": "Name the address."}, {"address": address})
+    audit.record(session, EventKind.LOGIN_LIMIT_LIFTED, actor=actor, address=address.strip(),
+                 username=username.strip().lower() if username else None)
+    session.flush()
+
+
+def end_sessions(session: Session, user: User, reason: str, actor: User | None = None) -> None:
+    """End every login session of ``user`` (every browser, every worker): their generation no longer matches.
+
+    :param reason: ``logout``, ``password_changed`` or ``deactivated``, kept in the audit event
+    """
+    user.session_generation = (user.session_generation or 0) + 1
+    audit.record(session, EventKind.SESSIONS_ENDED, actor=actor or user, user=user.username, reason=reason)
+    session.flush()
+
+
+def change_password(session: Session, actor: User, current: str, new: str, repeated: str) -> User:
+    """The logged-in user sets a new password; every session of theirs ends (the caller opens a new one).
+
+    :raises InvalidForm: per field: the current password is wrong, the new one is too short or
+        too long, the same as the current one, or not repeated exactly
+    """
+    errors: dict[str, str] = {}
+    try:
+        _hasher.verify(actor.password_hash, current[:MAX_PASSWORD_LENGTH])
+    except (VerificationError, InvalidHashError):
+        errors["current"] = "This is not your current password."
+    if len(new) < MIN_PASSWORD_LENGTH:
+        errors["new"] = f"Use at least {MIN_PASSWORD_LENGTH} characters."
+    elif len(new) > MAX_PASSWORD_LENGTH:
+        errors["new"] = f"Use at most {MAX_PASSWORD_LENGTH} characters."
+    elif new == current and "current" not in errors:
+        errors["new"] = "Choose a password other than your current one."
+    if "new" not in errors and repeated != new:
+        errors["repeated"] = "The two new passwords differ."
+    if errors:
+        raise InvalidForm(errors, {})
+    actor.password_hash = hash_password(new)
+    audit.record(session, EventKind.PASSWORD_CHANGED, actor=actor)
+    end_sessions(session, actor, "password_changed")
+    return actor
 
 
 def ensure_role(session: Session, key: str, name: str, description: str = "",
@@ -128,6 +260,8 @@ def update_user(session: Session, actor: User, user_id: int, role_keys: list[str
     after = {"roles": sorted(user.role_keys), "active": user.active}
     if before != after:
         audit.record(session, EventKind.USER_CHANGED, actor=actor, user=user.username, before=before, after=after)
+    if before["active"] and not active:
+        end_sessions(session, user, "deactivated", actor=actor)
     session.flush()
     return user
 

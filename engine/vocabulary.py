@@ -53,6 +53,10 @@ class EventKind(StrEnum):
     LOGIN = "login"
     LOGIN_FAILED = "login_failed"
     LOGIN_LOCKED = "login_locked"
+    LOGIN_LIMIT_LIFTED = "login_limit_lifted"
+    PASSWORD_CHANGED = "password_changed"
+    #: a user's session generation was raised: logout, password change or deactivation
+    SESSIONS_ENDED = "sessions_ended"
     USER_CHANGED = "user_changed"
 
 

@@ -45,6 +45,8 @@ method path                            anon grace mark amy rita cathy clara sam 
 GET  /login                            200  200   200  200 200  200   200   200 200   200  200   200   200   200  200  200   200
 POST /login                            302  302   302  302 302  302   302   302 302   302  302   302   302   302  302  302   302
 POST /logout                           302  302   302  302 302  302   302   302 302   302  302   302   302   302  302  302   302
+GET  /account/password                 302  200   200  200 200  200   200   200 200   200  200   200   200   200  200  200   200
+POST /account/password                 302  422   422  422 422  422   422   422 422   422  422   422   422   422  422  422   422
 GET  /                                 302  200   200  200 200  200   200   200 200   200  200   200   200   200  200  200   200
 GET  /static/deptflow.css              200  200   200  200 200  200   200   200 200   200  200   200   200   200  200  200   200
 GET  /processes                        302  200   200  200 200  200   200   200 200   200  200   200   200   200  200  200   200
@@ -67,7 +69,7 @@ POST /instances/{suspended}/resume     302  403   403  403 403  403   302   403 
 GET  /history/{case}                   302  403   403  403 403  403   200   403 200   403  403   403   403   403  200  200   200
 GET  /history/{case}.json              302  403   403  403 403  403   200   403 200   403  403   403   403   403  200  200   200
 GET  /history/999999                   302  404   404  404 404  404   404   404 404   404  404   404   404   404  404  404   404
-GET  /definitions/{definition}.bpmn    302  200   200  200 200  200   200   200 200   200  200   200   200   200  200  200   200
+GET  /definitions/{definition}.bpmn    302  403   200  403 403  403   200   403 200   200  200   403   403   403  200  200   200
 GET  /definitions/999999.bpmn          302  404   404  404 404  404   404   404 404   404  404   404   404   404  404  404   404
 GET  /reports/{process}                302  200   200  403 403  403   200   403 403   403  403   403   403   403  403  200   403
 GET  /reports/nope                     302  404   404  404 404  404   404   404 404   404  404   404   404   404  404  404   404
@@ -94,6 +96,7 @@ GET  /audit/verify                     302  403   403  403 403  403   403   403 
 GET  /admin/users                      302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   200
 POST /admin/users/{user}               302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   302
 POST /admin/users/999999               302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   404
+POST /admin/login-limits/lift          302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   302
 """  # noqa: E501
 
 MINI = (Path(__file__).parent / "data" / "mini_approval.bpmn").read_text()
@@ -109,6 +112,7 @@ BODIES: dict[str, Callable[[str], dict[str, Any]]] = {
     "POST /instances/{suspended}/resume": lambda _: {"data": REASON},
     "POST /admin/users/{user}": lambda _: {"data": {"roles": "dealer", "active": "on"}},
     "POST /notifications/email": lambda _: {"data": {"enabled": "on"}},
+    "POST /admin/login-limits/lift": lambda _: {"data": {"address": "198.51.100.7"}},
     "POST /modeler/new": lambda username: {"data": {"key": f"matrix_{username}", "name": "Matrix", "role": "clerk"}},
     "POST /modeler/import": lambda _: {"data": {"file": (io.BytesIO(MINI.encode()), "mini_approval.bpmn")}},
     "POST /modeler/{process}/migrate": lambda _: {"data": {"from": "1"}},

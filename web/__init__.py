@@ -15,6 +15,7 @@ from engine.db import database_url
 from engine.definitions import known_roles
 
 from . import database, errors, security
+from .params import BoundedIntConverter
 
 
 def _role_names():
@@ -41,6 +42,14 @@ def _duration(delta: timedelta) -> str:
     return " ".join(shown) or "0 s"
 
 
+def _choice(value: Any, options: dict[str, Any] | None) -> Any:
+    """The label of an enum value (``options`` maps ids to labels); a list or dict in case data is no id."""
+    try:
+        return (options or {}).get(value, value)
+    except TypeError:  # unhashable: a list or a nested dict
+        return value
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app: defaults, environment, test overrides, one ``init_app`` per resource, blueprints."""
     app = Flask(__name__, instance_relative_config=False)
@@ -64,6 +73,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config.update(SESSION_COOKIE_SECURE=True, REMEMBER_COOKIE_SECURE=True, PREFERRED_URL_SCHEME="https")
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
     app.config["DATABASE_URL"] = app.config["DATABASE_URL"] or database_url()
+    app.url_map.converters["int"] = BoundedIntConverter  # before any route: ids beyond 2^63 are a 404
 
     database.init_app(app)
     security.init_app(app)
@@ -80,5 +90,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(notifications.bp)
     app.register_blueprint(modeler.bp)
     app.add_template_filter(_duration, "duration")
+    app.add_template_filter(_choice, "choice")
     app.context_processor(lambda: {"now": utcnow(), "role_name": _role_names()})
     return app

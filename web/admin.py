@@ -1,4 +1,4 @@
-"""Administrators: users and their roles."""
+"""Administrators: users and their roles, login limits."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ bp = Blueprint("admin", __name__)
 @bp.route("/admin/users")
 @permission_required(Permission.ADMINISTER)
 def index():
-    """Every user with their roles; each row is a small form."""
-    return render_template("admin/users.html", users=users.all_users(db()), roles=users.all_roles(db()))
+    """Every user with their roles (each row is a small form), and the login limits in force."""
+    return render_template("admin/users.html", users=users.all_users(db()), roles=users.all_roles(db()),
+                           limits=users.login_limits(db()))
 
 
 @bp.route("/admin/users/<int:user_id>", methods=["POST"])
@@ -28,4 +29,15 @@ def update(user_id: int):
     db().commit()
     flash(f"Saved {user.full_name}: {', '.join(r.name for r in user.roles) or 'no roles'}"
           f"{'' if user.active else ' (cannot log in)'}.", "success")
+    return redirect(url_for("admin.index"))
+
+
+@bp.route("/admin/login-limits/lift", methods=["POST"])
+@permission_required(Permission.ADMINISTER)
+def lift_limit():
+    """Let an address try again at one username, or at every username."""
+    address, username = request.form.get("address", ""), request.form.get("username") or None
+    users.lift_login_limit(db(), actor(), address, username)
+    db().commit()
+    flash(f"{address} may try again{f' to log in as {username}' if username else ''}.", "success")
     return redirect(url_for("admin.index"))

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import login_required, login_user, logout_user
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_login import login_required, logout_user
 
 from engine import users
-from engine.errors import LoginLocked
+from engine.errors import InvalidForm, LoginLocked
 
 from .database import db
-from .security import LoginUser
+from .security import GENERATION_KEY, actor, open_session
 
 bp = Blueprint("auth", __name__)
 
@@ -22,14 +22,14 @@ def login():
     username = request.form.get("username", "")
     if request.method == "POST":
         try:
-            user = users.authenticate(db(), username, request.form.get("password", ""))
+            user = users.authenticate(db(), username, request.form.get("password", ""), request.remote_addr)
         except LoginLocked as exc:
             db().commit()
             flash(str(exc), "error")
             return render_template("auth/login.html", username=username), 429
         db().commit()
         if user is not None:
-            login_user(LoginUser(user))
+            open_session(user)
             return redirect(_safe_next(request.args.get("next")))
         flash("Unknown username or wrong password.", "error")
         return render_template("auth/login.html", username=username), 401
@@ -39,10 +39,33 @@ def login():
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
-    """End the session."""
+    """End every session of the user, in this browser and elsewhere (a copied cookie stops working)."""
+    users.end_sessions(db(), actor(), "logout")
+    db().commit()
     logout_user()
+    session.pop(GENERATION_KEY, None)
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def password():
+    """Change my password; my other sessions end, this one goes on."""
+    if request.method == "GET":
+        return render_template("auth/password.html", errors={}, min_length=users.MIN_PASSWORD_LENGTH)
+    form = request.form
+    try:
+        user = users.change_password(db(), actor(), form.get("current", ""), form.get("new", ""),
+                                     form.get("repeated", ""))
+    except InvalidForm as exc:
+        db().rollback()
+        return render_template("auth/password.html", errors=exc.errors,
+                               min_length=users.MIN_PASSWORD_LENGTH), 422
+    db().commit()
+    open_session(user)
+    flash("Your password is changed. Your other sessions have ended.", "success")
+    return redirect(url_for("inbox.index"))
 
 
 def _safe_next(target: str | None) -> str:

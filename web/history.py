@@ -2,22 +2,41 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask import Blueprint, Response, current_app, render_template, request
 from flask_login import login_required
 
-from engine import audit, audit_signing, definitions, history
-from engine.db import ProcessDefinition
-from engine.errors import Conflict, InvalidForm, NotFound
+from engine import audit, audit_signing, definitions, history, process_versions
+from engine.errors import Conflict, InvalidForm
 from engine.vocabulary import Permission
 
 from .database import db
+from .params import page_arg
 from .security import actor, permission_required
 
 bp = Blueprint("history", __name__)
 
 
 def _filters() -> history.InstanceFilter:
-    return history.InstanceFilter.parse({k: v for k, v in request.args.items() if k != "page"})
+    """The search filters; a date the search cannot reach (a day after it would pass 9999-12-31) is a field error."""
+    args = {k: v for k, v in request.args.items() if k != "page"}
+    errors = {name: "Enter a date before 9999-12-31." for name in ("started_from", "started_to")
+              if _is_last_day(args.get(name))}
+    try:
+        filters = history.InstanceFilter.parse(args)
+    except InvalidForm as exc:
+        errors = {**exc.errors, **errors}
+    if errors:
+        raise InvalidForm(errors, args)
+    return filters
+
+
+def _is_last_day(text: str | None) -> bool:
+    try:
+        return date.fromisoformat((text or "").strip()) == date.max
+    except ValueError:
+        return False
 
 
 @bp.route("/audit")
@@ -30,7 +49,7 @@ def search():
     except InvalidForm as exc:
         return render_template("history/search.html", page=None, processes=processes, errors=exc.errors,
                                args=exc.values, statuses=history.STATUSES), 422
-    page = history.search_instances(db(), actor(), filters, request.args.get("page", 1, type=int))
+    page = history.search_instances(db(), actor(), filters, page_arg())
     return render_template("history/search.html", page=page, processes=processes, errors={}, args=request.args,
                            statuses=history.STATUSES)
 
@@ -83,10 +102,8 @@ def instance_export(instance_id: int, fmt: str):
 @bp.route("/definitions/<int:definition_id>.bpmn")
 @login_required
 def definition_xml(definition_id: int):
-    """A published version of a diagram, as the BPMN file."""
-    definition = db().get(ProcessDefinition, definition_id)
-    if definition is None:
-        raise NotFound(f"There is no diagram version {definition_id}.")
+    """A published version of a diagram, as the BPMN file, for those who work with the process."""
+    definition = process_versions.downloadable_definition(db(), actor(), definition_id)
     name = f"{definition.process_key}.v{definition.version}.bpmn"
     return _download(definition.xml, name, "application/xml")
 

@@ -10,6 +10,7 @@ from engine.errors import InvalidForm
 
 from .database import act, db
 from .forms import submitted_values
+from .params import page_arg
 from .security import actor
 
 bp = Blueprint("inbox", __name__)
@@ -19,8 +20,7 @@ bp = Blueprint("inbox", __name__)
 @login_required
 def index():
     """My tasks and my roles' open tasks, earliest due first, a page of each (``?mine=2&queue=3``)."""
-    page = inbox.inbox(db(), actor(), assigned_page=request.args.get("mine", 1, type=int),
-                       available_page=request.args.get("queue", 1, type=int))
+    page = inbox.inbox(db(), actor(), assigned_page=page_arg("mine"), available_page=page_arg("queue"))
     return render_template("inbox/index.html", inbox=page)
 
 

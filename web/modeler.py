@@ -11,6 +11,7 @@ from engine.errors import InvalidDefinition, InvalidForm, Problem
 from engine.vocabulary import Permission
 
 from .database import db
+from .params import MAX_PAGE, int_arg
 from .security import actor, permission_required
 
 bp = Blueprint("modeler", __name__, url_prefix="/modeler")
@@ -44,6 +45,10 @@ def _draft_json(draft) -> dict[str, Any]:
         "xml_url": url_for("modeler.draft_xml", draft_id=draft.id),
         "edit_url": url_for("modeler.edit", key=draft.process_key, draft=draft.id),
     }
+
+
+def _version_arg(name: str, default: int | None = None) -> int | None:
+    return int_arg(name, default, maximum=MAX_PAGE)
 
 
 def _new_process_page(errors: dict[str, str], values: dict[str, str], import_problems=None, draft=None,
@@ -105,7 +110,7 @@ def process(key: str):
 @permission_required(Permission.MODEL)
 def edit(key: str):
     """The modeler with properties panel, opened on the latest version or on a draft."""
-    source = modeling.editor_source(db(), key, request.args.get("draft", type=int))
+    source = modeling.editor_source(db(), key, int_arg("draft"))
     if source.draft is not None:
         xml_url = url_for("modeler.draft_xml", draft_id=source.draft.id)
     else:
@@ -127,8 +132,8 @@ def draft_xml(draft_id: int):
 def diff(key: str):
     """Two versions on the diagram, added / removed / changed elements marked, with the changed properties."""
     latest = definitions.latest_definition(db(), key)
-    new_version = request.args.get("b", latest.version, type=int)
-    old_version = request.args.get("a", max(new_version - 1, 1), type=int)
+    new_version = _version_arg("b", latest.version)
+    old_version = _version_arg("a", max(new_version - 1, 1))
     changes = process_versions.diff_versions(db(), key, old_version, new_version)
     return render_template("modeler/diff.html", d=changes, versions=process_versions.versions_of(db(), key), key=key)
 
@@ -137,8 +142,8 @@ def diff(key: str):
 @permission_required(Permission.MODEL)
 def migrate_preview(key: str):
     """The open cases of a version and whether each can move to the newer one."""
-    preview = instance_migration.migration_preview(db(), actor(), key, request.args.get("from", 0, type=int),
-                                                   request.args.get("to", type=int))
+    preview = instance_migration.migration_preview(db(), actor(), key, _version_arg("from", 0),
+                                                   _version_arg("to"))
     return render_template("modeler/migrate.html", key=key, preview=preview, result=None)
 
 
@@ -146,8 +151,8 @@ def migrate_preview(key: str):
 @permission_required(Permission.MODEL)
 def migrate(key: str):
     """Move every case that can move; list the others with the tasks that block them."""
-    result = instance_migration.migrate_instances(db(), actor(), key, request.form.get("from", 0, type=int),
-                                                  request.form.get("to", type=int))
+    result = instance_migration.migrate_instances(db(), actor(), key, _version_arg("from", 0),
+                                                  _version_arg("to"))
     db().commit()
     return render_template("modeler/migrate.html", key=key, preview=None, result=result)
 

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Flask, Response, abort
-from flask_login import LoginManager, current_user, login_required
+from flask import Flask, Response, abort, session
+from flask_login import LoginManager, current_user, login_required, login_user
 from flask_wtf.csrf import CSRFProtect
 
 from engine import notify, reports, users
@@ -19,6 +19,8 @@ from .database import db
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
+#: the user's ``session_generation`` when this browser logged in; raising it ends the session
+GENERATION_KEY = "session_generation"
 
 
 class LoginUser:
@@ -52,10 +54,20 @@ def init_app(app: Flask) -> None:
                 "may_read_statistics": lambda key: reports.may_read_statistics(db(), me, key)}
 
 
+def open_session(user: User) -> None:
+    """Log ``user`` in on this browser, tied to their current session generation."""
+    login_user(LoginUser(user))
+    session[GENERATION_KEY] = user.session_generation
+
+
 @login_manager.user_loader
 def _load_user(user_id: str) -> LoginUser | None:
-    user = users.get_user(db(), int(user_id)) if user_id.isdigit() else None
-    return LoginUser(user) if user is not None and user.active else None
+    """The session's user, unless deactivated or their sessions were ended since this one was opened
+    (the cookie is signed, so only the server can change the generation it holds)."""
+    user = users.get_user(db(), int(user_id)) if user_id.isdigit() and len(user_id) < 19 else None
+    if user is None or not user.active or session.get(GENERATION_KEY) != user.session_generation:
+        return None
+    return LoginUser(user)
 
 
 def actor() -> User:
