@@ -27,7 +27,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session
 
 from .clock import utcnow
-from .db import DEFAULT_SQLITE_PATH, AuditHead, ProcessInstance
+from .db import AuditHead, ProcessInstance, data_dir
 
 KEY_FILE_NAME = "audit-signing.key"
 CHECKPOINT_FORMAT = "deptflow-audit-checkpoint/1"
@@ -40,20 +40,20 @@ class CheckpointError(Exception):
 
 def key_path(url: str | URL | None = None) -> Path:
     """Where the signing key lives: ``DEPTFLOW_AUDIT_KEY``, else beside the SQLite database file
-    (of ``url``, else of ``DEPTFLOW_DATABASE_URL``), else in ``instance/`` (the default data
-    directory, also for PostgreSQL)."""
-    return _key_path(os.environ.get("DEPTFLOW_AUDIT_KEY"), str(url or os.environ.get("DEPTFLOW_DATABASE_URL") or ""))
+    (of ``url``, else of ``DEPTFLOW_DATABASE_URL``), else in the data directory (for PostgreSQL)."""
+    return _key_path(os.environ.get("DEPTFLOW_AUDIT_KEY"), str(url or os.environ.get("DEPTFLOW_DATABASE_URL") or ""),
+                     str(data_dir()))
 
 
 @lru_cache(maxsize=64)
-def _key_path(configured: str | None, url: str) -> Path:  # cached: sealing asks at every commit
+def _key_path(configured: str | None, url: str, data: str) -> Path:  # cached: sealing asks at every commit
     if configured:
         return Path(configured)
     if url:
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
             return Path(parsed.database).resolve().parent / KEY_FILE_NAME
-    return DEFAULT_SQLITE_PATH.parent.resolve() / KEY_FILE_NAME
+    return Path(data) / KEY_FILE_NAME
 
 
 def head_message(chain: int, seq: int, hash_: str) -> bytes:

@@ -14,10 +14,11 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import create_engine, select, update
 
-from engine import audit, audit_signing, definitions, runtime, schema, tasks, users
+from engine import actions, audit, audit_signing, definitions, inbox, schema, users
 from engine.core import WorkflowEngine
 from engine.db import AuditHead, Event, ProcessDefinition, ProcessInstance, make_engine
 from web.cli import main
+from workflows import setup
 
 MINI = (Path(__file__).parent / "data" / "mini_approval.bpmn").read_text()
 
@@ -38,13 +39,14 @@ def _case(session, user, decisions=("approve",)) -> ProcessInstance:
     if session.scalar(select(ProcessDefinition.id).where(ProcessDefinition.process_key == "mini_approval")) is None:
         definitions.deploy(session, user("owen"), MINI)
         session.commit()
-    instance = runtime.start_process(session, user("steve"), "mini_approval", {"title": "Van", "amount": "3"})
+    started = actions.start_process(session, user("steve"), "mini_approval", {"title": "Van", "amount": "3"})
+    instance = session.get(ProcessInstance, started.id)
     session.commit()
     for decision in decisions:
-        [task] = [t for t in tasks.inbox(session, user("mark")).available if t.instance_id == instance.id]
-        runtime.claim(session, user("mark"), task.id)
+        [task] = [t for t in inbox.inbox(session, user("mark")).available if t.instance_id == instance.id]
+        actions.claim(session, user("mark"), task.id)
         session.commit()
-        runtime.complete_task(session, user("mark"), task.id, {"decision": decision})
+        actions.complete_task(session, user("mark"), task.id, {"decision": decision})
         session.commit()
     return instance
 
@@ -204,6 +206,7 @@ def test_cli_checkpoint_and_verify(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
     monkeypatch.setenv("DEPTFLOW_DATABASE_URL", url)
     runner = CliRunner()
+    setup.initialise(url, demo=False)  # a database, but no key yet
     no_key = runner.invoke(main, ["audit", "checkpoint"])
     assert no_key.exit_code == 1 and "no audit key" in no_key.output
     assert runner.invoke(main, ["init", "--demo"]).exit_code == 0

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from engine import history, process_versions, runtime, users
+from engine import actions, history, process_versions, users
 from engine.db import Event, HumanTask, ProcessDefinition, ProcessInstance
 from engine.errors import LoginLocked, NotAllowed
 from web import create_app
@@ -332,12 +332,13 @@ def test_who_may_download_a_diagram(app, session, user):
 
 def test_taking_part_in_a_case_of_the_version_allows_the_download(session, user):
     """Clara registered a drawing application, then lost the clerk role: she keeps the diagram of that case."""
-    instance = runtime.start_process(session, user("steve"), "engineering_drawing_application", {
+    started = actions.start_process(session, user("steve"), "engineering_drawing_application", {
         "title": "Drawings", "customer_name": "Hotel", "project_name": "Lobby", "drawings_needed_by": "2027-01-31",
         "product_lines": "Chairs", "quantity": "4"})
+    instance = session.get(ProcessInstance, started.id)
     session.commit()
     task = session.scalar(select(HumanTask).where(HumanTask.instance_id == instance.id))
-    runtime.claim(session, user("clara"), task.id)
+    actions.claim(session, user("clara"), task.id)
     session.commit()
     users.update_user(session, user("admin"), user("clara").id, ["dealer"], True)
     session.commit()

@@ -37,8 +37,12 @@ def _require_database() -> str:
 
 
 def _sessions():
-    engine = make_engine(_require_database())
-    return engine, WorkflowEngine().session_factory(engine)
+    """The database engine and the sessions of the engine object (with the configured audit key)."""
+    from engine.audit_signing import configured_signer
+
+    url = _require_database()
+    engine = make_engine(url)
+    return engine, WorkflowEngine(audit_signer=configured_signer(url)).session_factory(engine)
 
 
 @click.group()
@@ -228,11 +232,11 @@ def audit_checkpoint(output: Path | None) -> None:
     """Sign every chain's head now, as a JSON file for auditors to keep outside the database."""
     from engine import audit_signing
 
-    url = database_url()
+    url = _require_database()
     signer = audit_signing.configured_signer(url)
     if signer is None:
         raise click.ClickException(f"no audit key at {audit_signing.key_path(url)} (run deptflow init)")
-    engine, sessions = _sessions(url)
+    engine, sessions = _sessions()
     try:
         with sessions() as session:
             checkpoint = audit_signing.take_checkpoint(session, signer)
