@@ -81,12 +81,13 @@ def may_cancel(session: Session, actor: User, instance: Any) -> bool:
 
 
 def allowed_case_actions(session: Session, actor: User, instance: Any) -> set[str]:
-    """Which of cancel / suspend / resume ``actor`` may do to ``instance`` now (for the case page)."""
+    """Which of cancel / suspend / resume / retry ``actor`` may do to ``instance`` now (for the case page)."""
     actions = set()
     if instance.status in InstanceStatus.open() and may_cancel(session, actor, instance):
         actions.add("cancel")
     if may_administer(session, actor, instance.process_key):
-        actions.add({InstanceStatus.RUNNING: "suspend", InstanceStatus.SUSPENDED: "resume"}.get(instance.status, ""))
+        actions.add({InstanceStatus.RUNNING: "suspend", InstanceStatus.SUSPENDED: "resume",
+                     InstanceStatus.INCIDENT: "retry"}.get(instance.status, ""))
     return actions - {""}
 
 

@@ -148,6 +148,11 @@ def record_step(session: Session, running: RunningInstance, result: StepResult) 
             if timer.attached_to and not timer.interrupting:
                 for task in run(session, _OPEN_TASKS_AT, {"instance_id": row.id, "element_id": timer.attached_to}):
                     notify.reminder(session, task, row, timer.name)
+    if result.incident is not None:
+        stop = result.incident
+        audit.record(session, EventKind.INCIDENT, instance=row, element_id=stop.element_id, name=stop.name,
+                     message=stop.message)
+        notify.incident(session, row, stop.name, stop.message)
     if result.ended:
         audit.record(session, EventKind.ENDED, instance=row)
         notify.request_finished(session, row)

@@ -1,4 +1,4 @@
-"""Actions on a whole case: cancel, suspend, resume. Each is audited with its reason."""
+"""Actions on a whole case: cancel, suspend, resume, retry a stopped case. Each is audited with its reason."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from sqlalchemy.orm import Session
 from . import audit, core, notify
 from . import definitions as defs
 from .access import may_administer, may_cancel
+from .actions import record_step
 from .clock import utcnow
 from .db import HumanTask, User
 from .errors import Conflict, InvalidForm, NotAllowed
 from .inbox import close
 from .rows import InstanceRow, read_instance, read_instance_state, write_instance
+from .running import RunningInstance
 from .sql import run
 from .vocabulary import EventKind, InstanceStatus, TaskStatus
 
@@ -67,6 +69,21 @@ def suspend(session: Session, actor: User, instance_id: int, reason: str) -> Ins
     """Hold a case: its tasks stay in the inboxes but cannot be claimed or completed."""
     return _set_status(session, actor, instance_id, reason, frm=InstanceStatus.RUNNING, to=InstanceStatus.SUSPENDED,
                        kind=EventKind.SUSPENDED)
+
+
+def retry(session: Session, actor: User, instance_id: int, reason: str = "") -> InstanceRow:
+    """Run a stopped case again from the step that failed, once its cause is fixed (a new version of
+    the diagram the case was moved to, or the data). It may stop again: a new incident says why."""
+    running = RunningInstance.open(session, instance_id)
+    instance = running.row
+    if not may_administer(session, actor, instance.process_key):
+        raise NotAllowed("Only the process owner or an administrator may retry a stopped case.")
+    if instance.status != InstanceStatus.INCIDENT:
+        raise Conflict(f"The case is {instance.status}; only a stopped case is retried.")
+    audit.record(session, EventKind.RETRIED, instance=instance, actor=actor, reason=(reason or "").strip()[:2000])
+    running.retry()
+    record_step(session, running, running.save(session))
+    return instance
 
 
 def resume(session: Session, actor: User, instance_id: int, reason: str) -> InstanceRow:

@@ -30,7 +30,7 @@ from .running import RunningInstance
 from .vocabulary import EventKind, InstanceStatus, TaskStatus
 
 #: Instance states that migration may touch (finished cases stay on their version for good).
-MIGRATABLE = (InstanceStatus.RUNNING, InstanceStatus.SUSPENDED)
+MIGRATABLE = (InstanceStatus.RUNNING, InstanceStatus.SUSPENDED, InstanceStatus.INCIDENT)
 #: Task states that hold a case's position: a task here must exist in the target version.
 ACTIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
 

@@ -3,7 +3,8 @@ and e-mailed by the worker through SMTP when ``DEPTFLOW_SMTP_HOST`` is set.
 
 Kinds: ``new_task`` (for you or your role), ``escalated`` (a deadline passed and the case was
 escalated to you, or a reminder about a task you hold), ``due_soon``, ``overdue``,
-``request_finished`` (a case you started ended).
+``request_finished`` (a case you started ended), ``incident`` (a case of a process your role owns
+stopped and waits for a fix).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from .clock import utcnow
-from .db import HumanTask, Notification, ProcessInstance, User, UserRole
+from .db import HumanTask, Notification, Process, ProcessInstance, User, UserRole
 from .sql import run
 from .vocabulary import TaskStatus
 
@@ -72,6 +73,17 @@ def reminder(session: Session, task: HumanTask, instance: ProcessInstance, timer
     _add(session, _recipients(session, task), "escalated",
          f"Reminder ({timer_name}): “{task.name}” is still waiting — {instance.title}",
          instance_id=instance.id, task_id=task.id)
+
+
+_OWNERS = (select(*_RECIPIENT).join(UserRole, UserRole.user_id == User.id)
+           .join(Process, Process.owner_role == UserRole.role_key)
+           .where(Process.key == bindparam("process_key"), User.active.is_(True)).distinct())
+
+
+def incident(session: Session, instance: Any, step: str, message: str) -> None:
+    """A case stopped: tell the people of the process's owner role, who fix the cause and retry."""
+    _add(session, run(session, _OWNERS, {"process_key": instance.process_key}).all(), "incident",
+         f"Stopped at “{step}”: {message} — {instance.title}", instance_id=instance.id)
 
 
 def request_finished(session: Session, instance: Any) -> None:

@@ -19,7 +19,7 @@ from .db import Event, HumanTask, ProcessInstance, User
 from .definitions import ParsedDefinition, UserTaskInfo
 from .errors import NotAllowed, NotFound
 from .inbox import open_tasks_of
-from .vocabulary import TaskStatus
+from .vocabulary import EventKind, InstanceStatus, TaskStatus
 
 
 def field_labels(parsed: ParsedDefinition) -> dict[str, str]:
@@ -165,8 +165,10 @@ class InstanceDetail:
     open_tasks: list[HumanTask] = field(default_factory=list)
     #: the tasks whose page ``actor`` may open (the case page links those)
     viewable_task_ids: set[int] = field(default_factory=set)
-    #: what ``actor`` may do to the case now: cancel, suspend, resume
+    #: what ``actor`` may do to the case now: cancel, suspend, resume, retry
     actions: set[str] = field(default_factory=set)
+    #: why the case stopped, while it is an incident (the latest ``incident`` event)
+    incident: Event | None = None
 
 
 @dataclass
@@ -209,4 +211,6 @@ def instance_detail(session: Session, actor: User, instance_id: int) -> Instance
         open_tasks=[t for t in case.tasks if t.status == TaskStatus.OPEN],
         viewable_task_ids={t.id for t in case.tasks if may_view_task(actor, t)},
         actions=allowed_case_actions(session, actor, case.instance),
+        incident=next((e for e in reversed(case.events) if e.kind == EventKind.INCIDENT), None)
+        if case.instance.status == InstanceStatus.INCIDENT else None,
     )

@@ -15,13 +15,13 @@ from SpiffWorkflow.bpmn.specs.defaults import ExclusiveGateway
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.util.task import TaskState
 from sqlalchemy.orm import Session
 
 from . import core, inbox, persistence, timers
 from . import definitions as defs
 from .clock import utcnow
 from .definitions import ParsedDefinition
-from .errors import ScriptError
 from .rows import InstanceRow, insert_instance, read_instance_state, write_instance
 from .vocabulary import InstanceStatus
 
@@ -47,6 +47,30 @@ class FiredTimer:
     interrupting: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """Why a case stopped: a condition or script failed or was refused, or the process went round
+    without end. The process owner fixes the diagram (a new version) or the cause, then retries."""
+
+    element_id: str | None
+    name: str
+    message: str
+
+
+#: Automatic steps one run may take: a process that goes round without waiting for anyone or anything
+#: (a script and a gateway in a loop, a call activity calling its own process) stops as an incident.
+#: SpiffWorkflow itself gives up about 1,000 steps into such a loop and reports the workflow finished.
+MAX_AUTOMATIC_STEPS = 400
+#: How deep call activities may nest.
+MAX_CALL_DEPTH = 20
+
+
+class _Stopped(Exception):
+    def __init__(self, incident: Incident):
+        super().__init__(incident.message)
+        self.incident = incident
+
+
 @dataclass
 class StepResult:
     """What running and saving a case changed."""
@@ -56,6 +80,8 @@ class StepResult:
     created: list[inbox.NewTask] = field(default_factory=list)
     cancelled: list[inbox.ClosedTask] = field(default_factory=list)
     ended: bool = False
+    #: the case stopped at this step (its status is now ``incident``)
+    incident: Incident | None = None
 
 
 class RunningInstance:
@@ -68,6 +94,7 @@ class RunningInstance:
         self._decisions: list[GatewayDecision] = []
         self._timers: list[FiredTimer] = []
         self._ended = False
+        self._incident: Incident | None = None
 
     @classmethod
     def load(cls, session: Session, row: InstanceRow, state: str, definition: ParsedDefinition) -> RunningInstance:
@@ -83,12 +110,22 @@ class RunningInstance:
         return cls.load(session, row, state, defs.parsed_by_id(session, row.definition_id))
 
     def run(self) -> None:
-        """Run automatic steps until the case waits for people or timers (or ends).
+        """Run automatic steps until the case waits for people or timers, ends, or stops as an incident
+        (a condition or script failed, or the process went round without end): never an error."""
+        steps = 0
 
-        :raises ScriptError: a condition or script failed
-        """
         def did_complete(task: Any) -> None:
+            nonlocal steps
+            steps += 1
             spec = task.task_spec
+            if steps > MAX_AUTOMATIC_STEPS:
+                raise _Stopped(Incident(getattr(spec, "bpmn_id", None), _name(spec),
+                                        f"the process ran {MAX_AUTOMATIC_STEPS} automatic steps without waiting for "
+                                        "anyone or anything (an endless loop?)"))
+            if getattr(task.workflow, "depth", 0) > MAX_CALL_DEPTH:
+                raise _Stopped(Incident(getattr(spec, "bpmn_id", None), _name(spec),
+                                        f"call activities nested more than {MAX_CALL_DEPTH} deep (does the process "
+                                        "call itself?)"))
             if isinstance(spec, ExclusiveGateway):
                 self._decisions.extend(self._decision(task))
             elif isinstance(getattr(spec, "event_definition", None), TimerEventDefinition):
@@ -98,8 +135,15 @@ class RunningInstance:
 
         try:
             self.workflow.do_engine_steps(did_complete_task=did_complete)
+        except _Stopped as stopped:
+            self._stop(stopped.incident)
         except SpiffWorkflowException as exc:
-            raise ScriptError(f"The process could not continue: {exc}") from exc
+            spec = getattr(getattr(exc, "task", None), "task_spec", None)
+            self._stop(Incident(getattr(spec, "bpmn_id", None), _name(spec), str(exc).split("\n")[0][:1000]))
+
+    def _stop(self, incident: Incident) -> None:
+        self.row.status = InstanceStatus.INCIDENT
+        self._incident = incident
 
     def _decision(self, gateway: Any) -> list[GatewayDecision]:
         source = gateway.task_spec.bpmn_id
@@ -146,9 +190,21 @@ class RunningInstance:
 
     def _result(self, session: Session, open_before: set[str] | None) -> StepResult:
         created, cancelled = inbox.sync(session, self.row, self.workflow, self.definition, open_before)
-        result = StepResult(self._decisions, self._timers, created, cancelled, self._ended)
-        self._decisions, self._timers, self._ended = [], [], False
+        result = StepResult(self._decisions, self._timers, created, cancelled, self._ended, self._incident)
+        self._decisions, self._timers, self._ended, self._incident = [], [], False, None
         return result
+
+    def retry(self) -> None:
+        """Run again from the steps that failed (their state goes back to ready): the owner fixed the cause."""
+        for task in self.workflow.get_tasks(state=TaskState.ERROR):
+            task._set_state(TaskState.READY)
+        self.row.status = InstanceStatus.RUNNING
+        self.run()
+
+
+def _name(spec: Any) -> str:
+    return (getattr(spec, "bpmn_name", None) or getattr(spec, "bpmn_id", None) or "the process") if spec else \
+        "the process"
 
 
 def _public_data(data: dict[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import func, select
 
 from engine import actions, definitions, sandbox
-from engine.db import Event, HumanTask, ProcessInstance
+from engine.db import Event, HumanTask
 from engine.errors import InvalidDefinition, ScriptError
 from engine.sandbox import SandboxEnvironment, evaluate
 
@@ -401,50 +401,53 @@ def test_script_refused_at_compile_time_is_not_deployed(session):
     assert problem.element_id == "tidy_request" and "__class__" in problem.message
 
 
+def _incident(session, instance_id: int) -> Event:
+    return session.scalars(select(Event).where(Event.instance_id == instance_id, Event.kind == "incident")
+                           .order_by(Event.id.desc())).first()
+
+
 @pytest.mark.parametrize(("script", "reason"), HOSTILE_SCRIPTS)
-def test_hostile_script_task_names_its_element_and_saves_nothing(session, user, tmp_path, caplog, script, reason):
+def test_hostile_script_task_stops_the_case_naming_its_element(session, user, tmp_path, caplog, script, reason):
+    """The case stops as an incident at the script task: nothing of the script's reaches the data or the host."""
     marker = tmp_path / "escaped"
     hostile = 'title = title.strip()\nhandle = open("MARKER_PATH", "w")\nhandle.write("escaped")\n'
     key = _deploy(session, "script_escape.bpmn", **{hostile: script + "\n", MARKER: str(marker)})
-    instances, events, tasks = _count(session, ProcessInstance), _count(session, Event), _count(session, HumanTask)
 
-    with pytest.raises(ScriptError) as caught:
-        actions.start_process(session, user("steve"), key, {"title": "  Tidy me  "})
-    session.rollback()
+    case = actions.start_process(session, user("steve"), key, {"title": "  Tidy me  "})
+    session.commit()
 
-    message = str(caught.value)
-    assert "[tidy_request]" in message and "Tidy request" in message and reason in message
-    assert (_count(session, ProcessInstance), _count(session, Event), _count(session, HumanTask)) == (
-        instances, events, tasks)
+    assert case.status == "incident" and case.data["title"] == "  Tidy me  "
+    incident = _incident(session, case.id)
+    assert incident.element_id == "tidy_request" and incident.data["name"] == "Tidy request"
+    assert reason in incident.data["message"]
+    assert _count(session, HumanTask) == 0
     assert not marker.exists()
     assert any(r.name == "deptflow.sandbox" and r.levelno == logging.WARNING and "[tidy_request]" in r.getMessage()
                for r in caplog.records)
 
 
-def test_hostile_script_over_http_shows_the_element_and_saves_nothing(app, login_as, tmp_path):
+def test_hostile_script_over_http_shows_the_stopped_case(app, login_as, tmp_path):
     marker = tmp_path / "escaped"
     with app.extensions["deptflow_sessions"]() as session:
         _deploy(session, "script_escape.bpmn", **{MARKER: str(marker)})
-        before = _count(session, ProcessInstance)
 
-    response = login_as("steve").post("/processes/script_escape/start", data={"title": "Tidy me"})
+    steve = login_as("steve")
+    response = steve.post("/processes/script_escape/start", data={"title": "Tidy me"})
 
-    page = response.get_data(as_text=True)
-    assert response.status_code == 500
-    assert "[tidy_request]" in page and "open() is not available in the sandbox" in page
-    with app.extensions["deptflow_sessions"]() as session:
-        assert _count(session, ProcessInstance) == before
+    assert response.status_code == 302
+    page = steve.get(response.location).get_data(as_text=True)
+    assert 'id="incident"' in page and "tidy_request" in page and "open() is not available in the sandbox" in page
     assert not marker.exists()
 
 
-def test_failing_condition_names_the_gateway(session, user):
+def test_failing_condition_stops_the_case_at_the_gateway(session, user):
     xml = (DATA / "script_scoring.bpmn").read_text().replace(
         "priority == 'high' and net_total &gt; 0", "priority == 'high' and getattr(net_total, 'real')")
     definitions.deploy(session, None, xml)
     session.commit()
-    with pytest.raises(ScriptError) as caught:
-        actions.start_process(session, user("steve"), "script_scoring", {"title": "Big", "amount": "900",
-                                                                          "quantity": "20"})
-    session.rollback()
-    assert "[route]" in str(caught.value) and "getattr() is not available" in str(caught.value)
-    assert _count(session, ProcessInstance) == 0
+    case = actions.start_process(session, user("steve"), "script_scoring", {"title": "Big", "amount": "900",
+                                                                           "quantity": "20"})
+    session.commit()
+    incident = _incident(session, case.id)
+    assert case.status == "incident" and incident.element_id == "route"
+    assert "getattr() is not available" in incident.data["message"]

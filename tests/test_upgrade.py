@@ -113,8 +113,20 @@ def _realistic_0001(metadata: MetaData) -> dict[str, list[dict[str, Any]]]:
     return {"roles": roles, "users": users, "user_roles": user_roles}
 
 
+def _realistic_0002(metadata: MetaData) -> dict[str, list[dict[str, Any]]]:
+    """As at 0001, the roles now with their permissions and the users with a session generation;
+    audit heads written before 0003 signed them (the rows of cases and the global head unsigned)."""
+    rows = _realistic_0001(metadata)
+    for role in rows["roles"]:
+        role["permissions"] = {"admin": ["administer", "audit", "model", "read_all_cases"]}.get(role["key"], [])
+    for n, user in enumerate(rows["users"]):
+        user["session_generation"] = n
+    return rows
+
+
 #: revision R -> realistic rows valid at R, for the migrations after R that transform data
-REALISTIC: dict[str, Callable[[MetaData], dict[str, list[dict[str, Any]]]]] = {"0001": _realistic_0001}
+REALISTIC: dict[str, Callable[[MetaData], dict[str, list[dict[str, Any]]]]] = {
+    "0001": _realistic_0001, "0002": _realistic_0002}
 
 
 # --- checks of each revision's data migration --------------------------------------------------

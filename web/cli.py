@@ -121,11 +121,11 @@ def serve(host: str, port: int, workers: int, threads: int, no_worker: bool, dem
 
     from web import create_app
 
+    if not os.environ.get("DEPTFLOW_SECRET_KEY") and not demo:
+        raise click.UsageError("DEPTFLOW_SECRET_KEY is not set. Set it to a long random value, "
+                               "or use --demo for a throw-away key.")
     _require_database()
     if not os.environ.get("DEPTFLOW_SECRET_KEY"):
-        if not demo:
-            raise click.UsageError("DEPTFLOW_SECRET_KEY is not set. Set it to a long random value, "
-                                   "or use --demo for a throw-away key.")
         # One key for all workers, so a login is valid whichever worker serves the next request.
         os.environ["DEPTFLOW_SECRET_KEY"] = secrets.token_hex(32)
         click.echo("demo mode: a random session key; logins end when the server stops.")

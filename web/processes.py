@@ -63,13 +63,14 @@ def _instance_page(instance_id: int, errors: dict[str, str], values: dict[str, s
                            values=values), status
 
 
-_CASE_ACTIONS = {"cancel": case_actions.cancel, "suspend": case_actions.suspend, "resume": case_actions.resume}
+_CASE_ACTIONS = {"cancel": case_actions.cancel, "suspend": case_actions.suspend, "resume": case_actions.resume,
+                 "retry": case_actions.retry}
 
 
-@bp.route("/instances/<int:instance_id>/<any(cancel, suspend, resume):action>", methods=["POST"])
+@bp.route("/instances/<int:instance_id>/<any(cancel, suspend, resume, retry):action>", methods=["POST"])
 @login_required
 def instance_action(instance_id: int, action: str):
-    """Cancel, suspend or resume a case, with the reason given."""
+    """Cancel, suspend, resume or retry a case, with the reason given."""
     try:
         case = act(_CASE_ACTIONS[action], instance_id, request.form.get("reason", ""))
     except InvalidForm as exc:

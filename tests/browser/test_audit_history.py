@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from engine import actions, users
 from engine.core import WorkflowEngine
-from engine.db import HumanTask, make_engine
+from engine.db import HumanTask, ProcessInstance, make_engine
 
 AUDIT = {"title": "Audit Oakline Hamburg", "dealer_name": "Oakline", "store_name": "Hamburg City",
          "region": "North", "audit_date": "2026-12-03"}
@@ -32,7 +32,7 @@ def finished_audit(sqlite_url: str) -> int:
                 HumanTask.instance_id == instance.id, HumanTask.status == "open"))
             actions.complete_task(session, users.user_by_name(session, username), task_id, values)
             session.commit()
-        assert instance.status == "completed"
+        assert session.get(ProcessInstance, instance.id).status == "completed"
     engine.dispose()
     return instance.id
 
