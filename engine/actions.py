@@ -25,7 +25,7 @@ from . import audit, core, forms, notify
 from . import definitions as defs
 from .access import check_may_work_on, is_candidate, is_separated, may_delegate
 from .clock import utcnow
-from .db import HumanTask, Process, User, UserRole
+from .db import HumanTask, Process, ProcessDefinition, User, UserRole
 from .definitions import ParsedDefinition
 from .errors import Conflict, InvalidForm, NotAllowed, NotFound, ScriptError, TaskAlreadyCompleted, TaskNoLongerOpen
 from .inbox import NewTask, close, ready_user_tasks
@@ -52,23 +52,38 @@ def startable(session: Session, actor: User, process_key: str) -> Process:
     process = session.get(Process, process_key)
     if process is None:
         raise NotFound(f"There is no process “{process_key}”.")
-    if not actor.role_keys.intersection(process.starter_roles or []):
-        raise NotAllowed(f"Your roles may not start “{process.title}”.")
+    _check_may_start(actor, process.title, process.starter_roles)
     return process
+
+
+def _check_may_start(actor: User, title: str, starter_roles: list[str] | None) -> None:
+    if not actor.role_keys.intersection(starter_roles or []):
+        raise NotAllowed(f"Your roles may not start “{title}”.")
+
+
+#: The process and its latest published version, as a start needs them: one query
+_LATEST = (select(Process.key, Process.title, Process.starter_roles, ProcessDefinition.id.label("definition_id"),
+                  ProcessDefinition.version, ProcessDefinition.sha256)
+           .join(ProcessDefinition, ProcessDefinition.process_key == Process.key)
+           .where(Process.key == bindparam("process_key"), ProcessDefinition.status == "published")
+           .order_by(ProcessDefinition.version.desc()).limit(1))
 
 
 def start_process(session: Session, actor: User, process_key: str, values: dict[str, Any]) -> InstanceRow:
     """Start the latest version of ``process_key`` with the start form's ``values``.
 
+    :raises NotFound: no such process, or none of its versions is published
     :raises NotAllowed: when none of ``actor``'s roles may start it
     :raises InvalidForm: with per-field messages
     """
-    process = startable(session, actor, process_key)
-    definition = defs.latest_definition(session, process_key)
-    parsed = defs.parsed(session, definition)
+    latest = run(session, _LATEST, {"process_key": process_key}).one_or_none()
+    if latest is None:
+        raise NotFound(f"There is no process “{process_key}”.")
+    _check_may_start(actor, latest.title, latest.starter_roles)
+    parsed = defs.parsed_by_sha(session, latest.definition_id, latest.sha256)
     data = forms.validate(parsed.start_form, values, {})
-    title = str(data.get("title") or "").strip() or f"{process.title} by {actor.full_name}"
-    return _launch(session, actor, process.key, definition.id, definition.version, parsed, data, title)
+    title = str(data.get("title") or "").strip() or f"{latest.title} by {actor.full_name}"
+    return _launch(session, actor, latest.key, latest.definition_id, latest.version, parsed, data, title)
 
 
 def start_scheduled(session: Session, actor: User, process_key: str, occurrence: datetime) -> InstanceRow:

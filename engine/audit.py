@@ -197,10 +197,17 @@ def _seal_global(session: Session, events: list[PendingEvent]) -> dict[int, str]
 
 
 def _seal_case(session: Session, instance_id: int, events: list[PendingEvent], started: dict[int, str]) -> None:
-    """Append to the case's chain under the lock of its row (already held by a completion's UPDATE)."""
-    seq, previous = run(session, _LOCK_CASE_HEAD, {"instance_id": instance_id}).one()
+    """Append to the case's chain under the lock of its row (already held by a completion's UPDATE).
+
+    A case started in this transaction has no chain yet and nobody else can see it: its chain
+    begins at its ``started`` event, without reading the head.
+    """
+    if instance_id in started:
+        seq, previous = 0, started[instance_id]
+    else:
+        seq, previous = run(session, _LOCK_CASE_HEAD, {"instance_id": instance_id}).one()
     if previous is None:  # the case's first link follows its ``started`` event in the global chain
-        previous = started.get(instance_id) or run(session, _STARTED_HASH, {"instance_id": instance_id}).scalar()
+        previous = run(session, _STARTED_HASH, {"instance_id": instance_id}).scalar()
     seq, previous = _link(events, instance_id, seq, previous or GENESIS)
     signature = _sign_head(session, instance_id, seq, previous)
     run(session, _MOVE_CASE_HEAD, {"instance_id": instance_id, "new_seq": seq, "new_hash": previous,
