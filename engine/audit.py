@@ -216,9 +216,12 @@ def _seal_case(session: Session, instance_id: int, events: list[PendingEvent], s
 
 
 def _signer(session: Session) -> audit_signing.AuditSigner | None:
-    """The engine's head signer if it was given one, else the configured key's (None without a key)."""
-    signer = getattr(session.info.get("deptflow"), "audit_signer", None)
-    return signer or audit_signing.configured_signer(session.get_bind().engine.url)
+    """The head signer of the engine that made ``session`` (None without a key); a session made
+    elsewhere reads the configured key."""
+    engine = session.info.get("deptflow")
+    if engine is not None:
+        return engine.audit_signer
+    return audit_signing.configured_signer(session.get_bind().engine.url)
 
 
 def _sign_head(session: Session, chain: int, seq: int, hash_: str) -> str | None:

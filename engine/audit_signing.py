@@ -124,18 +124,9 @@ def load_signer(path: Path) -> AuditSigner | None:
     return AuditSigner(key)
 
 
-_loaded: dict[Path, AuditSigner] = {}
-
-
 def configured_signer(url: str | URL | None = None) -> AuditSigner | None:
-    """The signer of the configured key file, read once per process; None while there is no file."""
-    path = key_path(url)
-    if path not in _loaded:
-        signer = load_signer(path)
-        if signer is None:
-            return None  # not remembered: ``deptflow init`` may create it later
-        _loaded[path] = signer
-    return _loaded[path]
+    """The signer of the configured key file (see :func:`key_path`); None while there is no file."""
+    return load_signer(key_path(url))
 
 
 def current_heads(session: Session) -> list[tuple[int, int, str, str | None]]:

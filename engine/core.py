@@ -9,14 +9,15 @@ so engine functions keep one argument (``session``) and no module holds global s
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from SpiffWorkflow.bpmn.serializer.helpers.registry import DefaultRegistry
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import audit, clock, definitions, persistence
+from . import audit, audit_signing, clock, definitions, persistence
 from .expressions import DeptflowScriptEngine
 
 if TYPE_CHECKING:
@@ -28,14 +29,23 @@ _INFO_KEY = "deptflow"
 class WorkflowEngine:
     """Definition cache, serializer registry and script engine, and the sessions that use them.
 
-    :param audit_signer: signs the audit chain's heads (see :mod:`engine.audit`); ``None``: unsigned
+    :param audit_key: the file of the key that signs the audit chain's heads (see :mod:`engine.audit_signing`);
+        read once it exists (``deptflow init`` makes it); ``None``: heads are not signed
     """
 
-    def __init__(self, *, cache_size: int = 64, audit_signer: Any = None) -> None:
+    def __init__(self, *, cache_size: int = 64, audit_key: Path | None = None) -> None:
         clock.install_in_spiffworkflow()  # SpiffWorkflow's timers read the engine clock (tests move it)
         self.definitions = definitions.DefinitionCache(cache_size)
         self.serializer: DefaultRegistry = persistence.make_registry()
-        self.audit_signer = audit_signer
+        self.audit_key = audit_key
+        self._audit_signer: audit_signing.AuditSigner | None = None
+
+    @property
+    def audit_signer(self) -> audit_signing.AuditSigner | None:
+        """The signer of :attr:`audit_key`, loaded the first time the file is there."""
+        if self._audit_signer is None and self.audit_key is not None and self.audit_key.exists():
+            self._audit_signer = audit_signing.load_signer(self.audit_key)
+        return self._audit_signer
 
     def session_factory(self, bind: Engine) -> sessionmaker:
         """Sessions on ``bind`` that know this engine and seal their audit events at commit."""

@@ -24,6 +24,12 @@ MINI = (Path(__file__).parent / "data" / "mini_approval.bpmn").read_text()
 
 
 @pytest.fixture
+def workflow_engine() -> WorkflowEngine:
+    """An engine of the test's own, with the test's key file (``DEPTFLOW_AUDIT_KEY``, per test)."""
+    return WorkflowEngine(audit_key=audit_signing.key_path())
+
+
+@pytest.fixture
 def signer(session):
     """The configured key (``DEPTFLOW_AUDIT_KEY``, per test), created as ``deptflow init`` does."""
     path = audit_signing.key_path()
@@ -167,7 +173,7 @@ def test_database_upgraded_from_0002_verifies_and_signs_from_then_on(database_ur
     plain.dispose()
     engine = make_engine(database_url)
     schema.upgrade(engine)  # 0003 without a key: the unsigned heads still verify
-    sessions = WorkflowEngine().session_factory(engine)
+    sessions = WorkflowEngine(audit_key=audit_signing.key_path(database_url)).session_factory(engine)
     with sessions() as fresh:
         assert audit.verify(fresh).ok
     monkeypatch.setenv("DEPTFLOW_DATABASE_URL", database_url)

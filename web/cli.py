@@ -38,11 +38,11 @@ def _require_database() -> str:
 
 def _sessions():
     """The database engine and the sessions of the engine object (with the configured audit key)."""
-    from engine.audit_signing import configured_signer
+    from engine.audit_signing import key_path
 
     url = _require_database()
     engine = make_engine(url)
-    return engine, WorkflowEngine(audit_signer=configured_signer(url)).session_factory(engine)
+    return engine, WorkflowEngine(audit_key=key_path(url)).session_factory(engine)
 
 
 @click.group()

@@ -9,7 +9,7 @@ from flask import Flask, current_app, g
 from flask_login import current_user
 from sqlalchemy.orm import Session, configure_mappers
 
-from engine.audit_signing import configured_signer
+from engine.audit_signing import key_path
 from engine.core import WorkflowEngine
 from engine.db import make_engine
 from engine.rows import retrying
@@ -21,7 +21,7 @@ def init_app(app: Flask) -> None:
     configure_mappers()  # at start-up, not lazily under the first concurrent requests
     engine = make_engine(app.config["DATABASE_URL"])
     workflow_engine = app.config.get("WORKFLOW_ENGINE") or WorkflowEngine(
-        audit_signer=configured_signer(app.config["DATABASE_URL"]))
+        audit_key=key_path(app.config["DATABASE_URL"]))
     app.extensions["deptflow_engine"] = engine
     app.extensions["deptflow_workflow_engine"] = workflow_engine
     app.extensions["deptflow_sessions"] = workflow_engine.session_factory(engine)

@@ -66,7 +66,7 @@ def export(fmt: str):
 @permission_required(Permission.AUDIT)
 def checkpoint():
     """Every chain's head now, signed with the audit key: a file for auditors to keep elsewhere."""
-    signer = audit_signing.configured_signer(current_app.config["DATABASE_URL"])
+    signer = current_app.extensions["deptflow_workflow_engine"].audit_signer
     if signer is None:
         raise Conflict("There is no audit signing key yet (deptflow init creates it).")
     try:

@@ -90,7 +90,7 @@ def initialise(url: str, *, demo: bool, cases: bool = False, audit_key: Path | N
     engine = make_engine(url)
     try:
         schema.upgrade(engine)
-        with (workflow_engine or WorkflowEngine()).session_factory(engine)() as session:
+        with (workflow_engine or WorkflowEngine(audit_key=audit_key)).session_factory(engine)() as session:
             report = install_audit_key(session, audit_key) if audit_key is not None else []
             report += install_catalogue(session)
             if demo:
