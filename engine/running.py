@@ -203,8 +203,8 @@ class RunningInstance:
 
 
 def _name(spec: Any) -> str:
-    return (getattr(spec, "bpmn_name", None) or getattr(spec, "bpmn_id", None) or "the process") if spec else \
-        "the process"
+    """How the history names a step: its BPMN name, else its id."""
+    return getattr(spec, "bpmn_name", None) or getattr(spec, "bpmn_id", None) or "the process"
 
 
 def _public_data(data: dict[str, Any]) -> dict[str, Any]:

@@ -36,6 +36,17 @@ def _open(session, instance_id: int) -> list[str]:
                                                                     HumanTask.status == "open")))
 
 
+def _stopped_case(session, user):
+    """A case of stops_after_review whose review was completed with divisor 0: stopped at the score."""
+    _deploy(session, "stops_after_review.bpmn")
+    case = actions.start_process(session, user("steve"), "stops_after_review", {"title": "Divide"})
+    session.commit()
+    [task_id] = session.scalars(select(HumanTask.id).where(HumanTask.instance_id == case.id))
+    actions.complete_task(session, user("mark"), task_id, {"divisor": "0"})
+    session.commit()
+    return case
+
+
 def test_a_failing_script_after_a_completion_stops_the_case_and_keeps_the_completion(session, user):
     _deploy(session, "stops_after_review.bpmn")
     case = actions.start_process(session, user("steve"), "stops_after_review", {"title": "Divide"})
@@ -56,12 +67,7 @@ def test_a_failing_script_after_a_completion_stops_the_case_and_keeps_the_comple
 
 
 def test_the_owner_moves_a_stopped_case_to_a_fixed_version_and_retries_it(session, user):
-    _deploy(session, "stops_after_review.bpmn")
-    case = actions.start_process(session, user("steve"), "stops_after_review", {"title": "Divide"})
-    session.commit()
-    [task_id] = session.scalars(select(HumanTask.id).where(HumanTask.instance_id == case.id))
-    actions.complete_task(session, user("mark"), task_id, {"divisor": "0"})
-    session.commit()
+    case = _stopped_case(session, user)
 
     with pytest.raises(NotAllowed):
         case_actions.retry(session, user("steve"), case.id)
@@ -83,12 +89,7 @@ def test_the_owner_moves_a_stopped_case_to_a_fixed_version_and_retries_it(sessio
 
 
 def test_a_retry_that_fails_again_is_a_new_incident(session, user):
-    _deploy(session, "stops_after_review.bpmn")
-    case = actions.start_process(session, user("steve"), "stops_after_review", {"title": "Divide"})
-    session.commit()
-    [task_id] = session.scalars(select(HumanTask.id).where(HumanTask.instance_id == case.id))
-    actions.complete_task(session, user("mark"), task_id, {"divisor": "0"})
-    session.commit()
+    case = _stopped_case(session, user)
     again = case_actions.retry(session, user("admin"), case.id)
     session.commit()
     assert again.status == "incident" and len(_events(session, case.id, "incident")) == 2
