@@ -10,7 +10,7 @@ theirs. The engine names no company role; the catalogue gives roles their permis
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,6 +19,37 @@ from .db import Event, HumanTask, Process, ProcessInstance, User
 from .errors import NotAllowed
 from .permissions import can
 from .vocabulary import InstanceStatus, Permission
+
+
+class CaseRef(Protocol):
+    """A case as the access rules read it: an ORM row (pages) or a :class:`~engine.rows.InstanceRow` (actions)."""
+
+    @property
+    def started_by_id(self) -> int: ...
+    @property
+    def process_key(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+
+
+class TaskRef(Protocol):
+    """A task as the access rules read it: an ORM row (pages) or a :class:`~engine.rows.TaskRow` (actions)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def element_id(self) -> str: ...
+    @property
+    def candidate_roles(self) -> list[Any]: ...
+    @property
+    def assignee_id(self) -> int | None: ...
+    @property
+    def completed_by_id(self) -> int | None: ...
+    @property
+    def instance(self) -> CaseRef: ...
+
 
 _EXPRESSION = re.compile(r"^\$\{\s*(\w+)\s*\}$")
 
@@ -41,11 +72,11 @@ def resolve_assignee(session: Session, expression: str | None, instance: Any) ->
     return session.scalar(select(User.id).where(User.username == username, User.active.is_(True)))
 
 
-def is_candidate(actor: User, task: Any) -> bool:
+def is_candidate(actor: User, task: TaskRef) -> bool:
     return bool(actor.role_keys.intersection(task.candidate_roles))
 
 
-def may_view_task(actor: User, task: Any) -> bool:
+def may_view_task(actor: User, task: TaskRef) -> bool:
     """Who may open a task's page: those who may act on it, who acted on it, readers of everything, and
     the person who started the case (to follow their request; they see it read-only)."""
     return (
@@ -75,12 +106,12 @@ def may_administer(session: Session, actor: User, process_key: str) -> bool:
     return owner is not None and owner in actor.role_keys
 
 
-def may_cancel(session: Session, actor: User, instance: Any) -> bool:
+def may_cancel(session: Session, actor: User, instance: CaseRef) -> bool:
     """Besides administrators and the owner role, the starter may withdraw their own request."""
     return instance.started_by_id == actor.id or may_administer(session, actor, instance.process_key)
 
 
-def allowed_case_actions(session: Session, actor: User, instance: Any) -> set[str]:
+def allowed_case_actions(session: Session, actor: User, instance: CaseRef) -> set[str]:
     """Which of cancel / suspend / resume / retry ``actor`` may do to ``instance`` now (for the case page)."""
     actions = set()
     if instance.status in InstanceStatus.open() and may_cancel(session, actor, instance):
@@ -91,12 +122,12 @@ def allowed_case_actions(session: Session, actor: User, instance: Any) -> set[st
     return actions - {""}
 
 
-def may_delegate(actor: User, task: Any) -> bool:
+def may_delegate(actor: User, task: TaskRef) -> bool:
     """The person holding a task hands it on; administrators may hand on anyone's."""
     return task.assignee_id == actor.id or can(actor, Permission.ADMINISTER)
 
 
-def check_may_work_on(session: Session, actor: User, task: Any, separated_tasks: list[str] | None = None) -> None:
+def check_may_work_on(session: Session, actor: User, task: TaskRef, separated_tasks: list[str] | None = None) -> None:
     """Raise :class:`NotAllowed` unless ``actor`` may claim or complete ``task``.
 
     ``separated_tasks``: the process's separated elements, when the caller read them already.
@@ -113,7 +144,7 @@ def check_may_work_on(session: Session, actor: User, task: Any, separated_tasks:
         raise NotAllowed(f"“{task.name}” is for another role ({', '.join(task.candidate_roles) or 'nobody'}).")
 
 
-def is_separated(session: Session, actor: User, task: Any, separated_tasks: list[str] | None = None) -> bool:
+def is_separated(session: Session, actor: User, task: TaskRef, separated_tasks: list[str] | None = None) -> bool:
     """Separation of duties: the starter of a case may not do the tasks the catalogue separates."""
     if task.instance.started_by_id != actor.id:
         return False
