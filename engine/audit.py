@@ -384,9 +384,11 @@ def verify(session: Session, batch: int = 5000,
     return Verification(True, walk.count, checkpoints=len(checkpoints) if checkpoints else None)
 
 
-def verify_case(instance: ProcessInstance, events: list[Event]) -> Verification:
+def verify_case(instance: ProcessInstance, events: list[Event],
+                signer: audit_signing.AuditSigner | None = None) -> Verification:
     """Check one case's log from its events (as :func:`events_of` returns them): its ``started``
-    event is intact and its own chain follows from it, unbroken, up to the head on the case's row.
+    event is intact and its own chain follows from it, unbroken, up to the head on the case's row,
+    and, with the deployment's ``signer``, that head's signature.
 
     That the ``started`` event also sits unbroken in the global chain is :func:`verify`'s part.
     """
@@ -402,6 +404,11 @@ def verify_case(instance: ProcessInstance, events: list[Event]) -> Verification:
         for event in sorted((e for e in events if e.chain == instance.id), key=lambda e: e.seq or 0):
             walk.add(event)
         walk.finish()
+        if signer is not None and instance.audit_seq and not audit_signing.head_signature_valid(
+                signer.public_key, instance.id, instance.audit_seq, instance.audit_hash or GENESIS,
+                instance.audit_signature):
+            raise _Broken("its head's signature is missing or does not match (the chain was rewritten)",
+                          instance.audit_seq, None, instance.id)
     except _Broken as broken:
         broken.result.count = walk.count
         return broken.result

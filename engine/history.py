@@ -183,7 +183,7 @@ def instance_history(session: Session, actor: User, instance_id: int) -> History
         timeline.append(TimelineEntry(event, event.at - previous if previous else None))
         previous = event.at
     history = History(instance, instance.definition, timeline, tasks, field_labels(parsed), field_choices(parsed),
-                      chain=audit.verify_case(instance, events))
+                      chain=audit.verify_case(instance, events, core.of(session).audit_signer))
     workflow = core.of(session).load(instance.state, parsed)
     _trace_path(history, _path_nodes(workflow, persistence.archived_tasks(session, instance_id)), parsed)
     return history

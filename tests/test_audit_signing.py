@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import create_engine, select, update
 
-from engine import actions, audit, audit_signing, definitions, inbox, schema, users
+from engine import actions, audit, audit_signing, definitions, history, inbox, schema, users
 from engine.core import WorkflowEngine
 from engine.db import AuditHead, Event, ProcessDefinition, ProcessInstance, make_engine
 from web.cli import main
@@ -94,6 +94,15 @@ def test_rewrite_without_the_key_fails_the_head_signature(session, user, signer)
     result = audit.verify(session)
     assert not result.ok and (result.chain, result.seq) == (instance.id, seq)
     assert "signature" in result.problem, str(result)
+
+
+def test_the_case_history_page_checks_its_head_signature(session, user, signer):
+    instance = _case(session, user)
+    assert history.instance_history(session, user("alice"), instance.id).chain.ok
+    _rewrite(session, instance.id)  # hashes recomputed, head moved, but no key to sign it
+    session.expire_all()
+    chain = history.instance_history(session, user("alice"), instance.id).chain
+    assert not chain.ok and "signature" in chain.problem
 
 
 def test_rewrite_with_a_forged_signature_fails(session, user, signer):
