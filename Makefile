@@ -11,14 +11,14 @@ VENDOR := web/static/vendor/.copied
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test setup lint bench chromium clean
+.PHONY: run test setup lint bench chromium slapd clean
 
 # The database: $DEPTFLOW_DATABASE_URL, else deptflow.sqlite3 in $DEPTFLOW_DATA_DIR or ~/.local/share/deptflow.
 run: $(INSTALLED) $(VENDOR)
 	$(BIN)/deptflow init --demo
 	$(BIN)/deptflow serve --demo --host $(HOST) --port $(PORT)
 
-test: setup chromium
+test: setup chromium slapd
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -60,6 +60,13 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing Debian chromium"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# Directory tests start Debian's OpenLDAP server (slapd, slapadd, slaptest) of their own; install it when
+# it is missing. Its package's own service is not used (the tests run slapd with their own configuration).
+slapd:
+	@test -x /usr/sbin/slapd || command -v slapd >/dev/null 2>&1 || { \
+	  echo "installing Debian slapd"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slapd >/dev/null; }
 
 lint: $(INSTALLED_DEV)
 	$(BIN)/ruff check .

@@ -50,6 +50,12 @@ class LoginLocked(DeptflowError):
         super().__init__(f"Too many failed logins. Try again after {until:%H:%M:%S} UTC.")
 
 
+class DirectoryUnavailable(DeptflowError):
+    """The LDAP server or OpenID provider cannot be asked: directory accounts cannot log in, local ones can."""
+
+    status = 503
+
+
 class InvalidForm(DeptflowError):
     """Per-field validation errors; ``values`` keeps what the user typed."""
 

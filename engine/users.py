@@ -61,9 +61,10 @@ def authenticate(session: Session, username: str, password: str, address: str | 
     else:
         user_ok = user is not None and user.active
     if not user_ok:
-        audit.record(session, EventKind.LOGIN_FAILED, username=name, known_user=user is not None, address=address)
+        audit.record(session, EventKind.LOGIN_FAILED, username=name, known_user=user is not None, address=address,
+                     method="password")
         return None
-    audit.record(session, EventKind.LOGIN, actor=user, address=address)
+    audit.record(session, EventKind.LOGIN, actor=user, address=address, method="password")
     return user
 
 
@@ -134,6 +135,14 @@ def _check_limits(session: Session, name: str, address: str, user: User | None) 
         audit.record(session, EventKind.LOGIN_LOCKED, username=name, address=address, until=limit.until,
                      scope="address" if limit.username is None else "account")
     raise LoginLocked(limit.until)
+
+
+def check_login_limits(session: Session, username: str, address: str, user: User | None = None) -> None:
+    """The limits of :func:`authenticate` for a login checked elsewhere (a directory).
+
+    :raises LoginLocked: as :func:`authenticate`
+    """
+    _check_limits(session, username, address, user)
 
 
 def login_limits(session: Session) -> list[LoginLimit]:

@@ -6,6 +6,9 @@ the first task, "Register drawing application", waits for the clerk role (Clara)
 process's owner role is the clerk; its statistics are for the owner and management.
 Auditor, administrator and process owner read every case but act on none that is not theirs.
 
+The app has no directory configured, so the OpenID routes (``/login/sso``) are a 404 for all;
+``tests/test_directory.py`` covers them with a provider.
+
 Every rule of ``app.url_map`` must have a row: a new route without one fails
 :func:`test_every_route_has_a_row`. A state-changing row gets a fresh case for each cell that
 is expected to succeed, and one shared fresh case for its refusals (which change nothing).
@@ -45,6 +48,8 @@ method path                            anon grace mark amy rita cathy clara sam 
 GET  /login                            200  200   200  200 200  200   200   200 200   200  200   200   200   200  200  200   200
 POST /login                            302  302   302  302 302  302   302   302 302   302  302   302   302   302  302  302   302
 POST /logout                           302  302   302  302 302  302   302   302 302   302  302   302   302   302  302  302   302
+GET  /login/sso                        404  404   404  404 404  404   404   404 404   404  404   404   404   404  404  404   404
+GET  /login/sso/callback               404  404   404  404 404  404   404   404 404   404  404   404   404   404  404  404   404
 GET  /account/password                 302  200   200  200 200  200   200   200 200   200  200   200   200   200  200  200   200
 POST /account/password                 302  422   422  422 422  422   422   422 422   422  422   422   422   422  422  422   422
 GET  /                                 302  200   200  200 200  200   200   200 200   200  200   200   200   200  200  200   200

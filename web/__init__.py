@@ -14,7 +14,7 @@ from engine.clock import utcnow
 from engine.db import database_url
 from engine.definitions import known_roles
 
-from . import database, errors, security
+from . import database, errors, security, sso
 from .params import BoundedIntConverter
 
 
@@ -78,10 +78,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     database.init_app(app)
     security.init_app(app)
     errors.init_app(app)
+    sso.init_app(app)  # directory logins: LDAP and OpenID Connect, when configured
 
     from . import admin, auth, history, inbox, modeler, notifications, processes, reports
 
     app.register_blueprint(auth.bp)
+    app.register_blueprint(sso.bp)
     app.register_blueprint(inbox.bp)
     app.register_blueprint(processes.bp)
     app.register_blueprint(reports.bp)

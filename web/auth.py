@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import login_required, logout_user
 
-from engine import users
-from engine.errors import InvalidForm, LoginLocked
+from engine import directory, users
+from engine.errors import DirectoryUnavailable, InvalidForm, LoginLocked
 
 from .database import db
 from .security import GENERATION_KEY, actor, open_session
@@ -18,15 +18,16 @@ bp = Blueprint("auth", __name__)
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    """Check the credentials and open a session; a failure keeps the username typed."""
+    """Check the credentials (local, else the directory) and open a session; a failure keeps the username typed."""
     username = request.form.get("username", "")
     if request.method == "POST":
         try:
-            user = users.authenticate(db(), username, request.form.get("password", ""), request.remote_addr)
-        except LoginLocked as exc:
+            user = directory.authenticate(db(), current_app.extensions["deptflow_directory"], username,
+                                          request.form.get("password", ""), request.remote_addr)
+        except (LoginLocked, DirectoryUnavailable) as exc:
             db().commit()
             flash(str(exc), "error")
-            return render_template("auth/login.html", username=username), 429
+            return render_template("auth/login.html", username=username), exc.status
         db().commit()
         if user is not None:
             open_session(user)

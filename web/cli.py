@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 from sqlalchemy.engine import make_url
 
-from engine import schema
+from engine import directory, schema
 from engine.core import WorkflowEngine
 from engine.db import database_url, make_engine
 from engine.errors import InvalidDefinition
@@ -124,6 +124,10 @@ def serve(host: str, port: int, workers: int, threads: int, no_worker: bool, dem
     if not os.environ.get("DEPTFLOW_SECRET_KEY") and not demo:
         raise click.UsageError("DEPTFLOW_SECRET_KEY is not set. Set it to a long random value, "
                                "or use --demo for a throw-away key.")
+    try:
+        directory.settings_from_environ()
+    except (directory.DirectoryMisconfigured, ValueError) as exc:
+        raise click.UsageError(f"Directory login is misconfigured: {exc}") from exc
     _require_database()
     if not os.environ.get("DEPTFLOW_SECRET_KEY"):
         # One key for all workers, so a login is valid whichever worker serves the next request.
