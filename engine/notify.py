@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from .clock import utcnow
-from .db import HumanTask, Notification, Process, ProcessInstance, User, UserRole
+from .db import HumanTask, Notification, Process, ProcessInstance, Role, User, UserRole
 from .sql import run
 from .vocabulary import TaskStatus
 
@@ -80,10 +80,19 @@ _OWNERS = (select(*_RECIPIENT).join(UserRole, UserRole.user_id == User.id)
            .where(Process.key == bindparam("process_key"), User.active.is_(True)).distinct())
 
 
+_HOLDERS = (select(*_RECIPIENT, Role.permissions).join(UserRole, UserRole.user_id == User.id)
+            .join(Role, Role.key == UserRole.role_key).where(User.active.is_(True)))
+
+
 def incident(session: Session, instance: Any, step: str, message: str) -> None:
-    """A case stopped: tell the people of the process's owner role, who fix the cause and retry."""
-    _add(session, run(session, _OWNERS, {"process_key": instance.process_key}).all(), "incident",
-         f"Stopped at “{step}”: {message} — {instance.title}", instance_id=instance.id)
+    """A case stopped: tell the people of the process's owner role, who fix the cause and retry
+    (the administrators when the process has no owner role)."""
+    people = run(session, _OWNERS, {"process_key": instance.process_key}).all()
+    if not people:
+        admins = {row.id: row for row in run(session, _HOLDERS) if "administer" in (row.permissions or [])}
+        people = list(admins.values())
+    _add(session, people, "incident", f"Stopped at “{step}”: {message} — {instance.title}",
+         instance_id=instance.id)
 
 
 def request_finished(session: Session, instance: Any) -> None:

@@ -108,6 +108,16 @@ def test_an_endless_automatic_loop_is_an_incident_not_a_completed_case(session, 
     assert _events(session, case.id, "ended") == []
 
 
+def test_without_an_owner_role_the_administrators_hear_of_an_incident(session, user):
+    _deploy(session, "goes_round.bpmn")
+    session.get(Process, "goes_round").owner_role = None
+    session.commit()
+    actions.start_process(session, user("steve"), "goes_round", {"title": "Round"})
+    session.commit()
+    told = {n.user.username for n in session.scalars(select(Notification).where(Notification.kind == "incident"))}
+    assert told == {"admin"}
+
+
 def test_a_process_that_calls_itself_is_an_incident(session, user):
     _deploy(session, "calls_itself.bpmn")
     began = time.perf_counter()
