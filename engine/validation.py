@@ -10,7 +10,6 @@ matter here). Errors block publishing, warnings must be acknowledged.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +22,7 @@ from .definitions import BPMN_NS, NS
 from .errors import InvalidDefinition, Problem
 from .expressions import literal_or_expression
 
-KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+KEY_PATTERN = defs.KEY_PATTERN
 
 GATEWAYS = {"exclusiveGateway", "inclusiveGateway", "parallelGateway", "eventBasedGateway", "complexGateway"}
 ACTIVITIES = {"task", "userTask", "serviceTask", "scriptTask", "manualTask", "sendTask", "receiveTask",
@@ -55,7 +54,11 @@ class ValidationReport:
 
     @property
     def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity != "error"]
+        return [p for p in self.problems if p.severity == "warning"]
+
+    @property
+    def notes(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "note"]
 
     @property
     def ok(self) -> bool:
@@ -75,7 +78,7 @@ class ValidationReport:
 
 def _executable_process(root: etree._Element) -> etree._Element | None:
     processes = list(root.iterfind("bpmn:process", NS))
-    executable = [p for p in processes if p.get("isExecutable", "true") == "true"]
+    executable = [p for p in processes if defs.is_executable(p)]
     return (executable or processes or [None])[0]
 
 
@@ -91,9 +94,10 @@ def validate(session: Session, xml: str | bytes) -> ValidationReport:
     process = _executable_process(root)
     process_id = process.get("id") if process is not None else None
     name = (process.get("name") or process_id) if process is not None else None
-    _parsed, problems = defs.parse_definition(xml, defs.known_roles(session))
-    if process is not None and process.get("isExecutable", "true") == "true":
-        problems = problems + lint(process) + sandbox_warnings(process)
+    _parsed, problems = defs.parse_definitions(xml, defs.known_roles(session))
+    for executable in root.iterfind("bpmn:process", NS):
+        if defs.is_executable(executable):
+            problems = problems + lint(executable) + sandbox_warnings(executable)
     unique = list(dict.fromkeys(problems))
     unique.sort(key=lambda p: p.severity != "error")
     return ValidationReport(process_id, name, unique)
@@ -102,7 +106,7 @@ def validate(session: Session, xml: str | bytes) -> ValidationReport:
 def lint(process: etree._Element) -> list[Problem]:
     """Structural checks beyond what SpiffWorkflow needs to run a diagram.
 
-    Errors: the process id must serve as a process key; user tasks must be reachable from a
+    Errors: user tasks must be reachable from a
     start event; flows must connect elements of the process; inclusive gateways need conditions
     or a default like exclusive ones. Warnings: a few of bpmnlint's recommended rules (named in
     brackets; bpmnlint itself needs a bundler to run in the browser), a start form without
@@ -110,9 +114,6 @@ def lint(process: etree._Element) -> list[Problem]:
     """
     problems: list[Problem] = []
     process_id = process.get("id") or ""
-    if not KEY_PATTERN.match(process_id):
-        problems.append(Problem(f"process id “{process_id}” must be a name of letters, digits and _ "
-                                "(at most 100 characters): it becomes the process key", process_id or None))
     if len(process.get("name") or "") > 200:
         problems.append(Problem("the process name is longer than 200 characters", process_id))
 
@@ -264,8 +265,9 @@ def read_process(xml: str | bytes, expected_key: str | None = None) -> tuple[str
         raise InvalidDefinition([Problem("The file has no bpmn:process with an id.")])
     process_id = process.get("id")
     if not KEY_PATTERN.match(process_id):
-        raise InvalidDefinition([Problem(f"process id “{process_id}” must be a name of letters, digits and _ "
-                                         "(at most 100 characters)", process_id)])
+        raise InvalidDefinition([Problem(f"process id “{process_id}” cannot be a process key: at most 100 "
+                                         "characters of letters, digits, _, - and ., not starting with a digit, "
+                                         "- or .", process_id)])
     if expected_key is not None and process_id != expected_key:
         raise InvalidDefinition([Problem(f"the process id changed from “{expected_key}” to “{process_id}”: it is the "
                                          "process key and must stay; start a new process or import a file to make "

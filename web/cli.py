@@ -81,10 +81,10 @@ def deploy(file: Path, note: str) -> None:
                 click.echo(f"  {problem}", err=True)
             sys.exit(1)
         session.commit()
-        definition = published.definition
-        for warning in published.report.warnings:
+        for warning in published.report.warnings + published.report.notes:
             click.echo(f"  {warning}")
-        click.echo(f"{definition.process_key}: version {definition.version} ({definition.sha256[:12]})")
+        for definition in published.definitions:
+            click.echo(f"{definition.process_key}: version {definition.version} ({definition.sha256[:12]})")
     engine.dispose()
 
 
