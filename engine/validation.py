@@ -87,6 +87,11 @@ def validate(session: Session, xml: str | bytes) -> ValidationReport:
 
     :returns: the report; problems carry the id of the element they concern where there is one
     """
+    return report(xml, defs.known_roles(session))
+
+
+def report(xml: str | bytes, roles: dict[str, str]) -> ValidationReport:
+    """:func:`validate` against ``roles`` (key → display name) instead of a database's."""
     try:
         root = defs.parse_xml(xml)
     except InvalidDefinition as exc:
@@ -94,13 +99,58 @@ def validate(session: Session, xml: str | bytes) -> ValidationReport:
     process = _executable_process(root)
     process_id = process.get("id") if process is not None else None
     name = (process.get("name") or process_id) if process is not None else None
-    _parsed, problems = defs.parse_definitions(xml, defs.known_roles(session))
+    _parsed, problems = defs.parse_definitions(xml, roles)
     for executable in root.iterfind("bpmn:process", NS):
         if defs.is_executable(executable):
             problems = problems + lint(executable) + sandbox_warnings(executable)
     unique = list(dict.fromkeys(problems))
-    unique.sort(key=lambda p: p.severity != "error")
+    unique.sort(key=lambda p: {"error": 0, "warning": 1}.get(p.severity, 2))
     return ValidationReport(process_id, name, unique)
+
+
+@dataclass
+class FileCheck:
+    """What ``deptflow check`` and the modeler's import say of one file: the processes that would be
+    published, and its problems sorted into what needs mapping, what blocks, warnings and notes."""
+
+    verdict: str  # "deploys", "cannot deploy", "not BPMN"
+    processes: list[tuple[str, str]]
+    report: ValidationReport
+
+    @property
+    def exit_code(self) -> int:
+        return {"deploys": 0, "cannot deploy": 1}.get(self.verdict, 2)
+
+    @property
+    def needs_mapping(self) -> list[Problem]:
+        return [p for p in self.report.errors if p.kind == "mapping"]
+
+    @property
+    def blocks(self) -> list[Problem]:
+        return [p for p in self.report.errors if p.kind != "mapping"]
+
+
+def check_file(xml: str | bytes, roles: dict[str, str]) -> FileCheck:
+    """Check one file without deploying it; never raises, whatever the file holds.
+
+    :param roles: the roles that lanes and candidate groups must name (key → display name)
+    """
+    try:
+        root = defs.parse_xml(xml)
+    except InvalidDefinition as exc:
+        return FileCheck("not BPMN", [], ValidationReport(None, None, list(exc.problems)))
+    if local_name(root) != "definitions" or etree.QName(root).namespace != BPMN_NS:
+        return FileCheck("not BPMN", [], ValidationReport(None, None, [
+            Problem("The file is not a BPMN 2.0 diagram (no bpmn:definitions root).")]))
+    try:
+        result = report(xml, roles)
+    except Exception as exc:  # noqa: BLE001 - a check names what failed, it never shows a traceback
+        return FileCheck("cannot deploy", [], ValidationReport(None, None, [
+            Problem(f"deptflow could not check the file: {type(exc).__name__}: {exc}")]))
+    processes = [(p.get("id") or "", p.get("name") or p.get("id") or "")
+                 for p in root.iterfind("bpmn:process", NS) if defs.is_executable(p)]
+    verdict = "deploys" if processes and result.ok else "cannot deploy"
+    return FileCheck(verdict, processes, result)
 
 
 def lint(process: etree._Element) -> list[Problem]:
