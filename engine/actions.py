@@ -80,7 +80,7 @@ def start_process(session: Session, actor: User, process_key: str, values: dict[
     if latest is None:
         raise NotFound(f"There is no process “{process_key}”.")
     _check_may_start(actor, latest.title, latest.starter_roles)
-    parsed = defs.parsed_by_sha(session, latest.definition_id, latest.sha256)
+    parsed = defs.parsed_by_sha(session, latest.definition_id, latest.sha256, latest.key)
     data = forms.validate(parsed.start_form, values, {})
     title = str(data.get("title") or "").strip() or f"{latest.title} by {actor.full_name}"
     return _launch(session, actor, latest.key, latest.definition_id, latest.version, parsed, data, title)
@@ -272,7 +272,7 @@ def complete_task(session: Session, actor: User, task_id: int, values: dict[str,
     _check_open(session, task)
     check_may_work_on(session, actor, task, task.separated_tasks)
     instance = task.instance
-    definition = defs.parsed_by_sha(session, instance.definition_id, task.sha256)
+    definition = defs.parsed_by_sha(session, instance.definition_id, task.sha256, instance.process_key)
     running = RunningInstance.load(session, instance, task.state or "", definition)
     spiff_task = running.workflow.get_task_from_id(UUID(task.spiff_task_id))
     if spiff_task.state != TaskState.READY:

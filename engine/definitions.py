@@ -8,8 +8,10 @@ re-parse XML.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import OrderedDict
 from collections.abc import Callable
+from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from threading import Lock
@@ -18,6 +20,7 @@ from typing import Any
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
+from SpiffWorkflow.bpmn.specs.defaults import NoneTask
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.camunda.parser import CamundaParser
 from SpiffWorkflow.exceptions import SpiffWorkflowException
@@ -53,6 +56,8 @@ class UserTaskInfo:
     documentation: str
     form: Form
     lane: str | None
+    #: a ``bpmn:manualTask``: done outside deptflow, the inbox offers *Done* and no form
+    manual: bool = False
 
 
 @dataclass
@@ -120,42 +125,115 @@ def _documentation(node: etree._Element) -> str:
     return (doc.text or "").strip() if doc is not None else ""
 
 
-def parse_definition(xml: str | bytes, roles: dict[str, str]) -> tuple[ParsedDefinition | None, list[Problem]]:
+#: The BPMN id of a process is its key in deptflow's URLs and tables: an XML NCName (letters, digits,
+#: ``_``, ``-``, ``.``; not starting with a digit, ``-`` or ``.``), so never a ``/``, at most 100 characters.
+KEY_PATTERN = re.compile(r"^[^\W\d][\w.\-]{0,99}$")
+
+#: Elements that document a model and that Camunda 7 ignores when it runs one; SpiffWorkflow would want
+#: an implementation for data stores and resolvable data objects, so they are left out of what it parses.
+DOCUMENTATION_ONLY = ("dataStore", "dataStoreReference", "dataObject", "dataObjectReference", "dataInputAssociation",
+                      "dataOutputAssociation", "ioSpecification", "group", "textAnnotation", "association", "category")
+#: Camunda 7 delegate attributes: Java code deptflow cannot run
+DELEGATES = ("class", "expression", "delegateExpression")
+
+
+def is_executable(process: etree._Element) -> bool:
+    return process.get("isExecutable", "true") == "true"
+
+
+def parse_definition(xml: str | bytes, roles: dict[str, str],
+                     process_id: str | None = None) -> tuple[ParsedDefinition | None, list[Problem]]:
     """Parse ``xml`` and check it can run in deptflow.
 
     :param roles: known role keys → display names (for lanes and candidate groups)
-    :returns: the parsed definition (``None`` when it cannot run) and every problem found
+    :param process_id: which executable process of the file; the first one when not given
+    :returns: that process (``None`` when it cannot run) and every problem of the file
+    """
+    parsed, problems = parse_definitions(xml, roles)
+    wanted = [p for p in parsed if process_id in (None, p.process_id)]
+    return (wanted[0] if wanted else None), problems
+
+
+def parse_definitions(xml: str | bytes, roles: dict[str, str]) -> tuple[list[ParsedDefinition], list[Problem]]:
+    """Parse every executable process of ``xml``; a pool that is not executable is skipped with a note.
+
+    Every problem of the file is reported, each with the id of its element: what deptflow cannot run is
+    found on the XML before SpiffWorkflow parses it (SpiffWorkflow stops at its first error).
+
+    :returns: the processes SpiffWorkflow could parse (problems may still make them unfit to run) and the problems
     """
     root = parse_xml(xml)
     problems: list[Problem] = []
-    processes = [p for p in root.iterfind("bpmn:process", NS) if p.get("isExecutable", "true") == "true"]
-    if not processes:
-        return None, [Problem("The file has no executable bpmn:process.")]
-    if len(processes) > 1:
-        ids = ", ".join(p.get("id") or "?" for p in processes)
-        return None, [Problem(f"Only one executable process per file is supported (found {ids}).")]
-    process = processes[0]
-    process_id = process.get("id") or ""
+    processes = list(root.iterfind("bpmn:process", NS))
+    executable = [p for p in processes if is_executable(p)]
+    for process in processes:
+        if not is_executable(process):
+            problems.append(Problem(f"process “{process.get('name') or process.get('id')}” is not executable "
+                                    "(isExecutable is not true): skipped", process.get("id"), "note"))
+    if not executable:
+        return [], [Problem("The file has no executable bpmn:process.")] + problems
+    parser: CamundaParser | None = CamundaParser()
+    try:
+        parser.add_bpmn_xml(_runnable_copy(root), filename=f"{executable[0].get('id')}.bpmn")
+    except ValidationException as exc:
+        problems.append(Problem(str(exc).split("\n")[0], getattr(exc, "id", None) or None))
+        parser = None
+    except (SpiffWorkflowException, KeyError, ValueError, AttributeError, TypeError, NameError) as exc:
+        problems.append(Problem(f"SpiffWorkflow cannot read the file: {type(exc).__name__}: {exc}"))
+        parser = None
+    parsed = []
+    for process in executable:
+        result, process_problems = _parse_process(parser, root, process, roles)
+        problems.extend(process_problems)
+        if result is not None:
+            parsed.append(result)
+    return parsed, problems
 
+
+def _runnable_copy(root: etree._Element) -> etree._Element:
+    """``root`` without the elements that only document the model (:data:`DOCUMENTATION_ONLY`), and with
+    business rule tasks as plain tasks: deptflow refuses them (:func:`unsupported`), and SpiffWorkflow would
+    stop the whole file at the first one without a decision."""
+    copy = deepcopy(root)
+    for node in copy.iter(f"{{{BPMN_NS}}}businessRuleTask"):
+        node.tag = f"{{{BPMN_NS}}}task"
+    for name in DOCUMENTATION_ONLY:
+        for node in list(copy.iter(f"{{{BPMN_NS}}}{name}")):
+            parent = node.getparent()
+            if parent is not None:
+                parent.remove(node)
+    return copy
+
+
+def _parse_process(parser: CamundaParser | None, root: etree._Element, process: etree._Element,
+                   roles: dict[str, str]) -> tuple[ParsedDefinition | None, list[Problem]]:
+    process_id = process.get("id") or ""
+    problems: list[Problem] = []
+    if not KEY_PATTERN.match(process_id):
+        problems.append(Problem(f"process id “{process_id}” cannot be a process key: at most 100 characters of "
+                                "letters, digits, _, - and ., not starting with a digit, - or .", process_id or None))
     clashes = _id_clashes(process)
     if clashes:
-        return None, clashes
-
-    parser = CamundaParser()
-    try:
-        parser.add_bpmn_xml(root, filename=f"{process_id}.bpmn")
-        spec = parser.get_spec(process_id)
-        subprocess_specs = parser.get_subprocess_specs(process_id)
-    except ValidationException as exc:
-        element = getattr(exc, "id", None) or None
-        return None, [Problem(str(exc).split("\n")[0], element)]
-    except (SpiffWorkflowException, KeyError, ValueError, AttributeError, TypeError) as exc:
-        return None, [Problem(f"SpiffWorkflow cannot parse the process: {exc}")]
-
+        return None, problems + clashes
     lanes = _lanes_by_node(root)
+    problems.extend(unsupported(process))
+
+    spec, subprocess_specs = None, {}
+    if parser is not None:
+        try:
+            spec = parser.get_spec(process_id)
+            subprocess_specs = parser.get_subprocess_specs(process_id)
+        except ValidationException as exc:
+            problems.append(Problem(str(exc).split("\n")[0], getattr(exc, "id", None) or process_id))
+            spec = None
+        except (SpiffWorkflowException, KeyError, ValueError, AttributeError, TypeError, NameError) as exc:
+            problems.append(Problem(f"SpiffWorkflow cannot parse the process: {type(exc).__name__}: {exc}",
+                                    process_id))
+            spec = None
+
     names = {n.get("id"): n.get("name") or n.get("id") for n in process.iter() if n.get("id")}
     user_tasks: dict[str, UserTaskInfo] = {}
-    for node in process.iterfind(".//bpmn:userTask", NS):
+    for node in process.iter(f"{{{BPMN_NS}}}userTask", f"{{{BPMN_NS}}}manualTask"):
         info, task_problems = _user_task_info(node, lanes, roles)
         user_tasks[info.element_id] = info
         problems.extend(task_problems)
@@ -175,12 +253,16 @@ def parse_definition(xml: str | bytes, roles: dict[str, str]) -> tuple[ParsedDef
         role = _role_for_lane(lanes.get(start.get("id") or ""), roles)
         start_roles = [role] if role else []
     elif start_timer is None:
-        problems.append(Problem("The process has no start event.", process_id))
+        problems.append(Problem("The process has no start event that deptflow can start (a plain start event or "
+                                "a timer).", process_id))
     elif schedule_after(start_timer, utcnow()) is None and start_timer[0] != "timeDate":
         problems.append(Problem(f"the start timer “{start_timer[1]}” is not an ISO 8601 cycle, date or duration",
                                 start_timer[2]))
 
     problems.extend(_check_flows(process))
+    if spec is None:
+        return None, problems
+    _pass_through_plain_tasks([spec, *subprocess_specs.values()])
     flows = {}
     for flow in process.iterfind(".//bpmn:sequenceFlow", NS):
         condition = flow.find("bpmn:conditionExpression", NS)
@@ -205,6 +287,61 @@ def parse_definition(xml: str | bytes, roles: dict[str, str]) -> tuple[ParsedDef
         },
     )
     return parsed, problems
+
+
+def _pass_through_plain_tasks(specs: list[Any]) -> None:
+    """A plain ``bpmn:task`` does nothing and moves on, as in Camunda 7 (SpiffWorkflow waits for someone)."""
+    for spec in specs:
+        for task_spec in spec.task_specs.values():
+            if isinstance(task_spec, NoneTask):
+                task_spec.manual = False
+
+
+def _camunda(node: etree._Element, attribute: str) -> str | None:
+    return node.get(f"{{{CAMUNDA_NS}}}{attribute}")
+
+
+def unsupported(process: etree._Element) -> list[Problem]:
+    """What deptflow cannot run in ``process``, each naming its element (all of them, not the first)."""
+    problems: list[Problem] = []
+    script_task = "it needs a deptflow equivalent: a script task"
+    for node in process.iter(f"{{{BPMN_NS}}}*"):
+        kind, element_id = etree.QName(node).localname, node.get("id")
+        if kind in ("serviceTask", "sendTask", "businessRuleTask"):
+            delegate = next((a for a in DELEGATES if _camunda(node, a)), None)
+            if delegate:
+                problems.append(Problem(f"{kind} calls Java (camunda:{delegate} “{_camunda(node, delegate)}”): "
+                                        + script_task, element_id, kind="mapping"))
+            elif _camunda(node, "type") == "external":
+                problems.append(Problem(f"{kind} is an external task (topic “{_camunda(node, 'topic')}”): the case "
+                                        "waits there until a worker completes it, and deptflow has no external-task "
+                                        "API yet", element_id, "warning"))
+            elif kind == "businessRuleTask" and _camunda(node, "decisionRef"):
+                problems.append(Problem(f"business rule task calls DMN decision “{_camunda(node, 'decisionRef')}”: "
+                                        "deptflow does not run DMN; " + script_task, element_id, kind="mapping"))
+            elif node.find(".//camunda:connector", NS) is not None:
+                problems.append(Problem(f"{kind} uses a Camunda connector: " + script_task, element_id,
+                                        kind="mapping"))
+            else:
+                problems.append(Problem(f"{kind} has no implementation: nothing would ever complete it; make it a "
+                                        "script task or a plain task", element_id))
+        elif kind == "userTask" and _camunda(node, "formKey"):
+            problems.append(Problem(f"user task uses an external form (camunda:formKey “{_camunda(node, 'formKey')}”): "
+                                    "deptflow shows generated forms (camunda:formData) only", element_id, "warning"))
+        elif kind in ("messageEventDefinition", "receiveTask"):
+            owner = node if kind == "receiveTask" else node.getparent()
+            owner_kind = etree.QName(owner).localname
+            if owner_kind not in ("intermediateThrowEvent", "endEvent"):
+                problems.append(Problem(f"{owner_kind} waits for a message: deptflow cannot deliver messages yet, "
+                                        "so nothing would ever continue it", owner.get("id")))
+        elif kind == "multiInstanceLoopCharacteristics" and _camunda(node, "collection"):
+            owner = node.getparent()
+            problems.append(Problem("multi-instance over camunda:collection is not supported yet",
+                                    owner.get("id") if owner is not None else None))
+        elif kind == "scriptTask" and (node.get("scriptFormat") or "python").lower() != "python":
+            problems.append(Problem(f"script in {node.get('scriptFormat')}: deptflow runs Python scripts; "
+                                    "it needs a deptflow equivalent", element_id, kind="mapping"))
+    return problems
 
 
 def _id_clashes(process: etree._Element) -> list[Problem]:
@@ -235,11 +372,13 @@ def _user_task_info(
             candidate_roles = [role]
     for role in candidate_roles:
         if role not in roles:
-            problems.append(Problem(f"candidate group “{role}” is not a known role", element_id))
+            problems.append(Problem(f"candidate group “{role}” is not a known role", element_id, kind="mapping"))
     assignee = node.get(f"{{{CAMUNDA_NS}}}assignee") or None
     if not candidate_roles and not assignee:
         where = f"lane “{lane}” is not a known role" if lane else "it is in no lane"
-        problems.append(Problem(f"user task has no role: no candidate groups, no assignee, and {where}", element_id))
+        what = "manual task" if etree.QName(node).localname == "manualTask" else "user task"
+        problems.append(Problem(f"{what} has no role, so nobody could do it: no candidate groups, no assignee, "
+                                f"and {where}", element_id, kind="mapping" if lane else ""))
     priority_text = node.get(f"{{{CAMUNDA_NS}}}priority") or "50"
     try:
         priority = int(priority_text)
@@ -261,6 +400,7 @@ def _user_task_info(
         documentation=_documentation(node),
         form=form,
         lane=lane,
+        manual=etree.QName(node).localname == "manualTask",
     )
     return info, problems
 
@@ -364,29 +504,32 @@ def due_at(expression: str | None, start: datetime) -> datetime | None:
 
 class DefinitionCache:
     """Parsed definitions by SHA-256 and the roles they were parsed against (bounded; specs are shared,
-    read-only). Lanes and candidate groups resolve to roles, so a change of roles parses again."""
+    read-only). Lanes and candidate groups resolve to roles, so a change of roles parses again. A file
+    is parsed once for all its processes."""
 
     def __init__(self, size: int = 64):
-        self._items: OrderedDict[tuple[str, str], ParsedDefinition] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str], dict[str, ParsedDefinition]] = OrderedDict()
         self._size = size
         self._lock = Lock()
 
-    def get(self, sha256: str, roles: dict[str, str], definition: Callable[[], ProcessDefinition]) -> ParsedDefinition:
-        """The parsed definition with this digest; the row (and its XML) is only loaded on a miss."""
+    def get(self, sha256: str, roles: dict[str, str], definition: Callable[[], ProcessDefinition],
+            process_id: str) -> ParsedDefinition:
+        """Process ``process_id`` of the file with this digest; the row (and its XML) is only loaded on a miss."""
         key = (sha256, _fingerprint(roles))
         with self._lock:
             cached = self._items.get(key)
             if cached is not None:
                 self._items.move_to_end(key)
-                return cached
-        parsed, problems = parse_definition(definition().xml, roles)
-        if parsed is None:
-            raise InvalidDefinition(problems)
-        with self._lock:
-            self._items[key] = parsed
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-        return parsed
+        if cached is None:
+            parsed, problems = parse_definitions(definition().xml, roles)
+            cached = {p.process_id: p for p in parsed}
+            with self._lock:
+                self._items[key] = cached
+                while len(self._items) > self._size:
+                    self._items.popitem(last=False)
+        if process_id not in cached:
+            raise InvalidDefinition([Problem(f"the file has no executable process “{process_id}” that can run")])
+        return cached[process_id]
 
 
 def _fingerprint(roles: dict[str, str]) -> str:
@@ -401,7 +544,8 @@ def known_roles(session: Session) -> dict[str, str]:
 
 
 def parsed(session: Session, definition: ProcessDefinition) -> ParsedDefinition:
-    return core.of(session).definitions.get(definition.sha256, known_roles(session), lambda: definition)
+    return core.of(session).definitions.get(definition.sha256, known_roles(session), lambda: definition,
+                                            definition.bpmn_process_id)
 
 
 def parsed_by_id(session: Session, definition_id: int) -> ParsedDefinition:
@@ -411,10 +555,11 @@ def parsed_by_id(session: Session, definition_id: int) -> ParsedDefinition:
     return parsed(session, definition)
 
 
-def parsed_by_sha(session: Session, definition_id: int, sha256: str) -> ParsedDefinition:
-    """Like :func:`parsed` for callers that read only the definition's id and digest (the hot path)."""
+def parsed_by_sha(session: Session, definition_id: int, sha256: str, process_key: str) -> ParsedDefinition:
+    """Like :func:`parsed` for callers that read only the definition's id, digest and process key (the hot
+    path; a process's key is its BPMN id)."""
     return core.of(session).definitions.get(sha256, known_roles(session),
-                                            lambda: session.get(ProcessDefinition, definition_id))
+                                            lambda: session.get(ProcessDefinition, definition_id), process_key)
 
 
 def deploy(
@@ -425,22 +570,46 @@ def deploy(
     title: str | None = None,
     note: str = "",
 ) -> ProcessDefinition:
-    """Publish ``xml`` as the next version of its process (unchanged content is a no-op).
+    """Publish ``xml`` (the first executable process of a file with several: see :func:`deploy_file`).
 
-    :raises InvalidDefinition: listing every error with its element id
+    :raises InvalidDefinition: listing every error of the file with its element id
+    """
+    return deploy_file(session, actor, xml, title=title, note=note)[0]
+
+
+def deploy_file(
+    session: Session,
+    actor: User | None,
+    xml: str | bytes,
+    *,
+    title: str | None = None,
+    note: str = "",
+) -> list[ProcessDefinition]:
+    """Publish every executable process of ``xml`` as the next version of that process (its key is its
+    BPMN id); a process whose content is unchanged keeps its version. All or nothing: one error in the
+    file publishes none of them.
+
+    :param title: the catalogue title of a new process (of the first one, in a file with several)
+    :raises InvalidDefinition: listing every error of the file with its element id
     """
     text = xml.decode("utf-8") if isinstance(xml, bytes) else xml
-    result, problems = parse_definition(text, known_roles(session))
+    results, problems = parse_definitions(text, known_roles(session))
     errors = [p for p in problems if p.severity == "error"]
-    if result is None or errors:
+    if not results or errors:
         raise InvalidDefinition(errors or problems)
     digest = sha256(text)
+    return [_deploy_process(session, actor, text, digest, result, title=title if i == 0 else None, note=note)
+            for i, result in enumerate(results)]
+
+
+def _deploy_process(session: Session, actor: User | None, text: str, digest: str, result: ParsedDefinition, *,
+                    title: str | None, note: str) -> ProcessDefinition:
     latest = latest_definition(session, result.process_id, required=False)
     if latest is not None and latest.sha256 == digest:
         return latest
     process = session.get(Process, result.process_id)
     if process is None:
-        process = Process(key=result.process_id, title=title or result.name, starter_roles=result.start_roles)
+        process = Process(key=result.process_id, title=title or result.name[:200], starter_roles=result.start_roles)
         session.add(process)
     elif title:
         process.title = title
@@ -448,7 +617,7 @@ def deploy(
         process_key=result.process_id,
         version=(latest.version + 1) if latest else 1,
         bpmn_process_id=result.process_id,
-        name=result.name,
+        name=result.name[:200],
         xml=text,
         sha256=digest,
         status="published",

@@ -69,11 +69,17 @@ class InvalidForm(DeptflowError):
 
 @dataclass(frozen=True)
 class Problem:
-    """One problem found in a BPMN diagram, tied to an element id when there is one."""
+    """One problem found in a BPMN diagram, tied to an element id when there is one.
+
+    ``severity``: ``error`` blocks deploying, ``warning`` must be acknowledged, ``note`` is information.
+    ``kind`` ``mapping`` marks an error the process owner fixes by mapping the model to deptflow (a group
+    that is not a role, a Java delegate that needs a script task) rather than by redesigning it.
+    """
 
     message: str
     element_id: str | None = None
     severity: str = "error"
+    kind: str = ""
 
     def __str__(self) -> str:
         where = f"[{self.element_id}] " if self.element_id else ""

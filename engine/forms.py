@@ -163,7 +163,10 @@ def validate(form: Form, submitted: dict[str, Any], data: dict[str, Any]) -> dic
 
     :param submitted: raw values (strings from an HTML form, or JSON values)
     :param data: the process data so far (readonly fields keep their value from it)
-    :returns: the typed values to merge into the process data
+    :returns: the typed values to merge into the process data. Empty values keep their type: an optional
+        ``string`` left empty (or blank, or not sent, without a default) is ``""``, so a condition
+        ``comment == ""`` holds; an empty ``long``, ``double``, ``date`` or ``enum`` is ``None`` (there is no
+        empty number); an empty ``boolean`` is ``False``
     :raises InvalidForm: with one message per failing field and the raw values kept
     """
     values: dict[str, Any] = {}
@@ -203,7 +206,7 @@ def _convert(f: FormField, raw: Any) -> Any:
             return False
         raise ValueError("Choose yes or no.")
     if raw is None or (isinstance(raw, str) and raw.strip() == ""):
-        return None
+        return "" if f.type == "string" else None
     if isinstance(raw, (list, dict)):
         raise ValueError("Enter a single value.")
     text = str(raw).strip()
@@ -237,7 +240,7 @@ def _convert(f: FormField, raw: Any) -> Any:
 
 
 def _check(f: FormField, value: Any) -> None:
-    if value is None:
+    if value is None or value == "":
         if f.required:
             raise ValueError("This field is required.")
         return

@@ -190,7 +190,8 @@ def create_process(session: Session, actor: User | None, key: str, name: str, ro
     roles = defs.known_roles(session)
     errors = {}
     if not KEY_PATTERN.match(key):
-        errors["key"] = "Use letters, digits and _ only, starting with a letter (at most 100 characters)."
+        errors["key"] = ("Use letters, digits, _, - and . only, starting with a letter or _ "
+                         "(at most 100 characters).")
     elif session.get(Process, key) is not None or drafts_of(session, key, 1):
         errors["key"] = f"There is already a process “{key}”."
     if not name:
@@ -219,9 +220,12 @@ class WarningsNotAcknowledged(InvalidDefinition):
 
 @dataclass
 class Publication:
+    #: the version of the process the editor holds (the file's first executable process)
     definition: ProcessDefinition
     created: bool
     report: ValidationReport
+    #: every process of the file, each at its own version
+    definitions: list[ProcessDefinition]
 
 
 def publish(session: Session, actor: User | None, xml: str | bytes, *, note: str = "",
@@ -244,8 +248,9 @@ def publish(session: Session, actor: User | None, xml: str | bytes, *, note: str
     if report.warnings and not acknowledge_warnings:
         raise WarningsNotAcknowledged(report.warnings)
     before = defs.latest_definition(session, process_id, required=False)
-    definition = defs.deploy(session, actor, text, note=(note or "").strip()[:2000])
-    return Publication(definition, before is None or definition.id != before.id, report)
+    published = defs.deploy_file(session, actor, text, note=(note or "").strip()[:2000])
+    definition = next(d for d in published if d.process_key == process_id)
+    return Publication(definition, before is None or definition.id != before.id, report, published)
 
 
 # --- the process page -----------------------------------------------------------------------

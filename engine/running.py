@@ -140,6 +140,8 @@ class RunningInstance:
         except SpiffWorkflowException as exc:
             spec = getattr(getattr(exc, "task", None), "task_spec", None)
             self._stop(Incident(getattr(spec, "bpmn_id", None), _name(spec), str(exc).split("\n")[0][:1000]))
+        except Exception as exc:  # noqa: BLE001 - SpiffWorkflow's own bugs (a TypeError, a NameError) stop the case too
+            self._stop(Incident(None, "the process", f"the engine failed: {type(exc).__name__}: {exc}"[:1000]))
 
     def _stop(self, incident: Incident) -> None:
         self.row.status = InstanceStatus.INCIDENT

@@ -10,7 +10,6 @@ matter here). Errors block publishing, warnings must be acknowledged.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +22,7 @@ from .definitions import BPMN_NS, NS
 from .errors import InvalidDefinition, Problem
 from .expressions import literal_or_expression
 
-KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+KEY_PATTERN = defs.KEY_PATTERN
 
 GATEWAYS = {"exclusiveGateway", "inclusiveGateway", "parallelGateway", "eventBasedGateway", "complexGateway"}
 ACTIVITIES = {"task", "userTask", "serviceTask", "scriptTask", "manualTask", "sendTask", "receiveTask",
@@ -55,7 +54,11 @@ class ValidationReport:
 
     @property
     def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity != "error"]
+        return [p for p in self.problems if p.severity == "warning"]
+
+    @property
+    def notes(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "note"]
 
     @property
     def ok(self) -> bool:
@@ -75,7 +78,7 @@ class ValidationReport:
 
 def _executable_process(root: etree._Element) -> etree._Element | None:
     processes = list(root.iterfind("bpmn:process", NS))
-    executable = [p for p in processes if p.get("isExecutable", "true") == "true"]
+    executable = [p for p in processes if defs.is_executable(p)]
     return (executable or processes or [None])[0]
 
 
@@ -84,6 +87,11 @@ def validate(session: Session, xml: str | bytes) -> ValidationReport:
 
     :returns: the report; problems carry the id of the element they concern where there is one
     """
+    return report(xml, defs.known_roles(session))
+
+
+def report(xml: str | bytes, roles: dict[str, str]) -> ValidationReport:
+    """:func:`validate` against ``roles`` (key → display name) instead of a database's."""
     try:
         root = defs.parse_xml(xml)
     except InvalidDefinition as exc:
@@ -91,18 +99,64 @@ def validate(session: Session, xml: str | bytes) -> ValidationReport:
     process = _executable_process(root)
     process_id = process.get("id") if process is not None else None
     name = (process.get("name") or process_id) if process is not None else None
-    _parsed, problems = defs.parse_definition(xml, defs.known_roles(session))
-    if process is not None and process.get("isExecutable", "true") == "true":
-        problems = problems + lint(process) + sandbox_warnings(process)
+    _parsed, problems = defs.parse_definitions(xml, roles)
+    for executable in root.iterfind("bpmn:process", NS):
+        if defs.is_executable(executable):
+            problems = problems + lint(executable) + sandbox_warnings(executable)
     unique = list(dict.fromkeys(problems))
-    unique.sort(key=lambda p: p.severity != "error")
+    unique.sort(key=lambda p: {"error": 0, "warning": 1}.get(p.severity, 2))
     return ValidationReport(process_id, name, unique)
+
+
+@dataclass
+class FileCheck:
+    """What ``deptflow check`` and the modeler's import say of one file: the processes that would be
+    published, and its problems sorted into what needs mapping, what blocks, warnings and notes."""
+
+    verdict: str  # "deploys", "cannot deploy", "not BPMN"
+    processes: list[tuple[str, str]]
+    report: ValidationReport
+
+    @property
+    def exit_code(self) -> int:
+        return {"deploys": 0, "cannot deploy": 1}.get(self.verdict, 2)
+
+    @property
+    def needs_mapping(self) -> list[Problem]:
+        return [p for p in self.report.errors if p.kind == "mapping"]
+
+    @property
+    def blocks(self) -> list[Problem]:
+        return [p for p in self.report.errors if p.kind != "mapping"]
+
+
+def check_file(xml: str | bytes, roles: dict[str, str]) -> FileCheck:
+    """Check one file without deploying it; never raises, whatever the file holds.
+
+    :param roles: the roles that lanes and candidate groups must name (key → display name)
+    """
+    try:
+        root = defs.parse_xml(xml)
+    except InvalidDefinition as exc:
+        return FileCheck("not BPMN", [], ValidationReport(None, None, list(exc.problems)))
+    if local_name(root) != "definitions" or etree.QName(root).namespace != BPMN_NS:
+        return FileCheck("not BPMN", [], ValidationReport(None, None, [
+            Problem("The file is not a BPMN 2.0 diagram (no bpmn:definitions root).")]))
+    try:
+        result = report(xml, roles)
+    except Exception as exc:  # noqa: BLE001 - a check names what failed, it never shows a traceback
+        return FileCheck("cannot deploy", [], ValidationReport(None, None, [
+            Problem(f"deptflow could not check the file: {type(exc).__name__}: {exc}")]))
+    processes = [(p.get("id") or "", p.get("name") or p.get("id") or "")
+                 for p in root.iterfind("bpmn:process", NS) if defs.is_executable(p)]
+    verdict = "deploys" if processes and result.ok else "cannot deploy"
+    return FileCheck(verdict, processes, result)
 
 
 def lint(process: etree._Element) -> list[Problem]:
     """Structural checks beyond what SpiffWorkflow needs to run a diagram.
 
-    Errors: the process id must serve as a process key; user tasks must be reachable from a
+    Errors: user tasks must be reachable from a
     start event; flows must connect elements of the process; inclusive gateways need conditions
     or a default like exclusive ones. Warnings: a few of bpmnlint's recommended rules (named in
     brackets; bpmnlint itself needs a bundler to run in the browser), a start form without
@@ -110,9 +164,6 @@ def lint(process: etree._Element) -> list[Problem]:
     """
     problems: list[Problem] = []
     process_id = process.get("id") or ""
-    if not KEY_PATTERN.match(process_id):
-        problems.append(Problem(f"process id “{process_id}” must be a name of letters, digits and _ "
-                                "(at most 100 characters): it becomes the process key", process_id or None))
     if len(process.get("name") or "") > 200:
         problems.append(Problem("the process name is longer than 200 characters", process_id))
 
@@ -264,8 +315,9 @@ def read_process(xml: str | bytes, expected_key: str | None = None) -> tuple[str
         raise InvalidDefinition([Problem("The file has no bpmn:process with an id.")])
     process_id = process.get("id")
     if not KEY_PATTERN.match(process_id):
-        raise InvalidDefinition([Problem(f"process id “{process_id}” must be a name of letters, digits and _ "
-                                         "(at most 100 characters)", process_id)])
+        raise InvalidDefinition([Problem(f"process id “{process_id}” cannot be a process key: at most 100 "
+                                         "characters of letters, digits, _, - and ., not starting with a digit, "
+                                         "- or .", process_id)])
     if expected_key is not None and process_id != expected_key:
         raise InvalidDefinition([Problem(f"the process id changed from “{expected_key}” to “{process_id}”: it is the "
                                          "process key and must stay; start a new process or import a file to make "

@@ -81,11 +81,57 @@ def deploy(file: Path, note: str) -> None:
                 click.echo(f"  {problem}", err=True)
             sys.exit(1)
         session.commit()
-        definition = published.definition
-        for warning in published.report.warnings:
+        for warning in published.report.warnings + published.report.notes:
             click.echo(f"  {warning}")
-        click.echo(f"{definition.process_key}: version {definition.version} ({definition.sha256[:12]})")
+        for definition in published.definitions:
+            click.echo(f"{definition.process_key}: version {definition.version} ({definition.sha256[:12]})")
     engine.dispose()
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+def check(files: tuple[Path, ...]) -> None:
+    """Say of each FILE what runs as is, what needs mapping and what blocks, with element ids; deploy nothing.
+
+    Roles are those of the configured database when it exists, else the demo organisation's. Exit status:
+    0 when every file can be deployed, 1 when one cannot, 2 when one is not BPMN (or cannot be read).
+    """
+    from engine.errors import Problem
+    from engine.validation import FileCheck, ValidationReport, check_file
+
+    roles = _check_roles()
+    worst, deploys = 0, 0
+    for file in files:
+        try:
+            result = check_file(file.read_bytes(), roles)
+        except OSError as exc:
+            result = FileCheck("not BPMN", [], ValidationReport(None, None, [Problem(f"cannot read: {exc.strerror}")]))
+        worst, deploys = max(worst, result.exit_code), deploys + (result.verdict == "deploys")
+        click.echo(f"{file}: {result.verdict}")
+        if result.verdict == "deploys":
+            click.echo("  runs as is: " + ", ".join(f"{key} ({name})" for key, name in result.processes))
+        for heading, problems in (("needs mapping", result.needs_mapping), ("blocks", result.blocks),
+                                  ("warning", result.report.warnings), ("note", result.report.notes)):
+            for problem in problems:
+                where = f"[{problem.element_id}] " if problem.element_id else ""
+                click.echo(f"  {heading}: {where}{problem.message}")
+    click.echo(f"{deploys} of {len(files)} file{'s' if len(files) != 1 else ''} can be deployed")
+    sys.exit(worst)
+
+
+def _check_roles() -> dict[str, str]:
+    """The configured database's roles when it is there at the current schema, else the demo organisation's."""
+    from engine import definitions
+    from workflows.catalogue import ROLES
+
+    url = database_url()
+    if schema.problem(url) is None:
+        engine, sessions = _sessions()
+        with sessions() as session:
+            roles = definitions.known_roles(session)
+        engine.dispose()
+        return roles
+    return {role.key: role.name for role in ROLES}
 
 
 @main.command()

@@ -18,7 +18,8 @@ bp = Blueprint("modeler", __name__, url_prefix="/modeler")
 
 
 def _problems_json(problems: list[Problem]) -> list[dict[str, Any]]:
-    return [{"message": p.message, "element_id": p.element_id, "severity": p.severity} for p in problems]
+    return [{"message": p.message, "element_id": p.element_id, "severity": p.severity, "kind": p.kind}
+            for p in problems]
 
 
 def _xml_from_json() -> tuple[str, dict[str, Any]]:
@@ -195,7 +196,8 @@ def api_publish():
     except InvalidDefinition as exc:
         db().rollback()
         errors = [p for p in exc.problems if p.severity == "error"]
-        report = {"ok": not errors, "errors": len(errors), "warnings": len(exc.problems) - len(errors),
+        report = {"ok": not errors, "errors": len(errors),
+                  "warnings": sum(p.severity == "warning" for p in exc.problems),
                   "problems": _problems_json(exc.problems)}
         return jsonify(report=report, needs_acknowledgement=isinstance(exc, modeling.WarningsNotAcknowledged)), 422
     db().commit()
@@ -207,4 +209,5 @@ def api_publish():
         sha256=definition.sha256,
         process_url=url_for("modeler.process", key=definition.process_key),
         definition_url=url_for("history.definition_xml", definition_id=definition.id),
+        processes=[{"process_key": d.process_key, "version": d.version} for d in publication.definitions],
     )
