@@ -49,7 +49,8 @@ class UserTaskInfo:
     candidate_roles: list[str]
     assignee: str | None
     due: str | None
-    priority: int
+    #: ``camunda:priority``; None when the diagram sets none (the process's default applies, else 50)
+    priority: int | None
     documentation: str
     form: Form
     lane: str | None
@@ -240,12 +241,13 @@ def _user_task_info(
     if not candidate_roles and not assignee:
         where = f"lane “{lane}” is not a known role" if lane else "it is in no lane"
         problems.append(Problem(f"user task has no role: no candidate groups, no assignee, and {where}", element_id))
-    priority_text = node.get(f"{{{CAMUNDA_NS}}}priority") or "50"
-    try:
-        priority = int(priority_text)
-    except ValueError:
-        problems.append(Problem(f"priority “{priority_text}” is not a whole number", element_id, "warning"))
-        priority = 50
+    priority_text = node.get(f"{{{CAMUNDA_NS}}}priority")
+    priority = None
+    if priority_text:
+        try:
+            priority = int(priority_text)
+        except ValueError:
+            problems.append(Problem(f"priority “{priority_text}” is not a whole number", element_id, "warning"))
     due = node.get(f"{{{CAMUNDA_NS}}}dueDate") or None
     if due and "${" not in due and due_at(due, utcnow()) is None:
         problems.append(Problem(f"due date “{due}” is not an ISO 8601 date or duration", element_id))
@@ -440,6 +442,8 @@ def deploy(
         return latest
     process = session.get(Process, result.process_id)
     if process is None:
+        # first publication: the start event's lane may start it; administrators own it until someone names
+        # an owner role on the process page (owning grants cancelling every case, so it is never guessed)
         process = Process(key=result.process_id, title=title or result.name, starter_roles=result.start_roles)
         session.add(process)
     elif title:
