@@ -79,9 +79,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     security.init_app(app)
     errors.init_app(app)
 
-    from . import admin, auth, history, inbox, modeler, notifications, processes, reports
+    from . import account, admin, auth, history, inbox, modeler, notifications, processes, reports
 
     app.register_blueprint(auth.bp)
+    app.register_blueprint(account.bp)
     app.register_blueprint(inbox.bp)
     app.register_blueprint(processes.bp)
     app.register_blueprint(reports.bp)
