@@ -15,10 +15,10 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .db import Event, HumanTask, Process, ProcessInstance, User
+from .db import Event, HumanTask, Process, ProcessInstance, Role, User
 from .errors import NotAllowed
 from .permissions import can
-from .vocabulary import InstanceStatus, Permission
+from .vocabulary import InstanceStatus, Permission, TaskStatus
 
 
 class CaseRef(Protocol):
@@ -122,19 +122,38 @@ def allowed_case_actions(session: Session, actor: User, instance: CaseRef) -> se
     return actions - {""}
 
 
-def may_delegate(actor: User, task: TaskRef) -> bool:
-    """The person holding a task hands it on; administrators may hand on anyone's."""
-    return task.assignee_id == actor.id or can(actor, Permission.ADMINISTER)
+def managed_roles(session: Session, actor: User) -> set[str]:
+    """The active roles whose managing role ``actor`` holds (they reassign those roles' tasks)."""
+    if not actor.role_keys:
+        return set()
+    return set(session.scalars(select(Role.key).where(Role.manager_role.in_(actor.role_keys),
+                                                      Role.active.is_(True))))
 
 
-def check_may_work_on(session: Session, actor: User, task: TaskRef, separated_tasks: list[str] | None = None) -> None:
+def manages(session: Session, actor: User, task: TaskRef) -> bool:
+    """Whether ``actor`` holds the managing role of one of the task's roles."""
+    return bool(task.candidate_roles) and bool(managed_roles(session, actor).intersection(task.candidate_roles))
+
+
+def may_delegate(session: Session, actor: User, task: TaskRef) -> bool:
+    """The person holding a task hands it on; administrators may hand on anyone's, and the holders of a
+    role's managing role any open task of that role."""
+    return task.assignee_id == actor.id or can(actor, Permission.ADMINISTER) or manages(session, actor, task)
+
+
+def check_may_work_on(session: Session, actor: User, task: TaskRef, separated_tasks: list[str] | None = None,
+                      separated_pairs: list[list[str]] | None = None) -> None:
     """Raise :class:`NotAllowed` unless ``actor`` may claim or complete ``task``.
 
-    ``separated_tasks``: the process's separated elements, when the caller read them already.
+    ``separated_tasks``, ``separated_pairs``: the process's separation rules, when the caller read them already.
     """
     if is_separated(session, actor, task, separated_tasks):
         raise NotAllowed(f"You started “{task.instance.title}”, so “{task.name}” must be done by someone else "
                          "(separation of duties).")
+    done = paired_task_done_by(session, actor, task, separated_pairs)
+    if done is not None:
+        raise NotAllowed(f"You did “{done}” in “{task.instance.title}”, so “{task.name}” must be done by someone "
+                         "else (separation of duties).")
     if task.assignee_id == actor.id:
         return
     if task.assignee_id is not None:
@@ -152,3 +171,23 @@ def is_separated(session: Session, actor: User, task: TaskRef, separated_tasks: 
         process = session.get(Process, task.instance.process_key)
         separated_tasks = process.separated_tasks or [] if process else []
     return task.element_id in separated_tasks
+
+
+def _partners(element_id: str, pairs: list[list[str]]) -> set[str]:
+    return {b if a == element_id else a for a, b in (tuple(pair) for pair in pairs if len(pair) == 2)
+            if element_id in (a, b)}
+
+
+def paired_task_done_by(session: Session, actor: User, task: Any,
+                        separated_pairs: list[list[str]] | None = None) -> str | None:
+    """Separation of duties between two tasks: the name of a task of the same case that ``actor`` completed
+    and that the process pairs with ``task`` (the two must be done by different people), else ``None``."""
+    if separated_pairs is None:
+        separated_pairs = session.scalar(select(Process.separated_pairs).where(
+            Process.key == task.instance.process_key)) or []
+    partners = _partners(task.element_id, separated_pairs)
+    if not partners:
+        return None
+    return session.scalar(select(HumanTask.name).where(
+        HumanTask.instance_id == task.instance.id, HumanTask.element_id.in_(partners),
+        HumanTask.status == TaskStatus.COMPLETED, HumanTask.completed_by_id == actor.id).limit(1))

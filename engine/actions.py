@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from . import audit, core, forms, notify
 from . import definitions as defs
-from .access import check_may_work_on, is_candidate, is_separated, may_delegate
+from .access import check_may_work_on, is_candidate, is_separated, may_delegate, paired_task_done_by
 from .clock import utcnow
 from .db import HumanTask, Process, ProcessDefinition, User, UserRole
 from .definitions import ParsedDefinition
@@ -234,7 +234,8 @@ def delegation_candidates(session: Session, task: Any) -> list[User]:
     query = (select(User).join(UserRole, UserRole.user_id == User.id)
              .where(UserRole.role_key.in_(task.candidate_roles), User.active.is_(True))
              .order_by(User.full_name).distinct())
-    return [u for u in session.scalars(query) if not is_separated(session, u, task)]
+    return [u for u in session.scalars(query)
+            if not is_separated(session, u, task) and paired_task_done_by(session, u, task) is None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,10 +248,11 @@ def delegate(session: Session, actor: User, task_id: int, to_username: str) -> D
     """Hand a task to a colleague who holds one of its roles (assignee or administrator only)."""
     task = read_task(session, task_id)
     _check_open(session, task)
-    if not may_delegate(actor, task):
-        raise NotAllowed(f"Only the person working on “{task.name}” may delegate it.")
+    if not may_delegate(session, actor, task):
+        raise NotAllowed(f"Only the person working on “{task.name}” (or the manager of its role) may delegate it.")
     target = session.scalar(select(User).where(User.username == to_username.strip(), User.active.is_(True)))
-    if target is None or not is_candidate(target, task) or is_separated(session, target, task, task.separated_tasks):
+    if (target is None or not is_candidate(target, task) or is_separated(session, target, task, task.separated_tasks)
+            or paired_task_done_by(session, target, task) is not None):
         raise InvalidForm({"to": "Choose a colleague who holds the task's role."}, {"to": to_username})
     previous = session.get(User, task.assignee_id) if task.assignee_id is not None else None
     if not assign_task(session, task, target.id, utcnow()):

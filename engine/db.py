@@ -24,6 +24,7 @@ from sqlalchemy import (
     create_engine,
     event,
     text,
+    true,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -62,12 +63,13 @@ class User(Base):
 
     @property
     def role_keys(self) -> set[str]:
-        return {role.key for role in self.roles}
+        """The user's active roles (a deactivated role gives its members nothing)."""
+        return {role.key for role in self.roles if role.active is not False}
 
     @property
     def permissions(self) -> set[str]:
-        """What the user's roles allow (see :class:`engine.vocabulary.Permission`)."""
-        return {permission for role in self.roles for permission in role.permissions or ()}
+        """What the user's active roles allow (see :class:`engine.vocabulary.Permission`)."""
+        return {permission for role in self.roles if role.active is not False for permission in role.permissions or ()}
 
     def __repr__(self) -> str:
         return f"<User {self.username}>"
@@ -81,6 +83,10 @@ class Role(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     #: what members may do beyond their tasks (:class:`engine.vocabulary.Permission` values)
     permissions: Mapped[list[Any]] = mapped_column(default=list, server_default=text("'[]'"))
+    #: an inactive role gives its members nothing and takes no new members; its key stays reserved
+    active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    #: the role whose holders reassign this role's tasks (delegate any of its open tasks)
+    manager_role: Mapped[str | None] = mapped_column(String(64))
 
     def __repr__(self) -> str:
         return f"<Role {self.key}>"
@@ -105,6 +111,12 @@ class Process(Base):
     owner_role: Mapped[str | None] = mapped_column(String(64))
     #: user task ids the person who started a case may not claim or complete (separation of duties)
     separated_tasks: Mapped[list[Any]] = mapped_column(default=list)
+    #: pairs [a, b] of user task ids that must be done by different people in one case
+    separated_pairs: Mapped[list[Any]] = mapped_column(default=list, server_default=text("'[]'"))
+    #: ``camunda:dueDate`` for user tasks whose diagram sets none (an ISO 8601 duration such as ``P3D``)
+    default_due: Mapped[str | None] = mapped_column(String(64))
+    #: priority of user tasks whose diagram sets none
+    default_priority: Mapped[int | None] = mapped_column(Integer)
 
     def __repr__(self) -> str:
         return f"<Process {self.key}>"
@@ -276,6 +288,9 @@ class Notification(Base):
     email_attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(500))
+    #: a path below the base URL that the mail links to instead of the task or case (a set-password
+    #: link); the worker clears it once the mail is sent
+    link: Mapped[str | None] = mapped_column(String(500))
 
     user: Mapped[User] = relationship(lazy="joined")
 
@@ -291,6 +306,24 @@ class ProcessSchedule(Base):
     process_key: Mapped[str] = mapped_column(ForeignKey("processes.key"), primary_key=True)
     next_start_at: Mapped[datetime | None] = mapped_column(index=True)
     last_started_at: Mapped[datetime | None]
+
+
+class PasswordToken(Base):
+    """A set-password link: single use, expiring, kept only as the SHA-256 of its token."""
+
+    __tablename__ = "password_tokens"
+    __table_args__ = (Index("ix_password_tokens_user", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    def __repr__(self) -> str:
+        return f"<PasswordToken {self.id} user={self.user_id}>"
 
 
 class AuditHead(Base):

@@ -52,7 +52,8 @@ class UserTaskInfo:
     candidate_roles: list[str]
     assignee: str | None
     due: str | None
-    priority: int
+    #: ``camunda:priority``; None when the diagram sets none (the process's default applies, else 50)
+    priority: int | None
     documentation: str
     form: Form
     lane: str | None
@@ -379,12 +380,13 @@ def _user_task_info(
         what = "manual task" if etree.QName(node).localname == "manualTask" else "user task"
         problems.append(Problem(f"{what} has no role, so nobody could do it: no candidate groups, no assignee, "
                                 f"and {where}", element_id, kind="mapping" if lane else ""))
-    priority_text = node.get(f"{{{CAMUNDA_NS}}}priority") or "50"
-    try:
-        priority = int(priority_text)
-    except ValueError:
-        problems.append(Problem(f"priority “{priority_text}” is not a whole number", element_id, "warning"))
-        priority = 50
+    priority_text = node.get(f"{{{CAMUNDA_NS}}}priority")
+    priority = None
+    if priority_text:
+        try:
+            priority = int(priority_text)
+        except ValueError:
+            problems.append(Problem(f"priority “{priority_text}” is not a whole number", element_id, "warning"))
     due = node.get(f"{{{CAMUNDA_NS}}}dueDate") or None
     if due and "${" not in due and due_at(due, utcnow()) is None:
         problems.append(Problem(f"due date “{due}” is not an ISO 8601 date or duration", element_id))
@@ -609,6 +611,8 @@ def _deploy_process(session: Session, actor: User | None, text: str, digest: str
         return latest
     process = session.get(Process, result.process_id)
     if process is None:
+        # first publication: the start event's lane may start it; administrators own it until someone names
+        # an owner role on the process page (owning grants cancelling every case, so it is never guessed)
         process = Process(key=result.process_id, title=title or result.name[:200], starter_roles=result.start_roles)
         session.add(process)
     elif title:

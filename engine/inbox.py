@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from . import sandbox
 from .access import resolve_assignee
 from .clock import utcnow
-from .db import HumanTask, ProcessDefinition, ProcessInstance, TaskCandidate, User
+from .db import HumanTask, Process, ProcessDefinition, ProcessInstance, TaskCandidate, User
 from .definitions import ParsedDefinition, due_at
 from .expressions import literal_or_expression
 from .sql import run
@@ -109,7 +109,9 @@ def sync(session: Session, instance: Any, workflow: BpmnWorkflow, definition: Pa
     ready = {str(task.id): task for task in ready_user_tasks(workflow)}
     cancelled = _cancel(session, instance, open_before - ready.keys())
     now = utcnow()
-    rows = [_new_row(session, instance, task, definition, now) for key, task in ready.items() if key not in open_before]
+    defaults = _Defaults(session, instance.process_key)
+    rows = [_new_row(session, instance, task, definition, now, defaults)
+            for key, task in ready.items() if key not in open_before]
     if not rows:
         return [], cancelled
     ids = run(session, _INSERT_TASKS, rows).scalars().all()
@@ -119,15 +121,40 @@ def sync(session: Session, instance: Any, workflow: BpmnWorkflow, definition: Pa
     return created, cancelled
 
 
-def _new_row(session: Session, instance: Any, task: Any, definition: ParsedDefinition, now: datetime) -> dict:
+class _Defaults:
+    """The process's default due time and priority, read only when a new task lacks one of them."""
+
+    def __init__(self, session: Session, process_key: str):
+        self._session, self._key, self._values = session, process_key, None
+
+    def get(self) -> tuple[str | None, int | None]:
+        if self._values is None:
+            row = run(self._session, _DEFAULTS, {"key": self._key}).first()
+            self._values = (row[0], row[1]) if row else (None, None)
+        return self._values
+
+
+_DEFAULTS = select(Process.default_due, Process.default_priority).where(Process.key == bindparam("key"))
+
+
+def _new_row(session: Session, instance: Any, task: Any, definition: ParsedDefinition, now: datetime,
+             defaults: _Defaults) -> dict:
+    """The inbox row of a newly ready task; the process's defaults fill a due time or priority the diagram
+    does not set."""
     element_id = task.task_spec.bpmn_id
     info = definition.user_tasks.get(element_id)
     assignee_id = resolve_assignee(session, info.assignee, instance) if info else None
+    due = info.due if info else None
+    priority = info.priority if info else None
+    if due is None or priority is None:
+        default_due, default_priority = defaults.get()
+        due = due or default_due
+        priority = priority if priority is not None else default_priority
     return {
         "instance_id": instance.id, "spiff_task_id": str(task.id), "element_id": element_id,
         "name": task.task_spec.bpmn_name or element_id, "created_at": now, "status": TaskStatus.OPEN,
-        "priority": info.priority if info else 50,
-        "due_at": _due(info.due, task.data, now) if info else None,
+        "priority": priority if priority is not None else 50,
+        "due_at": _due(due, task.data, now),
         "assignee_id": assignee_id, "claimed_at": now if assignee_id is not None else None,
         "candidate_roles": list(info.candidate_roles) if info else [],
     }

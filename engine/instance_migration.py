@@ -218,7 +218,8 @@ def _refresh_open_tasks(session: Session, instance_id: int, moved: RunningInstan
         info = moved.definition.user_tasks.get(row.element_id)
         if info is None:
             continue
-        row.priority = info.priority
+        if info.priority is not None:
+            row.priority = info.priority
         if sorted(info.candidate_roles) != sorted(row.candidate_roles):
             row.candidate_roles = list(info.candidate_roles)
             set_candidates(session, [row])

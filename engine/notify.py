@@ -211,6 +211,7 @@ def send_pending_email(session: Session, settings: SmtpSettings, limit: int = 50
                 failed += 1
             else:
                 row.email_state, row.email_attempts, row.last_error = "sent", row.email_attempts + 1, None
+                row.link = None  # a set-password token leaves the database once mailed
                 sent += 1
     session.flush()
     return sent, failed
@@ -229,7 +230,7 @@ def _failed(row: Notification, exc: Exception, now) -> None:
     row.email_attempts += 1
     row.last_error = f"{type(exc).__name__}: {exc}"[:500]
     if row.email_attempts >= MAX_EMAIL_ATTEMPTS:
-        row.email_state = "failed"
+        row.email_state, row.link = "failed", None
     else:
         row.next_attempt_at = now + timedelta(minutes=2 ** row.email_attempts)
 
@@ -239,6 +240,10 @@ def _message(row: Notification, settings: SmtpSettings) -> EmailMessage:
     message["From"] = settings.sender
     message["To"] = row.user.email
     message["Subject"] = f"[deptflow] {row.message}"[:200]
+    if row.link:
+        message.set_content(f"Hello {row.user.full_name},\n\n{row.message}\n\n{settings.base_url}{row.link}\n\n"
+                            "If you did not expect this e-mail, ignore it.\n")
+        return message
     link = f"{settings.base_url}/tasks/{row.task_id}" if row.task_id else (
         f"{settings.base_url}/instances/{row.instance_id}" if row.instance_id else settings.base_url)
     message.set_content(f"Hello {row.user.full_name},\n\n{row.message}\n\n{link}\n\n"

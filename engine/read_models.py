@@ -13,7 +13,16 @@ from sqlalchemy.orm import Session
 
 from . import audit, forms
 from . import definitions as defs
-from .access import allowed_case_actions, is_candidate, is_separated, may_view_case, may_view_task
+from .access import (
+    allowed_case_actions,
+    is_candidate,
+    is_separated,
+    manages,
+    may_delegate,
+    may_view_case,
+    may_view_task,
+    paired_task_done_by,
+)
 from .actions import delegation_candidates, startable
 from .db import Event, HumanTask, ProcessInstance, User
 from .definitions import ParsedDefinition, UserTaskInfo
@@ -97,7 +106,7 @@ def task_view(session: Session, actor: User, task_id: int) -> TaskView:
     task = session.get(HumanTask, task_id, populate_existing=True)
     if task is None:
         raise NotFound(f"There is no task {task_id}.")
-    if not may_view_task(actor, task):
+    if not (may_view_task(actor, task) or manages(session, actor, task)):
         raise NotAllowed("This task belongs to another role.")
     instance = task.instance
     parsed = defs.parsed(session, instance.definition)
@@ -107,7 +116,8 @@ def task_view(session: Session, actor: User, task_id: int) -> TaskView:
         data.update(task.submitted)
     values = forms.initial_values(info.form, data) if info else {}
     is_open = task.status == TaskStatus.OPEN
-    separated = is_separated(session, actor, task)
+    separated = is_separated(session, actor, task) or (
+        is_open and paired_task_done_by(session, actor, task) is not None)
     may_act = not separated and (
         task.assignee_id == actor.id or (task.assignee_id is None and is_candidate(actor, task)))
     holds_it = is_open and task.assignee_id == actor.id
@@ -122,7 +132,8 @@ def task_view(session: Session, actor: User, task_id: int) -> TaskView:
         can_complete=is_open and may_act,
         can_claim=is_open and not separated and task.assignee_id is None and is_candidate(actor, task),
         can_unclaim=holds_it,
-        delegates=[u for u in delegation_candidates(session, task) if u.id != actor.id] if holds_it else [],
+        delegates=[u for u in delegation_candidates(session, task) if u.id != actor.id]
+        if is_open and may_delegate(session, actor, task) else [],
         separated=separated,
     )
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, joinedload
 from . import audit
 from .clock import utcnow
 from .db import Event, Role, User
-from .errors import InvalidForm, LoginLocked, NotFound
+from .errors import InvalidForm, LoginLocked
 from .permissions import require
 from .vocabulary import EventKind, Permission
 
@@ -210,14 +210,16 @@ def change_password(session: Session, actor: User, current: str, new: str, repea
 
 
 def ensure_role(session: Session, key: str, name: str, description: str = "",
-                permissions: list[str] | None = None) -> Role:
+                permissions: list[str] | None = None, manager_role: str | None = None) -> Role:
+    """Create the role, or set name, description, permissions and managing role of an existing one."""
     role = session.get(Role, key)
     if role is None:
-        role = Role(key=key, name=name, description=description)
+        role = Role(key=key, name=name, description=description, active=True)
         session.add(role)
     else:
         role.name, role.description = name, description
     role.permissions = sorted(permissions or [])
+    role.manager_role = manager_role
     return role
 
 
@@ -253,26 +255,10 @@ def all_roles(session: Session) -> list[Role]:
 
 
 def update_user(session: Session, actor: User, user_id: int, role_keys: list[str], active: bool) -> User:
-    """An administrator sets a user's roles and whether they may log in; the change is audited."""
-    require(actor, Permission.ADMINISTER, "Only administrators manage users.")
-    user = session.get(User, user_id)
-    if user is None:
-        raise NotFound(f"There is no user {user_id}.")
-    roles = [session.get(Role, key) for key in sorted(set(role_keys))]
-    if None in roles:
-        raise InvalidForm({"roles": "Unknown role."}, {"roles": role_keys})
-    keeps_admin = any(Permission.ADMINISTER in (role.permissions or []) for role in roles)
-    if user.id == actor.id and (not keeps_admin or not active):
-        raise InvalidForm({"roles": "You cannot remove your own administrator access."}, {"roles": role_keys})
-    before = {"roles": sorted(user.role_keys), "active": user.active}
-    user.roles, user.active = roles, active
-    after = {"roles": sorted(user.role_keys), "active": user.active}
-    if before != after:
-        audit.record(session, EventKind.USER_CHANGED, actor=actor, user=user.username, before=before, after=after)
-    if before["active"] and not active:
-        end_sessions(session, user, "deactivated", actor=actor)
-    session.flush()
-    return user
+    """An administrator sets a user's roles and whether they may log in: :func:`engine.people.update_access`."""
+    from . import people  # people builds on this module
+
+    return people.update_access(session, actor, user_id, role_keys, active)
 
 
 SYSTEM_USERNAME = "deptflow-scheduler"

@@ -58,6 +58,18 @@ class EventKind(StrEnum):
     #: a user's session generation was raised: logout, password change or deactivation
     SESSIONS_ENDED = "sessions_ended"
     USER_CHANGED = "user_changed"
+    USER_CREATED = "user_created"
+    #: a set-password link was made (and mailed); the token itself is never logged
+    PASSWORD_LINK_SENT = "password_link_sent"
+    #: a user set their password from a set-password link
+    PASSWORD_SET = "password_set"
+    #: a deactivated user's task went back to its roles' queue
+    TASK_RETURNED = "task_returned"
+    ROLE_CREATED = "role_created"
+    ROLE_CHANGED = "role_changed"
+    #: a role's members were added or removed (from the role's page)
+    ROLE_MEMBERS_CHANGED = "role_members_changed"
+    PROCESS_SETTINGS_CHANGED = "process_settings_changed"
 
 
 class Permission(StrEnum):

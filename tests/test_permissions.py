@@ -42,7 +42,7 @@ REASON = {"reason": "Permission matrix"}
 #
 # Placeholders: {task} the open registration task · {claimed} the same task claimed by Clara · {case} the
 # running case · {suspended} a suspended case · {definition} the process's latest diagram (version 2, so
-# that version 1 has something to migrate to) · {draft} a draft Owen saved · {user} Dora.
+# that version 1 has something to migrate to) · {draft} a draft Owen saved · {user} Dora · {role} finance.
 TABLE = """
 method path                            anon grace mark amy rita cathy clara sam steve sara diego paula fiona dora owen alice admin
 GET  /login                            200  200   200  200 200  200   200   200 200   200  200   200   200   200  200  200   200
@@ -84,7 +84,8 @@ POST /notifications/email              302  302   302  302 302  302   302   302 
 GET  /modeler                          302  403   403  403 403  403   403   403 403   403  403   403   403   403  200  403   200
 POST /modeler/new                      302  403   403  403 403  403   403   403 403   403  403   403   403   403  302  403   302
 POST /modeler/import                   302  403   403  403 403  403   403   403 403   403  403   403   403   403  302  403   302
-GET  /modeler/{process}                302  403   403  403 403  403   403   403 403   403  403   403   403   403  200  403   200
+GET  /modeler/{process}                302  403   403  403 403  403   200   403 403   403  403   403   403   403  200  403   200
+POST /modeler/{process}/settings       302  403   403  403 403  403   302   403 403   403  403   403   403   403  403  403   302
 GET  /modeler/nope                     302  403   403  403 403  403   403   403 403   403  403   403   403   403  404  403   404
 GET  /modeler/{process}/edit           302  403   403  403 403  403   403   403 403   403  403   403   403   403  200  403   200
 GET  /modeler/{process}/diff           302  403   403  403 403  403   403   403 403   403  403   403   403   403  200  403   200
@@ -102,6 +103,21 @@ GET  /audit/checkpoint.json            302  403   403  403 403  403   403   403 
 GET  /admin/users                      302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   200
 POST /admin/users/{user}               302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   302
 POST /admin/users/999999               302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   404
+GET  /admin/users/new                  302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   200
+POST /admin/users/new                  302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   302
+GET  /admin/users/{user}               302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   200
+GET  /admin/users/999999               302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   404
+POST /admin/users/{user}/details       302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   302
+POST /admin/users/{user}/password-link 302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   302
+GET  /admin/roles                      302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   200
+GET  /admin/roles/new                  302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   200
+POST /admin/roles/new                  302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   302
+GET  /admin/roles/{role}               302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   200
+GET  /admin/roles/nope                 302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   404
+POST /admin/roles/{role}               302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   302
+POST /admin/roles/{role}/members       302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   302
+GET  /account/set-password/nope        410  410   410  410 410  410   410   410 410   410  410   410   410   410  410  410   410
+POST /account/set-password/nope        410  410   410  410 410  410   410   410 410   410  410   410   410   410  410  410   410
 POST /admin/login-limits/lift          302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   302
 """  # noqa: E501
 
@@ -117,6 +133,14 @@ BODIES: dict[str, Callable[[str], dict[str, Any]]] = {
     "POST /instances/{case}/suspend": lambda _: {"data": REASON},
     "POST /instances/{suspended}/resume": lambda _: {"data": REASON},
     "POST /admin/users/{user}": lambda _: {"data": {"roles": "dealer", "active": "on"}},
+    "POST /admin/users/new": lambda username: {"data": {"username": f"matrix_{username or 'anon'}",
+                                                        "full_name": "Matrix", "password_mode": "password",
+                                                        "password": "matrix-password", "repeated": "matrix-password"}},
+    "POST /admin/users/{user}/details": lambda _: {"data": {"full_name": "Dora Becker", "email": "dora@example.com"}},
+    "POST /admin/roles/new": lambda username: {"data": {"key": f"matrix_{username or 'anon'}", "name": "Matrix"}},
+    "POST /admin/roles/{role}": lambda _: {"data": {"name": "Finance", "active": "on"}},
+    "POST /admin/roles/{role}/members": lambda _: {"data": {"add": "dora"}},
+    "POST /modeler/{process}/settings": lambda _: {"data": {"starter_roles": "sales_rep", "owner_role": "clerk"}},
     "POST /notifications/email": lambda _: {"data": {"enabled": "on"}},
     "POST /admin/login-limits/lift": lambda _: {"data": {"address": "198.51.100.7"}},
     "POST /modeler/new": lambda username: {"data": {"key": f"matrix_{username}", "name": "Matrix", "role": "clerk"}},
@@ -153,7 +177,7 @@ def _parse(table: str) -> tuple[list[str], list[Row]]:
 COLUMNS, ROWS = _parse(TABLE)
 #: Ids for requests whose answer does not depend on them (redirects to the login page, routing).
 DUMMY = {"process": PROCESS, "task": 1, "claimed": 1, "case": 1, "suspended": 1, "definition": 1, "draft": 1,
-         "user": 1}
+         "user": 1, "role": "finance"}
 
 
 def test_the_table_has_every_demo_user_and_no_duplicate_rows():
@@ -193,7 +217,7 @@ class World:
 
     def ids(self, path: str) -> dict[str, object]:
         """Fresh ids for the placeholders ``path`` uses (a new case each time one is needed)."""
-        ids: dict[str, object] = {"process": PROCESS}
+        ids: dict[str, object] = {"process": PROCESS, "role": "finance"}
         with self.sessions() as session:
             if "{case}" in path or "{task}" in path:
                 ids["case"], ids["task"] = self._start(session)

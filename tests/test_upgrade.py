@@ -126,7 +126,7 @@ def _realistic_0002(metadata: MetaData) -> dict[str, list[dict[str, Any]]]:
 
 #: revision R -> realistic rows valid at R, for the migrations after R that transform data
 REALISTIC: dict[str, Callable[[MetaData], dict[str, list[dict[str, Any]]]]] = {
-    "0001": _realistic_0001, "0002": _realistic_0002}
+    "0001": _realistic_0001, "0002": _realistic_0002, "0003": _realistic_0002}
 
 
 # --- checks of each revision's data migration --------------------------------------------------

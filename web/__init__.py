@@ -80,10 +80,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     sso.init_app(app)  # directory logins: LDAP and OpenID Connect, when configured
 
-    from . import admin, auth, history, inbox, modeler, notifications, processes, reports
+    from . import account, admin, auth, history, inbox, modeler, notifications, processes, reports
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(sso.bp)
+    app.register_blueprint(account.bp)
     app.register_blueprint(inbox.bp)
     app.register_blueprint(processes.bp)
     app.register_blueprint(reports.bp)

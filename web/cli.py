@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from engine import directory, schema
 from engine.core import WorkflowEngine
 from engine.db import database_url, make_engine
-from engine.errors import InvalidDefinition
+from engine.errors import InvalidDefinition, InvalidForm
 from workflows import setup
 
 
@@ -54,14 +54,137 @@ def main() -> None:
 @click.option("--demo", is_flag=True, help="Also create the demo organisation (one user per role) and, in an "
               "empty database, a few demo cases.")
 @click.option("--no-cases", is_flag=True, help="With --demo: users only, no demo cases.")
-def init(demo: bool, no_cases: bool) -> None:
-    """Create or upgrade the database and install the process catalogue (idempotent)."""
+@click.option("--admin", "admin", metavar="USERNAME", help="Create the first administrator (password from "
+              "DEPTFLOW_ADMIN_PASSWORD or a prompt).")
+def init(demo: bool, no_cases: bool, admin: str | None) -> None:
+    """Create or upgrade the database and install the shipped processes (idempotent)."""
     from engine.audit_signing import key_path
 
     url = database_url()
-    for line in setup.initialise(url, demo=demo, cases=not no_cases, audit_key=key_path(url)):
+    credentials = (admin, _password("DEPTFLOW_ADMIN_PASSWORD")) if admin else None
+    try:
+        report = setup.initialise(url, demo=demo, cases=not no_cases, audit_key=key_path(url), admin=credentials)
+    except InvalidForm as exc:
+        _refuse(exc)
+    for line in report:
         click.echo(line)
     click.echo(f"database ready: {make_url(url).render_as_string(hide_password=True)}")
+
+
+def _password(variable: str) -> str:
+    """A password from the environment variable, else typed twice at a prompt (never an argument: it
+    would show in the process list and the shell history)."""
+    return os.environ.get(variable) or click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+def _refuse(exc: InvalidForm) -> None:
+    """Say per field why the engine refused, and exit 1 (nothing was saved)."""
+    for field_name, message in exc.errors.items():
+        click.echo(f"{field_name}: {message}", err=True)
+    sys.exit(1)
+
+
+def _admin_action(action, *args, **kwargs):
+    """Run one engine call as the operator at the console and commit it; a refusal exits 1."""
+    from engine.errors import NotFound
+
+    engine, sessions = _sessions()
+    try:
+        with sessions() as session:
+            try:
+                result = action(session, None, *args, **kwargs)
+                session.commit()
+            except InvalidForm as exc:
+                session.rollback()
+                _refuse(exc)
+            except NotFound as exc:
+                session.rollback()
+                click.echo(str(exc), err=True)
+                sys.exit(1)
+            return result
+    finally:
+        engine.dispose()
+
+
+def _user_id(username: str) -> int:
+    from engine import users
+
+    engine, sessions = _sessions()
+    try:
+        with sessions() as session:
+            user = users.user_by_name(session, username.strip().lower())
+    finally:
+        engine.dispose()
+    if user is None:
+        click.echo(f"There is no user {username}.", err=True)
+        sys.exit(1)
+    return user.id
+
+
+@main.group()
+def user() -> None:
+    """Users: add, set a password, deactivate (for scripts; the web pages do the same)."""
+
+
+@user.command("add")
+@click.argument("username")
+@click.option("--name", "full_name", required=True, help="full name")
+@click.option("--email", default="", help="e-mail address (needed for --send-link)")
+@click.option("--role", "role_keys", multiple=True, help="role key (repeat for several)")
+@click.option("--send-link", is_flag=True, help="mail a set-password link instead of setting a password "
+              "(password otherwise from DEPTFLOW_USER_PASSWORD or a prompt)")
+def user_add(username: str, full_name: str, email: str, role_keys: tuple[str, ...], send_link: bool) -> None:
+    """Create a user with a password, or with a set-password link mailed through the outbox."""
+    from engine import people
+
+    _require_database()
+    password = None if send_link else _password("DEPTFLOW_USER_PASSWORD")
+    created = _admin_action(people.create_user, username, full_name, email, role_keys=list(role_keys),
+                            password=password, send_link=send_link)
+    how = "set-password link queued for " + email if send_link else "password set"
+    click.echo(f"user {created.user.username} created ({how})")
+
+
+@user.command("set-password")
+@click.argument("username")
+def user_set_password(username: str) -> None:
+    """Set a user's password (from DEPTFLOW_USER_PASSWORD or a prompt); their sessions end."""
+    from engine import people
+
+    user_id = _user_id(username)
+    _admin_action(people.set_password, user_id, _password("DEPTFLOW_USER_PASSWORD"))
+    click.echo(f"password of {username} set; their sessions ended")
+
+
+@user.command("deactivate")
+@click.argument("username")
+def user_deactivate(username: str) -> None:
+    """Deactivate a user: their sessions end and the tasks they hold go back to their roles' queues."""
+    from engine import people
+
+    _admin_action(people.deactivate, _user_id(username))
+    click.echo(f"user {username} deactivated")
+
+
+@main.group()
+def role() -> None:
+    """Roles (for scripts; the web pages do the same)."""
+
+
+@role.command("add")
+@click.argument("key")
+@click.option("--name", required=True, help="display name (lane names match it)")
+@click.option("--description", default="")
+@click.option("--permission", "permissions", multiple=True,
+              help="administer, audit, model, read_all_cases or statistics (repeat for several)")
+@click.option("--manager", "manager_role", default=None, help="key of the role that manages this one")
+def role_add(key: str, name: str, description: str, permissions: tuple[str, ...], manager_role: str | None) -> None:
+    """Create a role; its key stays fixed."""
+    from engine import roles
+
+    created = _admin_action(roles.create_role, key, name, description=description, permissions=list(permissions),
+                            manager_role=manager_role)
+    click.echo(f"role {created.key} created")
 
 
 @main.command()

@@ -35,14 +35,14 @@ def db() -> Session:
     return g.db_session
 
 
-def act(action: Callable[..., T], *args: Any) -> T:
+def act(action: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run one engine action for the logged-in user and commit it: the request's unit of work.
 
     When the case changed under the action, it is rolled back and run again; any error rolls back.
     """
     session = db()
     try:
-        result = retrying(session, lambda: action(session, current_user.user, *args))
+        result = retrying(session, lambda: action(session, current_user.user, *args, **kwargs))
         session.commit()
     except Exception:
         session.rollback()

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import login_required
 
-from engine import definitions, instance_migration, modeling, process_versions, validation
+from engine import definitions, instance_migration, modeling, process_settings, process_versions, validation
 from engine.errors import InvalidDefinition, InvalidForm, Problem
 from engine.vocabulary import Permission
 
-from .database import db
+from .database import act, db
 from .params import MAX_PAGE, int_arg
 from .security import actor, permission_required
 
@@ -100,11 +101,37 @@ def import_file():
     return redirect(url_for("modeler.edit", key=draft.process_key, draft=draft.id))
 
 
+def _process_page(key: str, errors: dict[str, str] | None = None, values: dict | None = None, status: int = 200):
+    if not process_settings.may_see(db(), actor(), key):
+        abort(403)
+    return render_template("modeler/process.html", o=modeling.process_overview(db(), key),
+                           settings=process_settings.settings_of(db(), actor(), key), errors=errors or {},
+                           values=values), status
+
+
 @bp.route("/<key>")
-@permission_required(Permission.MODEL)
+@login_required
 def process(key: str):
-    """Versions (who, when, note, SHA-256, open cases) and drafts of one process."""
-    return render_template("modeler/process.html", o=modeling.process_overview(db(), key))
+    """Versions (who, when, note, SHA-256, open cases) and drafts of one process, and its settings (for
+    process owners, the owner role and administrators)."""
+    return _process_page(key)
+
+
+@bp.route("/<key>/settings", methods=["POST"])
+@login_required
+def settings(key: str):
+    """Save who may start the process, its owner role, separation of duties and task defaults."""
+    form = request.form
+    pairs = list(zip(form.getlist("pair_a"), form.getlist("pair_b"), strict=False))
+    try:
+        act(process_settings.update_settings, key, starter_roles=form.getlist("starter_roles"),
+            owner_role=form.get("owner_role") or None, separated_tasks=form.getlist("separated_tasks"),
+            separated_pairs=pairs, default_due=form.get("default_due", "")[:64],
+            default_priority=form.get("default_priority", "")[:10])
+    except InvalidForm as exc:
+        return _process_page(key, exc.errors, exc.values, 422)
+    flash("Saved the process settings; they apply to tasks created from now on.", "success")
+    return redirect(url_for("modeler.process", key=key))
 
 
 @bp.route("/<key>/edit")

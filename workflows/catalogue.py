@@ -1,4 +1,7 @@
-"""Roles, processes and the demo organisation of the marketing and sales departments."""
+"""The demo organisation of the marketing and sales departments: seed data that ``deptflow init --demo``
+loads (roles with their permissions and managers, users, and the settings of the shipped processes).
+Without ``--demo`` none of it is installed: roles, users and process settings are data that
+administrators and process owners edit."""
 
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ class RoleSpec:
     description: str
     #: :class:`engine.vocabulary.Permission` values the role grants
     permissions: tuple[str, ...] = ()
+    #: the role whose holders reassign this role's tasks
+    manager_role: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,11 +59,13 @@ ROLES: tuple[RoleSpec, ...] = (
              "Complaints, customer files, satisfaction surveys."),
     RoleSpec("clerk", "Comprehensive clerk", "Registers and files applications, statistics and archives."),
     RoleSpec("sales_manager", "Sales manager", "Regional targets and execution; manages representatives and dealers."),
-    RoleSpec("sales_rep", "Sales representative", "Sells, ships, collects payment, reports forecasts and feedback."),
+    RoleSpec("sales_rep", "Sales representative", "Sells, ships, collects payment, reports forecasts and feedback.",
+             manager_role="sales_manager"),
     RoleSpec("rnd_design", "R&D / design", "Provides products and engineering drawings."),
     RoleSpec("production", "Production", "Resolves product-quality problems; plans capacity."),
     RoleSpec("finance", "Finance", "Checks budgets against the company's finances."),
-    RoleSpec("dealer", "Dealer / specialty store", "External partner selling through its own stores."),
+    RoleSpec("dealer", "Dealer / specialty store", "External partner selling through its own stores.",
+             manager_role="assistant_marketing_manager"),
     RoleSpec("process_owner", "Process owner", "Maintains the BPMN models.", ("model", "read_all_cases")),
     RoleSpec("auditor", "Auditor", "Reviews the history of every case.", ("audit", "read_all_cases", "statistics")),
     RoleSpec("admin", "Administrator", "Manages users and roles.",

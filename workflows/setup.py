@@ -1,4 +1,5 @@
-"""Install the catalogue into a database: roles, processes (deployed BPMN) and demo users."""
+"""Install into a database: the shipped processes (deployed BPMN) with the roles their lanes name, the
+first administrator, and with ``--demo`` the demo organisation (roles, users, process settings, cases)."""
 
 from __future__ import annotations
 
@@ -7,37 +8,54 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import audit, audit_signing, definitions, schema, users
+from engine import audit, audit_signing, definitions, people, roles, schema, users
 from engine.core import WorkflowEngine
-from engine.db import Process, ProcessDefinition, make_engine
+from engine.db import Process, ProcessDefinition, Role, make_engine
+from engine.vocabulary import Permission
 
-from .catalogue import DEMO_PASSWORD, DEMO_USERS, PROCESSES, ROLES
+from .catalogue import BPMN_DIR, DEMO_PASSWORD, DEMO_USERS, PROCESSES, ROLES
 from .demo import install_demo_cases
 
 
-def install_catalogue(session: Session) -> list[str]:
-    """Create or update roles, deploy every shipped BPMN file (a changed file becomes a
-    new version) and set who may start each process. Idempotent.
+def shipped_files() -> list[Path]:
+    """The BPMN files deptflow ships (``bpmn/`` of the checkout, or ``DEPTFLOW_BPMN_DIR``)."""
+    return sorted(BPMN_DIR.glob("*.bpmn"))
+
+
+def install_catalogue(session: Session, *, demo: bool = False) -> list[str]:
+    """Deploy every shipped BPMN file (a changed file becomes a new version), creating without members the
+    roles their lanes name. With ``demo``, the demo organisation's roles (with their permissions) come
+    first, and a process published here for the first time takes the demo catalogue's settings (title,
+    description, starters, owner, separation of duties). Idempotent: roles and settings that exist are
+    data and stay as they are.
 
     :returns: one line per process naming the version made from the shipped file (not the
         current one when a process owner has published a newer version since)
     """
-    for role in ROLES:
-        users.ensure_role(session, role.key, role.name, role.description, list(role.permissions))
-    session.flush()
+    if demo:
+        for role in ROLES:
+            if session.get(Role, role.key) is None:
+                users.ensure_role(session, role.key, role.name, role.description, list(role.permissions),
+                                  manager_role=role.manager_role)
+        session.flush()
+    specs = {spec.file: spec for spec in PROCESSES}
     report = []
-    for spec in PROCESSES:
-        xml = spec.path.read_text(encoding="utf-8")
-        definition = _shipped_version(session, spec.key, definitions.sha256(xml))
+    for path in shipped_files():
+        xml = path.read_text(encoding="utf-8")
+        roles.ensure_lane_roles(session, xml)
+        spec = specs.get(path.name) if demo else None
+        key = definitions.parse_xml(xml).find("bpmn:process", definitions.NS).get("id")
+        is_new = session.get(Process, key) is None
+        definition = _shipped_version(session, key, definitions.sha256(xml))
         if definition is None:  # a new or changed file; one published already is not published again
-            definition = definitions.deploy(session, None, xml, title=spec.title)
-        process = session.get(Process, spec.key)
-        process.title = spec.title
-        process.description = spec.description
-        process.starter_roles = list(spec.starter_roles)
-        process.owner_role = spec.owner_role
-        process.separated_tasks = list(spec.separated_tasks)
-        report.append(f"{spec.key}: version {definition.version}")
+            definition = definitions.deploy(session, None, xml, title=spec.title if spec else None)
+        if is_new and spec is not None:
+            process = session.get(Process, spec.key)
+            process.title, process.description = spec.title, spec.description
+            process.starter_roles = list(spec.starter_roles)
+            process.owner_role = spec.owner_role
+            process.separated_tasks = list(spec.separated_tasks)
+        report.append(f"{key}: version {definition.version}")
     session.flush()
     return report
 
@@ -59,6 +77,32 @@ def install_demo_users(session: Session) -> list[str]:
     return [demo.username for demo in DEMO_USERS]
 
 
+#: what the first administrator's role grants when ``init --admin`` has to create it
+ADMIN_PERMISSIONS = [Permission.ADMINISTER, Permission.AUDIT, Permission.MODEL, Permission.READ_ALL_CASES,
+                     Permission.STATISTICS]
+
+
+def install_admin(session: Session, username: str, password: str) -> str:
+    """The first administrator: a new user holding a role that grants ``administer`` (the first active one,
+    else a new role ``admin``). An existing user gets that role and keeps their password.
+
+    :raises engine.errors.InvalidForm: a malformed username or a password too short
+    """
+    role = next((r for r in session.scalars(select(Role).where(Role.active.is_(True)).order_by(Role.key))
+                 if Permission.ADMINISTER in (r.permissions or [])), None)
+    if role is None:
+        key = "admin" if session.get(Role, "admin") is None else "administrator"
+        role = roles.create_role(session, None, key, "Administrator", description="Manages users, roles and processes.",
+                                 permissions=[p.value for p in ADMIN_PERMISSIONS])
+    user = users.user_by_name(session, username.strip().lower())
+    if user is not None:
+        if role not in user.roles:
+            people.update_access(session, None, user.id, [*(r.key for r in user.roles), role.key], True)
+        return f"administrator {user.username} kept (role {role.key}; password unchanged)"
+    created = people.create_user(session, None, username, username, role_keys=[role.key], password=password)
+    return f"administrator {created.user.username} created (role {role.key})"
+
+
 def install_audit_key(session: Session, path: Path) -> list[str]:
     """Create the audit signing key at ``path`` unless it exists (never overwritten), and sign
     the chain heads written before there was one, if the whole log checks out with them.
@@ -78,10 +122,11 @@ def install_audit_key(session: Session, path: Path) -> list[str]:
 
 
 def initialise(url: str, *, demo: bool, cases: bool = False, audit_key: Path | None = None,
-               workflow_engine: WorkflowEngine | None = None) -> list[str]:
+               workflow_engine: WorkflowEngine | None = None, admin: tuple[str, str] | None = None) -> list[str]:
     """Create the database at ``url`` (a SQLite file and its directory) or bring it to the current
     schema, and install the catalogue (and the demo users with ``demo``) in one transaction; what
     ``deptflow init`` does. With ``demo`` and ``cases``, an empty database also gets a few demo cases.
+    With ``admin`` (username, password), the first administrator (see :func:`install_admin`).
     With ``audit_key``, the audit signing key (see :func:`install_audit_key`) comes first.
 
     :returns: report lines for the console
@@ -92,7 +137,9 @@ def initialise(url: str, *, demo: bool, cases: bool = False, audit_key: Path | N
         schema.upgrade(engine)
         with (workflow_engine or WorkflowEngine(audit_key=audit_key)).session_factory(engine)() as session:
             report = install_audit_key(session, audit_key) if audit_key is not None else []
-            report += install_catalogue(session)
+            report += install_catalogue(session, demo=demo)
+            if admin is not None:
+                report.append(install_admin(session, *admin))
             if demo:
                 names = install_demo_users(session)
                 report.append(f"demo users (password '{DEMO_PASSWORD}'): {', '.join(names)}")
