@@ -112,7 +112,11 @@ class RunningInstance:
     def run(self) -> None:
         """Run automatic steps until the case waits for people or timers, ends, or stops as an incident
         (a condition or script failed, or the process went round without end): never an error."""
-        steps = 0
+        steps, current = 0, None
+
+        def will_complete(task: Any) -> None:
+            nonlocal current
+            current = task
 
         def did_complete(task: Any) -> None:
             nonlocal steps
@@ -134,12 +138,18 @@ class RunningInstance:
                                                interrupting if attached else False))
 
         try:
-            self.workflow.do_engine_steps(did_complete_task=did_complete)
+            self.workflow.do_engine_steps(will_complete_task=will_complete, did_complete_task=did_complete)
         except _Stopped as stopped:
             self._stop(stopped.incident)
         except SpiffWorkflowException as exc:
             spec = getattr(getattr(exc, "task", None), "task_spec", None)
             self._stop(Incident(getattr(spec, "bpmn_id", None), _name(spec), str(exc).split("\n")[0][:1000]))
+        except (AttributeError, TypeError, ValueError) as exc:
+            # SpiffWorkflow lets some failures of the diagram out unwrapped: a timer whose expression gave
+            # nothing (``${reply_by}`` left empty) fails on ``None.upper()`` while its task is updated
+            spec = getattr(current, "task_spec", None)
+            self._stop(Incident(getattr(spec, "bpmn_id", None), _name(spec),
+                                f"{type(exc).__name__}: {exc}".split("\n")[0][:1000]))
 
     def _stop(self, incident: Incident) -> None:
         self.row.status = InstanceStatus.INCIDENT
