@@ -175,7 +175,7 @@ def parse_definitions(xml: str | bytes, roles: dict[str, str]) -> tuple[list[Par
         return [], [Problem("The file has no executable bpmn:process.")] + problems
     parser: CamundaParser | None = CamundaParser()
     try:
-        parser.add_bpmn_xml(_runnable_copy(root), filename=f"{executable[0].get('id')}.bpmn")
+        parser.add_bpmn_xml(runnable_copy(root), filename=f"{executable[0].get('id')}.bpmn")
     except ValidationException as exc:
         problems.append(Problem(str(exc).split("\n")[0], getattr(exc, "id", None) or None))
         parser = None
@@ -191,7 +191,7 @@ def parse_definitions(xml: str | bytes, roles: dict[str, str]) -> tuple[list[Par
     return parsed, problems
 
 
-def _runnable_copy(root: etree._Element) -> etree._Element:
+def runnable_copy(root: etree._Element) -> etree._Element:
     """``root`` without the elements that only document the model (:data:`DOCUMENTATION_ONLY`), and with
     business rule tasks as plain tasks: deptflow refuses them (:func:`unsupported`), and SpiffWorkflow would
     stop the whole file at the first one without a decision."""
@@ -263,7 +263,7 @@ def _parse_process(parser: CamundaParser | None, root: etree._Element, process: 
     problems.extend(_check_flows(process))
     if spec is None:
         return None, problems
-    _pass_through_plain_tasks([spec, *subprocess_specs.values()])
+    pass_through_plain_tasks([spec, *subprocess_specs.values()])
     flows = {}
     for flow in process.iterfind(".//bpmn:sequenceFlow", NS):
         condition = flow.find("bpmn:conditionExpression", NS)
@@ -290,7 +290,7 @@ def _parse_process(parser: CamundaParser | None, root: etree._Element, process: 
     return parsed, problems
 
 
-def _pass_through_plain_tasks(specs: list[Any]) -> None:
+def pass_through_plain_tasks(specs: list[Any]) -> None:
     """A plain ``bpmn:task`` does nothing and moves on, as in Camunda 7 (SpiffWorkflow waits for someone)."""
     for spec in specs:
         for task_spec in spec.task_specs.values():

@@ -204,11 +204,13 @@ def _path_nodes(workflow: Any, archived: list[dict[str, Any]]) -> dict[str, _Pat
     A task cut loose as a root has no parent of its own; the archived task listing it as a child is its parent.
     """
     parent_of = {child: dct["id"] for dct in archived for child in dct["children"]}
-    nodes = {dct["id"]: _PathNode(dct.get("bpmn_id"), dct["parent"] or parent_of.get(dct["id"]), dct["state"])
+    true_parent = persistence.TRUE_PARENT  # compaction relinks a kept task onto the spine; its path runs here
+    nodes = {dct["id"]: _PathNode(dct.get("bpmn_id"), (dct.get("internal_data") or {}).get(true_parent)
+                                  or dct["parent"] or parent_of.get(dct["id"]), dct["state"])
              for dct in archived}
     for task in workflow.get_tasks():
         task_id = str(task.id)
-        parent = str(task._parent) if task._parent else parent_of.get(task_id)
+        parent = task.internal_data.get(true_parent) or (str(task._parent) if task._parent else parent_of.get(task_id))
         nodes[task_id] = _PathNode(getattr(task.task_spec, "bpmn_id", None), parent, task.state)
     return nodes
 

@@ -87,7 +87,8 @@ def compact(workflow: BpmnWorkflow, registry: DefaultRegistry) -> dict[str, Any]
     root = _new_root(workflow)
     if root is None:
         return None
-    kept = _subtree_ids(root)
+    spine = _spine(root)
+    kept = _subtree_ids(root) | {task.id for task in spine}
     gone = [task for task in workflow.tasks.values() if task.id not in kept]
     if len(gone) < MIN_ARCHIVED:
         return None
@@ -95,9 +96,37 @@ def compact(workflow: BpmnWorkflow, registry: DefaultRegistry) -> dict[str, Any]
                 "subprocesses": _detach_subprocesses(workflow, [task.id for task in gone], registry)}
     for task in gone:
         del workflow.tasks[task.id]
-    root._parent = None
-    workflow.task_tree = root
+    chain = [root, *spine]
+    for child, parent in zip(chain, chain[1:], strict=False):
+        if child._parent != parent.id:
+            child.internal_data.setdefault(TRUE_PARENT, str(child._parent))
+            child._parent = parent.id
+        parent._children = [child.id]
+    workflow.task_tree = chain[-1]
     return archived
+
+
+#: Where a task relinked onto the spine keeps the id of its real parent (for the history's path)
+TRUE_PARENT = "deptflow_parent"
+
+
+def _spine(root: Any) -> list[Any]:
+    """The ancestors of ``root`` that stay above it: for each task spec, its nearest occurrence.
+
+    SpiffWorkflow asks the ancestry questions "is there an ancestor of spec X" and "which is the
+    nearest": a parallel gateway that merges a loop's return with the flow from before the loop
+    counts its inputs by climbing to them (the first round's start event), and a structured join
+    looks for its split. The nearest ancestor of each spec answers both as the whole tree would,
+    in as many tasks as the process has elements.
+    """
+    spine, seen = [], {root.task_spec}
+    node = root.parent
+    while node is not None:
+        if node.task_spec not in seen:
+            seen.add(node.task_spec)
+            spine.append(node)
+        node = node.parent
+    return spine
 
 
 def _triggers_from_root(workflow: BpmnWorkflow) -> bool:

@@ -112,7 +112,11 @@ class RunningInstance:
     def run(self) -> None:
         """Run automatic steps until the case waits for people or timers, ends, or stops as an incident
         (a condition or script failed, or the process went round without end): never an error."""
-        steps = 0
+        steps, current = 0, None
+
+        def will_complete(task: Any) -> None:
+            nonlocal current
+            current = task
 
         def did_complete(task: Any) -> None:
             nonlocal steps
@@ -134,14 +138,17 @@ class RunningInstance:
                                                interrupting if attached else False))
 
         try:
-            self.workflow.do_engine_steps(did_complete_task=did_complete)
+            self.workflow.do_engine_steps(will_complete_task=will_complete, did_complete_task=did_complete)
         except _Stopped as stopped:
             self._stop(stopped.incident)
         except SpiffWorkflowException as exc:
             spec = getattr(getattr(exc, "task", None), "task_spec", None)
             self._stop(Incident(getattr(spec, "bpmn_id", None), _name(spec), str(exc).split("\n")[0][:1000]))
-        except Exception as exc:  # noqa: BLE001 - SpiffWorkflow's own bugs (a TypeError, a NameError) stop the case too
-            self._stop(Incident(None, "the process", f"the engine failed: {type(exc).__name__}: {exc}"[:1000]))
+        except Exception as exc:  # noqa: BLE001 - SpiffWorkflow lets some failures out unwrapped (a timer whose
+            # expression gave nothing fails on ``None.upper()``; a TypeError, a NameError): they stop the case too
+            spec = getattr(current, "task_spec", None)
+            self._stop(Incident(getattr(spec, "bpmn_id", None), _name(spec),
+                                f"{type(exc).__name__}: {exc}".split("\n")[0][:1000]))
 
     def _stop(self, incident: Incident) -> None:
         self.row.status = InstanceStatus.INCIDENT

@@ -167,7 +167,8 @@ def test_every_task_cut_from_the_tree_is_in_the_archive_once(session, user, mini
     approvals = [t for t in archived if t["bpmn_id"] == "approve_request"]
     live_done = [t for t in live.values() if t.task_spec.name == "approve_request" and t.state == TaskState.COMPLETED]
     assert len(approvals) + len(live_done) == REJECTIONS
-    assert Counter(t["bpmn_id"] for t in archived)["start"] == 1
+    live_starts = [t for t in live.values() if getattr(t.task_spec, "bpmn_id", None) == "start"]
+    assert Counter(t["bpmn_id"] for t in archived)["start"] + len(live_starts) == 1  # kept on the spine
 
 
 def test_the_history_marks_the_same_path_with_and_without_compaction(session, user, mini, monkeypatch):
@@ -182,7 +183,8 @@ def test_the_history_marks_the_same_path_with_and_without_compaction(session, us
 
     session.refresh(compacted)
     live = running.RunningInstance.open(session, compacted.id).workflow.tasks.values()
-    assert "start" not in {getattr(t.task_spec, "bpmn_id", None) for t in live}  # only the archive knows it
+    live_approvals = [t for t in live if getattr(t.task_spec, "bpmn_id", None) == "approve_request"]
+    assert len(live_approvals) < REJECTIONS / 2  # most rounds only the archive knows
     assert path(compacted) == path(whole) == (["approve_request", "decided", "start"], ["approve_request"],
                                               ["f1", "f2", "f3"])
     _decide(session, user, compacted, "approve")
