@@ -58,6 +58,8 @@ class EventKind(StrEnum):
     #: a user's session generation was raised: logout, password change or deactivation
     SESSIONS_ENDED = "sessions_ended"
     USER_CHANGED = "user_changed"
+    API_TOKEN_CREATED = "api_token_created"
+    API_TOKEN_REVOKED = "api_token_revoked"
 
 
 class Permission(StrEnum):

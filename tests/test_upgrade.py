@@ -124,9 +124,14 @@ def _realistic_0002(metadata: MetaData) -> dict[str, list[dict[str, Any]]]:
     return rows
 
 
+def _realistic_0003(metadata: MetaData) -> dict[str, list[dict[str, Any]]]:
+    """As at 0002: 0003 added only signature columns, which rows written before it leave empty."""
+    return _realistic_0002(metadata)
+
+
 #: revision R -> realistic rows valid at R, for the migrations after R that transform data
 REALISTIC: dict[str, Callable[[MetaData], dict[str, list[dict[str, Any]]]]] = {
-    "0001": _realistic_0001, "0002": _realistic_0002}
+    "0001": _realistic_0001, "0002": _realistic_0002, "0003": _realistic_0003}
 
 
 # --- checks of each revision's data migration --------------------------------------------------
