@@ -79,7 +79,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     security.init_app(app)
     errors.init_app(app)
 
-    from . import admin, auth, history, inbox, modeler, notifications, processes, reports
+    from . import admin, api, auth, history, inbox, modeler, notifications, processes, reports
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(inbox.bp)
@@ -89,6 +89,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin.bp)
     app.register_blueprint(notifications.bp)
     app.register_blueprint(modeler.bp)
+    api.init_app(app)
     app.add_template_filter(_duration, "duration")
     app.add_template_filter(_choice, "choice")
     app.context_processor(lambda: {"now": utcnow(), "role_name": _role_names()})
