@@ -69,8 +69,12 @@ _LATEST = (select(Process.key, Process.title, Process.starter_roles, ProcessDefi
            .order_by(ProcessDefinition.version.desc()).limit(1))
 
 
-def start_process(session: Session, actor: User, process_key: str, values: dict[str, Any]) -> InstanceRow:
+def start_process(session: Session, actor: User, process_key: str, values: dict[str, Any],
+                  business_key: str | None = None) -> InstanceRow:
     """Start the latest version of ``process_key`` with the start form's ``values``.
+
+    :param business_key: the case's key in another system (the API's clients); else the start form's
+        ``business_key`` field, when it has one
 
     :raises NotFound: no such process, or none of its versions is published
     :raises NotAllowed: when none of ``actor``'s roles may start it
@@ -83,7 +87,8 @@ def start_process(session: Session, actor: User, process_key: str, values: dict[
     parsed = defs.parsed_by_sha(session, latest.definition_id, latest.sha256, latest.key)
     data = forms.validate(parsed.start_form, values, {})
     title = str(data.get("title") or "").strip() or f"{latest.title} by {actor.full_name}"
-    return _launch(session, actor, latest.key, latest.definition_id, latest.version, parsed, data, title)
+    return _launch(session, actor, latest.key, latest.definition_id, latest.version, parsed, data, title,
+                   business_key)
 
 
 def start_scheduled(session: Session, actor: User, process_key: str, occurrence: datetime) -> InstanceRow:
@@ -99,7 +104,8 @@ def start_scheduled(session: Session, actor: User, process_key: str, occurrence:
 
 
 def _launch(session: Session, actor: User, process_key: str, definition_id: int, version: int,
-            parsed: ParsedDefinition, data: dict[str, Any], title: str) -> InstanceRow:
+            parsed: ParsedDefinition, data: dict[str, Any], title: str,
+            business_key: str | None = None) -> InstanceRow:
     if parsed.initiator_variable:  # camunda:initiator names the variable that holds the starter
         data[parsed.initiator_variable] = actor.username
     workflow = core.of(session).new_workflow(parsed)
@@ -116,8 +122,9 @@ def _launch(session: Session, actor: User, process_key: str, definition_id: int,
         workflow.refresh_timers()
         running.run()
     started_at = utcnow()
-    result = running.insert(session, started_at=started_at,
-                            business_key=str(data["business_key"]) if data.get("business_key") else None)
+    if not business_key and data.get("business_key"):
+        business_key = str(data["business_key"])
+    result = running.insert(session, started_at=started_at, business_key=business_key[:100] if business_key else None)
     audit.record(session, EventKind.STARTED, instance=row, actor=actor, version=version, data=data)
     record_step(session, running, result)
     return row

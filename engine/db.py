@@ -415,3 +415,49 @@ class TaskArchive(Base):
 
     def __repr__(self) -> str:
         return f"<TaskArchive {self.id} instance={self.instance_id}>"
+
+
+# --- the REST API (revision 0005) --------------------------------------------------------
+
+
+class ApiToken(Base):
+    """A bearer token for ``/api/v1``: only its SHA-256 is kept; it acts as its owner within ``roles``."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (Index("ix_api_tokens_user", "user_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: the token's first characters, to tell tokens apart in a list (the rest is never shown again)
+    prefix: Mapped[str] = mapped_column(String(12))
+    #: the scope: role keys of the owner the token acts with (their current roles narrow it further)
+    roles: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+    def __repr__(self) -> str:
+        return f"<ApiToken {self.id} {self.prefix}… user={self.user_id}>"
+
+
+class ApiIdempotencyKey(Base):
+    """The case a start request with an ``Idempotency-Key`` header started (one per user and key)."""
+
+    __tablename__ = "api_idempotency_keys"
+    __table_args__ = (UniqueConstraint("user_id", "key", name="uq_api_idempotency_keys_user_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(200))
+    #: SHA-256 of the request (process and body): the same key with another request is refused
+    request_hash: Mapped[str] = mapped_column(String(64))
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<ApiIdempotencyKey {self.key} → {self.instance_id}>"

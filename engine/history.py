@@ -66,7 +66,7 @@ class InstanceFilter:
             else:
                 errors["status"] = f"Choose one of: {', '.join(STATUSES)}."
         if raw.get("version"):
-            if raw["version"].isdigit():
+            if raw["version"].isascii() and raw["version"].isdigit() and len(raw["version"]) < 10:
                 found.version = int(raw["version"])
             else:
                 errors["version"] = "Enter a version number."

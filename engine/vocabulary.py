@@ -70,6 +70,8 @@ class EventKind(StrEnum):
     #: a role's members were added or removed (from the role's page)
     ROLE_MEMBERS_CHANGED = "role_members_changed"
     PROCESS_SETTINGS_CHANGED = "process_settings_changed"
+    API_TOKEN_CREATED = "api_token_created"
+    API_TOKEN_REVOKED = "api_token_revoked"
 
 
 class Permission(StrEnum):

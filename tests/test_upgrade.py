@@ -124,9 +124,23 @@ def _realistic_0002(metadata: MetaData) -> dict[str, list[dict[str, Any]]]:
     return rows
 
 
+def _realistic_0003(metadata: MetaData) -> dict[str, list[dict[str, Any]]]:
+    """As at 0002: 0003 added only signature columns, which rows written before it leave empty."""
+    return _realistic_0002(metadata)
+
+
+def _realistic_0004(metadata: MetaData) -> dict[str, list[dict[str, Any]]]:
+    """As at 0003, the roles now active or not, some managed by another role (0004's columns)."""
+    rows = _realistic_0003(metadata)
+    for n, role in enumerate(rows["roles"]):
+        role["active"] = n != len(rows["roles"]) - 1
+        role["manager_role"] = "admin" if role["key"] == "sales_rep" else None
+    return rows
+
+
 #: revision R -> realistic rows valid at R, for the migrations after R that transform data
 REALISTIC: dict[str, Callable[[MetaData], dict[str, list[dict[str, Any]]]]] = {
-    "0001": _realistic_0001, "0002": _realistic_0002, "0003": _realistic_0002}
+    "0001": _realistic_0001, "0002": _realistic_0002, "0003": _realistic_0003, "0004": _realistic_0004}
 
 
 # --- checks of each revision's data migration --------------------------------------------------

@@ -40,9 +40,14 @@ def act(action: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
     When the case changed under the action, it is rolled back and run again; any error rolls back.
     """
+    return act_as(current_user.user, action, *args, **kwargs)
+
+
+def act_as(actor: Any, action: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """:func:`act` for a given actor (the API's: a token's owner within the token's scope)."""
     session = db()
     try:
-        result = retrying(session, lambda: action(session, current_user.user, *args, **kwargs))
+        result = retrying(session, lambda: action(session, actor, *args, **kwargs))
         session.commit()
     except Exception:
         session.rollback()

@@ -8,6 +8,7 @@ from werkzeug.exceptions import HTTPException
 
 from engine.errors import DeptflowError
 
+from .api import problems
 from .database import db
 
 TITLES = {
@@ -35,14 +36,21 @@ def _page(status: int, message: str):
 
 
 def _engine_error(exc: DeptflowError):
+    if problems.wanted():
+        return problems.from_engine(exc)
     return _page(exc.status, str(exc))
 
 
 def _csrf_error(exc: CSRFError):
+    if problems.wanted():
+        return problems.problem(400, f"CSRF: {exc.description} Send the X-CSRFToken header with the login "
+                                     "session, or use an API token.")
     return _page(400, "The form expired or was sent from elsewhere. Reload the page and try again.")
 
 
 def _http_error(exc: HTTPException):
+    if problems.wanted():
+        return problems.from_http(exc)
     messages = {
         403: "You do not have a role that may open this page.",
         404: "There is no such page. It may have been moved, or the address was mistyped.",
@@ -53,5 +61,7 @@ def _http_error(exc: HTTPException):
 def _unexpected(exc: Exception):
     """Log the traceback for the operators; the user gets a page that says nothing was saved."""
     current_app.logger.exception("unhandled error")
+    if problems.wanted():
+        return problems.problem(500, "The request failed and nothing was saved.")
     return _page(500, "The request failed and nothing was saved. Please try again; if it keeps failing, "
                       "tell your administrator the time it happened.")

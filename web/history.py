@@ -18,7 +18,7 @@ from .security import actor, permission_required
 bp = Blueprint("history", __name__)
 
 
-def _filters() -> history.InstanceFilter:
+def filters_from_request() -> history.InstanceFilter:
     """The search filters; a date the search cannot reach (a day after it would pass 9999-12-31) is a field error."""
     args = {k: v for k, v in request.args.items() if k != "page"}
     errors = {name: "Enter a date before 9999-12-31." for name in ("started_from", "started_to")
@@ -45,7 +45,7 @@ def search():
     """Search all cases by process, version, status, dates, people, business key or a data value."""
     processes = definitions.all_processes(db())
     try:
-        filters = _filters()
+        filters = filters_from_request()
     except InvalidForm as exc:
         return render_template("history/search.html", page=None, processes=processes, errors=exc.errors,
                                args=exc.values, statuses=history.STATUSES), 422
@@ -58,7 +58,7 @@ def search():
 @permission_required(Permission.AUDIT)
 def export(fmt: str):
     """The search result with every event and its chain hashes, as CSV or JSON."""
-    rows = history.export_instances(db(), actor(), _filters())
+    rows = history.export_instances(db(), actor(), filters_from_request())
     return _download(history.to_csv(rows) if fmt == "csv" else history.to_json(rows), f"deptflow-cases.{fmt}")
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Flask, Response, abort, session
+from flask import Flask, Response, abort, request, session
 from flask_login import LoginManager, current_user, login_required, login_user
 from flask_wtf.csrf import CSRFProtect
 
@@ -17,8 +17,20 @@ from engine.vocabulary import Permission
 
 from .database import db
 
+
+class BearerExemptCSRFProtect(CSRFProtect):
+    """CSRF protection for every request but the API's with an ``Authorization`` header: a browser never
+    sends that header by itself, and such a request is authenticated by its token alone, never by the
+    cookie (:mod:`web.api.auth`). Cookie-authenticated API requests are checked like every form."""
+
+    def protect(self, *args: Any, **kwargs: Any) -> None:
+        if request.path.startswith("/api/") and "Authorization" in request.headers:
+            return
+        super().protect(*args, **kwargs)
+
+
 login_manager = LoginManager()
-csrf = CSRFProtect()
+csrf = BearerExemptCSRFProtect()
 #: the user's ``session_generation`` when this browser logged in; raising it ends the session
 GENERATION_KEY = "session_generation"
 

@@ -1,0 +1,266 @@
+"""What the API reads and writes, as marshmallow schemas: the OpenAPI document is generated from them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from marshmallow import Schema, fields, validate
+
+from ..params import MAX_PAGE
+
+
+class UtcDateTime(fields.DateTime):
+    """The engine keeps naive UTC times; the API writes them with their offset (RFC 3339)."""
+
+    def _serialize(self, value: datetime | None, attr, obj, **kwargs):
+        if isinstance(value, datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
+#: the most rows one page of a list holds
+MAX_PER_PAGE = 200
+
+
+class Problem(Schema):
+    """An error (RFC 9457 ``application/problem+json``)."""
+
+    type = fields.String(metadata={"description": "Always about:blank: the status says what kind of error"})
+    title = fields.String(metadata={"description": "The status's phrase"})
+    status = fields.Integer()
+    detail = fields.String(metadata={"description": "What went wrong, for people"})
+    errors = fields.Dict(keys=fields.String(), values=fields.String(),
+                         metadata={"description": "A message per invalid field (422)"})
+
+
+# --- processes -------------------------------------------------------------------------
+
+
+class Process(Schema):
+    key = fields.String()
+    title = fields.String()
+    description = fields.String()
+
+
+class StartRequest(Schema):
+    values = fields.Dict(keys=fields.String(), load_default=dict,
+                         metadata={"description": "The start form's fields by id (strings or JSON values)"})
+    business_key = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100),
+                                 metadata={"description": "The case's key in your system"})
+
+
+class IdempotencyHeader(Schema):
+    idempotency_key = fields.String(data_key="Idempotency-Key", validate=validate.Length(min=1, max=200),
+                                    metadata={"description": "Retrying a request with the same key starts no "
+                                                             "second case: the answer names the first one"})
+
+
+# --- tasks -----------------------------------------------------------------------------
+
+
+class TaskRef(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    element_id = fields.String()
+
+
+class InboxRow(Schema):
+    id = fields.Integer()
+    instance_id = fields.Integer()
+    element_id = fields.String()
+    name = fields.String()
+    candidate_roles = fields.List(fields.String())
+    due_at = UtcDateTime(allow_none=True)
+    priority = fields.Integer()
+    assignee_id = fields.Integer(allow_none=True)
+    case_title = fields.String()
+    process_name = fields.String()
+
+
+class InboxSection(Schema):
+    items = fields.List(fields.Nested(InboxRow))
+    total = fields.Integer()
+    page = fields.Integer()
+    per_page = fields.Integer()
+
+
+class Inbox(Schema):
+    assigned = fields.Nested(InboxSection, metadata={"description": "Tasks assigned to me"})
+    available = fields.Nested(InboxSection, metadata={"description": "Unclaimed tasks of my roles"})
+
+
+class InboxArgs(Schema):
+    assigned_page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
+    available_page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
+    per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=MAX_PER_PAGE))
+
+
+class FormField(Schema):
+    id = fields.String()
+    label = fields.String()
+    type = fields.String()
+    required = fields.Boolean()
+    readonly = fields.Boolean()
+    options = fields.List(fields.List(fields.String()), metadata={"description": "[id, label] of enum options"})
+    help = fields.String()
+
+
+class TaskDetail(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    element_id = fields.String()
+    status = fields.String()
+    instance_id = fields.Integer()
+    case_title = fields.String()
+    assignee = fields.String(allow_none=True)
+    candidate_roles = fields.List(fields.String())
+    due_at = UtcDateTime(allow_none=True)
+    form = fields.List(fields.Nested(FormField))
+    values = fields.Dict(keys=fields.String(), metadata={"description": "The form's current values"})
+    can_claim = fields.Boolean()
+    can_unclaim = fields.Boolean()
+    can_complete = fields.Boolean()
+    delegates = fields.List(fields.String(), metadata={"description": "Usernames the task may be delegated to"})
+
+
+class TaskState(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    status = fields.String()
+    assignee = fields.String(allow_none=True)
+
+
+class DelegateRequest(Schema):
+    to = fields.String(required=True, validate=validate.Length(min=1, max=80),
+                       metadata={"description": "Username of a colleague holding the task's role"})
+
+
+class CompleteRequest(Schema):
+    values = fields.Dict(keys=fields.String(), load_default=dict,
+                         metadata={"description": "The task form's fields by id"})
+
+
+class Completed(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    status = fields.String()
+    instance_id = fields.Integer()
+    instance_title = fields.String()
+    created = fields.List(fields.Nested(TaskRef), metadata={"description": "Tasks the step made ready"})
+
+
+# --- cases -----------------------------------------------------------------------------
+
+
+class Case(Schema):
+    id = fields.Integer()
+    process_key = fields.String()
+    title = fields.String()
+    business_key = fields.String(allow_none=True)
+    status = fields.String()
+    started_by = fields.String()
+    started_at = UtcDateTime()
+    ended_at = UtcDateTime(allow_none=True)
+
+
+class CaseTask(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    element_id = fields.String()
+    status = fields.String()
+    assignee = fields.String(allow_none=True)
+    candidate_roles = fields.List(fields.String())
+    created_at = UtcDateTime()
+    completed_at = UtcDateTime(allow_none=True)
+
+
+class CaseDetail(Case):
+    version = fields.Integer()
+    data = fields.Dict(keys=fields.String())
+    tasks = fields.List(fields.Nested(CaseTask))
+    actions = fields.List(fields.String(), metadata={"description": "What I may do to the case now"})
+    incident = fields.String(allow_none=True, metadata={"description": "Why the case stopped, while it is an incident"})
+
+
+class Started(CaseDetail):
+    replayed = fields.Boolean(metadata={"description": "True when an earlier request with the same Idempotency-Key "
+                                                      "started the case"})
+
+
+class Event(Schema):
+    chain = fields.Integer()
+    seq = fields.Integer(allow_none=True)
+    at = fields.String()
+    kind = fields.String()
+    instance_id = fields.Integer(allow_none=True)
+    actor = fields.String(allow_none=True)
+    task_id = fields.Integer(allow_none=True)
+    element_id = fields.String(allow_none=True)
+    data = fields.Dict(keys=fields.String())
+    prev_hash = fields.String(allow_none=True)
+    hash = fields.String(allow_none=True)
+
+
+class CaseEvents(Schema):
+    id = fields.Integer()
+    events = fields.List(fields.Nested(Event))
+
+
+class ReasonRequest(Schema):
+    reason = fields.String(load_default="", validate=validate.Length(max=2000),
+                           metadata={"description": "Why; it goes into the case's history"})
+
+
+# --- audit -----------------------------------------------------------------------------
+
+
+class AuditArgs(Schema):
+    process_key = fields.String(validate=validate.Length(max=100))
+    version = fields.String(validate=validate.Length(max=10))
+    status = fields.String(validate=validate.Length(max=20))
+    started_from = fields.String(metadata={"description": "YYYY-MM-DD"}, validate=validate.Length(max=10))
+    started_to = fields.String(metadata={"description": "YYYY-MM-DD"}, validate=validate.Length(max=10))
+    starter = fields.String(validate=validate.Length(max=80))
+    participant = fields.String(validate=validate.Length(max=80))
+    business_key = fields.String(validate=validate.Length(max=100))
+    field = fields.String(validate=validate.Length(max=100), metadata={"description": "A data field's name"})
+    value = fields.String(validate=validate.Length(max=200), metadata={"description": "The data field's value"})
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
+    per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=MAX_PER_PAGE))
+
+
+class CasePage(Schema):
+    items = fields.List(fields.Nested(Case))
+    total = fields.Integer()
+    page = fields.Integer()
+    per_page = fields.Integer()
+
+
+# --- tokens and health -----------------------------------------------------------------
+
+
+class Token(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    prefix = fields.String(metadata={"description": "The token's first characters"})
+    roles = fields.List(fields.String(), metadata={"description": "The scope: the roles the token acts with"})
+    created_at = UtcDateTime()
+    expires_at = UtcDateTime()
+    last_used_at = UtcDateTime(allow_none=True)
+    revoked_at = UtcDateTime(allow_none=True)
+
+
+class NewToken(Token):
+    token = fields.String(metadata={"description": "The token: shown this once, keep it secret"})
+
+
+class TokenRequest(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    roles = fields.List(fields.String(validate=validate.Length(max=64)), load_default=None,
+                        validate=validate.Length(max=50),
+                        metadata={"description": "A subset of your roles; all of them when left out"})
+    days = fields.Integer(load_default=30, validate=validate.Range(min=1, max=366))
+
+
+class Health(Schema):
+    status = fields.String()
