@@ -49,7 +49,8 @@ def test_operations_write_their_events_with_actor_and_data(session, user, histor
     published = next(e for e in rows if e.kind == "definition_published" and e.element_id == "mini_approval")
     assert published.actor.username == "owen" and len(published.data["sha256"]) == 64
     failed = rows[-1]
-    assert kinds[-1] == "login_failed" and failed.data == {"username": "mark", "known_user": True, "address": "unknown"}
+    assert kinds[-1] == "login_failed" and failed.data == {"username": "mark", "known_user": True, "address": "unknown",
+                                                      "method": "password"}
     # the global chain: everything outside the case, and the case's start; the case's own chain: the rest,
     # its first link pointing at the start
     global_chain = [e for e in rows if e.chain == audit.GLOBAL_CHAIN]
