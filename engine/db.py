@@ -461,3 +461,22 @@ class ApiIdempotencyKey(Base):
 
     def __repr__(self) -> str:
         return f"<ApiIdempotencyKey {self.key} → {self.instance_id}>"
+
+
+# --- group mappings (revision 0006) ------------------------------------------------------
+
+
+class GroupMapping(Base):
+    """A group that diagrams name (a lane, a ``camunda:candidateGroups`` entry, e.g. Camunda's ``accounting``)
+    and that is no role's key or name, mapped to the role whose members do its tasks."""
+
+    __tablename__ = "group_mappings"
+
+    #: as the diagram names it; lanes and candidate groups find it ignoring case, spaces and ``_``
+    group_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    role_key: Mapped[str] = mapped_column(ForeignKey("roles.key"), index=True)
+    mapped_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    mapped_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<GroupMapping {self.group_id} → {self.role_key}>"

@@ -24,12 +24,12 @@ from SpiffWorkflow.bpmn.specs.defaults import NoneTask
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.camunda.parser import CamundaParser
 from SpiffWorkflow.exceptions import SpiffWorkflowException
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from . import audit, core, sandbox
 from .clock import utcnow
-from .db import Process, ProcessDefinition, ProcessSchedule, Role, User
+from .db import GroupMapping, Process, ProcessDefinition, ProcessSchedule, Role, User
 from .errors import InvalidDefinition, NotFound, Problem, ScriptError
 from .forms import CAMUNDA_NS, Form, parse_form
 from .sql import run
@@ -110,15 +110,36 @@ def _lanes_by_node(root: etree._Element) -> dict[str, str]:
     return lanes
 
 
+class Roles(dict[str, str]):
+    """Role keys → display names, and the group mappings (group id → role key) through which lanes and
+    candidate groups that name no role resolve. A plain dict of roles is a ``Roles`` without mappings."""
+
+    def __init__(self, names: dict[str, str], groups: dict[str, str] | None = None):
+        super().__init__(names)
+        self.groups = dict(groups or {})
+
+
+def group_key(text: str) -> str:
+    """How a lane or group is compared with role keys, role names and mapped groups: case, spaces and
+    ``_`` do not count (``Sales_Team`` is ``sales team``)."""
+    return " ".join(text.lower().replace("_", " ").split())
+
+
+def mapped_role(group: str, roles: dict[str, str]) -> str | None:
+    """The role an administrator mapped ``group`` to, if any (:mod:`engine.groups`)."""
+    wanted = group_key(group)
+    return next((key for mapped, key in getattr(roles, "groups", {}).items() if group_key(mapped) == wanted), None)
+
+
 def _role_for_lane(lane: str | None, roles: dict[str, str]) -> str | None:
-    """Map a lane name to a role key: by key, or by the role's display name."""
+    """Map a lane name to a role key: by key, or by the role's display name, else through a group mapping."""
     if not lane:
         return None
-    wanted = " ".join(lane.lower().replace("_", " ").split())
+    wanted = group_key(lane)
     for key, name in roles.items():
         if wanted in (key.lower().replace("_", " "), " ".join(name.lower().split())):
             return key
-    return None
+    return mapped_role(lane, roles)
 
 
 def _documentation(node: etree._Element) -> str:
@@ -365,21 +386,26 @@ def _user_task_info(
     element_id = node.get("id") or ""
     problems: list[Problem] = []
     groups = node.get(f"{{{CAMUNDA_NS}}}candidateGroups") or ""
-    candidate_roles = [g.strip() for g in groups.split(",") if g.strip()]
+    named = [g.strip() for g in groups.split(",") if g.strip()]
+    # a group is a role by its key, else through a mapping; one that is neither is reported and left out
+    resolved = [g if g in roles else mapped_role(g, roles) for g in named]
+    candidate_roles = list(dict.fromkeys(role for role in resolved if role))
+    for group, role in zip(named, resolved, strict=True):
+        if role is None:
+            problems.append(Problem(f"candidate group “{group}” is not a known role: map it to a role (an "
+                                    "administrator's Groups page) or add the role", element_id, kind="mapping",
+                                    group=group))
     lane = lanes.get(element_id)
-    if not candidate_roles:
+    if not named:
         role = _role_for_lane(lane, roles)
         if role:
             candidate_roles = [role]
-    for role in candidate_roles:
-        if role not in roles:
-            problems.append(Problem(f"candidate group “{role}” is not a known role", element_id, kind="mapping"))
     assignee = node.get(f"{{{CAMUNDA_NS}}}assignee") or None
-    if not candidate_roles and not assignee:
-        where = f"lane “{lane}” is not a known role" if lane else "it is in no lane"
+    if not candidate_roles and not named and not assignee:
+        where = f"lane “{lane}” is not a known role or mapped group" if lane else "it is in no lane"
         what = "manual task" if etree.QName(node).localname == "manualTask" else "user task"
         problems.append(Problem(f"{what} has no role, so nobody could do it: no candidate groups, no assignee, "
-                                f"and {where}", element_id, kind="mapping" if lane else ""))
+                                f"and {where}", element_id, kind="mapping" if lane else "", group=lane or ""))
     priority_text = node.get(f"{{{CAMUNDA_NS}}}priority")
     priority = None
     if priority_text:
@@ -506,8 +532,8 @@ def due_at(expression: str | None, start: datetime) -> datetime | None:
 
 class DefinitionCache:
     """Parsed definitions by SHA-256 and the roles they were parsed against (bounded; specs are shared,
-    read-only). Lanes and candidate groups resolve to roles, so a change of roles parses again. A file
-    is parsed once for all its processes."""
+    read-only). Lanes and candidate groups resolve to roles and through group mappings, so a change of
+    either parses again. A file is parsed once for all its processes."""
 
     def __init__(self, size: int = 64):
         self._items: OrderedDict[tuple[str, str], dict[str, ParsedDefinition]] = OrderedDict()
@@ -535,14 +561,21 @@ class DefinitionCache:
 
 
 def _fingerprint(roles: dict[str, str]) -> str:
-    return hashlib.sha256(repr(sorted(roles.items())).encode()).hexdigest()
+    groups = sorted(getattr(roles, "groups", {}).items())
+    return hashlib.sha256(repr((sorted(roles.items()), groups)).encode()).hexdigest()
 
 
-_ROLES = select(Role.key, Role.name)
+#: roles (key, name, 0) and group mappings (group id, role key, 1) in one round trip
+_ROLES = union_all(select(Role.key, Role.name, literal(0).label("mapped")),
+                   select(GroupMapping.group_id, GroupMapping.role_key, literal(1)))
 
 
-def known_roles(session: Session) -> dict[str, str]:
-    return {key: name for key, name in run(session, _ROLES)}
+def known_roles(session: Session) -> Roles:
+    """Every role (key → display name), with the group mappings lanes and candidate groups resolve through."""
+    names, groups = {}, {}
+    for key, value, mapped in run(session, _ROLES):
+        (groups if mapped else names)[key] = value
+    return Roles(names, groups)
 
 
 def parsed(session: Session, definition: ProcessDefinition) -> ParsedDefinition:

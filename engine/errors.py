@@ -73,13 +73,15 @@ class Problem:
 
     ``severity``: ``error`` blocks deploying, ``warning`` must be acknowledged, ``note`` is information.
     ``kind`` ``mapping`` marks an error the process owner fixes by mapping the model to deptflow (a group
-    that is not a role, a Java delegate that needs a script task) rather than by redesigning it.
+    that is not a role, a Java delegate that needs a script task) rather than by redesigning it; ``group`` is
+    then the group id an administrator maps to a role (:mod:`engine.groups`), when that is the fix.
     """
 
     message: str
     element_id: str | None = None
     severity: str = "error"
     kind: str = ""
+    group: str = ""
 
     def __str__(self) -> str:
         where = f"[{self.element_id}] " if self.element_id else ""

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from . import definitions as defs
-from .db import HumanTask, Process, Role, TaskCandidate, User, UserRole
+from .db import GroupMapping, HumanTask, Process, Role, TaskCandidate, User, UserRole
 from .errors import InvalidForm, NotFound
 from .permissions import require
 from .vocabulary import EventKind, Permission, TaskStatus
@@ -133,8 +133,8 @@ def update_role(session: Session, actor: User | None, key: str, *, name: str, de
 
 
 def role_usage(session: Session, key: str) -> list[str]:
-    """What uses the role: the latest published diagrams whose lanes or candidate groups name it, the
-    processes it may start or owns, and open tasks waiting for it."""
+    """What uses the role: the latest published diagrams whose lanes or candidate groups name it (also through
+    a group mapping), the processes it may start or owns, open tasks waiting for it, the groups mapped to it."""
     uses = []
     for process in session.scalars(select(Process).order_by(Process.title)):
         why = []
@@ -155,6 +155,10 @@ def role_usage(session: Session, key: str) -> list[str]:
         TaskCandidate.role_key == key, HumanTask.status == TaskStatus.OPEN)) or 0
     if open_tasks:
         uses.append(f"{open_tasks} open task{'s' if open_tasks != 1 else ''}")
+    groups = list(session.scalars(select(GroupMapping.group_id).where(GroupMapping.role_key == key)
+                                  .order_by(GroupMapping.group_id)))
+    if groups:
+        uses.append("mapped from group" + ("s " if len(groups) > 1 else " ") + ", ".join(f"“{g}”" for g in groups))
     return uses
 
 

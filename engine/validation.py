@@ -71,8 +71,8 @@ class ValidationReport:
             "ok": self.ok,
             "errors": len(self.errors),
             "warnings": len(self.warnings),
-            "problems": [{"message": p.message, "element_id": p.element_id, "severity": p.severity}
-                         for p in self.problems],
+            "problems": [{"message": p.message, "element_id": p.element_id, "severity": p.severity,
+                          "kind": p.kind, "group": p.group} for p in self.problems],
         }
 
 

@@ -72,6 +72,9 @@ class EventKind(StrEnum):
     PROCESS_SETTINGS_CHANGED = "process_settings_changed"
     API_TOKEN_CREATED = "api_token_created"
     API_TOKEN_REVOKED = "api_token_revoked"
+    #: a group that diagrams name was mapped to a role (or to another role)
+    GROUP_MAPPED = "group_mapped"
+    GROUP_UNMAPPED = "group_unmapped"
 
 
 class Permission(StrEnum):

@@ -121,6 +121,10 @@ GET  /admin/roles/{role}               302  403   403  403 403  403   403   403 
 GET  /admin/roles/nope                 302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   404
 POST /admin/roles/{role}               302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   302
 POST /admin/roles/{role}/members       302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   302
+GET  /admin/groups                     302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   200
+POST /admin/groups                     302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   302
+POST /admin/groups/role                302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   302
+POST /admin/groups/unmap               302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   404
 GET  /account/set-password/nope        410  410   410  410 410  410   410   410 410   410  410   410   410   410  410  410   410
 POST /account/set-password/nope        410  410   410  410 410  410   410   410 410   410  410   410   410   410  410  410   410
 POST /admin/login-limits/lift          302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   302
@@ -145,6 +149,10 @@ BODIES: dict[str, Callable[[str], dict[str, Any]]] = {
     "POST /admin/roles/new": lambda username: {"data": {"key": f"matrix_{username or 'anon'}", "name": "Matrix"}},
     "POST /admin/roles/{role}": lambda _: {"data": {"name": "Finance", "active": "on"}},
     "POST /admin/roles/{role}/members": lambda _: {"data": {"add": "dora"}},
+    "POST /admin/groups": lambda username: {"data": {"group": f"Matrix group {username or 'anon'}", "role": "finance"}},
+    "POST /admin/groups/role": lambda username: {"data": {"group": f"Matrix group {username or 'anon'}",
+                                                          "key": f"matrix_group_{username or 'anon'}", "name": "M"}},
+    "POST /admin/groups/unmap": lambda _: {"data": {"group": "nope"}},
     "POST /modeler/{process}/settings": lambda _: {"data": {"starter_roles": "sales_rep", "owner_role": "clerk"}},
     "POST /notifications/email": lambda _: {"data": {"enabled": "on"}},
     "POST /account/tokens": lambda _: {"data": {"name": "matrix", "days": "1"}},

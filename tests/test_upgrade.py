@@ -138,9 +138,21 @@ def _realistic_0004(metadata: MetaData) -> dict[str, list[dict[str, Any]]]:
     return rows
 
 
+def _realistic_0005(metadata: MetaData) -> dict[str, list[dict[str, Any]]]:
+    """As at 0004, a user with an API token (0005's table); 0006 adds an empty table of group mappings."""
+    rows = _realistic_0004(metadata)
+    user = rows["users"][0]
+    rows["api_tokens"] = [{"id": 1, "user_id": user["id"], "name": "crm", "token_hash": "a" * 64,
+                           "prefix": "dft_aaaaaaaa", "roles": [rows["user_roles"][0]["role_key"]],
+                           "created_at": datetime(2026, 11, 30, 9, 0), "expires_at": datetime(2026, 12, 30, 9, 0),
+                           "last_used_at": None, "revoked_at": None}]
+    return rows
+
+
 #: revision R -> realistic rows valid at R, for the migrations after R that transform data
 REALISTIC: dict[str, Callable[[MetaData], dict[str, list[dict[str, Any]]]]] = {
-    "0001": _realistic_0001, "0002": _realistic_0002, "0003": _realistic_0003, "0004": _realistic_0004}
+    "0001": _realistic_0001, "0002": _realistic_0002, "0003": _realistic_0003, "0004": _realistic_0004,
+    "0005": _realistic_0005}
 
 
 # --- checks of each revision's data migration --------------------------------------------------

@@ -80,7 +80,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     sso.init_app(app)  # directory logins: LDAP and OpenID Connect, when configured
 
-    from . import account, admin, api, auth, history, inbox, modeler, notifications, processes, reports
+    from . import account, admin, api, auth, groups, history, inbox, modeler, notifications, processes, reports
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(sso.bp)
@@ -90,6 +90,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(reports.bp)
     app.register_blueprint(history.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(groups.bp)
     app.register_blueprint(notifications.bp)
     app.register_blueprint(modeler.bp)
     api.init_app(app)

@@ -19,8 +19,8 @@ bp = Blueprint("modeler", __name__, url_prefix="/modeler")
 
 
 def _problems_json(problems: list[Problem]) -> list[dict[str, Any]]:
-    return [{"message": p.message, "element_id": p.element_id, "severity": p.severity, "kind": p.kind}
-            for p in problems]
+    return [{"message": p.message, "element_id": p.element_id, "severity": p.severity, "kind": p.kind,
+             "group": p.group} for p in problems]
 
 
 def _xml_from_json() -> tuple[str, dict[str, Any]]:

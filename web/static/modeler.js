@@ -125,6 +125,14 @@
         item.append(link);
       }
       item.append(document.createTextNode(problem.message));
+      if (problem.group && root.dataset.groupsUrl) {
+        // a group that is no role: administrators map it on the Groups page
+        const map = document.createElement("a");
+        map.className = "map-group";
+        map.href = root.dataset.groupsUrl + "?group=" + encodeURIComponent(problem.group) + "#map";
+        map.textContent = "Map “" + problem.group + "” to a role";
+        item.append(" ", map);
+      }
       problemList.append(item);
     });
     acknowledgeBox.hidden = !(errors === 0 && warnings > 0);
