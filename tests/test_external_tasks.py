@@ -4,16 +4,20 @@ case takes its tasks away; the API for workers, and the example worker against a
 
 from __future__ import annotations
 
+import importlib.util
+import threading
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from werkzeug.serving import make_server
 
-from engine import case_actions, definitions, external_tasks
-from engine.db import Event, ExternalTask, HumanTask, Process, ProcessInstance
+from engine import case_actions, definitions, external_tasks, users
+from engine.db import Event, ExternalTask, HumanTask, Process, ProcessInstance, make_engine
 from engine.errors import Conflict, InvalidDefinition, InvalidForm, NotAllowed, TaskNoLongerOpen
 
+ROOT = Path(__file__).parent.parent
 XML = (Path(__file__).parent / "data" / "external_archive.bpmn").read_text()
 LOCK = timedelta(minutes=5)
 
@@ -171,3 +175,81 @@ def test_an_external_service_task_needs_a_topic(session):
     assert problem.severity == "error" and "camunda:topic" in problem.message
     with pytest.raises(InvalidDefinition):
         definitions.deploy(session, None, untopical)
+
+
+# --- the API ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def deployed(app, sqlite_url, workflow_engine):
+    sessions = workflow_engine.session_factory(make_engine(sqlite_url))
+    with sessions() as session:
+        _deploy(session)
+    return sessions
+
+
+def _bearer(app, login_as, username: str):
+    token = login_as(username).post("/api/v1/tokens", json={"name": "worker"}).json["token"]
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return client, token
+
+
+def test_the_api_for_workers(app, login_as, deployed):
+    started = login_as("steve").post("/api/v1/processes/external_archive/start", json={"values": {"title": "X"}})
+    assert started.status_code == 201, started.json
+    worker, _ = _bearer(app, login_as, "admin")
+    steve, _ = _bearer(app, login_as, "steve")
+    body = {"worker_id": "w1", "topics": ["archive"], "lock_duration": 60}
+
+    refused = steve.post("/api/v1/external-tasks/fetch-and-lock", json=body)
+    assert refused.status_code == 403 and refused.mimetype == "application/problem+json"
+    assert app.test_client().post("/api/v1/external-tasks/fetch-and-lock", json=body).status_code == 401
+
+    [task] = worker.post("/api/v1/external-tasks/fetch-and-lock", json=body).json
+    assert task["variables"]["title"] == "X" and task["instance_id"] == started.json["id"]
+    assert worker.post("/api/v1/external-tasks/fetch-and-lock", json=body).json == []
+    other = worker.post(f"/api/v1/external-tasks/{task['id']}/complete", json={"worker_id": "w2"})
+    assert other.status_code == 409 and "“w1”" in other.json["detail"]
+    assert worker.post(f"/api/v1/external-tasks/{task['id']}/extend-lock",
+                       json={"worker_id": "w1", "lock_duration": 120}).status_code == 200
+    failed = worker.post(f"/api/v1/external-tasks/{task['id']}/failure",
+                         json={"worker_id": "w1", "message": "offline", "retries": 2, "retry_after": 0})
+    assert failed.status_code == 200 and failed.json["retries"] == 2 and failed.json["incident"] is False
+    [task] = worker.post("/api/v1/external-tasks/fetch-and-lock", json=body).json
+    assert task["retries"] == 2
+    bad = worker.post(f"/api/v1/external-tasks/{task['id']}/complete", json={"worker_id": "w1",
+                                                                             "variables": {"1x": 1}})
+    assert bad.status_code == 422 and "1x" in bad.json["errors"]
+    done = worker.post(f"/api/v1/external-tasks/{task['id']}/complete",
+                       json={"worker_id": "w1", "variables": {"archived": True}})
+    assert done.status_code == 200 and done.json["status"] == "completed"
+    case = login_as("steve").get(f"/api/v1/cases/{task['instance_id']}").json
+    assert case["status"] == "completed" and case["data"]["archived"] is True
+    assert worker.post("/api/v1/external-tasks/999999/complete", json={"worker_id": "w1"}).status_code == 404
+
+    paths = app.test_client().get("/api/v1/openapi.json").json["paths"]
+    assert {"/api/v1/external-tasks/fetch-and-lock", "/api/v1/external-tasks/{task_id}/complete",
+            "/api/v1/external-tasks/{task_id}/failure", "/api/v1/external-tasks/{task_id}/extend-lock"} <= set(paths)
+
+
+def test_the_example_worker_completes_a_task_against_a_live_server(app, login_as, deployed):
+    started = login_as("steve").post("/api/v1/processes/external_archive/start", json={"values": {"title": "Y"}})
+    _, token = _bearer(app, login_as, "admin")
+    spec = importlib.util.spec_from_file_location("external_worker", ROOT / "examples" / "external_worker.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        done = example.work_once(f"http://127.0.0.1:{server.server_port}", token, "example-worker")
+    finally:
+        server.shutdown()
+        thread.join()
+    assert done == 1
+    with deployed() as session:
+        stored = session.get(ProcessInstance, started.json["id"])
+        assert stored.status == "completed" and stored.data["archived"] is True
+        assert users.user_by_name(session, "admin").id == session.scalar(
+            select(Event.actor_id).where(Event.kind == "external_task_completed"))
