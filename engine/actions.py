@@ -160,6 +160,12 @@ def record_step(session: Session, running: RunningInstance, result: StepResult) 
                      attached_to=t.attached_to, interrupting=t.interrupting if t.attached_to else None)
     for task in result.cancelled:
         audit.record(session, EventKind.TASK_CANCELLED, instance=row, task=task)
+    for external in result.external_cancelled:
+        audit.record(session, EventKind.TASK_CANCELLED, instance=row, element_id=external.element_id,
+                     name=external.name, topic=external.topic, external_task_id=external.id)
+    for external in result.external_created:
+        audit.record(session, EventKind.EXTERNAL_TASK_CREATED, instance=row, element_id=external.element_id,
+                     name=external.name, topic=external.topic, external_task_id=external.id)
     escalated = bool(result.timers_fired)
     for task in result.created:
         audit.record(session, EventKind.TASK_CREATED, instance=row, task=task,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
 
-from . import audit, core, notify
+from . import audit, core, external_queue, notify
 from . import definitions as defs
 from .access import may_administer, may_cancel
 from .actions import record_step
@@ -46,6 +46,7 @@ def cancel(session: Session, actor: User, instance_id: int, reason: str) -> Inst
     write_instance(session, instance, state=engine.dump(workflow), status=InstanceStatus.CANCELLED,
                    ended_at=utcnow(), next_timer_at=None)
     close(session, list(run(session, _CANCEL_OPEN_TASKS, {"case_id": instance.id}).scalars()))
+    external_queue.cancel_all(session, instance.id)
     audit.record(session, EventKind.CANCELLED, instance=instance, actor=actor, reason=why)
     if actor.id != instance.started_by_id:
         notify.request_finished(session, instance)
@@ -81,6 +82,7 @@ def retry(session: Session, actor: User, instance_id: int, reason: str = "") -> 
     if instance.status != InstanceStatus.INCIDENT:
         raise Conflict(f"The case is {instance.status}; only a stopped case is retried.")
     audit.record(session, EventKind.RETRIED, instance=instance, actor=actor, reason=(reason or "").strip()[:2000])
+    external_queue.reset_retries(session, instance.id)
     running.retry()
     record_step(session, running, running.save(session))
     return instance

@@ -480,3 +480,43 @@ class GroupMapping(Base):
 
     def __repr__(self) -> str:
         return f"<GroupMapping {self.group_id} → {self.role_key}>"
+
+
+# --- external task workers (revision 0007) ---------------------------------------------
+
+
+class ExternalTask(Base):
+    """The external task projection: one row per external service task (``camunda:type="external"``) that
+    is or was waiting for a worker, kept in step with the workflow as ``human_tasks`` is
+    (see :mod:`engine.external_queue`).
+
+    A worker fetches and locks open rows of its topics; the lock is its own until ``lock_expires_at``, then any
+    worker may take the task. ``retries_left`` is what the last failure left (None: never failed); at 0 the
+    case is an incident and the row waits for the case's retry.
+    """
+
+    __tablename__ = "external_tasks"
+    __table_args__ = (
+        Index("ix_external_tasks_fetch", "status", "topic", "lock_expires_at"),
+        Index("ix_external_tasks_instance", "instance_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id"))
+    spiff_task_id: Mapped[str] = mapped_column(String(36))
+    element_id: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(300))
+    topic: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default=TaskStatus.OPEN)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: the worker holding (or, once it completed, that completed) the task
+    worker_id: Mapped[str | None] = mapped_column(String(200))
+    lock_expires_at: Mapped[datetime | None]
+    retries_left: Mapped[int | None]
+    #: after a failure, no worker gets the task before this time
+    retry_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    completed_at: Mapped[datetime | None]
+
+    def __repr__(self) -> str:
+        return f"<ExternalTask {self.id} {self.topic} {self.status}>"

@@ -79,6 +79,8 @@ class ParsedDefinition:
     flows: dict[tuple[str, str], tuple[str, str | None]] = field(default_factory=dict)
     #: boundary event id → (id of the activity it is attached to, whether it interrupts it)
     boundaries: dict[str, tuple[str, bool]] = field(default_factory=dict)
+    #: external service task id → its topic: the case waits there for a worker (:mod:`engine.external_tasks`)
+    external_topics: dict[str, str] = field(default_factory=dict)
 
     def step_name(self, element_id: str) -> str:
         return self.element_names.get(element_id) or element_id
@@ -307,6 +309,7 @@ def _parse_process(parser: CamundaParser | None, root: etree._Element, process: 
             b.get("id") or "": (b.get("attachedToRef") or "", b.get("cancelActivity", "true") != "false")
             for b in process.iterfind(".//bpmn:boundaryEvent", NS)
         },
+        external_topics=external_topics(root),
     )
     return parsed, problems
 
@@ -317,6 +320,12 @@ def pass_through_plain_tasks(specs: list[Any]) -> None:
         for task_spec in spec.task_specs.values():
             if isinstance(task_spec, NoneTask):
                 task_spec.manual = False
+
+
+def external_topics(root: etree._Element) -> dict[str, str]:
+    """The external service tasks of the file (called processes included) and their topics."""
+    return {node.get("id") or "": (_camunda(node, "topic") or "").strip()
+            for node in root.iter(f"{{{BPMN_NS}}}serviceTask") if _camunda(node, "type") == "external"}
 
 
 def _camunda(node: etree._Element, attribute: str) -> str | None:
@@ -335,9 +344,13 @@ def unsupported(process: etree._Element) -> list[Problem]:
                 problems.append(Problem(f"{kind} calls Java (camunda:{delegate} “{_camunda(node, delegate)}”): "
                                         + script_task, element_id, kind="mapping"))
             elif _camunda(node, "type") == "external":
-                problems.append(Problem(f"{kind} is an external task (topic “{_camunda(node, 'topic')}”): the case "
-                                        "waits there until a worker completes it, and deptflow has no external-task "
-                                        "API yet", element_id, "warning"))
+                if kind != "serviceTask":
+                    problems.append(Problem(f"{kind} is an external task (topic “{_camunda(node, 'topic')}”): "
+                                            "deptflow's workers take external service tasks only", element_id,
+                                            "warning"))
+                elif not (_camunda(node, "topic") or "").strip():
+                    problems.append(Problem("external service task has no camunda:topic: no worker could fetch it",
+                                            element_id))
             elif kind == "businessRuleTask" and _camunda(node, "decisionRef"):
                 problems.append(Problem(f"business rule task calls DMN decision “{_camunda(node, 'decisionRef')}”: "
                                         "deptflow does not run DMN; " + script_task, element_id, kind="mapping"))

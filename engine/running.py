@@ -18,7 +18,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy.orm import Session
 
-from . import core, inbox, persistence, timers
+from . import core, external_queue, inbox, persistence, timers
 from . import definitions as defs
 from .clock import utcnow
 from .definitions import ParsedDefinition
@@ -82,6 +82,9 @@ class StepResult:
     ended: bool = False
     #: the case stopped at this step (its status is now ``incident``)
     incident: Incident | None = None
+    #: external tasks that began to wait for a worker, and those the step took away
+    external_created: list[external_queue.ExternalRef] = field(default_factory=list)
+    external_cancelled: list[external_queue.ExternalRef] = field(default_factory=list)
 
 
 class RunningInstance:
@@ -150,6 +153,10 @@ class RunningInstance:
             self._stop(Incident(getattr(spec, "bpmn_id", None), _name(spec),
                                 f"{type(exc).__name__}: {exc}".split("\n")[0][:1000]))
 
+    def stop(self, incident: Incident) -> None:
+        """Stop the case as an incident from outside a run (an external task's worker gave up)."""
+        self._stop(incident)
+
     def _stop(self, incident: Incident) -> None:
         self.row.status = InstanceStatus.INCIDENT
         self._incident = incident
@@ -199,7 +206,9 @@ class RunningInstance:
 
     def _result(self, session: Session, open_before: set[str] | None) -> StepResult:
         created, cancelled = inbox.sync(session, self.row, self.workflow, self.definition, open_before)
-        result = StepResult(self._decisions, self._timers, created, cancelled, self._ended, self._incident)
+        external_created, external_cancelled = external_queue.sync(session, self.row, self.workflow, self.definition)
+        result = StepResult(self._decisions, self._timers, created, cancelled, self._ended, self._incident,
+                            external_created, external_cancelled)
         self._decisions, self._timers, self._ended, self._incident = [], [], False, None
         return result
 

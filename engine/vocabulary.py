@@ -75,6 +75,12 @@ class EventKind(StrEnum):
     #: a group that diagrams name was mapped to a role (or to another role)
     GROUP_MAPPED = "group_mapped"
     GROUP_UNMAPPED = "group_unmapped"
+    #: an external service task began to wait for a worker of its topic
+    EXTERNAL_TASK_CREATED = "external_task_created"
+    #: a worker completed an external task (with the variables it sent)
+    EXTERNAL_TASK_COMPLETED = "external_task_completed"
+    #: a worker reported that it failed at an external task (with its message and the retries left)
+    EXTERNAL_TASK_FAILED = "external_task_failed"
 
 
 class Permission(StrEnum):
@@ -90,3 +96,5 @@ class Permission(StrEnum):
     READ_ALL_CASES = "read_all_cases"
     #: read every process's statistics (a process's owner role reads its own)
     STATISTICS = "statistics"
+    #: fetch, lock, complete and fail external tasks (the API's workers)
+    EXTERNAL_WORKER = "external_worker"

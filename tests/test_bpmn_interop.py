@@ -78,11 +78,13 @@ def test_a_service_task_with_a_java_class_is_refused_naming_it(session):
     assert session.get(Process, "order-intake.v2") is None
 
 
-def test_an_external_task_is_a_warning_and_a_manual_task_without_a_role_an_error():
+def test_an_external_task_needs_a_topic_and_a_manual_task_without_a_role_is_an_error():
     external = ORDER.replace('<bpmn:task id="file-order" name="File the order">',
                              '<bpmn:serviceTask id="file-order" name="File" camunda:type="external" camunda:topic="f">'
                              ).replace("</bpmn:task>", "</bpmn:serviceTask>")
-    assert any(p.startswith("warning: [file-order]") and "external task" in p for p in _problems(external))
+    assert not any("[file-order]" in p for p in _problems(external))
+    untopical = external.replace(' camunda:topic="f"', "")
+    assert any(p.startswith("error: [file-order]") and "camunda:topic" in p for p in _problems(untopical))
     orphan = ORDER.replace("<bpmn:flowNodeRef>sign.paper-copy</bpmn:flowNodeRef>", "")
     assert any(p.startswith("error: [sign.paper-copy]") and "manual task has no role" in p
                for p in _problems(orphan))

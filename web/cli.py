@@ -176,7 +176,7 @@ def role() -> None:
 @click.option("--name", required=True, help="display name (lane names match it)")
 @click.option("--description", default="")
 @click.option("--permission", "permissions", multiple=True,
-              help="administer, audit, model, read_all_cases or statistics (repeat for several)")
+              help="administer, audit, model, read_all_cases, statistics or external_worker (repeat for several)")
 @click.option("--manager", "manager_role", default=None, help="key of the role that manages this one")
 def role_add(key: str, name: str, description: str, permissions: tuple[str, ...], manager_role: str | None) -> None:
     """Create a role; its key stays fixed."""

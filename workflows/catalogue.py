@@ -69,7 +69,7 @@ ROLES: tuple[RoleSpec, ...] = (
     RoleSpec("process_owner", "Process owner", "Maintains the BPMN models.", ("model", "read_all_cases")),
     RoleSpec("auditor", "Auditor", "Reviews the history of every case.", ("audit", "read_all_cases", "statistics")),
     RoleSpec("admin", "Administrator", "Manages users and roles.",
-             ("administer", "audit", "model", "read_all_cases")),
+             ("administer", "audit", "model", "read_all_cases", "external_worker")),
 )
 
 PROCESSES: tuple[ProcessSpec, ...] = (

@@ -264,3 +264,68 @@ class TokenRequest(Schema):
 
 class Health(Schema):
     status = fields.String()
+
+
+# --- external task workers ---------------------------------------------------------------
+
+#: a worker id or topic: printable text (it is stored, and shown in the case's history)
+_NAME = validate.And(validate.Length(min=1, max=200), validate.Regexp(r"^[^\x00-\x1f\x7f]+$"))
+_WORKER_ID = fields.String(required=True, validate=_NAME,
+                           metadata={"description": "The worker's own name: a lock belongs to it"})
+
+
+class FetchAndLockRequest(Schema):
+    worker_id = _WORKER_ID
+    topics = fields.List(fields.String(validate=_NAME), required=True, validate=validate.Length(min=1, max=50),
+                         metadata={"description": "The topics (camunda:topic) the worker takes"})
+    max_tasks = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100))
+    lock_duration = fields.Integer(load_default=300, validate=validate.Range(min=1, max=86400),
+                                   metadata={"description": "Seconds the tasks stay the worker's (extend-lock "
+                                                            "keeps one longer)"})
+
+
+class LockedTask(Schema):
+    id = fields.Integer()
+    instance_id = fields.Integer()
+    topic = fields.String()
+    element_id = fields.String()
+    name = fields.String()
+    business_key = fields.String(allow_none=True)
+    variables = fields.Dict(keys=fields.String(), metadata={"description": "The case's variables"})
+    lock_expires_at = UtcDateTime()
+    retries = fields.Integer(allow_none=True, metadata={"description": "What the last failure left (null: "
+                                                                       "it never failed)"})
+
+
+class ExternalCompleteRequest(Schema):
+    worker_id = _WORKER_ID
+    variables = fields.Dict(keys=fields.String(validate=validate.Length(max=100)), load_default=dict,
+                            metadata={"description": "Merged into the case's data (names: letters, digits, _)"})
+
+
+class FailureRequest(Schema):
+    worker_id = _WORKER_ID
+    message = fields.String(load_default="", validate=validate.Length(max=2000),
+                            metadata={"description": "What went wrong; at zero retries the incident says it"})
+    retries = fields.Integer(required=True, validate=validate.Range(min=0, max=1000),
+                             metadata={"description": "Retries left (count down from the fetched retries); "
+                                                      "0 stops the case as an incident"})
+    retry_after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=86400 * 30),
+                                 metadata={"description": "Seconds before a worker may fetch the task again"})
+
+
+class ExtendLockRequest(Schema):
+    worker_id = _WORKER_ID
+    lock_duration = fields.Integer(required=True, validate=validate.Range(min=1, max=86400),
+                                   metadata={"description": "Seconds from now"})
+
+
+class ExternalTaskState(Schema):
+    id = fields.Integer()
+    instance_id = fields.Integer()
+    name = fields.String()
+    status = fields.String()
+    worker_id = fields.String(allow_none=True)
+    lock_expires_at = UtcDateTime(allow_none=True)
+    retries = fields.Integer(allow_none=True)
+    incident = fields.Boolean(metadata={"description": "The case stopped as an incident (no retries left)"})
