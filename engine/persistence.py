@@ -77,33 +77,61 @@ def archive(session: Session, instance_id: int, archived: dict[str, Any]) -> Non
 
 
 def compact(workflow: BpmnWorkflow, registry: DefaultRegistry) -> dict[str, Any] | None:
-    """Cut the tree below a new root when worthwhile; return the serialized tasks cut off, or ``None``.
+    """Cut long trees below a new root when worthwhile; return the serialized tasks cut off, or ``None``.
 
-    The new root is two levels above the common ancestor of every unfinished task and of
-    ``last_task``; SpiffWorkflow then writes its data in full, since it has no parent.
+    The top-level tree first, then the tree of each subprocess still in the workflow (an embedded
+    subprocess or call activity that loops grows its own tree): the same rules for each (see
+    :func:`_cut`). What left the top level is under ``root``/``tasks``, the subprocesses run by
+    archived tasks under ``subprocesses``, what left a subprocess's tree under ``subtrees``
+    (subprocess id → ``root``, ``tasks``). A finished workflow is left whole: it never steps again,
+    so compacting it would buy nothing.
     """
-    if len(workflow.tasks) < MIN_ARCHIVED + LEVELS_KEPT + 1 or _triggers_from_root(workflow):
+    if not any(not task.has_state(SETTLED) for task in workflow.tasks.values()):
         return None
-    root = _new_root(workflow)
+    top = _cut(workflow, workflow, registry)
+    archived: dict[str, Any] = {"root": None, "tasks": [], "subprocesses": {}, "subtrees": {}}
+    if top is not None:
+        archived["root"], archived["tasks"], archived["subprocesses"] = top
+    for subprocess in sorted(workflow.subprocesses.values(), key=lambda sp: sp.depth):
+        if workflow.subprocesses.get(subprocess.parent_task_id) is not subprocess:
+            continue  # detached on the way with the task that ran it
+        cut = _cut(subprocess, workflow, registry)
+        if cut is not None:
+            root, tasks, nested = cut
+            archived["subtrees"][str(subprocess.parent_task_id)] = {"root": root, "tasks": tasks}
+            archived["subprocesses"].update(nested)
+    return archived if archived["tasks"] or archived["subtrees"] else None
+
+
+def _cut(tree: Any, workflow: BpmnWorkflow, registry: DefaultRegistry) -> tuple[str, list, dict] | None:
+    """Cut one task tree (the top level's or a subprocess's) below a new root when worthwhile.
+
+    The new root is two levels above the common ancestor of every unfinished task of the tree and
+    of its ``last_task``; the spine above it stays. Returns the new root's id, the serialized tasks
+    cut off and the subprocesses they ran (detached from ``workflow``), or ``None``.
+    """
+    if len(tree.tasks) < MIN_ARCHIVED + LEVELS_KEPT + 1 or _triggers_from_root(tree):
+        return None
+    root = _new_root(tree, workflow)
     if root is None:
         return None
     spine = _spine(root)
     kept = _subtree_ids(root) | {task.id for task in spine}
-    gone = [task for task in workflow.tasks.values() if task.id not in kept]
+    gone = [task for task in tree.tasks.values() if task.id not in kept]
     if len(gone) < MIN_ARCHIVED:
         return None
-    archived = {"root": str(root.id), "tasks": [_serialized(task, registry) for task in gone],
-                "subprocesses": _detach_subprocesses(workflow, [task.id for task in gone], registry)}
+    tasks = [_serialized(task, registry) for task in gone]
+    detached = _detach_subprocesses(workflow, [task.id for task in gone], registry)
     for task in gone:
-        del workflow.tasks[task.id]
+        del tree.tasks[task.id]
     chain = [root, *spine]
     for child, parent in zip(chain, chain[1:], strict=False):
         if child._parent != parent.id:
             child.internal_data.setdefault(TRUE_PARENT, str(child._parent))
             child._parent = parent.id
         parent._children = [child.id]
-    workflow.task_tree = chain[-1]
-    return archived
+    tree.task_tree = chain[-1]
+    return str(root.id), tasks, detached
 
 
 #: Where a task relinked onto the spine keeps the id of its real parent (for the history's path)
@@ -129,35 +157,38 @@ def _spine(root: Any) -> list[Any]:
     return spine
 
 
-def _triggers_from_root(workflow: BpmnWorkflow) -> bool:
+def _triggers_from_root(tree: Any) -> bool:
     """Message-started event subprocesses are added under the root, which must then stay the start."""
-    return bool(getattr(workflow.spec.start, "trigger_specs", None))
+    return bool(getattr(tree.spec.start, "trigger_specs", None))
 
 
-def _new_root(workflow: BpmnWorkflow) -> Any:
+def _new_root(tree: Any, workflow: BpmnWorkflow) -> Any:
     """Two levels above the common ancestor of the unfinished tasks and ``last_task`` (None: keep all).
 
-    A finished workflow is left whole: it never steps again, so compacting it would buy nothing.
+    A finished top level is left whole (see :func:`compact`); a finished subprocess of a running case
+    is loaded and saved at every step of the case, so its tree is cut above its last task.
     """
-    anchors = [task for task in workflow.tasks.values() if not task.has_state(SETTLED)]
-    if not anchors:
+    anchors = [task for task in tree.tasks.values() if not task.has_state(SETTLED)]
+    if not anchors and tree is workflow:
         return None
-    last = _top_level_task(workflow, workflow.last_task)
+    last = _own_task(tree, workflow, tree.last_task)
     if last is not None:
         anchors.append(last)
+    if not anchors:
+        return None
     node = _common_ancestor(anchors)
     for _ in range(LEVELS_KEPT):
         node = node.parent
         if node is None:
             return None
-    return node if node is not workflow.task_tree else None
+    return node if node is not tree.task_tree else None
 
 
-def _top_level_task(workflow: BpmnWorkflow, task: Any) -> Any:
-    """``task`` itself, or the top-level task that runs the subprocess it belongs to."""
-    while task is not None and task.workflow is not workflow:
+def _own_task(tree: Any, workflow: BpmnWorkflow, task: Any) -> Any:
+    """``task`` itself, or the task of ``tree`` that runs the subprocess it belongs to (None: not in ``tree``)."""
+    while task is not None and task.workflow is not tree and task.workflow is not workflow:
         task = workflow.get_task_from_id(task.workflow.parent_task_id)
-    return task if task is not None and task.id in workflow.tasks else None
+    return task if task is not None and task.id in tree.tasks else None
 
 
 def _common_ancestor(tasks: list[Any]) -> Any:
@@ -213,7 +244,8 @@ def archived_tasks(session: Session, instance_id: int) -> list[dict[str, Any]]:
     """Every task compacted out of the instance, oldest first, subprocesses' tasks included.
 
     Each is SpiffWorkflow's serialized task plus ``bpmn_id``; a task cut loose as a root has
-    ``parent`` None and is found in the ``children`` of an earlier archived task.
+    ``parent`` None and is found in the ``children`` of an earlier archived task. Rows written
+    before subprocess trees were compacted have no ``subtrees``.
     """
     rows = session.scalars(select(TaskArchive.tasks).where(TaskArchive.instance_id == instance_id)
                            .order_by(TaskArchive.id))
@@ -222,4 +254,6 @@ def archived_tasks(session: Session, instance_id: int) -> list[dict[str, Any]]:
         found.extend(archived["tasks"])
         for subprocess in archived["subprocesses"].values():
             found.extend(subprocess["tasks"].values())
+        for subtree in archived.get("subtrees", {}).values():
+            found.extend(subtree["tasks"])
     return found

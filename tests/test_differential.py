@@ -161,3 +161,24 @@ def test_a_compaction_that_archives_an_unfinished_task_is_caught(sqlite_url, wor
 
     with pytest.raises(Divergence):
         _broken_walk(sqlite_url, workflow_engine, now, monkeypatch, archive_a_ready_task)
+
+
+def test_a_subprocess_compaction_that_drops_data_is_caught(sqlite_url, workflow_engine, now, monkeypatch):
+    """Subprocess trees are compacted too (issue 21): a broken cut of one is seen."""
+    real = persistence.compact
+
+    def broken(workflow, registry):
+        archived = real(workflow, registry)
+        if archived is not None and archived.get("subtrees"):
+            for subprocess in workflow.subprocesses.values():
+                for task in subprocess.tasks.values():
+                    task.data.pop("title", None)
+        return archived
+
+    monkeypatch.setattr(persistence, "compact", broken)
+    diagram = next(d for d in RUNNABLE if d.file == "tests/data/diff_subprocess_loop.bpmn")
+    sessions = _sessions(sqlite_url, workflow_engine)
+    deploy(sessions, diagram)
+    with pytest.raises(Divergence, match="data"):
+        for seed in range(5):
+            Walk(sessions, diagram, now, RandomChooser(seed, sticky=60), max_steps=80).run()

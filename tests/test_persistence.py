@@ -15,7 +15,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import func, select
 
 from engine import actions, audit, core, definitions, history, instance_migration, modeling, persistence, running
-from engine.db import HumanTask, ProcessInstance, TaskArchive
+from engine.db import HumanTask, Process, ProcessInstance, TaskArchive
 
 DATA = Path(__file__).parent / "data"
 MINI = (DATA / "mini_approval.bpmn").read_text()
@@ -253,3 +253,118 @@ def test_subprocesses_of_archived_rounds_go_to_the_archive_with_their_tasks(sess
     rows = session.scalars(select(TaskArchive.tasks).where(TaskArchive.instance_id == compacted.id)).all()
     live = running.RunningInstance.open(session, compacted.id).workflow.subprocesses
     assert sum(len(row["subprocesses"]) for row in rows) + len(live) == 13 and len(live) <= 3  # one per round
+
+
+# --- a loop inside a subprocess: the subprocess's own tree is compacted --------------------
+
+SUBPROCESS_LOOP = (DATA / "diff_subprocess_loop.bpmn").read_text()  # rework_start → work ⇄ work_done → rework_end
+SUB_ROUNDS = 100
+
+
+@pytest.fixture
+def subprocess_loop(session):
+    definitions.deploy(session, None, SUBPROCESS_LOOP)
+    session.flush()
+    session.get(Process, "diff_subprocess_loop").starter_roles = ["sales_rep"]
+    session.commit()
+
+
+def _start_subprocess_loop(session, user) -> ProcessInstance:
+    started = actions.start_process(session, user("steve"), "diff_subprocess_loop", {"title": "Loop"})
+    instance = session.get(ProcessInstance, started.id)
+    session.commit()
+    return instance
+
+
+def _work(session, user, instance: ProcessInstance, decision: str) -> None:
+    task = session.scalars(select(HumanTask).where(HumanTask.instance_id == instance.id,
+                                                   HumanTask.status == "open")).one()
+    actions.complete_task(session, user("steve" if task.element_id == "work" else "clara"), task.id,
+                          {"decision": decision, "hours": 1.5} if task.element_id == "work" else {})
+    session.commit()
+
+
+def _went_round(session, user, rounds: int) -> tuple[ProcessInstance, dict[int, int]]:
+    """A case whose subprocess went ``rounds`` times round its loop, with the saved state's size after each."""
+    instance = _start_subprocess_loop(session, user)
+    sizes = {}
+    for n in range(1, rounds + 1):
+        _work(session, user, instance, "again")
+        sizes[n] = len(_state(session, instance))
+    return instance, sizes
+
+
+def _subprocess_tasks(session, instance: ProcessInstance) -> int:
+    workflow = running.RunningInstance.open(session, instance.id).workflow
+    return sum(len(sp.tasks) for sp in workflow.subprocesses.values())
+
+
+def test_a_loop_inside_a_subprocess_keeps_a_small_state(session, user, subprocess_loop):
+    instance, sizes = _went_round(session, user, SUB_ROUNDS)
+    assert sizes[SUB_ROUNDS] <= 1.5 * sizes[10], (sizes[10], sizes[SUB_ROUNDS])
+    assert max(sizes[n] for n in range(10, SUB_ROUNDS + 1)) <= 1.5 * sizes[10]
+    assert _subprocess_tasks(session, instance) <= LIVE_TASKS_BOUND
+    rows = session.scalars(select(TaskArchive.tasks).where(TaskArchive.instance_id == instance.id)).all()
+    assert rows and all(set(row["subtrees"]) == {str(sp)} for row in rows
+                        for sp in running.RunningInstance.open(session, instance.id).workflow.subprocesses)
+    archived = persistence.archived_tasks(session, instance.id)
+    live = [t for sp in running.RunningInstance.open(session, instance.id).workflow.subprocesses.values()
+            for t in sp.tasks.values()]
+    assert {t["state"] for t in archived} <= {TaskState.COMPLETED, TaskState.CANCELLED}
+    assert not {t["id"] for t in archived} & {str(t.id) for t in live}
+    live_work = [t for t in live if t.task_spec.name == "work" and t.state == TaskState.COMPLETED]
+    assert Counter(t["bpmn_id"] for t in archived)["work"] + len(live_work) == SUB_ROUNDS  # every round once
+
+    _work(session, user, instance, "done")
+    _work(session, user, instance, "")
+    session.refresh(instance)
+    assert instance.status == "completed"
+    assert instance.data == {"title": "Loop", "decision": "done", "hours": 1.5}
+    assert audit.verify(session).ok
+
+
+def test_without_compaction_the_subprocess_loop_grows(session, user, subprocess_loop, monkeypatch):
+    monkeypatch.setattr(persistence, "MIN_ARCHIVED", 10**9)
+    instance, sizes = _went_round(session, user, 30)
+    assert _archive_rows(session, instance) == 0
+    assert sizes[30] > 2 * sizes[10] and _subprocess_tasks(session, instance) > 2 * LIVE_TASKS_BOUND
+
+
+def test_the_history_of_a_subprocess_loop_is_the_same_with_and_without_compaction(session, user, subprocess_loop,
+                                                                                  monkeypatch):
+    compacted, _sizes = _went_round(session, user, REJECTIONS)
+    monkeypatch.setattr(persistence, "MIN_ARCHIVED", 10**9)
+    whole, _sizes = _went_round(session, user, REJECTIONS)
+    assert _archive_rows(session, compacted) >= 2 and _archive_rows(session, whole) == 0
+    assert _subprocess_tasks(session, compacted) < REJECTIONS  # most rounds only the archive knows
+
+    def path(instance: ProcessInstance) -> tuple[list[str], list[str], list[str]]:
+        h = history.instance_history(session, user("steve"), instance.id)
+        return h.completed_elements, h.active_elements, h.taken_flows
+
+    assert path(compacted) == path(whole) == (["rework_start", "start", "work", "work_done"], ["rework", "work"],
+                                              ["f1", "s1", "s2", "s3"])
+    for instance in (compacted, whole):
+        _work(session, user, instance, "done")
+    assert path(compacted) == path(whole) == (
+        ["rework", "rework_end", "rework_start", "start", "work", "work_done"], ["file"],
+        ["f1", "f2", "s1", "s2", "s3", "s4"])
+    for instance in (compacted, whole):
+        _work(session, user, instance, "")
+    assert path(compacted) == path(whole)
+    assert path(compacted)[:2] == (["end", "file", "rework", "rework_end", "rework_start", "start", "work",
+                                    "work_done"], [])
+
+
+def test_archive_rows_from_before_subtrees_are_still_read(session, user, mini):
+    """Rows written before subprocess trees were compacted have no ``subtrees``."""
+    instance, _sizes = _rejected(session, user, REJECTIONS)
+    rows = session.scalars(select(TaskArchive).where(TaskArchive.instance_id == instance.id)).all()
+    for row in rows:
+        row.tasks = {key: value for key, value in row.tasks.items() if key != "subtrees"}
+    session.commit()
+    assert all("subtrees" not in row.tasks for row in session.scalars(select(TaskArchive)))
+    approvals = [t for t in persistence.archived_tasks(session, instance.id) if t["bpmn_id"] == "approve_request"]
+    assert len(approvals) > REJECTIONS / 2
+    h = history.instance_history(session, user("steve"), instance.id)
+    assert h.completed_elements == ["approve_request", "decided", "start"] and h.taken_flows == ["f1", "f2", "f3"]
