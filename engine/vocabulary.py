@@ -72,6 +72,10 @@ class EventKind(StrEnum):
     PROCESS_SETTINGS_CHANGED = "process_settings_changed"
     API_TOKEN_CREATED = "api_token_created"
     API_TOKEN_REVOKED = "api_token_revoked"
+    #: a comment on a case or one of its tasks, with its text
+    COMMENTED = "commented"
+    #: a file added to a case (a form's file field or directly): its name, type, size and SHA-256
+    ATTACHED = "attached"
 
 
 class Permission(StrEnum):

@@ -138,9 +138,15 @@ def _realistic_0004(metadata: MetaData) -> dict[str, list[dict[str, Any]]]:
     return rows
 
 
+def _realistic_0005(metadata: MetaData) -> dict[str, list[dict[str, Any]]]:
+    """As at 0004: 0005 added only new tables (API tokens, idempotency keys)."""
+    return _realistic_0004(metadata)
+
+
 #: revision R -> realistic rows valid at R, for the migrations after R that transform data
 REALISTIC: dict[str, Callable[[MetaData], dict[str, list[dict[str, Any]]]]] = {
-    "0001": _realistic_0001, "0002": _realistic_0002, "0003": _realistic_0003, "0004": _realistic_0004}
+    "0001": _realistic_0001, "0002": _realistic_0002, "0003": _realistic_0003, "0004": _realistic_0004,
+    "0005": _realistic_0005}
 
 
 # --- checks of each revision's data migration --------------------------------------------------
