@@ -271,3 +271,25 @@ def test_comments_over_http(app, login_as):
     assert cathy.post("/instances/999999/comments", data={"body": "hi"}).status_code == 404
     history = cathy.get(f"/history/{case}").get_data(as_text=True)
     assert "Classifying now" in history and 'data-kind="commented"' in history
+
+
+def test_audit_verify_checks_the_files_too(sqlite_url, workflow_engine, monkeypatch, files_dir):
+    from click.testing import CliRunner
+
+    from engine.db import make_engine
+    from engine.users import user_by_name
+    from web.cli import main
+
+    engine = make_engine(sqlite_url)
+    with workflow_engine.session_factory(engine)() as session:
+        cathy = user_by_name(session, "cathy")
+        case = actions.start_process(session, cathy, "customer_complaint", COMPLAINT)
+        attachments.attach_to_case(session, cathy, case.id, Upload("letter.pdf", PDF))
+        session.commit()
+    engine.dispose()
+    monkeypatch.setenv("DEPTFLOW_DATABASE_URL", sqlite_url)
+    intact = CliRunner().invoke(main, ["audit", "verify"])
+    assert intact.exit_code == 0 and "attachments intact, 1 files" in intact.output, intact.output
+    _blobs(files_dir)[0].write_bytes(b"%PDF-1.7 something else")
+    broken = CliRunner().invoke(main, ["audit", "verify"])
+    assert broken.exit_code == 1 and "changed on disk" in broken.output
