@@ -21,7 +21,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from . import audit, core, forms, notify
+from . import attachments, audit, core, forms, notify
 from . import definitions as defs
 from .access import check_may_work_on, is_candidate, is_separated, may_delegate, paired_task_done_by
 from .clock import utcnow
@@ -86,9 +86,15 @@ def start_process(session: Session, actor: User, process_key: str, values: dict[
     _check_may_start(actor, latest.title, latest.starter_roles)
     parsed = defs.parsed_by_sha(session, latest.definition_id, latest.sha256, latest.key)
     data = forms.validate(parsed.start_form, values, {})
+    files = attachments.store_form_files(session, actor, data, instance_id=None)
     title = str(data.get("title") or "").strip() or f"{latest.title} by {actor.full_name}"
-    return _launch(session, actor, latest.key, latest.definition_id, latest.version, parsed, data, title,
-                   business_key)
+    row = _launch(session, actor, latest.key, latest.definition_id, latest.version, parsed, data, title,
+                  business_key)
+    if files:  # the start form's files belong to the case now that it has an id
+        attachments.adopt(session, files, row.id)
+        for attachment in files:
+            attachments.record(session, actor, attachment, row)
+    return row
 
 
 def start_scheduled(session: Session, actor: User, process_key: str, occurrence: datetime) -> InstanceRow:
@@ -295,6 +301,9 @@ def complete_task(session: Session, actor: User, task_id: int, values: dict[str,
     open_before = {str(t.id) for t in ready_user_tasks(running.workflow)} - {task.spiff_task_id}
     info = definition.user_tasks.get(task.element_id)
     submitted = forms.validate(info.form if info else forms.Form(), values, spiff_task.data)
+    for attachment in attachments.store_form_files(session, actor, submitted, instance_id=instance.id,
+                                                   task_id=task.id):
+        attachments.record(session, actor, attachment, instance, task)
     before = dict(instance.data)
     spiff_task.data.update(submitted)
     try:

@@ -520,3 +520,54 @@ class ExternalTask(Base):
 
     def __repr__(self) -> str:
         return f"<ExternalTask {self.id} {self.topic} {self.status}>"
+
+
+# --- comments and attachments (revision 0008) --------------------------------------------
+
+
+class Comment(Base):
+    """A remark on a case (``task_id``: made on one of its tasks); its text is also on the audit chain."""
+
+    __tablename__ = "comments"
+    __table_args__ = (Index("ix_comments_instance", "instance_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id"))
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("human_tasks.id"))
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    author: Mapped[User] = relationship(lazy="joined")
+    task: Mapped[HumanTask | None] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<Comment {self.id} instance={self.instance_id}>"
+
+
+class Attachment(Base):
+    """A file of a case: its content lives on disk under its SHA-256 (see :mod:`engine.attachments`).
+
+    ``instance_id`` is empty only inside the transaction that starts the case a start form's file
+    belongs to; ``field_id`` names the form field it came from (None: added to the case directly).
+    """
+
+    __tablename__ = "attachments"
+    __table_args__ = (Index("ix_attachments_instance", "instance_id", "id"),
+                      Index("ix_attachments_sha256", "sha256"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instances.id"))
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("human_tasks.id"))
+    field_id: Mapped[str | None] = mapped_column(String(200))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    uploaded_by: Mapped[User] = relationship(lazy="joined")
+
+    def __repr__(self) -> str:
+        return f"<Attachment {self.id} {self.filename} {self.sha256[:12]}>"

@@ -21,10 +21,12 @@ import re2
 from lxml import etree
 
 from .errors import InvalidForm, Problem
+from .files import CheckedUpload, Upload, check
 
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
-FIELD_TYPES = ("string", "long", "double", "boolean", "date", "enum")
-CONSTRAINTS = ("required", "min", "max", "minlength", "maxlength", "readonly", "pattern")
+FIELD_TYPES = ("string", "long", "double", "boolean", "date", "enum", "file")
+#: ``accept`` (``.pdf,.dwg``) and ``maxsize`` (in MB) are for ``file`` fields
+CONSTRAINTS = ("required", "min", "max", "minlength", "maxlength", "readonly", "pattern", "accept", "maxsize")
 TRUE_WORDS = {"true", "on", "yes", "1"}
 FALSE_WORDS = {"false", "off", "no", "0"}
 MAX_TEXT = 20_000
@@ -102,6 +104,11 @@ class Form:
     def editable_fields(self) -> list[FormField]:
         return [f for f in self.fields if not f.readonly]
 
+    @property
+    def has_files(self) -> bool:
+        """A form with a ``file`` field is sent as ``multipart/form-data``."""
+        return any(f.type == "file" and not f.readonly for f in self.fields)
+
 
 def parse_form(element: etree._Element) -> tuple[Form, list[Problem]]:
     """Read ``camunda:formData`` below a BPMN element; return the form and its problems."""
@@ -167,12 +174,21 @@ def validate(form: Form, submitted: dict[str, Any], data: dict[str, Any]) -> dic
         ``string`` left empty (or blank, or not sent, without a default) is ``""``, so a condition
         ``comment == ""`` holds; an empty ``long``, ``double``, ``date`` or ``enum`` is ``None`` (there is no
         empty number); an empty ``boolean`` is ``False``
+        A ``file`` field's value is a :class:`~engine.files.CheckedUpload` (the caller stores it, see
+        :func:`engine.attachments.store_form_files`), the reference already in ``data`` when no new file
+        was sent, or ``None``
     :raises InvalidForm: with one message per failing field and the raw values kept
     """
     values: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for f in form.fields:
         if f.readonly:
+            continue
+        if f.type == "file":
+            try:
+                values[f.id] = _file(f, submitted.get(f.id), data.get(f.id))
+            except ValueError as exc:
+                errors[f.id] = str(exc)
             continue
         raw = submitted[f.id] if f.id in submitted else _default(f)
         try:
@@ -183,9 +199,23 @@ def validate(form: Form, submitted: dict[str, Any], data: dict[str, Any]) -> dic
             continue
         values[f.id] = False if value is None and f.type == "boolean" else value
     if errors:
-        kept = {k: v for k, v in submitted.items() if isinstance(k, str)}
+        kept = {k: v for k, v in submitted.items() if isinstance(k, str) and not isinstance(v, Upload)}
         raise InvalidForm(errors, kept)
     return values
+
+
+def _file(f: FormField, raw: Any, current: Any) -> CheckedUpload | dict[str, Any] | None:
+    """A new file, checked against the field's and the configured limits; else the file the case has."""
+    if isinstance(raw, Upload):
+        maxsize = f.number_bound("maxsize")
+        return CheckedUpload(raw, check(raw, accept=f.constraints.get("accept"), max_mb=maxsize))
+    if raw not in (None, "") and raw != current:
+        raise ValueError("Upload the file with the form.")
+    if isinstance(current, dict) and "attachment_id" in current:
+        return current
+    if f.required:
+        raise ValueError("This field is required.")
+    return None
 
 
 def _default(f: FormField) -> str | None:

@@ -4,7 +4,7 @@ and e-mailed by the worker through SMTP when ``DEPTFLOW_SMTP_HOST`` is set.
 Kinds: ``new_task`` (for you or your role), ``escalated`` (a deadline passed and the case was
 escalated to you, or a reminder about a task you hold), ``due_soon``, ``overdue``,
 ``request_finished`` (a case you started ended), ``incident`` (a case of a process your role owns
-stopped and waits for a fix).
+stopped and waits for a fix), ``mentioned`` (someone named you in a comment on a case you may see).
 """
 
 from __future__ import annotations
@@ -100,6 +100,14 @@ def request_finished(session: Session, instance: Any) -> None:
     if starter:
         _add(session, starter, "request_finished", f"Your request “{instance.title}” is {instance.status}.",
              instance_id=instance.id)
+
+
+def mentioned(session: Session, people: Iterable[User], author: User, instance: Any, text: str, *,
+              task_id: int | None = None) -> None:
+    """Tell the people a comment names (the caller checked that they may see the case)."""
+    excerpt = text if len(text) <= 200 else text[:199] + "…"
+    _add(session, people, "mentioned", f"{author.full_name} mentioned you on “{instance.title}”: {excerpt}",
+         instance_id=instance.id, task_id=task_id)
 
 
 def remind_due_tasks(session: Session) -> int:

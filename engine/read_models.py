@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import audit, forms
+from . import audit, comments, forms
 from . import definitions as defs
 from .access import (
     allowed_case_actions,
@@ -96,6 +96,8 @@ class TaskView:
     can_unclaim: bool
     delegates: list[User] = field(default_factory=list)
     separated: bool = False
+    #: the case's comments and files (empty for a reader who may not see the case)
+    discussion: comments.Discussion | None = None
 
     @property
     def form(self) -> forms.Form:
@@ -135,6 +137,7 @@ def task_view(session: Session, actor: User, task_id: int) -> TaskView:
         delegates=[u for u in delegation_candidates(session, task) if u.id != actor.id]
         if is_open and may_delegate(session, actor, task) else [],
         separated=separated,
+        discussion=comments.discussion(session, actor, instance.id),
     )
 
 
@@ -180,6 +183,8 @@ class InstanceDetail:
     actions: set[str] = field(default_factory=set)
     #: why the case stopped, while it is an incident (the latest ``incident`` event)
     incident: Event | None = None
+    #: the case's comments and files
+    discussion: comments.Discussion | None = None
 
 
 @dataclass
@@ -224,4 +229,5 @@ def instance_detail(session: Session, actor: User, instance_id: int) -> Instance
         actions=allowed_case_actions(session, actor, case.instance),
         incident=next((e for e in reversed(case.events) if e.kind == EventKind.INCIDENT), None)
         if case.instance.status == InstanceStatus.INCIDENT else None,
+        discussion=comments.discussion(session, actor, instance_id, visible=True),
     )

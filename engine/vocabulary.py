@@ -81,6 +81,10 @@ class EventKind(StrEnum):
     EXTERNAL_TASK_COMPLETED = "external_task_completed"
     #: a worker reported that it failed at an external task (with its message and the retries left)
     EXTERNAL_TASK_FAILED = "external_task_failed"
+    #: a comment on a case or one of its tasks, with its text
+    COMMENTED = "commented"
+    #: a file added to a case (a form's file field or directly): its name, type, size and SHA-256
+    ATTACHED = "attached"
 
 
 class Permission(StrEnum):

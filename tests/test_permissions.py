@@ -25,8 +25,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from engine import actions, case_actions, definitions, modeling, users
+from engine import actions, attachments, case_actions, definitions, modeling, users
 from engine.db import HumanTask, ProcessDefinition
+from engine.files import Upload
 from workflows.catalogue import DEMO_PASSWORD, DEMO_USERS
 
 PROCESS = "engineering_drawing_application"
@@ -41,8 +42,9 @@ REASON = {"reason": "Permission matrix"}
 # rep · diego R&D · paula production · fiona finance · dora dealer · owen process owner · alice auditor.
 #
 # Placeholders: {task} the open registration task · {claimed} the same task claimed by Clara · {case} the
-# running case · {suspended} a suspended case · {definition} the process's latest diagram (version 2, so
-# that version 1 has something to migrate to) · {draft} a draft Owen saved · {user} Dora · {role} finance.
+# running case · {attachment} a file Steve added to a running case · {suspended} a suspended case ·
+# {definition} the process's latest diagram (version 2, so that version 1 has something to migrate to) ·
+# {draft} a draft Owen saved · {user} Dora · {role} finance.
 TABLE = """
 method path                            anon grace mark amy rita cathy clara sam steve sara diego paula fiona dora owen alice admin
 GET  /login                            200  200   200  200 200  200   200   200 200   200  200   200   200   200  200  200   200
@@ -76,6 +78,12 @@ GET  /instances/999999                 302  404   404  404 404  404   404   404 
 POST /instances/{case}/cancel          302  403   403  403 403  403   302   403 302   403  403   403   403   403  403  403   302
 POST /instances/{case}/suspend         302  403   403  403 403  403   302   403 403   403  403   403   403   403  403  403   302
 POST /instances/{suspended}/resume     302  403   403  403 403  403   302   403 403   403  403   403   403   403  403  403   302
+POST /instances/{case}/comments        302  403   403  403 403  403   302   403 302   403  403   403   403   403  302  302   302
+POST /instances/999999/comments        302  404   404  404 404  404   404   404 404   404  404   404   404   404  404  404   404
+POST /tasks/{task}/comments            302  403   403  403 403  403   302   403 302   403  403   403   403   403  302  302   302
+POST /instances/{case}/attachments     302  403   403  403 403  403   302   403 302   403  403   403   403   403  302  302   302
+GET  /attachments/{attachment}         302  404   404  404 404  404   200   404 200   404  404   404   404   404  200  200   200
+GET  /attachments/999999               302  404   404  404 404  404   404   404 404   404  404   404   404   404  404  404   404
 GET  /history/{case}                   302  403   403  403 403  403   200   403 200   403  403   403   403   403  200  200   200
 GET  /history/{case}.json              302  403   403  403 403  403   200   403 200   403  403   403   403   403  200  200   200
 GET  /history/999999                   302  404   404  404 404  404   404   404 404   404  404   404   404   404  404  404   404
@@ -141,6 +149,10 @@ BODIES: dict[str, Callable[[str], dict[str, Any]]] = {
     "POST /instances/{case}/cancel": lambda _: {"data": REASON},
     "POST /instances/{case}/suspend": lambda _: {"data": REASON},
     "POST /instances/{suspended}/resume": lambda _: {"data": REASON},
+    "POST /instances/{case}/comments": lambda _: {"data": {"body": "Matrix comment"}},
+    "POST /instances/999999/comments": lambda _: {"data": {"body": "Matrix comment"}},
+    "POST /tasks/{task}/comments": lambda _: {"data": {"body": "Matrix comment"}},
+    "POST /instances/{case}/attachments": lambda _: {"data": {"file": (io.BytesIO(b"%PDF-1.7\n"), "matrix.pdf")}},
     "POST /admin/users/{user}": lambda _: {"data": {"roles": "dealer", "active": "on"}},
     "POST /admin/users/new": lambda username: {"data": {"username": f"matrix_{username or 'anon'}",
                                                         "full_name": "Matrix", "password_mode": "password",
@@ -191,7 +203,7 @@ def _parse(table: str) -> tuple[list[str], list[Row]]:
 COLUMNS, ROWS = _parse(TABLE)
 #: Ids for requests whose answer does not depend on them (redirects to the login page, routing).
 DUMMY = {"process": PROCESS, "task": 1, "claimed": 1, "case": 1, "suspended": 1, "definition": 1, "draft": 1,
-         "user": 1, "role": "finance"}
+         "user": 1, "role": "finance", "attachment": 1}
 
 
 def test_the_table_has_every_demo_user_and_no_duplicate_rows():
@@ -251,6 +263,11 @@ class World:
                     .order_by(ProcessDefinition.version.desc()))
             if "{user}" in path:
                 ids["user"] = self._user(session, "dora").id
+            if "{attachment}" in path:
+                case, _ = self._start(session)
+                ids["attachment"] = attachments.attach_to_case(session, self._user(session, "steve"), case,
+                                                               Upload("matrix.pdf", b"%PDF-1.7\n")).id
+                session.commit()
         ids["draft"] = self.draft
         return ids
 
@@ -265,7 +282,7 @@ def _request(client, row: Row, url: str, username: str):
 def test_route_role_matrix(app, login_as):
     world = World(app)
     clients = {u.username: login_as(u.username) for u in DEMO_USERS}
-    shared = world.ids("{case}{definition}{user}")
+    shared = world.ids("{case}{definition}{user}{attachment}")
     mismatches = []
     for row in sorted(ROWS, key=lambda r: r.key == "POST /logout"):  # logging out last keeps the sessions
         refusals = world.ids(row.path) if row.method == "POST" else shared

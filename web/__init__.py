@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from engine.clock import utcnow
 from engine.db import database_url
 from engine.definitions import known_roles
+from engine.files import Settings as FileSettings
 
 from . import database, errors, security, sso
 from .params import BoundedIntConverter
@@ -58,7 +59,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         DATABASE_URL=None,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        MAX_CONTENT_LENGTH=4 * 1024 * 1024,
+        # a form's files may be as large as configured (DEPTFLOW_ATTACHMENT_MAX_MB), with the rest of the form
+        MAX_CONTENT_LENGTH=max(4 * 1024 * 1024, FileSettings.from_environment().max_bytes + 1024 * 1024),
         WTF_CSRF_TIME_LIMIT=None,
     )
     if config:
@@ -80,7 +82,20 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     sso.init_app(app)  # directory logins: LDAP and OpenID Connect, when configured
 
-    from . import account, admin, api, auth, groups, history, inbox, modeler, notifications, processes, reports
+    from . import (
+        account,
+        admin,
+        api,
+        auth,
+        discussion,
+        groups,
+        history,
+        inbox,
+        modeler,
+        notifications,
+        processes,
+        reports,
+    )
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(sso.bp)
@@ -93,6 +108,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(groups.bp)
     app.register_blueprint(notifications.bp)
     app.register_blueprint(modeler.bp)
+    app.register_blueprint(discussion.bp)
     api.init_app(app)
     app.add_template_filter(_duration, "duration")
     app.add_template_filter(_choice, "choice")

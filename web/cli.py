@@ -370,8 +370,10 @@ def audit() -> None:
               help="checkpoint file(s) from `deptflow audit checkpoint`: each chain must still pass through them")
 @click.argument("more", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 def audit_verify(checkpoint_files: tuple[Path, ...], more: tuple[Path, ...]) -> None:
-    """Walk the hash chains and check the heads' signatures; exit 1 and name the first bad event
-    if anything was changed. ``--checkpoints FILE [FILE...]`` also checks signed checkpoints."""
+    """Walk the hash chains and check the heads' signatures, and every attachment's file against its
+    hash; exit 1 and name the first bad event or the files that were changed. ``--checkpoints FILE
+    [FILE...]`` also checks signed checkpoints."""
+    from engine import attachments
     from engine import audit as audit_log
     from engine.audit_signing import CheckpointError, read_checkpoint
 
@@ -385,9 +387,11 @@ def audit_verify(checkpoint_files: tuple[Path, ...], more: tuple[Path, ...]) -> 
     engine, sessions = _sessions()
     with sessions() as session:
         result = audit_log.verify(session, checkpoints=checkpoints)
+        files = attachments.verify(session)
     engine.dispose()
     click.echo(str(result))
-    if not result.ok:
+    click.echo(str(files))
+    if not (result.ok and files.ok):
         sys.exit(1)
 
 
