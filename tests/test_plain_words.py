@@ -103,6 +103,12 @@ def test_a_refused_number_or_date_stays_visible_with_its_message(login_as, field
     assert f'<small class="field-error" id="{field}-error">{message}</small>' in page
 
 
+def test_a_refused_search_date_stays_visible(login_as):
+    page = login_as("alice").get("/audit?started_from=2026-02-30&started_to=2026-03-01").get_data(as_text=True)
+    assert re.search(r'<input type="text" id="started_from" name="started_from" value="2026-02-30"', page)
+    assert re.search(r'<input type="date" id="started_to" name="started_to" value="2026-03-01"', page)
+
+
 def test_a_valid_number_keeps_its_number_input(login_as):
     page = login_as("steve").post(f"/processes/{DRAWING}/start",
                                   data={**DRAWINGS, "title": "", "quantity": "40"}).get_data(as_text=True)
