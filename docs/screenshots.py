@@ -1,4 +1,5 @@
-"""Take docs/inbox.png: the marketing manager's inbox with a few cases in it.
+"""Take docs/inbox.png and docs/inbox-phone.png: the marketing manager's inbox with a few cases in it, on a
+desktop and on a phone (375 px, an iPhone SE).
 
 Run from the repository root:  .venv/bin/python docs/screenshots.py
 
@@ -6,7 +7,7 @@ It builds a throw-away SQLite database (schema, the process catalogue, the demo 
 moves three cases of different processes to the marketing manager through the engine API,
 serves the app on a free local port and photographs Mark's inbox with headless Chromium
 (DEPTFLOW_CHROMIUM, else `chromium` on PATH, else /usr/bin/chromium). Nothing outside
-docs/inbox.png is written; the database is deleted afterwards.
+the PNGs of docs/ are written; the database is deleted afterwards.
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ from web import create_app  # noqa: E402
 from workflows import setup  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "inbox.png"
+PHONE = ROOT / "docs" / "inbox-phone.png"
 HISTORY = ROOT / "docs" / "history.png"
 MODELER = ROOT / "docs" / "modeler.png"
 WHO = "mark"
 VIEWPORT = {"width": 1280, "height": 800}
+PHONE_VIEWPORT = {"width": 375, "height": 667}
 MAX_BYTES = 300 * 1024
 
 
@@ -58,6 +61,9 @@ def photograph(base_url: str) -> None:
             expect(page.locator("#assigned tr[data-task-id]")).to_have_count(1)
             expect(page.locator("#available tr[data-task-id]")).to_have_count(2)
             page.screenshot(path=str(OUTPUT))
+            page.set_viewport_size(PHONE_VIEWPORT)
+            expect(page.locator("#nav-links")).to_be_hidden()  # folded behind "Menu"
+            page.screenshot(path=str(PHONE), full_page=True)
 
             auditor = browser.new_context(viewport=VIEWPORT, locale="en-GB", timezone_id="UTC").new_page()
             _login(auditor, base_url, "alice")

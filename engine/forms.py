@@ -265,7 +265,7 @@ def _convert(f: FormField, raw: Any) -> Any:
             raise ValueError("Choose one of the listed options.")
         return text
     if len(text) > MAX_TEXT:
-        raise ValueError(f"Keep it under {MAX_TEXT} characters.")
+        raise ValueError(f"Enter at most {MAX_TEXT:,} characters.")
     return str(raw).replace("\r\n", "\n")
 
 
@@ -289,9 +289,9 @@ def _check(f: FormField, value: Any) -> None:
     if f.type == "string":
         shortest, longest = f.int_bound("minlength"), f.int_bound("maxlength")
         if shortest is not None and len(value) < shortest:
-            raise ValueError(f"Enter at least {shortest} characters.")
+            raise ValueError(f"Enter at least {shortest:,} characters.")
         if longest is not None and len(value) > longest:
-            raise ValueError(f"Enter at most {longest} characters.")
+            raise ValueError(f"Enter at most {longest:,} characters.")
         pattern = f.constraints.get("pattern")
         if pattern:
             try:

@@ -182,7 +182,8 @@ def instance_history(session: Session, actor: User, instance_id: int) -> History
     for event in events:
         timeline.append(TimelineEntry(event, event.at - previous if previous else None))
         previous = event.at
-    history = History(instance, instance.definition, timeline, tasks, field_labels(parsed), field_choices(parsed),
+    history = History(instance, instance.definition, timeline, tasks, field_labels(parsed),
+                      field_choices(parsed, instance),
                       chain=audit.verify_case(instance, events, core.of(session).audit_signer))
     workflow = core.of(session).load(instance.state, parsed)
     _trace_path(history, _path_nodes(workflow, persistence.archived_tasks(session, instance_id)), parsed)

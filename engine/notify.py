@@ -147,6 +147,18 @@ def latest(session: Session, user: User, limit: int = 100) -> list[Notification]
                                 .order_by(Notification.id.desc()).limit(limit)))
 
 
+def mark_seen(session: Session, user: User, notes: Iterable[Notification]) -> set[int]:
+    """``user`` has seen ``notes`` (the notifications page shows them): those unread become read.
+
+    :returns: the ids of the ones that were unread, so that the page can still mark them as new
+    """
+    unread = {n.id for n in notes if n.read_at is None and n.user_id == user.id}
+    if unread:
+        session.execute(update(Notification).where(Notification.user_id == user.id, Notification.id.in_(unread),
+                                                   Notification.read_at.is_(None)).values(read_at=utcnow()))
+    return unread
+
+
 def mark_all_read(session: Session, user: User) -> int:
     result = session.execute(update(Notification).where(Notification.user_id == user.id,
                                                         Notification.read_at.is_(None)).values(read_at=utcnow()))

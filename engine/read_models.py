@@ -35,18 +35,24 @@ def field_labels(parsed: ParsedDefinition) -> dict[str, str]:
     """Process variable → the label of the first form field that sets it."""
     labels: dict[str, str] = {}
     if parsed.initiator_variable:
-        labels[parsed.initiator_variable] = "Started by (username)"
+        labels[parsed.initiator_variable] = "Started by"
     for f in _all_fields(parsed):
         labels.setdefault(f.id, f.label)
     return labels
 
 
-def field_choices(parsed: ParsedDefinition) -> dict[str, dict[str, str]]:
-    """Enum variable → option id → option name, to show "Product quality" rather than "quality"."""
+def field_choices(parsed: ParsedDefinition, instance: ProcessInstance | None = None) -> dict[str, dict[str, str]]:
+    """Enum variable → option id → option name, to show "Product quality" rather than "quality".
+
+    :param instance: the case shown; its starter variable (which holds a username) then shows the person's name
+    """
     choices: dict[str, dict[str, str]] = {}
     for f in _all_fields(parsed):
         if f.options:
             choices.setdefault(f.id, {}).update(dict(f.options))
+    starter = instance.started_by if instance is not None else None
+    if parsed.initiator_variable and starter is not None:
+        choices.setdefault(parsed.initiator_variable, {})[starter.username] = starter.full_name
     return choices
 
 
@@ -130,7 +136,7 @@ def task_view(session: Session, actor: User, task_id: int) -> TaskView:
         data=data,
         values=values,
         labels=field_labels(parsed),
-        choices=field_choices(parsed),
+        choices=field_choices(parsed, instance),
         can_complete=is_open and may_act,
         can_claim=is_open and not separated and task.assignee_id is None and is_candidate(actor, task),
         can_unclaim=holds_it,
@@ -222,7 +228,7 @@ def instance_detail(session: Session, actor: User, instance_id: int) -> Instance
         events=case.events,
         tasks=case.tasks,
         labels=field_labels(case.parsed),
-        choices=field_choices(case.parsed),
+        choices=field_choices(case.parsed, case.instance),
         definition_name=case.parsed.name,
         open_tasks=[t for t in case.tasks if t.status == TaskStatus.OPEN],
         viewable_task_ids={t.id for t in case.tasks if may_view_task(actor, t)},

@@ -165,11 +165,26 @@ class RunningInstance:
         source = gateway.task_spec.bpmn_id
         decisions = []
         for child in gateway.children:
-            target = child.task_spec.bpmn_id
+            target = self._branch_target(source, child.task_spec)
             flow, condition = self.definition.flows.get((source, target), (None, None))
             decisions.append(GatewayDecision(source, gateway.task_spec.bpmn_name or source, flow, target,
                                              self.definition.step_name(target), condition or "default"))
         return decisions
+
+    def _branch_target(self, source: str, spec: Any) -> str | None:
+        """The BPMN element a gateway's branch leads to. Before a task with boundary events SpiffWorkflow puts
+        a split of its own, with no BPMN id: look past it (breadth first, a few levels) for the element that a
+        sequence flow from the gateway reaches."""
+        level, found = [spec], None
+        for _ in range(4):
+            for s in level:
+                if s.bpmn_id is not None and (source, s.bpmn_id) in self.definition.flows:
+                    return s.bpmn_id
+                found = found or s.bpmn_id
+            if found:
+                return found
+            level = [out for s in level for out in s.outputs]
+        return None
 
     def save(self, session: Session, open_before: set[str] | None = None, **columns: Any) -> StepResult:
         """Write the state and data back, bring the inbox projection up to date.

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from flask import Flask
@@ -49,6 +50,35 @@ def _choice(value: Any, options: dict[str, Any] | None) -> Any:
         return (options or {}).get(value, value)
     except TypeError:  # unhashable: a list or a nested dict
         return value
+
+
+#: Priorities (``camunda:priority``, 0–100, 50 when a diagram sets none) in words: at least HIGH is "High",
+#: at most LOW "Low", "Normal" between.
+HIGH_PRIORITY, LOW_PRIORITY = 70, 30
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def _priority(value: int | None) -> str:
+    """A task's priority as a word; the number stays in a tooltip (``title``)."""
+    if value is None:
+        return "Normal"
+    return "High" if value >= HIGH_PRIORITY else "Low" if value <= LOW_PRIORITY else "Normal"
+
+
+def _fits_input(value: Any, kind: str) -> bool:
+    """Whether a browser keeps ``value`` in an ``<input type=kind>`` (number, date). Browsers blank what they
+    cannot parse ("nine hundred k", "2026-02-30", even "900,000"), which would hide a refused value: such a
+    field is rendered as text instead."""
+    if value is None or value == "" or (kind == "number" and isinstance(value, (int, float))
+                                        and not isinstance(value, bool)):
+        return True
+    text = str(value)
+    if kind == "number":
+        return _NUMBER.fullmatch(text) is not None
+    try:
+        return len(text) == 10 and date.fromisoformat(text).isoformat() == text
+    except ValueError:
+        return False
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -112,5 +142,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     api.init_app(app)
     app.add_template_filter(_duration, "duration")
     app.add_template_filter(_choice, "choice")
+    app.add_template_filter(_priority, "priority")
+    app.add_template_test(_fits_input, "fitting")
     app.context_processor(lambda: {"now": utcnow(), "role_name": _role_names()})
     return app

@@ -16,8 +16,11 @@ bp = Blueprint("notifications", __name__)
 @bp.route("/notifications")
 @login_required
 def index():
-    """The newest hundred notifications, unread first marked."""
-    return render_template("notifications/index.html", notes=notify.latest(db(), actor()))
+    """The newest hundred notifications; those unread are marked as new on the page and become read."""
+    notes = notify.latest(db(), actor())
+    unread = notify.mark_seen(db(), actor(), notes)
+    db().commit()
+    return render_template("notifications/index.html", notes=notes, unread_ids=unread)
 
 
 @bp.route("/notifications/read", methods=["POST"])
