@@ -389,8 +389,8 @@ def audit_verify(checkpoint_files: tuple[Path, ...], more: tuple[Path, ...]) -> 
         result = audit_log.verify(session, checkpoints=checkpoints)
         files = attachments.verify(session)
     engine.dispose()
-    click.echo(str(result))
-    click.echo(str(files))
+    # a line for each check that failed; when all is intact, both
+    click.echo("\n".join(str(check) for check in (result, files) if not check.ok) or f"{result}\n{files}")
     if not (result.ok and files.ok):
         sys.exit(1)
 
