@@ -227,7 +227,7 @@ def claim(session: Session, actor: User, task_id: int) -> TaskRow:
     _check_open(session, task)
     if task.assignee_id == actor.id:
         return task
-    check_may_work_on(session, actor, task, task.separated_tasks)
+    check_may_work_on(session, actor, task, task.separated_tasks, task.separated_pairs)
     if not assign_task(session, task, actor.id, utcnow()):
         task = read_task(session, task_id)
         _check_open(session, task)
@@ -291,7 +291,7 @@ def complete_task(session: Session, actor: User, task_id: int, values: dict[str,
     """
     task = read_task(session, task_id, with_state=True)
     _check_open(session, task)
-    check_may_work_on(session, actor, task, task.separated_tasks)
+    check_may_work_on(session, actor, task, task.separated_tasks, task.separated_pairs)
     instance = task.instance
     definition = defs.parsed_by_sha(session, instance.definition_id, task.sha256, instance.process_key)
     running = RunningInstance.load(session, instance, task.state or "", definition)

@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING
 
 from SpiffWorkflow.bpmn.serializer.helpers.registry import DefaultRegistry
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import audit, audit_signing, clock, definitions, persistence
+from .db import GroupMapping, Role
 from .expressions import DeptflowScriptEngine
 
 if TYPE_CHECKING:
@@ -51,7 +53,14 @@ class WorkflowEngine:
         """Sessions on ``bind`` that know this engine and seal their audit events at commit."""
         factory = sessionmaker(bind=bind, expire_on_commit=False, info={_INFO_KEY: self})
         audit.attach(factory)
+        event.listen(factory, "after_flush", self._note_role_changes)
         return factory
+
+    def _note_role_changes(self, session: Session, _context: object) -> None:
+        """A role or group mapping written through this engine is seen by the next step at once."""
+        touched = (*session.new, *session.dirty, *session.deleted)
+        if any(isinstance(row, (Role, GroupMapping)) for row in touched):
+            self.definitions.forget_roles()
 
     @staticmethod
     def script_engine() -> DeptflowScriptEngine:

@@ -15,7 +15,9 @@ from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from threading import Lock
+from time import monotonic
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
@@ -543,6 +545,11 @@ def due_at(expression: str | None, start: datetime) -> datetime | None:
     return moment
 
 
+#: How long the busiest steps trust the roles they read; another process's change of roles or group
+#: mappings reaches this one's new tasks within this time.
+ROLES_FRESH_SECONDS = 1.0
+
+
 class DefinitionCache:
     """Parsed definitions by SHA-256 and the roles they were parsed against (bounded; specs are shared,
     read-only). Lanes and candidate groups resolve to roles and through group mappings, so a change of
@@ -552,6 +559,24 @@ class DefinitionCache:
         self._items: OrderedDict[tuple[str, str], dict[str, ParsedDefinition]] = OrderedDict()
         self._size = size
         self._lock = Lock()
+        self._roles: WeakKeyDictionary[Any, tuple[float, Roles]] = WeakKeyDictionary()
+
+    def current_roles(self, bind: Any, load: Callable[[], Roles]) -> Roles:
+        """The roles and group mappings of the database ``bind`` reaches, read at most every
+        :data:`ROLES_FRESH_SECONDS` (the busiest steps would otherwise read them every time); a change
+        made through a session of this engine is seen at once (:meth:`forget_roles`)."""
+        with self._lock:
+            memo = self._roles.get(bind)
+        if memo is not None and monotonic() - memo[0] < ROLES_FRESH_SECONDS:
+            return memo[1]
+        roles = load()
+        with self._lock:
+            self._roles[bind] = (monotonic(), roles)
+        return roles
+
+    def forget_roles(self) -> None:
+        with self._lock:
+            self._roles.clear()
 
     def get(self, sha256: str, roles: dict[str, str], definition: Callable[[], ProcessDefinition],
             process_id: str) -> ParsedDefinition:
@@ -606,8 +631,9 @@ def parsed_by_id(session: Session, definition_id: int) -> ParsedDefinition:
 def parsed_by_sha(session: Session, definition_id: int, sha256: str, process_key: str) -> ParsedDefinition:
     """Like :func:`parsed` for callers that read only the definition's id, digest and process key (the hot
     path; a process's key is its BPMN id)."""
-    return core.of(session).definitions.get(sha256, known_roles(session),
-                                            lambda: session.get(ProcessDefinition, definition_id), process_key)
+    cache = core.of(session).definitions
+    roles = cache.current_roles(session.get_bind(), lambda: known_roles(session))
+    return cache.get(sha256, roles, lambda: session.get(ProcessDefinition, definition_id), process_key)
 
 
 def deploy(

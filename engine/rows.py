@@ -76,6 +76,8 @@ class TaskRow:
     instance: InstanceRow
     sha256: str
     separated_tasks: list[str]
+    #: pairs of the process's tasks that must be done by different people
+    separated_pairs: list[list[str]]
     state: str | None = None
 
 
@@ -86,7 +88,7 @@ _TASK_COLUMNS = (_tasks.c.id, _tasks.c.name, _tasks.c.element_id, _tasks.c.spiff
 def _task_read(state: Any) -> Any:
     return (
         select(*(c.label(f"task_{c.name}") for c in _TASK_COLUMNS), *_INSTANCE_COLUMNS,
-               ProcessDefinition.sha256, Process.separated_tasks, state.label("state"))
+               ProcessDefinition.sha256, Process.separated_tasks, Process.separated_pairs, state.label("state"))
         .join(_instances, _instances.c.id == _tasks.c.instance_id)
         .join(ProcessDefinition, ProcessDefinition.id == _instances.c.definition_id)
         .join(Process, Process.key == _instances.c.process_key)
@@ -118,7 +120,8 @@ def read_task(session: Session, task_id: int, *, with_state: bool = False) -> Ta
     task = {c.name: row[f"task_{c.name}"] for c in _TASK_COLUMNS}
     task["candidate_roles"] = list(task["candidate_roles"] or [])
     return TaskRow(**task, instance=_instance_from(row), sha256=row["sha256"],
-                   separated_tasks=list(row["separated_tasks"] or []), state=row["state"])
+                   separated_tasks=list(row["separated_tasks"] or []),
+                   separated_pairs=list(row["separated_pairs"] or []), state=row["state"])
 
 
 def read_instance(session: Session, instance_id: int) -> InstanceRow:

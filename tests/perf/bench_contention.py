@@ -176,8 +176,9 @@ def verify(url: str, reported: list[int]) -> dict:
     from SpiffWorkflow.util.task import TaskState
     from sqlalchemy import select, text
 
-    from engine import persistence, running
+    from engine import persistence
     from engine.db import ProcessInstance
+    from engine.running import RunningInstance
 
     engine, sessions = sessions_for(url)
     problems: list[str] = []
@@ -217,14 +218,14 @@ def verify(url: str, reported: list[int]) -> dict:
             checked += 1
             if started.get(instance.id) != 1:
                 problems.append(f"instance {instance.id}: {started.get(instance.id, 0)} 'started' events")
-            running = running.RunningInstance.open(s, instance.id)
-            workflow = running.workflow
+            loaded = RunningInstance.open(s, instance.id)
+            workflow = loaded.workflow
             ready = {str(t.id) for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
             if ready != open_by_instance.get(instance.id, set()):
                 problems.append(f"instance {instance.id}: ready user tasks differ from its open task rows")
             done = len(workflow.get_tasks(state=TaskState.COMPLETED, manual=True)) + sum(  # + compacted ones
                 1 for t in persistence.archived_tasks(s, instance.id)
-                if t["state"] == TaskState.COMPLETED and t["bpmn_id"] in running.definition.user_tasks)
+                if t["state"] == TaskState.COMPLETED and t["bpmn_id"] in loaded.definition.user_tasks)
             if done != completed_by_instance[instance.id]:
                 problems.append(f"instance {instance.id}: {done} completed in the workflow, "
                                 f"{completed_by_instance[instance.id]} completed task rows")
