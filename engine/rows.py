@@ -96,8 +96,11 @@ def _task_read(state: Any) -> Any:
     )
 
 
-#: a completion runs the workflow and needs its state; the other actions do not read it (it may be tens of KB)
-_TASK_READ = {True: _task_read(_instances.c.state), False: _task_read(null())}
+#: a completion runs the workflow and needs its state; the other actions do not read it (it may be tens of KB).
+#: Those lock the case's row as they read (PostgreSQL; SQLite locks the whole database when it writes): every
+#: write path takes the case's row before its task rows, so a claim and a completion never deadlock.
+_TASK_READ = {True: _task_read(_instances.c.state),
+              False: _task_read(null()).with_for_update(of=_instances)}
 _INSTANCE_READ = select(*_INSTANCE_COLUMNS).where(_instances.c.id == bindparam("instance_id"))
 _INSTANCE_READ_WITH_STATE = select(*_INSTANCE_COLUMNS, _instances.c.state).where(
     _instances.c.id == bindparam("instance_id"))
@@ -220,9 +223,15 @@ def assign_task(session: Session, task: TaskRow, assignee_id: int | None, claime
 _BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, getattr(sqlite3, "SQLITE_BUSY_SNAPSHOT", 517)}
 
 
+#: PostgreSQL's deadlock_detected and serialization_failure: the transaction was rolled back, run it again
+_RETRY_SQLSTATES = {"40P01", "40001"}
+
+
 def is_busy(exc: OperationalError) -> bool:
-    """SQLite's "database is locked": this transaction read a snapshot another writer has since replaced."""
-    return getattr(exc.orig, "sqlite_errorcode", None) in _BUSY
+    """SQLite's "database is locked" (this transaction read a snapshot another writer has since
+    replaced), or PostgreSQL's word that the transaction lost to another one and may simply run again."""
+    return (getattr(exc.orig, "sqlite_errorcode", None) in _BUSY
+            or getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES)
 
 
 def retrying(session: Session, action: Callable[[], T], attempts: int = MAX_ATTEMPTS) -> T:
