@@ -1,0 +1,166 @@
+"""Benchmark — the REST API's start and complete against the raw SpiffWorkflow floor.
+
+Runs ``deptflow serve --workers 1`` on a free port of 127.0.0.1 against a SQLite file. Two
+clients (``http.client``, one keep-alive connection each) authenticate with API tokens (no
+session, no CSRF, no HTML) and post JSON:
+
+* rita: ``POST /api/v1/processes/marketing_plan_approval/start`` (the start form's values);
+* mark: ``POST /api/v1/tasks/<id>/complete`` of ``review_marketing_plan`` (approve).
+
+The time is that of the request until its answer is read. The raw SpiffWorkflow floor of the
+same start and step (``_common.RawSpiff``) is measured in the same run, one raw step beside each
+request, so that other load on the machine hits both alike. Target (issue 17): both ≤ 2×.
+
+    .venv/bin/python tests/perf/bench_api.py
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    PLAN,
+    PROCESS,
+    REVIEW_APPROVE,
+    RawSpiff,
+    emit,
+    log,
+    machine,
+    ratio,
+    server,
+    sessions_for,
+    sqlite_database,
+    summary,
+    temp_dir,
+    typed,
+)
+
+ROUNDS = 150
+WARMUP = 15
+TARGET = 2.0
+
+
+class ApiClient:
+    """One keep-alive connection, a bearer token, JSON in and out."""
+
+    def __init__(self, address: str, token: str):
+        host, port = address.split(":")
+        self.connection = http.client.HTTPConnection(host, int(port), timeout=60)
+        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json",
+                        "Accept": "application/json"}
+
+    def post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        self.connection.request("POST", path, json.dumps(body), self.headers)
+        response = self.connection.getresponse()
+        return response.status, json.loads(response.read() or b"null")
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def _tokens(url: str) -> dict[str, str]:
+    """An API token for rita (starts plans) and mark (reviews them), made as a user makes one."""
+    from engine import api_tokens, users
+
+    engine, sessions = sessions_for(url)
+    with sessions() as session:
+        made = {name: api_tokens.create_token(session, users.user_by_name(session, name), "bench").secret
+                for name in ("rita", "mark")}
+        session.commit()
+    engine.dispose()
+    return made
+
+
+def _open_reviews(url: str) -> list[int]:
+    """The review tasks the starts made (read from the database, untimed)."""
+    from sqlalchemy import select
+
+    from engine.db import HumanTask
+
+    engine, sessions = sessions_for(url)
+    with sessions() as session:
+        ids = list(session.scalars(select(HumanTask.id).where(
+            HumanTask.element_id == "review_marketing_plan", HumanTask.status == "open").order_by(HumanTask.id)))
+    engine.dispose()
+    return ids
+
+
+def main() -> None:
+    began = time.perf_counter()
+    with temp_dir() as tmp:
+        url = sqlite_database(tmp)
+        tokens = _tokens(url)
+        raw = RawSpiff(tmp / "raw.sqlite3")
+        plan, review = typed(PLAN), typed(REVIEW_APPROVE)
+        with server(url, workers=1, threads=8, log_path=tmp / "server.log") as address:
+            rita, mark = ApiClient(address, tokens["rita"]), ApiClient(address, tokens["mark"])
+
+            def start() -> float:
+                t0 = time.perf_counter()
+                status, body = rita.post(f"/api/v1/processes/{PROCESS}/start", {"values": PLAN})
+                seconds = time.perf_counter() - t0
+                if status != 201:
+                    raise RuntimeError(f"start: {status} {body}")
+                return seconds
+
+            def complete(task_id: int) -> float:
+                t0 = time.perf_counter()
+                status, body = mark.post(f"/api/v1/tasks/{task_id}/complete", {"values": REVIEW_APPROVE})
+                seconds = time.perf_counter() - t0
+                if status != 200:
+                    raise RuntimeError(f"complete {task_id}: {status} {body}")
+                return seconds
+
+            def raw_start() -> tuple[float, int]:
+                t0 = time.perf_counter()
+                workflow_id = raw.start(plan)
+                return time.perf_counter() - t0, workflow_id
+
+            log("bench_api: warm-up")
+            for _ in range(WARMUP):
+                start()
+            for task_id in _open_reviews(url):
+                complete(task_id)
+
+            log(f"bench_api: {ROUNDS} starts, then {ROUNDS} review completions, each beside a raw floor step")
+            starts, raw_starts, raw_ids = [], [], []
+            for _ in range(ROUNDS):
+                seconds, workflow_id = raw_start()
+                raw_starts.append(seconds)
+                raw_ids.append(workflow_id)
+                starts.append(start())
+            completes, raw_completes = [], []
+            for task_id, workflow_id in zip(_open_reviews(url), raw_ids, strict=False):
+                t0 = time.perf_counter()
+                raw.complete(workflow_id, review, "review_marketing_plan")
+                raw_completes.append(time.perf_counter() - t0)
+                completes.append(complete(task_id))
+            rita.close()
+            mark.close()
+        raw.close()
+
+    complete_ratio = ratio(statistics.median(completes), statistics.median(raw_completes))
+    start_ratio = ratio(statistics.median(starts), statistics.median(raw_starts))
+    emit({
+        "benchmark": "api_overhead",
+        "server": "deptflow serve --workers 1 --threads 8 (gunicorn), SQLite file",
+        "client": "http.client, keep-alive, bearer token, JSON; sequential",
+        "complete": {"api": summary(completes), "raw_floor": summary(raw_completes), "ratio": complete_ratio,
+                     "target": TARGET, "met": complete_ratio <= TARGET},
+        "start": {"api": summary(starts), "raw_floor": summary(raw_starts), "ratio": start_ratio,
+                  "target": TARGET, "met": start_ratio <= TARGET},
+        "runtime_s": round(time.perf_counter() - began, 1),
+        "machine": machine(),
+    })
+
+
+if __name__ == "__main__":
+    main()
