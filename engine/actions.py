@@ -209,8 +209,7 @@ class CompletedTask:
 
 def _check_open(session: Session, task: TaskRow) -> None:
     if task.status == TaskStatus.COMPLETED:
-        who = session.scalar(select(User.full_name).where(User.id == task.completed_by_id)) or "someone"
-        raise TaskAlreadyCompleted(task.name, who, task.completed_at)
+        raise TaskAlreadyCompleted(task.name, _holder_name(session, task.completed_by_id), task.completed_at)
     if task.status != TaskStatus.OPEN:
         raise TaskNoLongerOpen(f"“{task.name}” is no longer open (it was {task.status}).")
     if task.instance.status != InstanceStatus.RUNNING:
@@ -218,6 +217,7 @@ def _check_open(session: Session, task: TaskRow) -> None:
 
 
 def _holder_name(session: Session, user_id: int | None) -> str:
+    """The full name of whoever holds or did a task, for the messages of a lost race."""
     return session.scalar(select(User.full_name).where(User.id == user_id)) or "someone"
 
 
@@ -316,12 +316,12 @@ def complete_task(session: Session, actor: User, task_id: int, values: dict[str,
         raise CaseChanged  # completed or cancelled meanwhile: the next run reports by whom
     close(session, [task.id])
     audit.record(session, EventKind.COMPLETED, instance=instance, actor=actor, task=task, values=submitted,
-                 changes=_changes(before, instance.data))
+                 changes=data_changes(before, instance.data))
     record_step(session, running, result)
     return CompletedTask(task.id, task.name, instance.id, instance.title, result.created)
 
 
-def _changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
+def data_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
     """Every process variable the step changed: name → [before, after] (``None`` when absent)."""
     keys = sorted(set(before) | set(after))
     return {k: [before.get(k), after.get(k)] for k in keys if before.get(k) != after.get(k)}

@@ -148,7 +148,7 @@ def authenticate(session: Session, secret: str) -> ScopedUser:
         raise refused
     token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(secret)))
     now = utcnow()
-    if token is None or token.revoked_at is not None or token.expires_at <= now or not token.user.active:
+    if token is None or not is_live(token, now) or not token.user.active:
         raise refused
     if token.last_used_at is None or now - token.last_used_at >= USE_RESOLUTION:
         session.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
@@ -156,4 +156,5 @@ def authenticate(session: Session, secret: str) -> ScopedUser:
 
 
 def is_live(token: ApiToken, now: datetime | None = None) -> bool:
+    """Neither revoked nor expired."""
     return token.revoked_at is None and token.expires_at > (now or utcnow())

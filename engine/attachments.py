@@ -80,10 +80,6 @@ def reference(attachment: Attachment) -> dict[str, Any]:
     return {"attachment_id": attachment.id, "name": attachment.filename, "sha256": attachment.sha256}
 
 
-def is_reference(value: Any) -> bool:
-    return isinstance(value, dict) and "attachment_id" in value and "sha256" in value
-
-
 def record(session: Session, actor: User, attachment: Attachment, instance: Any, task: Any = None) -> None:
     """The ``attached`` event: the file's name, type, size and hash go onto the case's chain."""
     audit.record(session, EventKind.ATTACHED, instance=instance, actor=actor, task=task,

@@ -23,7 +23,7 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import audit
-from .actions import _changes, record_step
+from .actions import data_changes, record_step
 from .clock import utcnow
 from .db import ExternalTask, ProcessInstance, User
 from .errors import Conflict, InvalidForm, NotFound, ScriptError, TaskNoLongerOpen
@@ -229,7 +229,7 @@ def complete(session: Session, actor: User, worker_id: str, task_id: int,
     result = running.save(session)
     audit.record(session, EventKind.EXTERNAL_TASK_COMPLETED, instance=instance, actor=actor,
                  element_id=row.element_id, name=row.name, topic=row.topic, worker_id=worker,
-                 external_task_id=row.id, values=values, changes=_changes(before, instance.data))
+                 external_task_id=row.id, values=values, changes=data_changes(before, instance.data))
     record_step(session, running, result)
     return ExternalTaskState(row.id, row.instance_id, row.name, TaskStatus.COMPLETED, worker, None, row.retries_left)
 
