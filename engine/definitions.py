@@ -545,8 +545,8 @@ def due_at(expression: str | None, start: datetime) -> datetime | None:
     return moment
 
 
-#: How long the busiest steps trust the roles they read; another process's change of roles or group
-#: mappings reaches this one's new tasks within this time.
+#: How long a parsed definition's lookup trusts the roles it read; another process's change of roles or
+#: group mappings reaches this one's new tasks and pages within this time.
 ROLES_FRESH_SECONDS = 1.0
 
 
@@ -563,8 +563,8 @@ class DefinitionCache:
 
     def current_roles(self, bind: Any, load: Callable[[], Roles]) -> Roles:
         """The roles and group mappings of the database ``bind`` reaches, read at most every
-        :data:`ROLES_FRESH_SECONDS` (the busiest steps would otherwise read them every time); a change
-        made through a session of this engine is seen at once (:meth:`forget_roles`)."""
+        :data:`ROLES_FRESH_SECONDS` (every step and page would otherwise read them); a change made
+        through a session of this engine is seen at once (:meth:`forget_roles`)."""
         with self._lock:
             memo = self._roles.get(bind)
         if memo is not None and monotonic() - memo[0] < ROLES_FRESH_SECONDS:
@@ -617,8 +617,7 @@ def known_roles(session: Session) -> Roles:
 
 
 def parsed(session: Session, definition: ProcessDefinition) -> ParsedDefinition:
-    return core.of(session).definitions.get(definition.sha256, known_roles(session), lambda: definition,
-                                            definition.bpmn_process_id)
+    return _cached(session, definition.sha256, lambda: definition, definition.bpmn_process_id)
 
 
 def parsed_by_id(session: Session, definition_id: int) -> ParsedDefinition:
@@ -631,9 +630,14 @@ def parsed_by_id(session: Session, definition_id: int) -> ParsedDefinition:
 def parsed_by_sha(session: Session, definition_id: int, sha256: str, process_key: str) -> ParsedDefinition:
     """Like :func:`parsed` for callers that read only the definition's id, digest and process key (the hot
     path; a process's key is its BPMN id)."""
+    return _cached(session, sha256, lambda: session.get(ProcessDefinition, definition_id), process_key)
+
+
+def _cached(session: Session, sha256: str, definition: Callable[[], ProcessDefinition],
+            process_id: str) -> ParsedDefinition:
     cache = core.of(session).definitions
-    roles = cache.current_roles(session.get_bind(), lambda: known_roles(session))
-    return cache.get(sha256, roles, lambda: session.get(ProcessDefinition, definition_id), process_key)
+    return cache.get(sha256, cache.current_roles(session.get_bind(), lambda: known_roles(session)), definition,
+                     process_id)
 
 
 def deploy(
