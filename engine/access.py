@@ -69,6 +69,11 @@ def resolve_assignee(session: Session, expression: str | None, instance: Any) ->
         username = value
     else:
         username = expression.strip()
+    return user_id_of(session, username)
+
+
+def user_id_of(session: Session, username: str) -> int | None:
+    """The id of the active user ``username``, if there is one."""
     return session.scalar(select(User.id).where(User.username == username, User.active.is_(True)))
 
 

@@ -29,11 +29,11 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.orm import Session
 
-from . import audit, core, sandbox
+from . import audit, core, juel, sandbox
 from .clock import utcnow
 from .db import GroupMapping, Process, ProcessDefinition, ProcessSchedule, Role, User
 from .errors import InvalidDefinition, NotFound, Problem, ScriptError
-from .forms import CAMUNDA_NS, Form, parse_form
+from .forms import CAMUNDA_NS, Form, FormField, parse_form
 from .sql import run
 from .vocabulary import EventKind
 
@@ -61,6 +61,14 @@ class UserTaskInfo:
     lane: str | None
     #: a ``bpmn:manualTask``: done outside deptflow, the inbox offers *Done* and no form
     manual: bool = False
+    #: JUEL ``camunda:candidateGroups`` entries (``${approverGroups}``): resolved when the task becomes ready,
+    #: each group through the role keys and group mappings (:func:`engine.inbox.resolve_dynamic`)
+    dynamic_groups: list[str] = field(default_factory=list)
+    #: the form was inferred from the conditions after the task (it has a ``camunda:formKey`` and no
+    #: ``camunda:formData``): values it does not name are refused, never dropped
+    inferred_form: bool = False
+    #: ``camunda:priority`` when it is a JUEL expression (evaluated when the task becomes ready)
+    priority_expression: str | None = None
 
 
 @dataclass
@@ -263,6 +271,7 @@ def _parse_process(parser: CamundaParser | None, root: etree._Element, process: 
         info, task_problems = _user_task_info(node, lanes, roles)
         user_tasks[info.element_id] = info
         problems.extend(task_problems)
+    problems.extend(infer_forms(process, user_tasks))
 
     start_events = [
         s for s in process.iterfind("bpmn:startEvent", NS)
@@ -362,9 +371,10 @@ def unsupported(process: etree._Element) -> list[Problem]:
             else:
                 problems.append(Problem(f"{kind} has no implementation: nothing would ever complete it; make it a "
                                         "script task or a plain task", element_id))
-        elif kind == "userTask" and _camunda(node, "formKey"):
-            problems.append(Problem(f"user task uses an external form (camunda:formKey “{_camunda(node, 'formKey')}”): "
-                                    "deptflow shows generated forms (camunda:formData) only", element_id, "warning"))
+        elif (kind == "userTask" and _camunda(node, "formKey")
+              and node.find("bpmn:extensionElements/camunda:formData", NS) is not None):
+            problems.append(Problem(f"user task names an external form (camunda:formKey “{_camunda(node, 'formKey')}”)"
+                                    ": deptflow shows its camunda:formData fields instead", element_id, "warning"))
         elif kind in ("messageEventDefinition", "receiveTask"):
             owner = node if kind == "receiveTask" else node.getparent()
             owner_kind = etree.QName(owner).localname
@@ -401,7 +411,11 @@ def _user_task_info(
     element_id = node.get("id") or ""
     problems: list[Problem] = []
     groups = node.get(f"{{{CAMUNDA_NS}}}candidateGroups") or ""
-    named = [g.strip() for g in groups.split(",") if g.strip()]
+    named, dynamic = [], []
+    for entry in list_entries(groups):
+        (dynamic if juel.is_expression(entry) else named).append(entry)
+    for expression in dynamic:
+        problems.extend(_juel_problems(expression, element_id, "camunda:candidateGroups"))
     # a group is a role by its key, else through a mapping; one that is neither is reported and left out
     resolved = [g if g in roles else mapped_role(g, roles) for g in named]
     candidate_roles = list(dict.fromkeys(role for role in resolved if role))
@@ -411,25 +425,33 @@ def _user_task_info(
                                     "administrator's Groups page) or add the role", element_id, kind="mapping",
                                     group=group))
     lane = lanes.get(element_id)
-    if not named:
+    if not named and not dynamic:
         role = _role_for_lane(lane, roles)
         if role:
             candidate_roles = [role]
     assignee = node.get(f"{{{CAMUNDA_NS}}}assignee") or None
-    if not candidate_roles and not named and not assignee:
+    for attribute in ("assignee", "candidateUsers", "dueDate", "followUpDate", "priority"):
+        value = _camunda(node, attribute)
+        if value and juel.is_expression(value):
+            problems.extend(_juel_problems(value, element_id, f"camunda:{attribute}"))
+    if _camunda(node, "candidateUsers"):
+        problems.append(Problem(f"camunda:candidateUsers “{_camunda(node, 'candidateUsers')}” is not used: deptflow "
+                                "offers tasks to roles (candidate groups, lanes) or to one assignee", element_id,
+                                "warning"))
+    if not candidate_roles and not named and not dynamic and not assignee:
         where = f"lane “{lane}” is not a known role or mapped group" if lane else "it is in no lane"
         what = "manual task" if etree.QName(node).localname == "manualTask" else "user task"
         problems.append(Problem(f"{what} has no role, so nobody could do it: no candidate groups, no assignee, "
                                 f"and {where}", element_id, kind="mapping" if lane else "", group=lane or ""))
     priority_text = node.get(f"{{{CAMUNDA_NS}}}priority")
     priority = None
-    if priority_text:
+    if priority_text and not juel.is_expression(priority_text):
         try:
             priority = int(priority_text)
         except ValueError:
             problems.append(Problem(f"priority “{priority_text}” is not a whole number", element_id, "warning"))
     due = node.get(f"{{{CAMUNDA_NS}}}dueDate") or None
-    if due and "${" not in due and due_at(due, utcnow()) is None:
+    if due and not juel.is_expression(due) and due_at(due, utcnow()) is None:
         problems.append(Problem(f"due date “{due}” is not an ISO 8601 date or duration", element_id))
     form, form_problems = parse_form(node)
     problems.extend(form_problems)
@@ -444,8 +466,75 @@ def _user_task_info(
         form=form,
         lane=lane,
         manual=etree.QName(node).localname == "manualTask",
+        dynamic_groups=dynamic,
+        priority_expression=priority_text if priority_text and juel.is_expression(priority_text) else None,
     )
     return info, problems
+
+
+def list_entries(text: str) -> list[str]:
+    """The entries of a comma list such as ``camunda:candidateGroups``; a comma inside ``${…}`` does not split."""
+    entries, current, depth = [], [], 0
+    for i, char in enumerate(text):
+        if char in "{" and i and text[i - 1] in "$#":
+            depth += 1
+        elif char == "}" and depth:
+            depth -= 1
+        if char == "," and not depth:
+            entries.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    entries.append("".join(current))
+    return [e.strip() for e in entries if e.strip()]
+
+
+def _juel_problems(expression: str, element_id: str, where: str) -> list[Problem]:
+    """A JUEL expression deptflow cannot evaluate is a deploy error naming the element and the expression."""
+    try:
+        juel.check(expression)
+    except juel.JuelError as exc:
+        return [Problem(f"{where}: {exc}", element_id)]
+    return []
+
+
+def infer_forms(process: etree._Element, user_tasks: dict[str, UserTaskInfo]) -> list[Problem]:
+    """A user task with a ``camunda:formKey`` (an embedded or external form deptflow cannot show) and no
+    ``camunda:formData`` gets a form built from the variables the JUEL conditions after it read: on its own
+    outgoing flows, or on those of the gateway it leads to. Each field is typed from its use
+    (:func:`engine.juel.variable_types`) and required, so a decision is never taken by an empty field."""
+    problems = []
+    outgoing: dict[str, list[etree._Element]] = {}
+    for flow in process.iterfind(".//bpmn:sequenceFlow", NS):
+        outgoing.setdefault(flow.get("sourceRef") or "", []).append(flow)
+    gateways = {g.get("id") for g in process.iter(f"{{{BPMN_NS}}}exclusiveGateway", f"{{{BPMN_NS}}}inclusiveGateway")}
+    for node in process.iter(f"{{{BPMN_NS}}}userTask"):
+        info = user_tasks.get(node.get("id") or "")
+        if info is None or info.form or not _camunda(node, "formKey"):
+            continue
+        own = outgoing.get(info.element_id, [])
+        flows = own + [after for flow in own if flow.get("targetRef") in gateways
+                       for after in outgoing.get(flow.get("targetRef") or "", [])]
+        types: dict[str, str] = {}
+        for flow in flows:
+            condition = flow.find("bpmn:conditionExpression", NS)
+            text = (condition.text or "").strip() if condition is not None else ""
+            if text and juel.is_expression(text):
+                try:
+                    for name, kind in juel.variable_types(text).items():
+                        types[name] = types.get(name) or kind
+                except juel.JuelError:
+                    continue  # reported on the flow
+        info.form = Form([FormField(id=name, label=name.replace("_", " ").capitalize(), type=kind,
+                                    constraints={"required": None}) for name, kind in types.items()])
+        info.inferred_form = True
+        fields = ", ".join(f"{name} ({kind})" for name, kind in types.items())
+        problems.append(Problem(
+            f"user task uses an external form (camunda:formKey “{_camunda(node, 'formKey')}”): deptflow offers a form "
+            + (f"built from what the conditions after it read: {fields}" if fields else
+               "with no fields (no condition after it reads a variable); add camunda:formData in the modeler for more"),
+            info.element_id, "warning"))
+    return problems
 
 
 def _check_flows(process: etree._Element) -> list[Problem]:
@@ -455,7 +544,9 @@ def _check_flows(process: etree._Element) -> list[Problem]:
     for flow in process.iterfind(".//bpmn:sequenceFlow", NS):
         outgoing.setdefault(flow.get("sourceRef") or "", []).append(flow)
         condition = flow.find("bpmn:conditionExpression", NS)
-        if condition is not None and (condition.text or "").strip():
+        if condition is not None and juel.is_expression(condition.text):
+            problems.extend(_juel_problems(condition.text.strip(), flow.get("id") or "", "condition"))
+        elif condition is not None and (condition.text or "").strip():
             try:
                 sandbox.compile_expression(condition.text)
             except ScriptError as exc:

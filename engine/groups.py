@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import audit
+from . import audit, juel
 from . import definitions as defs
 from . import roles as role_ops
 from .clock import utcnow
@@ -63,9 +63,11 @@ def group_uses(xml: str, process_key: str, source: str) -> list[GroupUse]:
             continue
         for node in process.iter(f"{{{BPMN_NS}}}userTask", f"{{{BPMN_NS}}}manualTask"):
             element_id = node.get("id") or ""
-            named = [g.strip() for g in (node.get(f"{{{CAMUNDA_NS}}}candidateGroups") or "").split(",") if g.strip()]
+            entries = defs.list_entries(node.get(f"{{{CAMUNDA_NS}}}candidateGroups") or "")
+            # a ${…} entry names its groups only when the task runs: they are resolved then (an incident if unmapped)
+            named = [g for g in entries if not juel.is_expression(g)]
             lane = lanes.get(element_id)
-            for group in named or ([lane] if lane else []):
+            for group in named or ([lane] if lane and not entries else []):
                 uses.append(GroupUse(group, process_key, source, element_id, node.get("name") or element_id))
     return uses
 

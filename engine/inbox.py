@@ -16,11 +16,11 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from . import sandbox
-from .access import resolve_assignee
+from . import core, juel, sandbox
+from .access import resolve_assignee, user_id_of
 from .clock import utcnow
 from .db import HumanTask, Process, ProcessDefinition, ProcessInstance, TaskCandidate, User
-from .definitions import ParsedDefinition, due_at
+from .definitions import ParsedDefinition, UserTaskInfo, due_at, known_roles, list_entries, mapped_role
 from .expressions import literal_or_expression
 from .sql import run
 from .vocabulary import TaskStatus
@@ -137,15 +137,112 @@ class _Defaults:
 _DEFAULTS = select(Process.default_due, Process.default_priority).where(Process.key == bindparam("key"))
 
 
+#: Where a ready task keeps what its JUEL attributes gave (saved with the workflow, so a retry resolves again
+#: only a task that failed): candidate roles, assignee, due date, priority
+RESOLVED = "deptflow_resolved"
+#: ``${starter}`` / ``${initiator}``: the person who started the case (deptflow's own names, not JUEL variables)
+_STARTER = ("${starter}", "${initiator}")
+
+
+def _dynamic(info: UserTaskInfo) -> bool:
+    assignee = juel.is_expression(info.assignee) and info.assignee not in _STARTER
+    return bool(info.dynamic_groups or info.priority_expression or juel.is_expression(info.due) or assignee)
+
+
+def resolve_dynamic(session: Session, workflow: BpmnWorkflow, definition: ParsedDefinition) -> list[tuple[Any, str]]:
+    """Evaluate the JUEL ``camunda:candidateGroups``, ``assignee``, ``dueDate`` and ``priority`` of the user tasks
+    that just became ready, over their data, and keep the results with the task (:data:`RESOLVED`).
+
+    A group becomes a role by its key or through a group mapping, as at deploy; one that maps to no role, an
+    expression that fails, or a due date or priority of the wrong kind is returned as (task, message): the
+    caller stops the case as an incident, so the task never waits for nobody.
+    """
+    failures: list[tuple[Any, str]] = []
+    if not any(_dynamic(info) for info in definition.user_tasks.values()):
+        return failures  # the common case: nothing to evaluate, no walk of the task tree
+    roles = None
+    for task in ready_user_tasks(workflow):
+        info = definition.user_tasks.get(task.task_spec.bpmn_id)
+        if info is None or RESOLVED in task.internal_data or not _dynamic(info):
+            continue
+        if roles is None and info.dynamic_groups:
+            roles = core.of(session).definitions.current_roles(session.get_bind(), lambda: known_roles(session))
+        try:
+            task.internal_data[RESOLVED] = _resolve(info, task.data, roles or {})
+        except juel.JuelError as exc:
+            failures.append((task, str(exc)))
+    return failures
+
+
+def _resolve(info: UserTaskInfo, data: dict[str, Any], roles: dict[str, str]) -> dict[str, Any]:
+    resolved: dict[str, Any] = {}
+    if info.dynamic_groups:
+        found = list(info.candidate_roles)
+        for expression in info.dynamic_groups:
+            for group in _groups(juel.evaluate(expression, data), expression):
+                role = group if group in roles else mapped_role(group, roles)
+                if role is None:
+                    raise juel.JuelError(f"candidate group “{group}” (from {expression}) is neither a role nor mapped "
+                                         "to one: map it to a role on the Groups page, then retry the case")
+                found.append(role)
+        if not found and not info.assignee:
+            raise juel.JuelError(f"candidate groups {', '.join(info.dynamic_groups)} name no group: nobody could do "
+                                 "the task")
+        resolved["roles"] = list(dict.fromkeys(found))
+    if juel.is_expression(info.assignee) and info.assignee not in _STARTER:
+        value = juel.evaluate(info.assignee or "", data)
+        if value is not None and not isinstance(value, str):
+            raise juel.JuelError(f"camunda:assignee {info.assignee} gave {juel.describe(value)}, not a username")
+        resolved["assignee"] = value.strip() if value else None
+    if juel.is_expression(info.due):
+        resolved["due"] = _moment(juel.evaluate(info.due or "", data), info.due or "")
+    if info.priority_expression:
+        value = juel.evaluate(info.priority_expression, data)
+        number = value if isinstance(value, int) and not isinstance(value, bool) else None
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 20:
+            number = int(value)
+        if number is None:
+            raise juel.JuelError(f"camunda:priority {info.priority_expression} gave {juel.describe(value)}, "
+                                 "not a whole number")
+        resolved["priority"] = number
+    return resolved
+
+
+def _groups(value: Any, expression: str) -> list[str]:
+    """Group names from what a candidate groups expression gave: a comma list or a list of names."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return list_entries(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [v.strip() for v in value if v.strip()]
+    raise juel.JuelError(f"camunda:candidateGroups {expression} gave {juel.describe(value)}, not group names")
+
+
+def _moment(value: Any, expression: str) -> str | None:
+    """A due date from an expression's value: a date, a date-time, or ISO 8601 text (a date or a duration)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str) and due_at(value, utcnow()) is not None:
+        return due_at(value, utcnow()).isoformat()  # type: ignore[union-attr]
+    raise juel.JuelError(f"camunda:dueDate {expression} gave {juel.describe(value)}, not a date")
+
+
 def _new_row(session: Session, instance: Any, task: Any, definition: ParsedDefinition, now: datetime,
              defaults: _Defaults) -> dict:
     """The inbox row of a newly ready task; the process's defaults fill a due time or priority the diagram
-    does not set."""
+    does not set. JUEL attributes were evaluated by :func:`resolve_dynamic` before the step was saved."""
     element_id = task.task_spec.bpmn_id
     info = definition.user_tasks.get(element_id)
-    assignee_id = resolve_assignee(session, info.assignee, instance) if info else None
-    due = info.due if info else None
-    priority = info.priority if info else None
+    resolved = task.internal_data.get(RESOLVED, {})
+    if "assignee" in resolved:
+        assignee_id = user_id_of(session, resolved["assignee"]) if resolved["assignee"] else None
+    else:
+        assignee_id = resolve_assignee(session, info.assignee, instance) if info else None
+    due = resolved.get("due", info.due if info else None)
+    priority = resolved.get("priority", info.priority if info else None)
     if due is None or priority is None:
         default_due, default_priority = defaults.get()
         due = due or default_due
@@ -156,7 +253,7 @@ def _new_row(session: Session, instance: Any, task: Any, definition: ParsedDefin
         "priority": priority if priority is not None else 50,
         "due_at": _due(due, task.data, now),
         "assignee_id": assignee_id, "claimed_at": now if assignee_id is not None else None,
-        "candidate_roles": list(info.candidate_roles) if info else [],
+        "candidate_roles": list(resolved.get("roles", info.candidate_roles if info else [])),
     }
 
 

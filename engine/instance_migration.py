@@ -23,7 +23,7 @@ from . import definitions as defs
 from .actions import record_step
 from .db import HumanTask, ProcessDefinition, ProcessInstance, User
 from .errors import Conflict
-from .inbox import set_candidates
+from .inbox import RESOLVED, set_candidates
 from .owners import check_owner
 from .process_versions import definition_by_version
 from .running import RunningInstance
@@ -220,10 +220,12 @@ def _refresh_open_tasks(session: Session, instance_id: int, moved: RunningInstan
             continue
         if info.priority is not None:
             row.priority = info.priority
-        if sorted(info.candidate_roles) != sorted(row.candidate_roles):
-            row.candidate_roles = list(info.candidate_roles)
+        # candidate groups from a JUEL expression were resolved when the task became ready (or by the save above)
+        roles = task.internal_data.get(RESOLVED, {}).get("roles", info.candidate_roles)
+        if sorted(roles) != sorted(row.candidate_roles):
+            row.candidate_roles = list(roles)
             set_candidates(session, [row])
-            if row.assignee is not None and not row.assignee.role_keys & set(info.candidate_roles):
+            if row.assignee is not None and not row.assignee.role_keys & set(roles):
                 audit.record(session, EventKind.UNCLAIMED, instance=moved.row, task=row,
                              reason="role changed by migration",
                              former_assignee=row.assignee.username)

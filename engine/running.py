@@ -194,6 +194,7 @@ class RunningInstance:
         :raises CaseChanged: another transaction changed the case since it was read; nothing was written
         """
         row, engine = self.row, core.of(session)
+        self._resolve_tasks(session)
         next_timer_at = self._settle()
         archived = persistence.compact(self.workflow, engine.serializer)
         write_instance(session, row, state=engine.dump(self.workflow), data=row.data, status=row.status,
@@ -204,10 +205,20 @@ class RunningInstance:
 
     def insert(self, session: Session, *, started_at: datetime, business_key: str | None) -> StepResult:
         """Insert a new case with its first state (one INSERT), and its first task rows."""
+        self._resolve_tasks(session)
         self.row.next_timer_at = self._settle()
         insert_instance(session, self.row, state=core.of(session).dump(self.workflow), started_at=started_at,
                         business_key=business_key)
         return self._result(session, set())
+
+    def _resolve_tasks(self, session: Session) -> None:
+        """Evaluate the JUEL attributes of the user tasks that became ready; a task whose candidate groups map
+        to no role (or whose expression fails) is put in error and stops the case as an incident: the retry
+        evaluates it again, after the administrator mapped the group."""
+        for task, message in inbox.resolve_dynamic(session, self.workflow, self.definition):
+            task.error()
+            if self._incident is None:
+                self._stop(Incident(task.task_spec.bpmn_id, _name(task.task_spec), message[:1000]))
 
     def _settle(self) -> datetime | None:
         """Take the data from the workflow, end the case if the workflow ended; the next timer's due time."""
