@@ -300,7 +300,8 @@ def complete_task(session: Session, actor: User, task_id: int, values: dict[str,
         raise CaseChanged  # the case moved on after the task row was read
     open_before = {str(t.id) for t in ready_user_tasks(running.workflow)} - {task.spiff_task_id}
     info = definition.user_tasks.get(task.element_id)
-    submitted = forms.validate(info.form if info else forms.Form(), values, spiff_task.data)
+    submitted = forms.validate(info.form if info else forms.Form(), values, spiff_task.data,
+                               strict=bool(info and info.inferred_form))
     for attachment in attachments.store_form_files(session, actor, submitted, instance_id=instance.id,
                                                    task_id=task.id):
         attachments.record(session, actor, attachment, instance, task)
