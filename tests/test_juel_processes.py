@@ -136,6 +136,21 @@ def test_a_group_that_maps_to_no_role_is_an_incident_until_mapped(session, user,
     assert sorted(_task(session, case.id, "approveInvoice").candidate_roles) == ["finance", "general_manager"]
 
 
+def test_assignee_and_mixed_group_lists_from_expressions(session, user, now):
+    approver = ('<camunda:formField id="approver" label="Approver" type="string" />'
+                '<camunda:formField id="approverGroups"')
+    xml = (XML.replace('<camunda:formField id="approverGroups"', approver)
+           .replace('camunda:candidateGroups="${approverGroups}"',
+                    'camunda:candidateGroups="general_manager, ${approverGroups}" camunda:assignee="${approver}"'))
+    _deploy(session, xml)
+    case = _start(session, user, approver="fiona")
+    approve = _task(session, case.id, "approveInvoice")
+    assert approve.candidate_roles == ["general_manager", "finance"]
+    assert approve.assignee_id == user("fiona").id
+    other = _start(session, user, approver="")  # no username: the task waits in its roles' queue
+    assert _task(session, other.id, "approveInvoice").assignee_id is None
+
+
 def test_groups_page_lists_static_groups_only(session):
     uses = groups.group_uses(CAMUNDA_GROUPS.replace('camunda:candidateGroups="finance"',
                                                     'camunda:candidateGroups="accounting"'), "juel_invoice", "v1")
@@ -151,6 +166,8 @@ def test_groups_page_lists_static_groups_only(session):
      "approveInvoice", "camunda:candidateGroups: expression “${groupsBean.of(amount)}”: the method call"),
     ("${dateTime().plusWeeks(1).toDate()}", "${dateTime().plusFortnights(1).toDate()}", "approveInvoice",
      "camunda:dueDate: expression “${dateTime().plusFortnights(1).toDate()}”: the method call"),
+    ('camunda:priority=', 'camunda:followUpDate="${dateTime().plusDays(1).toDate(}" camunda:priority=',
+     "approveInvoice", "camunda:followUpDate: expression “${dateTime().plusDays(1).toDate(}”: expected a value"),
     ("${amount &gt; 1000 ? 80 : 40}", "${amount &gt; 1000 ? 80}", "approveInvoice",
      "camunda:priority: expression “${amount > 1000 ? 80}”: expected “:” but found the end of the expression"),
 ])
