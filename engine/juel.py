@@ -467,8 +467,8 @@ def variables(text: str) -> list[str]:
 
 
 def variable_types(text: str) -> dict[str, str]:
-    """The variables ``text`` reads, each with the form field type its use suggests: ``boolean`` when it is
-    used as a condition (``${approved}``, ``!approved``, ``a && b``) or compared with ``true``/``false``,
+    """The variables the condition ``text`` reads, each with the form field type its use suggests: ``boolean``
+    when it is used as a condition (``${approved}``, ``!approved``, ``a && b``) or compared with ``true``/``false``,
     ``long``/``double`` when compared with or computed with a number, else ``string``."""
     found: dict[str, str] = {name: "" for name in variables(text)}
 

@@ -187,16 +187,21 @@ def test_python_conditions_keep_working_beside_juel(session, user, now):
     assert session.get(ProcessInstance, case.id).status == "completed"
 
 
-def test_a_condition_on_an_unknown_variable_stops_the_case_naming_it(session, user, now):
+@pytest.mark.parametrize(("condition", "messages"), [
+    ("${!approved &amp;&amp; reviewed}",
+     ["Unknown property used in expression", "cannot resolve identifier “reviewed”"]),
+    ("${approved ? 'no' : 'yes'}", ["[approved_gateway]", "returns the text “yes”, not true or false"]),
+])
+def test_a_condition_that_cannot_decide_stops_the_case_saying_why(session, user, now, condition, messages):
     own_form = ('<bpmn:extensionElements><camunda:formData><camunda:formField id="approved" label="Approved" '
                 'type="boolean" /></camunda:formData></bpmn:extensionElements><bpmn:incoming>to_approve')
-    _deploy(session, XML.replace("${!approved}", "${!approved &amp;&amp; reviewed}")
-            .replace("<bpmn:incoming>to_approve", own_form))
+    _deploy(session, XML.replace("${!approved}", condition).replace("<bpmn:incoming>to_approve", own_form))
     case = _start(session, user)
     actions.complete_task(session, user("fiona"), _task(session, case.id, "approveInvoice").id, {"approved": False})
     session.commit()
+    assert session.get(ProcessInstance, case.id).status == "incident"
     incident = session.scalars(select(Event).where(Event.instance_id == case.id, Event.kind == "incident")).one()
-    assert "Unknown property used in expression" in str(incident.data) and "“reviewed”" in str(incident.data)
+    assert all(message in str(incident.data) for message in messages), incident.data
 
 
 # --- over HTTP -------------------------------------------------------------------------------------------------
