@@ -777,6 +777,15 @@ def parsed_by_sha(session: Session, definition_id: int, sha256: str, process_key
     return _cached(session, sha256, lambda: session.get(ProcessDefinition, definition_id), process_key, bound)
 
 
+def parsed_for_case(session: Session, definition: ProcessDefinition, state: Callable[[], str]) -> ParsedDefinition:
+    """The parsed process a case runs: with the versions of called processes its saved state recorded (read
+    through ``state`` only when the process calls another file's)."""
+    cache = core.of(session).definitions
+    roles = cache.current_roles(session.get_bind(), lambda: known_roles(session))
+    base = cache.get(definition.sha256, roles, lambda: definition, definition.bpmn_process_id)
+    return bind(session, base, core.bound_calls(state())) if base.calls else base
+
+
 def _cached(session: Session, sha256: str, definition: Callable[[], ProcessDefinition],
             process_id: str, bound: dict[str, int] | None = None) -> ParsedDefinition:
     cache = core.of(session).definitions

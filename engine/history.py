@@ -185,9 +185,6 @@ def instance_history(session: Session, actor: User, instance_id: int) -> History
     history = History(instance, instance.definition, timeline, tasks, field_labels(parsed),
                       field_choices(parsed, instance),
                       chain=audit.verify_case(instance, events, core.of(session).audit_signer))
-    bound = core.bound_calls(instance.state)
-    if bound:  # the versions of called processes the case runs, which pages otherwise take as the newest
-        parsed = defs.parsed(session, instance.definition, bound)
     workflow = core.of(session).load(instance.state, parsed)
     _trace_path(history, _path_nodes(workflow, persistence.archived_tasks(session, instance_id)), parsed)
     return history

@@ -6,12 +6,13 @@ Through the engine's functions (deploy, start, inbox, complete) and over HTTP; t
 from __future__ import annotations
 
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 from sqlalchemy import select
 
 from engine import actions, case_actions, definitions, inbox, read_models
-from engine.db import Event, HumanTask, Process
+from engine.db import Event, HumanTask, Process, ProcessDefinition, ProcessInstance
 from engine.errors import InvalidDefinition
 from engine.running import RunningInstance
 from engine.validation import check_file
@@ -33,6 +34,10 @@ def _publish(session, name: str) -> None:
 def _open(session, instance_id: int) -> list[HumanTask]:
     return list(session.scalars(select(HumanTask).where(HumanTask.instance_id == instance_id,
                                                         HumanTask.status == "open").order_by(HumanTask.id)))
+
+
+def _case(session, instance_id: int) -> ProcessInstance:
+    return session.get(ProcessInstance, instance_id, populate_existing=True)
 
 
 def _complete(session, actor, task: HumanTask, values: dict) -> None:
@@ -63,17 +68,15 @@ def test_the_called_process_sees_what_is_mapped_in_and_gives_back_what_is_mapped
     assert task.name == "Check the amount (Check an amount version 1)"
     assert [t.id for t in inbox.inbox(session, user("mark")).available if t.instance_id == case.id] == [task.id]
     assert not [t for t in inbox.inbox(session, user("rita")).available if t.instance_id == case.id]
-    child_data = RunningInstance.open(session, case.id).workflow.get_task_from_id(
-        __import__("uuid").UUID(task.spiff_task_id)).data
+    child_data = RunningInstance.open(session, case.id).workflow.get_task_from_id(UUID(task.spiff_task_id)).data
     assert child_data == {"amount": 700}  # only what camunda:in maps: not the title, not the note
     _complete(session, user("mark"), task, {"checked_by_hand": "true"})
     [read] = _open(session, case.id)
     assert read.element_id == "read_verdict" and read.name == "Read the verdict"
-    session.refresh(case_row := session.get(type(case_instance := read.instance), case.id))
-    assert case_row.data == {"title": "Van", "amount": 700, "secret_note": "do not tell", "verdict": "fine"}
-    assert case_instance.id == case.id
+    assert _case(session, case.id).data == {"title": "Van", "amount": 700,
+                                                          "secret_note": "do not tell", "verdict": "fine"}
     _complete(session, user("steve"), read, {"acknowledged": "true"})
-    assert session.get(type(case_row), case.id).status == "completed"
+    assert _case(session, case.id).status == "completed"
     visible = read_models.visible_case(session, user("steve"), case.id)
     assert "check_amount" in {t.element_id for t in visible.tasks}
     assert visible.parsed.step_name("give_verdict") == "Give the verdict"
@@ -90,10 +93,17 @@ def test_a_running_case_keeps_the_called_version_it_started_with(session, user):
     [old_task], [new_task] = _open(session, old.id), _open(session, new.id)
     assert (old_task.element_id, new_task.element_id) == ("check_amount", "check_amount_twice")
     assert new_task.name == "Check the amount twice (Check an amount version 2)"
+    # the old case's task page still shows the task of the version the case runs
+    view = read_models.task_view(session, user("mark"), old_task.id)
+    assert view.info is not None and view.info.name == "Check the amount" and view.info.called.endswith("version 1")
+    assert "check_amount" in {t.element_id for t in read_models.visible_case(session, user("mark"), old.id).tasks}
+    first = session.scalar(select(ProcessDefinition.id).where(ProcessDefinition.process_key == "child_review",
+                                                              ProcessDefinition.version == 1))
+    assert read_models.visible_case(session, user("steve"), old.id).parsed.bound == {"child_review": first}
     _complete(session, user("mark"), old_task, {"checked_by_hand": "false"})
     _complete(session, user("mark"), new_task, {"checked_by_hand": "false"})
-    assert session.get(type(old_task.instance), old.id).data["verdict"] == "fine"
-    assert session.get(type(new_task.instance), new.id).data["verdict"] == "too much (v2)"
+    assert _case(session, old.id).data["verdict"] == "fine"
+    assert _case(session, new.id).data["verdict"] == "too much (v2)"
 
 
 def test_version_and_version_tag_bindings(session, user):
@@ -113,7 +123,7 @@ def test_version_and_version_tag_bindings(session, user):
     assert (v1_task.element_id, tag_task.element_id) == ("check_amount", "check_amount_twice")
     _complete(session, user("mark"), v1_task, {"checked_by_hand": "true"})
     _complete(session, user("mark"), tag_task, {"checked_by_hand": "true"})
-    v1_case, tag_case = session.get(type(v1_task.instance), bound.id), session.get(type(v1_task.instance), tagged.id)
+    v1_case, tag_case = _case(session, bound.id), _case(session, tagged.id)
     # variables="all" both ways: the called process's variables come back
     assert v1_case.status == tag_case.status == "completed"
     assert (v1_case.data["verdict"], v1_case.data["checked_by_hand"]) == ("fine", True)
@@ -145,7 +155,7 @@ def test_a_parallel_review_has_one_task_per_element_of_the_collection(session, u
                                                               for t in tasks)
     for task, vote in zip(tasks, ["yes", "no", "yes"], strict=True):
         _complete(session, user("mark"), task, {"vote": vote})
-    case = session.get(type(tasks[0].instance), case_id)
+    case = _case(session, case_id)
     assert case.status == "completed" and case.data["reviewed"] == 3
 
 
@@ -156,7 +166,7 @@ def test_a_sequential_review_offers_one_element_after_the_other(session, user):
     [second] = _open(session, case_id)
     assert second.name == "Review: bob"
     _complete(session, user("mark"), second, {"vote": "no"})
-    assert session.get(type(first.instance), case_id).status == "completed"
+    assert _case(session, case_id).status == "completed"
 
 
 def test_a_collection_that_is_not_a_list_stops_the_case_as_an_incident(session, user):
