@@ -780,18 +780,22 @@ def parsed_by_sha(session: Session, definition_id: int, sha256: str, process_key
 def parsed_for_case(session: Session, definition: ProcessDefinition, state: Callable[[], str]) -> ParsedDefinition:
     """The parsed process a case runs: with the versions of called processes its saved state recorded (read
     through ``state`` only when the process calls another file's)."""
-    cache = core.of(session).definitions
-    roles = cache.current_roles(session.get_bind(), lambda: known_roles(session))
-    base = cache.get(definition.sha256, roles, lambda: definition, definition.bpmn_process_id)
+    base = _unbound(session, definition.sha256, lambda: definition, definition.bpmn_process_id)
     return bind(session, base, core.bound_calls(state())) if base.calls else base
 
 
 def _cached(session: Session, sha256: str, definition: Callable[[], ProcessDefinition],
             process_id: str, bound: dict[str, int] | None = None) -> ParsedDefinition:
-    cache = core.of(session).definitions
-    roles = cache.current_roles(session.get_bind(), lambda: known_roles(session))
-    base = cache.get(sha256, roles, definition, process_id)
+    base = _unbound(session, sha256, definition, process_id)
     return bind(session, base, bound) if base.calls else base
+
+
+def _unbound(session: Session, sha256: str, definition: Callable[[], ProcessDefinition],
+             process_id: str) -> ParsedDefinition:
+    """The process as its file defines it, without the processes of other files it calls."""
+    cache = core.of(session).definitions
+    return cache.get(sha256, cache.current_roles(session.get_bind(), lambda: known_roles(session)), definition,
+                     process_id)
 
 
 # --- call activities into other files ------------------------------------------------------------
@@ -833,7 +837,7 @@ def _choose(session: Session, base: ParsedDefinition, bound: dict[str, int]) -> 
                                                      binding.element_id)])
                 row = session.get(ProcessDefinition, found[0])
             chosen[key] = row.id
-            todo.append(_cached(session, row.sha256, lambda row=row: row, row.bpmn_process_id, {}))
+            todo.append(_unbound(session, row.sha256, lambda row=row: row, row.bpmn_process_id))
     return chosen
 
 
@@ -852,7 +856,7 @@ def _compose(session: Session, base: ParsedDefinition, bound: dict[str, int]) ->
             if row is None:
                 raise NotFound(f"There is no process version {bound[key]} (called process “{key}”).")
             used[key] = row.id
-            child = _cached(session, row.sha256, lambda row=row: row, row.bpmn_process_id, {})
+            child = _unbound(session, row.sha256, lambda row=row: row, row.bpmn_process_id)
             specs.setdefault(key, child.spec)
             for name, spec in child.subprocess_specs.items():
                 specs.setdefault(name, spec)

@@ -217,3 +217,32 @@ def test_over_http_a_call_and_a_review(app, login_as):
     assert started.status_code == 302
     page = mark.get("/").get_data(as_text=True)
     assert "Review: ann" in page and "Review: bob" in page
+
+
+def _caller(process_id: str, called: str | None) -> str:
+    """A process that calls ``called`` (of another file) and nothing else; a plain task when ``called`` is None."""
+    step = (f'<bpmn:callActivity id="call_{called}" calledElement="{called}" />' if called
+            else '<bpmn:task id="call_nothing" />')
+    step_id = f"call_{called}" if called else "call_nothing"
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="Defs_{process_id}"
+    targetNamespace="http://bpmn.io/schema/bpmn">
+  <bpmn:process id="{process_id}" isExecutable="true">
+    <bpmn:startEvent id="{process_id}_start" />{step}<bpmn:endEvent id="{process_id}_end" />
+    <bpmn:sequenceFlow id="{process_id}_f1" sourceRef="{process_id}_start" targetRef="{step_id}" />
+    <bpmn:sequenceFlow id="{process_id}_f2" sourceRef="{step_id}" targetRef="{process_id}_end" />
+  </bpmn:process>
+</bpmn:definitions>"""
+
+
+def test_processes_of_two_files_calling_each_other_stop_as_an_incident(session, user):
+    for xml in (_caller("ping", None), _caller("pong", "ping"), _caller("ping", "pong")):
+        for definition in definitions.deploy_file(session, None, xml):
+            session.get(Process, definition.process_key).starter_roles = ["sales_rep"]
+        session.commit()
+    case = actions.start_process(session, user("steve"), "ping", {})
+    session.commit()
+    assert case.status == "incident"
+    [incident] = [e for e in session.scalars(select(Event).where(Event.instance_id == case.id))
+                  if e.kind == "incident"]
+    assert "nested more than 20 deep" in str(incident.data)
