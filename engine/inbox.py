@@ -162,12 +162,13 @@ def _new_row(session: Session, instance: Any, task: Any, definition: ParsedDefin
 
 
 def task_title(task: Any, info: UserTaskInfo | None) -> str:
-    """How the inbox names a task: its BPMN name; one instance of a multi-instance task adds its element
-    (“Review: ann”), a task of a process another file publishes names that process and its version."""
+    """How the inbox names a task: its BPMN name; one instance of a multi-instance task over a collection adds
+    its element (“Review: ann”; a loop over a cardinality does not: its element is a number), a task of a
+    process another file publishes names that process and its version."""
     name = task.task_spec.bpmn_name or task.task_spec.bpmn_id
     loop = getattr(task.parent, "task_spec", None)
     element = getattr(getattr(loop, "input_item", None), "bpmn_id", None)
-    if isinstance(loop, MultiInstanceTask) and element and element in task.data:
+    if isinstance(loop, MultiInstanceTask) and loop.data_input is not None and element and element in task.data:
         name = f"{name}: {task.data[element]}"
     if info is not None and info.called:
         name = f"{name} ({info.called})"
