@@ -293,7 +293,8 @@ def complete_task(session: Session, actor: User, task_id: int, values: dict[str,
     _check_open(session, task)
     check_may_work_on(session, actor, task, task.separated_tasks, task.separated_pairs)
     instance = task.instance
-    definition = defs.parsed_by_sha(session, instance.definition_id, task.sha256, instance.process_key)
+    definition = defs.parsed_by_sha(session, instance.definition_id, task.sha256, instance.process_key,
+                                    core.bound_calls(task.state))
     running = RunningInstance.load(session, instance, task.state or "", definition)
     spiff_task = running.workflow.get_task_from_id(UUID(task.spiff_task_id))
     if spiff_task.state != TaskState.READY:

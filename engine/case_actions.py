@@ -40,10 +40,10 @@ def cancel(session: Session, actor: User, instance_id: int, reason: str) -> Inst
         raise Conflict(f"The case is already {instance.status}.")
     why = _reason(reason)
     engine = core.of(session)
-    definition = defs.parsed_by_id(session, instance.definition_id)
+    definition = defs.parsed_by_id(session, instance.definition_id, core.bound_calls(state))
     workflow = engine.load(state, definition)
     workflow.cancel()
-    write_instance(session, instance, state=engine.dump(workflow), status=InstanceStatus.CANCELLED,
+    write_instance(session, instance, state=engine.dump(workflow, definition.bound), status=InstanceStatus.CANCELLED,
                    ended_at=utcnow(), next_timer_at=None)
     close(session, list(run(session, _CANCEL_OPEN_TASKS, {"case_id": instance.id}).scalars()))
     external_queue.cancel_all(session, instance.id)

@@ -71,17 +71,34 @@ class WorkflowEngine:
     def new_workflow(self, definition: ParsedDefinition) -> BpmnWorkflow:
         return BpmnWorkflow(definition.spec, definition.subprocess_specs, script_engine=self.script_engine())
 
-    def dump(self, workflow: BpmnWorkflow) -> str:
+    def dump(self, workflow: BpmnWorkflow, bound: dict[str, int] | None = None) -> str:
+        """The workflow's state; ``bound``: the versions of other files' processes the case calls
+        (:func:`engine.definitions.bind`), kept with the state so that the case runs them to its end."""
         dct = self.serializer.convert(workflow)
         dct["deptflow_state"] = persistence.STATE_FORMAT
+        if bound:
+            dct[_CALLS_KEY] = bound
         return json.dumps(dct, separators=(",", ":"))
 
     def load(self, state: str, definition: ParsedDefinition) -> BpmnWorkflow:
         dct = json.loads(state)
         dct.pop("deptflow_state", None)
+        dct.pop(_CALLS_KEY, None)
         workflow = self.serializer.restore(dct, spec=definition.spec, subprocess_specs=definition.subprocess_specs)
         workflow.script_engine = self.script_engine()
         return workflow
+
+
+_CALLS_KEY = "deptflow_calls"
+
+
+def bound_calls(state: str | None) -> dict[str, int] | None:
+    """The versions of called processes a case's saved state recorded (None for a case that calls none:
+    the text is only decoded when it names them)."""
+    if not state or f'"{_CALLS_KEY}"' not in state:
+        return None
+    recorded = json.loads(state).get(_CALLS_KEY) or {}
+    return {str(key): int(value) for key, value in recorded.items()} or None
 
 
 def of(session: Session) -> WorkflowEngine:

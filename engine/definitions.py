@@ -12,7 +12,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable
 from copy import deepcopy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from threading import Lock
 from time import monotonic
@@ -24,12 +24,13 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.bpmn.specs.defaults import NoneTask
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 from SpiffWorkflow.camunda.parser import CamundaParser
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.orm import Session
 
-from . import audit, core, juel, sandbox
+from . import audit, call_activity, core, juel, sandbox
 from .clock import utcnow
 from .db import GroupMapping, Process, ProcessDefinition, ProcessSchedule, Role, User
 from .errors import InvalidDefinition, NotFound, Problem, ScriptError
@@ -69,6 +70,29 @@ class UserTaskInfo:
     inferred_form: bool = False
     #: ``camunda:priority`` when it is a JUEL expression (evaluated when the task becomes ready)
     priority_expression: str | None = None
+    #: the task belongs to a process of another file that a call activity runs: “name version N”
+    called: str | None = None
+
+
+@dataclass(frozen=True)
+class CallBinding:
+    """Which published version of another file's process a call activity runs (Camunda 7's
+    ``camunda:calledElementBinding``): ``latest`` (the default: the newest version when the case starts),
+    ``version`` (:attr:`value` is the version number) or ``versionTag`` (the newest version whose process
+    has ``camunda:versionTag`` :attr:`value`). ``deployment`` means the same file and never reaches here."""
+
+    process_id: str
+    mode: str
+    value: str
+    element_id: str
+
+    def describe(self) -> str:
+        return {"version": f" version {self.value}", "versionTag": f" with version tag “{self.value}”"}.get(
+            self.mode, "")
+
+
+#: finds the published version a call binds: its definition id and version, or why there is none
+CallResolver = Callable[[CallBinding], "tuple[int, int] | str"]
 
 
 @dataclass
@@ -91,6 +115,10 @@ class ParsedDefinition:
     boundaries: dict[str, tuple[str, bool]] = field(default_factory=dict)
     #: external service task id → its topic: the case waits there for a worker (:mod:`engine.external_tasks`)
     external_topics: dict[str, str] = field(default_factory=dict)
+    #: processes of other files that call activities run (called process id → how its version is chosen)
+    calls: dict[str, CallBinding] = field(default_factory=dict)
+    #: the published versions bound to :attr:`calls` (process key → definition id; transitively); empty until bound
+    bound: dict[str, int] = field(default_factory=dict)
 
     def step_name(self, element_id: str) -> str:
         return self.element_names.get(element_id) or element_id
@@ -175,24 +203,33 @@ def is_executable(process: etree._Element) -> bool:
     return process.get("isExecutable", "true") == "true"
 
 
-def parse_definition(xml: str | bytes, roles: dict[str, str],
-                     process_id: str | None = None) -> tuple[ParsedDefinition | None, list[Problem]]:
+def parse_definition(xml: str | bytes, roles: dict[str, str], process_id: str | None = None,
+                     resolve: CallResolver | None = None) -> tuple[ParsedDefinition | None, list[Problem]]:
     """Parse ``xml`` and check it can run in deptflow.
 
     :param roles: known role keys → display names (for lanes and candidate groups)
     :param process_id: which executable process of the file; the first one when not given
+    :param resolve: finds the published processes of other files that call activities name (see
+        :func:`parse_definitions`)
     :returns: that process (``None`` when it cannot run) and every problem of the file
     """
-    parsed, problems = parse_definitions(xml, roles)
+    parsed, problems = parse_definitions(xml, roles, resolve)
     wanted = [p for p in parsed if process_id in (None, p.process_id)]
     return (wanted[0] if wanted else None), problems
 
 
-def parse_definitions(xml: str | bytes, roles: dict[str, str]) -> tuple[list[ParsedDefinition], list[Problem]]:
+def parse_definitions(xml: str | bytes, roles: dict[str, str],
+                      resolve: CallResolver | None = None) -> tuple[list[ParsedDefinition], list[Problem]]:
     """Parse every executable process of ``xml``; a pool that is not executable is skipped with a note.
 
     Every problem of the file is reported, each with the id of its element: what deptflow cannot run is
     found on the XML before SpiffWorkflow parses it (SpiffWorkflow stops at its first error).
+
+    A call activity may name a process of another file (:attr:`ParsedDefinition.calls`); the parsed
+    definition leaves it out, :func:`bind` adds the published version a case runs.
+
+    :param resolve: when given (publishing, ``deptflow check``), a called process of another file that it
+        cannot find is an error of the call activity; when not (the cache), calls are not checked
 
     :returns: the processes SpiffWorkflow could parse (problems may still make them unfit to run) and the problems
     """
@@ -206,7 +243,7 @@ def parse_definitions(xml: str | bytes, roles: dict[str, str]) -> tuple[list[Par
                                     "(isExecutable is not true): skipped", process.get("id"), "note"))
     if not executable:
         return [], [Problem("The file has no executable bpmn:process.")] + problems
-    parser: CamundaParser | None = CamundaParser()
+    parser: CamundaParser | None = call_activity.DeptflowParser()
     try:
         parser.add_bpmn_xml(runnable_copy(root), filename=f"{executable[0].get('id')}.bpmn")
     except ValidationException as exc:
@@ -217,7 +254,7 @@ def parse_definitions(xml: str | bytes, roles: dict[str, str]) -> tuple[list[Par
         parser = None
     parsed = []
     for process in executable:
-        result, process_problems = _parse_process(parser, root, process, roles)
+        result, process_problems = _parse_process(parser, root, process, roles, resolve)
         problems.extend(process_problems)
         if result is not None:
             parsed.append(result)
@@ -231,6 +268,11 @@ def runnable_copy(root: etree._Element) -> etree._Element:
     copy = deepcopy(root)
     for node in copy.iter(f"{{{BPMN_NS}}}businessRuleTask"):
         node.tag = f"{{{BPMN_NS}}}task"
+    collection = f"{{{CAMUNDA_NS}}}collection"
+    for node in copy.iter(f"{{{BPMN_NS}}}multiInstanceLoopCharacteristics"):
+        name = call_activity.collection_name(node.get(collection) or "")
+        if name:  # ``${reviewers}``: SpiffWorkflow reads the collection as a variable name
+            node.set(collection, name)
     for name in DOCUMENTATION_ONLY:
         for node in list(copy.iter(f"{{{BPMN_NS}}}{name}")):
             parent = node.getparent()
@@ -240,7 +282,8 @@ def runnable_copy(root: etree._Element) -> etree._Element:
 
 
 def _parse_process(parser: CamundaParser | None, root: etree._Element, process: etree._Element,
-                   roles: dict[str, str]) -> tuple[ParsedDefinition | None, list[Problem]]:
+                   roles: dict[str, str], resolve: CallResolver | None = None
+                   ) -> tuple[ParsedDefinition | None, list[Problem]]:
     process_id = process.get("id") or ""
     problems: list[Problem] = []
     if not KEY_PATTERN.match(process_id):
@@ -251,12 +294,15 @@ def _parse_process(parser: CamundaParser | None, root: etree._Element, process: 
         return None, problems + clashes
     lanes = _lanes_by_node(root)
     problems.extend(unsupported(process))
+    problems.extend(_loop_and_call_problems(process))
 
-    spec, subprocess_specs = None, {}
+    spec, subprocess_specs, calls = None, {}, {}
     if parser is not None:
         try:
             spec = parser.get_spec(process_id)
-            subprocess_specs = parser.get_subprocess_specs(process_id)
+            subprocess_specs = _subprocess_specs(parser, spec)
+            calls, call_problems = _calls(root, {process_id, *subprocess_specs}, resolve)
+            problems.extend(call_problems)
         except ValidationException as exc:
             problems.append(Problem(str(exc).split("\n")[0], getattr(exc, "id", None) or process_id))
             spec = None
@@ -265,9 +311,15 @@ def _parse_process(parser: CamundaParser | None, root: etree._Element, process: 
                                     process_id))
             spec = None
 
-    names = {n.get("id"): n.get("name") or n.get("id") for n in process.iter() if n.get("id")}
+    # the processes of this file that its call activities run are part of this one's steps
+    called_here = [p for p in root.iterfind("bpmn:process", NS) if p.get("id") in subprocess_specs and p is not process]
+    names = {n.get("id"): n.get("name") or n.get("id")
+             for p in (*called_here, process) for n in p.iter() if n.get("id")}
     user_tasks: dict[str, UserTaskInfo] = {}
-    for node in process.iter(f"{{{BPMN_NS}}}userTask", f"{{{BPMN_NS}}}manualTask"):
+    for node in (n for p in (process, *called_here)
+                 for n in p.iter(f"{{{BPMN_NS}}}userTask", f"{{{BPMN_NS}}}manualTask")):
+        if node.get("id") in user_tasks:
+            continue
         info, task_problems = _user_task_info(node, lanes, roles)
         user_tasks[info.element_id] = info
         problems.extend(task_problems)
@@ -299,7 +351,7 @@ def _parse_process(parser: CamundaParser | None, root: etree._Element, process: 
         return None, problems
     pass_through_plain_tasks([spec, *subprocess_specs.values()])
     flows = {}
-    for flow in process.iterfind(".//bpmn:sequenceFlow", NS):
+    for flow in (f for p in (*called_here, process) for f in p.iterfind(".//bpmn:sequenceFlow", NS)):
         condition = flow.find("bpmn:conditionExpression", NS)
         text = (condition.text or "").strip() if condition is not None else None
         flows[(flow.get("sourceRef") or "", flow.get("targetRef") or "")] = (flow.get("id") or "", text or None)
@@ -318,11 +370,90 @@ def _parse_process(parser: CamundaParser | None, root: etree._Element, process: 
         flows=flows,
         boundaries={
             b.get("id") or "": (b.get("attachedToRef") or "", b.get("cancelActivity", "true") != "false")
-            for b in process.iterfind(".//bpmn:boundaryEvent", NS)
+            for p in (*called_here, process) for b in p.iterfind(".//bpmn:boundaryEvent", NS)
         },
         external_topics=external_topics(root),
+        calls=calls,
     )
     return parsed, problems
+
+
+def _subprocess_specs(parser: CamundaParser, spec: BpmnProcessSpec) -> dict[str, Any]:
+    """The specs of the sub-processes and called processes of this file that ``spec`` runs (transitively);
+    a called process of another file is left out (:func:`_calls`)."""
+    found: dict[str, Any] = {}
+    todo = [spec]
+    while todo:
+        for task_spec in todo.pop().task_specs.values():
+            if isinstance(task_spec, SubWorkflowTask) and task_spec.spec not in found:
+                found[task_spec.spec] = parser.get_spec(task_spec.spec, required=False)
+                if found[task_spec.spec] is not None:
+                    todo.append(found[task_spec.spec])
+    return {name: sub for name, sub in found.items() if sub is not None}
+
+
+def _calls(root: etree._Element, runs: set[str], resolve: CallResolver | None
+           ) -> tuple[dict[str, CallBinding], list[Problem]]:
+    """The call activities of the processes ``runs`` (ids) that name a process of another file."""
+    calls: dict[str, CallBinding] = {}
+    problems: list[Problem] = []
+    in_file = {p.get("id") for p in root.iterfind("bpmn:process", NS)}
+    for node in root.iter(f"{{{BPMN_NS}}}callActivity"):
+        called, element_id = (node.get("calledElement") or "").strip(), node.get("id") or ""
+        owner = next((a.get("id") for a in node.iterancestors(f"{{{BPMN_NS}}}process")), None)
+        if not called or called in in_file or owner not in runs:
+            continue
+        mode = _camunda(node, "calledElementBinding") or "latest"
+        value = {"version": _camunda(node, "calledElementVersion"),
+                 "versionTag": _camunda(node, "calledElementVersionTag")}.get(mode) or ""
+        if mode == "deployment":
+            problems.append(Problem(f"call activity calls “{called}” with binding “deployment”, but this file has "
+                                    "no such process: add it to the file or bind the latest version", element_id))
+            continue
+        if mode not in ("latest", "version", "versionTag"):
+            problems.append(Problem(f"call activity binding “{mode}” is not one of latest, deployment, version, "
+                                    "versionTag", element_id))
+            continue
+        if mode == "version" and not value.isdigit():
+            problems.append(Problem(f"call activity binds version “{value}” of “{called}”: not a version number",
+                                    element_id))
+            continue
+        binding = CallBinding(called, mode, value, element_id)
+        other = calls.get(called)
+        if other is not None and (other.mode, other.value) != (mode, value):
+            problems.append(Problem(f"call activities {other.element_id} and {element_id} call “{called}” with "
+                                    "different bindings: bind them alike", element_id))
+            continue
+        calls[called] = binding
+        if resolve is not None:
+            found = resolve(binding)
+            if isinstance(found, str):
+                problems.append(Problem(f"call activity calls “{called}”{binding.describe()}: {found}",
+                                        element_id))
+    return calls, problems
+
+
+def _loop_and_call_problems(process: etree._Element) -> list[Problem]:
+    """Multi-instance loops over a collection need a variable name for it and an element variable; call
+    activities need well-formed mappings."""
+    problems = []
+    for node in process.iter(f"{{{BPMN_NS}}}multiInstanceLoopCharacteristics"):
+        owner = node.getparent()
+        element_id = owner.get("id") if owner is not None else None
+        collection = _camunda(node, "collection")
+        if collection is None:
+            continue
+        if call_activity.collection_name(collection) is None:
+            problems.append(Problem(f"multi-instance collection “{collection}” is not a variable name: compute the "
+                                    "list in a script task before, then name it (${{list}} or list)", element_id))
+        element = _camunda(node, "elementVariable")
+        if not element or not call_activity.NAME.match(element):
+            problems.append(Problem("multi-instance over a collection needs camunda:elementVariable, the variable "
+                                    "each instance sees its element in", element_id))
+    for node in process.iter(f"{{{BPMN_NS}}}callActivity"):
+        for message in call_activity.mapping_problems(node):
+            problems.append(Problem(message, node.get("id")))
+    return problems
 
 
 def pass_through_plain_tasks(specs: list[Any]) -> None:
@@ -381,10 +512,6 @@ def unsupported(process: etree._Element) -> list[Problem]:
             if owner_kind not in ("intermediateThrowEvent", "endEvent"):
                 problems.append(Problem(f"{owner_kind} waits for a message: deptflow cannot deliver messages yet, "
                                         "so nothing would ever continue it", owner.get("id")))
-        elif kind == "multiInstanceLoopCharacteristics" and _camunda(node, "collection"):
-            owner = node.getparent()
-            problems.append(Problem("multi-instance over camunda:collection is not supported yet",
-                                    owner.get("id") if owner is not None else None))
         elif kind == "scriptTask" and (node.get("scriptFormat") or "python").lower() != "python":
             problems.append(Problem(f"script in {node.get('scriptFormat')}: deptflow runs Python scripts; "
                                     "it needs a deptflow equivalent", element_id, kind="mapping"))
@@ -648,6 +775,8 @@ class DefinitionCache:
 
     def __init__(self, size: int = 64):
         self._items: OrderedDict[tuple[str, str], dict[str, ParsedDefinition]] = OrderedDict()
+        #: processes with the versions of other files' processes they call bound (:func:`bind`)
+        self._bound: OrderedDict[tuple[Any, ...], ParsedDefinition] = OrderedDict()
         self._size = size
         self._lock = Lock()
         self._roles: WeakKeyDictionary[Any, tuple[float, Roles]] = WeakKeyDictionary()
@@ -664,6 +793,18 @@ class DefinitionCache:
         with self._lock:
             self._roles[bind] = (monotonic(), roles)
         return roles
+
+    def bound(self, key: tuple[Any, ...], make: Callable[[], ParsedDefinition]) -> ParsedDefinition:
+        """A process with the called versions ``key`` names bound, made by ``make`` on a miss."""
+        with self._lock:
+            cached = self._bound.get(key)
+        if cached is None:
+            cached = make()
+            with self._lock:
+                self._bound[key] = cached
+                while len(self._bound) > self._size:
+                    self._bound.popitem(last=False)
+        return cached
 
     def forget_roles(self) -> None:
         with self._lock:
@@ -707,28 +848,151 @@ def known_roles(session: Session) -> Roles:
     return Roles(names, groups)
 
 
-def parsed(session: Session, definition: ProcessDefinition) -> ParsedDefinition:
-    return _cached(session, definition.sha256, lambda: definition, definition.bpmn_process_id)
+def parsed(session: Session, definition: ProcessDefinition, bound: dict[str, int] | None = None) -> ParsedDefinition:
+    """The parsed process of ``definition``; with the versions of called processes a case bound (``bound``, see
+    :func:`bind`), else with the versions a case starting now would bind."""
+    return _cached(session, definition.sha256, lambda: definition, definition.bpmn_process_id, bound)
 
 
-def parsed_by_id(session: Session, definition_id: int) -> ParsedDefinition:
+def parsed_by_id(session: Session, definition_id: int, bound: dict[str, int] | None = None) -> ParsedDefinition:
     definition = session.get(ProcessDefinition, definition_id)
     if definition is None:
         raise NotFound(f"There is no process version {definition_id}.")
-    return parsed(session, definition)
+    return parsed(session, definition, bound)
 
 
-def parsed_by_sha(session: Session, definition_id: int, sha256: str, process_key: str) -> ParsedDefinition:
+def parsed_by_sha(session: Session, definition_id: int, sha256: str, process_key: str,
+                  bound: dict[str, int] | None = None) -> ParsedDefinition:
     """Like :func:`parsed` for callers that read only the definition's id, digest and process key (the hot
     path; a process's key is its BPMN id)."""
-    return _cached(session, sha256, lambda: session.get(ProcessDefinition, definition_id), process_key)
+    return _cached(session, sha256, lambda: session.get(ProcessDefinition, definition_id), process_key, bound)
+
+
+def parsed_for_case(session: Session, definition: ProcessDefinition, state: Callable[[], str]) -> ParsedDefinition:
+    """The parsed process a case runs: with the versions of called processes its saved state recorded (read
+    through ``state`` only when the process calls another file's)."""
+    base = _unbound(session, definition.sha256, lambda: definition, definition.bpmn_process_id)
+    return bind(session, base, core.bound_calls(state())) if base.calls else base
 
 
 def _cached(session: Session, sha256: str, definition: Callable[[], ProcessDefinition],
-            process_id: str) -> ParsedDefinition:
+            process_id: str, bound: dict[str, int] | None = None) -> ParsedDefinition:
+    base = _unbound(session, sha256, definition, process_id)
+    return bind(session, base, bound) if base.calls else base
+
+
+def _unbound(session: Session, sha256: str, definition: Callable[[], ProcessDefinition],
+             process_id: str) -> ParsedDefinition:
+    """The process as its file defines it, without the processes of other files it calls."""
     cache = core.of(session).definitions
     return cache.get(sha256, cache.current_roles(session.get_bind(), lambda: known_roles(session)), definition,
                      process_id)
+
+
+# --- call activities into other files ------------------------------------------------------------
+
+
+def bind(session: Session, base: ParsedDefinition, bound: dict[str, int] | None = None) -> ParsedDefinition:
+    """``base`` with the published processes its call activities name (and those call, transitively) added:
+    the versions in ``bound`` (what a running case recorded at its start), else the versions the bindings
+    choose now (the newest published, a version number, a version tag).
+
+    The result is cached by the versions it binds: a case keeps running the versions it started with
+    when a called process is published again.
+
+    :raises InvalidDefinition: a called process (version) is not published
+    """
+    cache = core.of(session).definitions
+    if bound:  # a running case: what it recorded (a version it lacks is chosen now and recorded at its save)
+        return cache.bound((base.process_id, id(base.spec), tuple(sorted(bound.items()))),
+                           lambda: _compose(session, base, _choose(session, base, bound)))
+    choice = _choose(session, base, {})
+    return cache.bound((base.process_id, id(base.spec), tuple(sorted(choice.items()))),
+                       lambda: _compose(session, base, choice))
+
+
+def _choose(session: Session, base: ParsedDefinition, bound: dict[str, int]) -> dict[str, int]:
+    """The definition id of every process ``base`` calls, transitively: as ``bound`` says, else as chosen now."""
+    chosen: dict[str, int] = {}
+    todo = [base]
+    while todo:
+        current = todo.pop()
+        for key, binding in current.calls.items():
+            if key in chosen:
+                continue
+            row = session.get(ProcessDefinition, bound[key]) if key in bound else None
+            if row is None:
+                found = resolve_call(session, binding)
+                if isinstance(found, str):
+                    raise InvalidDefinition([Problem(f"call activity calls “{key}”{binding.describe()}: {found}",
+                                                     binding.element_id)])
+                row = session.get(ProcessDefinition, found[0])
+            chosen[key] = row.id
+            todo.append(_unbound(session, row.sha256, lambda row=row: row, row.bpmn_process_id))
+    return chosen
+
+
+def _compose(session: Session, base: ParsedDefinition, bound: dict[str, int]) -> ParsedDefinition:
+    """``base`` with the called processes of ``bound`` merged in: their specs to run, and their user tasks,
+    names and flows for the inbox and the history (a called process's user task names it and its version)."""
+    specs, user_tasks = dict(base.subprocess_specs), {}
+    names, flows, boundaries, topics = {}, {}, {}, {}
+    used: dict[str, int] = {}
+    todo = [base]
+    while todo:
+        for key in todo.pop().calls:
+            if key in used or key not in bound:
+                continue
+            row = session.get(ProcessDefinition, bound[key])
+            if row is None:
+                raise NotFound(f"There is no process version {bound[key]} (called process “{key}”).")
+            used[key] = row.id
+            child = _unbound(session, row.sha256, lambda row=row: row, row.bpmn_process_id)
+            specs.setdefault(key, child.spec)
+            for name, spec in child.subprocess_specs.items():
+                specs.setdefault(name, spec)
+            label = f"{child.name} version {row.version}"
+            for element_id, info in child.user_tasks.items():
+                user_tasks.setdefault(element_id, info if info.called else replace(info, called=label))
+            names.update(child.element_names)
+            flows.update(child.flows)
+            boundaries.update(child.boundaries)
+            topics.update(child.external_topics)
+            todo.append(child)
+    return replace(base, subprocess_specs=specs, user_tasks={**user_tasks, **base.user_tasks},
+                   element_names={**names, **base.element_names}, flows={**flows, **base.flows},
+                   boundaries={**boundaries, **base.boundaries}, external_topics={**topics, **base.external_topics},
+                   bound=used)
+
+
+def resolve_call(session: Session, binding: CallBinding) -> tuple[int, int] | str:
+    """The published version ``binding`` chooses: (definition id, version), or why there is none."""
+    published = (select(ProcessDefinition.id, ProcessDefinition.version)
+                 .where(ProcessDefinition.process_key == binding.process_id, ProcessDefinition.status == "published")
+                 .order_by(ProcessDefinition.version.desc()))
+    if binding.mode == "version":
+        published = published.where(ProcessDefinition.version == int(binding.value))
+    rows = list(session.execute(published))
+    if binding.mode == "versionTag":
+        tagged = [row for row in rows if version_tag(session.get(ProcessDefinition, row.id).xml,
+                                                     binding.process_id) == binding.value]
+        rows = tagged
+    if not rows:
+        return "it is not published: publish it first"
+    return rows[0].id, rows[0].version
+
+
+def version_tag(xml: str, process_id: str) -> str | None:
+    """The ``camunda:versionTag`` of process ``process_id`` in ``xml``."""
+    for process in parse_xml(xml).iterfind("bpmn:process", NS):
+        if process.get("id") == process_id:
+            return _camunda(process, "versionTag")
+    return None
+
+
+def published_resolver(session: Session) -> CallResolver:
+    """Finds called processes among the published ones (publishing checks calls with it)."""
+    return lambda binding: resolve_call(session, binding)
 
 
 def deploy(
@@ -762,7 +1026,7 @@ def deploy_file(
     :raises InvalidDefinition: listing every error of the file with its element id
     """
     text = xml.decode("utf-8") if isinstance(xml, bytes) else xml
-    results, problems = parse_definitions(text, known_roles(session))
+    results, problems = parse_definitions(text, known_roles(session), published_resolver(session))
     errors = [p for p in problems if p.severity == "error"]
     if not results or errors:
         raise InvalidDefinition(errors or problems)

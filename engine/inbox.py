@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Select, bindparam, delete, func, insert, select, update
@@ -249,12 +250,26 @@ def _new_row(session: Session, instance: Any, task: Any, definition: ParsedDefin
         priority = priority if priority is not None else default_priority
     return {
         "instance_id": instance.id, "spiff_task_id": str(task.id), "element_id": element_id,
-        "name": task.task_spec.bpmn_name or element_id, "created_at": now, "status": TaskStatus.OPEN,
+        "name": task_title(task, info), "created_at": now, "status": TaskStatus.OPEN,
         "priority": priority if priority is not None else 50,
         "due_at": _due(due, task.data, now),
         "assignee_id": assignee_id, "claimed_at": now if assignee_id is not None else None,
         "candidate_roles": list(resolved.get("roles", info.candidate_roles if info else [])),
     }
+
+
+def task_title(task: Any, info: UserTaskInfo | None) -> str:
+    """How the inbox names a task: its BPMN name; one instance of a multi-instance task over a collection adds
+    its element (“Review: ann”; a loop over a cardinality does not: its element is a number), a task of a
+    process another file publishes names that process and its version."""
+    name = task.task_spec.bpmn_name or task.task_spec.bpmn_id
+    loop = getattr(task.parent, "task_spec", None)
+    element = getattr(getattr(loop, "input_item", None), "bpmn_id", None)
+    if isinstance(loop, MultiInstanceTask) and loop.data_input is not None and element and element in task.data:
+        name = f"{name}: {task.data[element]}"
+    if info is not None and info.called:
+        name = f"{name} ({info.called})"
+    return name[:200]
 
 
 def _cancel(session: Session, instance: Any, spiff_ids: set[str]) -> list[ClosedTask]:

@@ -21,6 +21,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from .call_activity import MappedCallActivity, MappedCallActivityConverter
 from .clock import utcnow
 from .db import TaskArchive
 
@@ -50,6 +51,7 @@ def make_registry() -> DefaultRegistry:
     """SpiffWorkflow's Camunda serializer registry, writing workflows without their spec."""
     config = dict(CAMUNDA_CONFIG)
     config[BpmnWorkflow] = StateOnlyWorkflowConverter
+    config[MappedCallActivity] = MappedCallActivityConverter
     return BpmnWorkflowSerializer.configure(config)
 
 

@@ -117,7 +117,7 @@ def task_view(session: Session, actor: User, task_id: int) -> TaskView:
     if not (may_view_task(actor, task) or manages(session, actor, task)):
         raise NotAllowed("This task belongs to another role.")
     instance = task.instance
-    parsed = defs.parsed(session, instance.definition)
+    parsed = defs.parsed_for_case(session, instance.definition, lambda: instance.state)
     info = parsed.user_tasks.get(task.element_id)
     data = dict(instance.data or {})
     if task.status == TaskStatus.COMPLETED and task.submitted:
@@ -217,7 +217,8 @@ def visible_case(session: Session, actor: User, instance_id: int) -> VisibleCase
     events = audit.events_of(session, instance_id)
     if not may_view_case(actor, instance, tasks, events):
         raise NotAllowed("You took no part in this case.")
-    return VisibleCase(instance, tasks, events, defs.parsed(session, instance.definition))
+    return VisibleCase(instance, tasks, events,
+                       defs.parsed_for_case(session, instance.definition, lambda: instance.state))
 
 
 def instance_detail(session: Session, actor: User, instance_id: int) -> InstanceDetail:

@@ -110,7 +110,7 @@ class RunningInstance:
         :raises NotFound: no such case
         """
         row, state = read_instance_state(session, instance_id)
-        return cls.load(session, row, state, defs.parsed_by_id(session, row.definition_id))
+        return cls.load(session, row, state, defs.parsed_by_id(session, row.definition_id, core.bound_calls(state)))
 
     def run(self) -> None:
         """Run automatic steps until the case waits for people or timers, ends, or stops as an incident
@@ -197,8 +197,8 @@ class RunningInstance:
         self._resolve_tasks(session)
         next_timer_at = self._settle()
         archived = persistence.compact(self.workflow, engine.serializer)
-        write_instance(session, row, state=engine.dump(self.workflow), data=row.data, status=row.status,
-                       ended_at=row.ended_at, next_timer_at=next_timer_at, **columns)
+        write_instance(session, row, state=engine.dump(self.workflow, self.definition.bound), data=row.data,
+                       status=row.status, ended_at=row.ended_at, next_timer_at=next_timer_at, **columns)
         if archived is not None:  # after the guarded write: a stale case writes nothing
             persistence.archive(session, row.id, archived)
         return self._result(session, open_before)
@@ -207,7 +207,8 @@ class RunningInstance:
         """Insert a new case with its first state (one INSERT), and its first task rows."""
         self._resolve_tasks(session)
         self.row.next_timer_at = self._settle()
-        insert_instance(session, self.row, state=core.of(session).dump(self.workflow), started_at=started_at,
+        insert_instance(session, self.row, state=core.of(session).dump(self.workflow, self.definition.bound),
+                        started_at=started_at,
                         business_key=business_key)
         return self._result(session, set())
 

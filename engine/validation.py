@@ -87,11 +87,14 @@ def validate(session: Session, xml: str | bytes) -> ValidationReport:
 
     :returns: the report; problems carry the id of the element they concern where there is one
     """
-    return report(xml, defs.known_roles(session))
+    return report(xml, defs.known_roles(session), defs.published_resolver(session))
 
 
-def report(xml: str | bytes, roles: dict[str, str]) -> ValidationReport:
-    """:func:`validate` against ``roles`` (key → display name) instead of a database's."""
+def report(xml: str | bytes, roles: dict[str, str], resolve: defs.CallResolver | None = None) -> ValidationReport:
+    """:func:`validate` against ``roles`` (key → display name) instead of a database's.
+
+    :param resolve: finds the processes of other files that call activities name; ``None``: calls are not checked
+    """
     try:
         root = defs.parse_xml(xml)
     except InvalidDefinition as exc:
@@ -99,7 +102,7 @@ def report(xml: str | bytes, roles: dict[str, str]) -> ValidationReport:
     process = _executable_process(root)
     process_id = process.get("id") if process is not None else None
     name = (process.get("name") or process_id) if process is not None else None
-    _parsed, problems = defs.parse_definitions(xml, roles)
+    _parsed, problems = defs.parse_definitions(xml, roles, resolve)
     for executable in root.iterfind("bpmn:process", NS):
         if defs.is_executable(executable):
             problems = problems + lint(executable) + sandbox_warnings(executable)
@@ -130,10 +133,11 @@ class FileCheck:
         return [p for p in self.report.errors if p.kind != "mapping"]
 
 
-def check_file(xml: str | bytes, roles: dict[str, str]) -> FileCheck:
+def check_file(xml: str | bytes, roles: dict[str, str], resolve: defs.CallResolver | None = None) -> FileCheck:
     """Check one file without deploying it; never raises, whatever the file holds.
 
     :param roles: the roles that lanes and candidate groups must name (key → display name)
+    :param resolve: finds called processes of other files (:func:`files_resolver`); by default none is found
     """
     try:
         root = defs.parse_xml(xml)
@@ -143,7 +147,7 @@ def check_file(xml: str | bytes, roles: dict[str, str]) -> FileCheck:
         return FileCheck("not BPMN", [], ValidationReport(None, None, [
             Problem("The file is not a BPMN 2.0 diagram (no bpmn:definitions root).")]))
     try:
-        result = report(xml, roles)
+        result = report(xml, roles, resolve or files_resolver({}))
     except Exception as exc:  # noqa: BLE001 - a check names what failed, it never shows a traceback
         return FileCheck("cannot deploy", [], ValidationReport(None, None, [
             Problem(f"deptflow could not check the file: {type(exc).__name__}: {exc}")]))
@@ -151,6 +155,32 @@ def check_file(xml: str | bytes, roles: dict[str, str]) -> FileCheck:
                  for p in root.iterfind("bpmn:process", NS) if defs.is_executable(p)]
     verdict = "deploys" if processes and result.ok else "cannot deploy"
     return FileCheck(verdict, processes, result)
+
+
+def files_resolver(files: dict[str, bytes], fallback: defs.CallResolver | None = None) -> defs.CallResolver:
+    """Finds a called process among the executable processes of ``files`` (name → content: those checked
+    together), else through ``fallback`` (the published ones of a database). A process found in a file
+    counts as found for any binding but a version tag it does not have: its version is known only once
+    it is published."""
+    tags: dict[str, set[str | None]] = {}
+    for content in files.values():
+        try:
+            root = defs.parse_xml(content)
+        except InvalidDefinition:
+            continue
+        for process in root.iterfind("bpmn:process", NS):
+            if defs.is_executable(process):
+                tags.setdefault(process.get("id") or "", set()).add(process.get(f"{{{defs.CAMUNDA_NS}}}versionTag"))
+
+    def resolve(binding: defs.CallBinding) -> tuple[int, int] | str:
+        found = tags.get(binding.process_id)
+        if found is not None and (binding.mode != "versionTag" or binding.value in found):
+            return 0, 0
+        if fallback is not None:
+            return fallback(binding)
+        return "it is not published: publish it first"
+
+    return resolve
 
 
 def lint(process: etree._Element) -> list[Problem]:

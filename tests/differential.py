@@ -17,17 +17,19 @@ data, the next timer, the completed path and the outcome must agree; any differe
 from __future__ import annotations
 
 import json
+import os
 import random
+import re
+import secrets
 import string
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 from hypothesis import strategies as st
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
-from SpiffWorkflow.camunda.parser import CamundaParser
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
@@ -35,14 +37,19 @@ from sqlalchemy.orm import sessionmaker
 
 from engine import actions, definitions, forms, persistence, rows, running, timers, users, worker
 from engine.access import check_may_work_on
+from engine.call_activity import DeptflowParser
 from engine.core import WorkflowEngine
 from engine.db import HumanTask, Process, ProcessInstance, User
-from engine.errors import NotAllowed, ScriptError
+from engine.errors import InvalidDefinition, NotAllowed, ScriptError
 from engine.inbox import ready_user_tasks
 from engine.vocabulary import InstanceStatus, TaskStatus
 from workflows.catalogue import BPMN_DIR, DEMO_USERS, PROCESSES, ROLES
 
 DATA = Path(__file__).parent / "data"
+#: ``shared/corpus`` beside the clone (as in CI); DEPTFLOW_CORPUS points elsewhere (a git worktree one level deeper)
+CORPUS = Path(os.environ.get("DEPTFLOW_CORPUS") or Path(__file__).resolve().parents[2] / "shared" / "corpus")
+#: a ``camunda:assignee`` that names a person (not an expression)
+ASSIGNEE = re.compile(r'camunda:assignee="([^"$#{}]+)"')
 #: The starters of diagrams from tests/data (the catalogue names those of bpmn/).
 TEST_STARTER_ROLES = ["sales_rep"]
 TIMER = "timer"
@@ -65,36 +72,89 @@ class Diagram:
     shipped: bool
     refused: str | None = None
     start_timer: bool = False
+    #: processes of other files its call activities run: (process id, binding, version tag wanted)
+    calls: tuple[tuple[str, str, str], ...] = ()
+    #: the diagrams that publish them (transitively, callees first): deployed before it, parsed with it raw
+    needs: tuple[Diagram, ...] = ()
+    #: the BPMN id of its executable process and its ``camunda:versionTag``
+    version_tag: str | None = None
 
     @property
     def name(self) -> str:
         return self.file.removesuffix(".bpmn")
 
+    @property
+    def from_corpus(self) -> bool:
+        """A model brought from outside: it may have tasks nobody can do (the walk ends where only those are
+        left) and name its people (they are created as users without roles)."""
+        return self.file.startswith("corpus/")
 
-def _diagram(path: Path, shipped: bool) -> Diagram:
+
+def _diagram(path: Path, shipped: bool, label: str | None = None) -> Diagram:
     xml = path.read_text(encoding="utf-8")
-    parsed, problems = definitions.parse_definition(xml, {r.key: r.name for r in ROLES})
+    try:
+        parsed, problems = definitions.parse_definition(xml, {r.key: r.name for r in ROLES})
+    except InvalidDefinition as exc:  # not XML, too large: a corpus file may be anything
+        parsed, problems = None, list(exc.problems)
     errors = [p for p in problems if p.severity == "error"]
-    label = f"{'bpmn' if shipped else 'tests/data'}/{path.name}"
+    label = label or f"{'bpmn' if shipped else 'tests/data'}/{path.name}"
     if parsed is None or errors:
         reason = "; ".join(str(p) for p in (errors or problems))
         return Diagram(label, xml, parsed.process_id if parsed else "?", shipped, refused=reason)
-    return Diagram(label, xml, parsed.process_id, shipped, start_timer=parsed.start_timer is not None)
+    calls = tuple((b.process_id, b.mode, b.value) for b in parsed.calls.values())
+    return Diagram(label, xml, parsed.process_id, shipped, start_timer=parsed.start_timer is not None, calls=calls,
+                   version_tag=definitions.version_tag(xml, parsed.process_id))
+
+
+def corpus_files() -> list[Path]:
+    """The BPMN files of the shared corpus (none when it is not there: see tests/test_differential.py)."""
+    if not CORPUS.is_dir():
+        return []
+    return sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.name.endswith((".bpmn", ".bpmn20.xml")))
 
 
 def all_diagrams() -> list[Diagram]:
-    """Every shipped diagram, then every diagram of tests/data (those made for this harness included)."""
+    """Every shipped diagram, every diagram of tests/data (those made for this harness included), then every
+    file of the shared corpus that deploys (the others are not collected: ``deptflow check`` says why)."""
     shipped = {p.file for p in PROCESSES}
-    return ([_diagram(BPMN_DIR / name, True) for name in sorted(shipped)]
-            + [_diagram(path, False) for path in sorted(DATA.glob("*.bpmn"))])
+    corpus = [_diagram(path, False, f"corpus/{path.relative_to(CORPUS)}") for path in corpus_files()]
+    diagrams = ([_diagram(BPMN_DIR / name, True) for name in sorted(shipped)]
+                + [_diagram(path, False) for path in sorted(DATA.glob("*.bpmn"))]
+                + [d for d in corpus if not d.refused])
+    return [_with_needs(d, diagrams) for d in diagrams]
+
+
+def _with_needs(diagram: Diagram, diagrams: list[Diagram]) -> Diagram:
+    """``diagram`` with the diagrams that publish the processes it calls; refused when one is missing."""
+    needs: list[Diagram] = []
+    todo, seen = list(diagram.calls), {diagram.process_key}
+    while todo:
+        process_id, mode, value = todo.pop()
+        if process_id in seen:
+            continue
+        seen.add(process_id)
+        provider = next((d for d in diagrams if not d.refused and d.process_key == process_id
+                         and (mode != "versionTag" or d.version_tag == value)), None)
+        if provider is None:
+            return replace(diagram, refused=f"calls {process_id}, which no diagram publishes")
+        needs.insert(0, provider)
+        todo.extend(provider.calls)
+    return replace(diagram, needs=tuple(needs))
 
 
 def deploy(sessions: sessionmaker, diagram: Diagram) -> None:
-    """Deploy a diagram of tests/data (the shipped ones are in the template) and let sales reps start it."""
+    """Deploy a diagram of tests/data or the corpus (the shipped ones are in the template), after the diagrams
+    of the processes it calls, and let sales reps start it."""
     if diagram.shipped:
         return
     with sessions() as session:
+        for needed in diagram.needs:
+            if not needed.shipped:
+                definitions.deploy(session, None, needed.xml)
         definitions.deploy(session, None, diagram.xml)
+        if diagram.from_corpus:  # Camunda's examples assign tasks to its demo users by name
+            for name in sorted(set(ASSIGNEE.findall(diagram.xml))):
+                users.ensure_user(session, name, name, secrets.token_urlsafe(12), [])
         session.flush()
         session.get(Process, diagram.process_key).starter_roles = list(TEST_STARTER_ROLES)
         session.commit()
@@ -239,7 +299,9 @@ class _RawStop(Exception):
 
 
 class RawCase:
-    """The case in a plain ``BpmnWorkflow``: parsed by ``CamundaParser``, never serialized.
+    """The case in a plain ``BpmnWorkflow``: parsed by SpiffWorkflow's ``CamundaParser`` (with deptflow's
+    call activity that honours ``camunda:in``/``camunda:out``), together with the files of the processes
+    it calls, never serialized.
 
     Started as deptflow starts a case (the start form's values in every first task's data, the
     initiator variable, a timer start event told it fired once); it stops where deptflow reports an
@@ -247,9 +309,12 @@ class RawCase:
     activities nested past deptflow's limit.
     """
 
-    def __init__(self, xml: str, process_id: str):
-        parser = CamundaParser()  # fed what deptflow feeds it: the diagram without its documentation-only elements
+    def __init__(self, xml: str, process_id: str, called: tuple[str, ...] = ()):
+        parser = DeptflowParser()  # fed what deptflow feeds it: the diagram without its documentation-only elements
         parser.add_bpmn_xml(definitions.runnable_copy(definitions.parse_xml(xml)), filename=f"{process_id}.bpmn")
+        for number, other in enumerate(called):
+            parser.add_bpmn_xml(definitions.runnable_copy(definitions.parse_xml(other)),
+                                filename=f"called{number}.bpmn")
         self.spec = parser.get_spec(process_id)
         self.subprocess_specs = parser.get_subprocess_specs(process_id)
         # deptflow's one deliberate departure from SpiffWorkflow: a plain bpmn:task passes through (Camunda 7)
@@ -393,12 +458,20 @@ class DeptflowCase:
         """Complete as the first demo user who may; returns the values the form accepted."""
         with self.sessions() as session:
             actor = self._actor(session, task.row_id)
+            if actor is None:
+                row = rows.read_task(session, task.row_id)
+                raise Divergence(f"no demo user may complete {row.element_id} (roles {row.candidate_roles})")
             rows.retrying(session, lambda: actions.complete_task(session, actor, task.row_id, values))
             session.commit()
             return session.scalar(select(HumanTask.submitted).where(HumanTask.id == task.row_id))
 
+    def may_act(self, task: OpenTask) -> bool:
+        with self.sessions() as session:
+            return self._actor(session, task.row_id) is not None
+
     @staticmethod
-    def _actor(session: Any, row_id: int) -> User:
+    def _actor(session: Any, row_id: int) -> User | None:
+        """The first user (by name) who may complete the task, if anyone may."""
         row = rows.read_task(session, row_id)
         for candidate in session.scalars(select(User).where(User.active.is_(True)).order_by(User.username)):
             try:
@@ -406,7 +479,7 @@ class DeptflowCase:
             except NotAllowed:
                 continue
             return candidate
-        raise Divergence(f"no demo user may complete {row.element_id} (roles {row.candidate_roles})")
+        return None
 
     def fire_timers(self) -> None:
         with self.sessions() as session:
@@ -441,7 +514,7 @@ class Walk:
 
     def run(self) -> Walk:
         ours = DeptflowCase(self.sessions, self.diagram)
-        raw = RawCase(self.diagram.xml, self.diagram.process_key)
+        raw = RawCase(self.diagram.xml, self.diagram.process_key, tuple(d.xml for d in self.diagram.needs))
         parsed = ours.parsed()
         starter = self._starter()
         values = self.chooser.values("start", parsed.start_form) if not self.diagram.start_timer else {}
@@ -458,7 +531,8 @@ class Walk:
                 break
             open_tasks = ours.open_tasks()
             options = sorted(range(len(open_tasks)), key=lambda i: open_tasks[i].element_id)
-            choices: list[Any] = [open_tasks[i] for i in options]
+            choices: list[Any] = [open_tasks[i] for i in options
+                                  if not self.diagram.from_corpus or ours.may_act(open_tasks[i])]
             if instance.next_timer_at is not None:
                 choices.append(TIMER)
             if not choices:

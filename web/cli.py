@@ -13,14 +13,17 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from engine import directory, schema
 from engine.core import WorkflowEngine
-from engine.db import database_url, make_engine
+from engine.db import ProcessDefinition, database_url, make_engine
 from engine.errors import InvalidDefinition, InvalidForm
 from workflows import setup
 
@@ -220,13 +223,24 @@ def check(files: tuple[Path, ...]) -> None:
     0 when every file can be deployed, 1 when one cannot, 2 when one is not BPMN (or cannot be read).
     """
     from engine.errors import Problem
-    from engine.validation import FileCheck, ValidationReport, check_file
+    from engine.validation import FileCheck, ValidationReport, check_file, files_resolver
 
-    roles = _check_roles()
+    roles, published = _check_roles()
+    contents: dict[Path, bytes | OSError] = {}
+    for file in files:
+        try:
+            contents[file] = file.read_bytes()
+        except OSError as exc:
+            contents[file] = exc
+    # a call activity may name a process of another file checked together, or one already published
+    resolve = files_resolver({str(f): c for f, c in contents.items() if isinstance(c, bytes)}, published)
     worst, deploys = 0, 0
     for file in files:
         try:
-            result = check_file(file.read_bytes(), roles)
+            content = contents[file]
+            if isinstance(content, OSError):
+                raise content
+            result = check_file(content, roles, resolve)
         except OSError as exc:
             result = FileCheck("not BPMN", [], ValidationReport(None, None, [Problem(f"cannot read: {exc.strerror}")]))
         worst, deploys = max(worst, result.exit_code), deploys + (result.verdict == "deploys")
@@ -242,8 +256,9 @@ def check(files: tuple[Path, ...]) -> None:
     sys.exit(worst)
 
 
-def _check_roles() -> dict[str, str]:
-    """The configured database's roles when it is there at the current schema, else the demo organisation's."""
+def _check_roles() -> tuple[dict[str, str], Callable[[Any], Any] | None]:
+    """The configured database's roles and published processes when it is there at the current schema, else
+    the demo organisation's roles and no published process."""
     from engine import definitions
     from workflows.catalogue import ROLES
 
@@ -252,9 +267,24 @@ def _check_roles() -> dict[str, str]:
         engine, sessions = _sessions()
         with sessions() as session:
             roles = definitions.known_roles(session)
+            published = {}  # called process binding → what the database answered, read while it is open
+            for row in session.scalars(select(ProcessDefinition).where(ProcessDefinition.status == "published")):
+                published.setdefault(row.process_key, []).append(
+                    (row.id, row.version, definitions.version_tag(row.xml, row.bpmn_process_id)))
         engine.dispose()
-        return roles
-    return {role.key: role.name for role in ROLES}
+        return roles, _published_resolver(published)
+    return {role.key: role.name for role in ROLES}, None
+
+
+def _published_resolver(published: dict[str, list[tuple[int, int, str | None]]]) -> Callable[[Any], Any]:
+    """Finds called processes among the published versions read from the database (newest first)."""
+    def resolve(binding: Any) -> tuple[int, int] | str:
+        for definition_id, version, tag in sorted(published.get(binding.process_id, []), key=lambda r: -r[1]):
+            if binding.mode == "latest" or (binding.mode == "version" and str(version) == binding.value) or (
+                    binding.mode == "versionTag" and tag == binding.value):
+                return definition_id, version
+        return "it is not published: publish it first"
+    return resolve
 
 
 @main.command()
