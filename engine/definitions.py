@@ -29,7 +29,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.orm import Session
 
-from . import audit, core, sandbox
+from . import audit, core, decisions, sandbox
 from .clock import utcnow
 from .db import GroupMapping, Process, ProcessDefinition, ProcessSchedule, Role, User
 from .errors import InvalidDefinition, NotFound, Problem, ScriptError
@@ -167,20 +167,22 @@ def is_executable(process: etree._Element) -> bool:
     return process.get("isExecutable", "true") == "true"
 
 
-def parse_definition(xml: str | bytes, roles: dict[str, str],
-                     process_id: str | None = None) -> tuple[ParsedDefinition | None, list[Problem]]:
+def parse_definition(xml: str | bytes, roles: dict[str, str], process_id: str | None = None,
+                     decided: decisions.Decisions | None = None) -> tuple[ParsedDefinition | None, list[Problem]]:
     """Parse ``xml`` and check it can run in deptflow.
 
     :param roles: known role keys → display names (for lanes and candidate groups)
     :param process_id: which executable process of the file; the first one when not given
+    :param decided: the published decisions business rule tasks may call (none: calling one is an error)
     :returns: that process (``None`` when it cannot run) and every problem of the file
     """
-    parsed, problems = parse_definitions(xml, roles)
+    parsed, problems = parse_definitions(xml, roles, decided)
     wanted = [p for p in parsed if process_id in (None, p.process_id)]
     return (wanted[0] if wanted else None), problems
 
 
-def parse_definitions(xml: str | bytes, roles: dict[str, str]) -> tuple[list[ParsedDefinition], list[Problem]]:
+def parse_definitions(xml: str | bytes, roles: dict[str, str],
+                      decided: decisions.Decisions | None = None) -> tuple[list[ParsedDefinition], list[Problem]]:
     """Parse every executable process of ``xml``; a pool that is not executable is skipped with a note.
 
     Every problem of the file is reported, each with the id of its element: what deptflow cannot run is
@@ -198,7 +200,7 @@ def parse_definitions(xml: str | bytes, roles: dict[str, str]) -> tuple[list[Par
                                     "(isExecutable is not true): skipped", process.get("id"), "note"))
     if not executable:
         return [], [Problem("The file has no executable bpmn:process.")] + problems
-    parser: CamundaParser | None = CamundaParser()
+    parser: CamundaParser | None = decisions.DeptflowParser(decided)
     try:
         parser.add_bpmn_xml(runnable_copy(root), filename=f"{executable[0].get('id')}.bpmn")
     except ValidationException as exc:
@@ -210,7 +212,7 @@ def parse_definitions(xml: str | bytes, roles: dict[str, str]) -> tuple[list[Par
     parsed = []
     for process in executable:
         result, process_problems = _parse_process(parser, root, process, roles)
-        problems.extend(process_problems)
+        problems.extend(process_problems + decisions.task_problems(process, decided))
         if result is not None:
             parsed.append(result)
     return parsed, problems
@@ -218,11 +220,12 @@ def parse_definitions(xml: str | bytes, roles: dict[str, str]) -> tuple[list[Par
 
 def runnable_copy(root: etree._Element) -> etree._Element:
     """``root`` without the elements that only document the model (:data:`DOCUMENTATION_ONLY`), and with
-    business rule tasks as plain tasks: deptflow refuses them (:func:`unsupported`), and SpiffWorkflow would
-    stop the whole file at the first one without a decision."""
+    business rule tasks that call no DMN decision as plain tasks: deptflow refuses them (:func:`unsupported`),
+    and SpiffWorkflow would stop the whole file at the first one without a decision."""
     copy = deepcopy(root)
     for node in copy.iter(f"{{{BPMN_NS}}}businessRuleTask"):
-        node.tag = f"{{{BPMN_NS}}}task"
+        if decisions.decision_ref(node) is None or any(_camunda(node, a) for a in DELEGATES):
+            node.tag = f"{{{BPMN_NS}}}task"
     for name in DOCUMENTATION_ONLY:
         for node in list(copy.iter(f"{{{BPMN_NS}}}{name}")):
             parent = node.getparent()
@@ -354,8 +357,7 @@ def unsupported(process: etree._Element) -> list[Problem]:
                     problems.append(Problem("external service task has no camunda:topic: no worker could fetch it",
                                             element_id))
             elif kind == "businessRuleTask" and _camunda(node, "decisionRef"):
-                problems.append(Problem(f"business rule task calls DMN decision “{_camunda(node, 'decisionRef')}”: "
-                                        "deptflow does not run DMN; " + script_task, element_id, kind="mapping"))
+                pass  # a DMN decision: engine.decisions.task_problems checks it is published
             elif node.find(".//camunda:connector", NS) is not None:
                 problems.append(Problem(f"{kind} uses a Camunda connector: " + script_task, element_id,
                                         kind="mapping"))
@@ -556,10 +558,12 @@ class DefinitionCache:
     either parses again. A file is parsed once for all its processes."""
 
     def __init__(self, size: int = 64):
-        self._items: OrderedDict[tuple[str, str], dict[str, ParsedDefinition]] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str, tuple[Any, ...]], dict[str, ParsedDefinition]] = OrderedDict()
         self._size = size
         self._lock = Lock()
         self._roles: WeakKeyDictionary[Any, tuple[float, Roles]] = WeakKeyDictionary()
+        #: file digest → the decisions its business rule tasks call (part of the key: a new version of one parses again)
+        self._decision_refs: dict[str, tuple[tuple[str, int | None], ...]] = {}
 
     def current_roles(self, bind: Any, load: Callable[[], Roles]) -> Roles:
         """The roles and group mappings of the database ``bind`` reaches, read at most every
@@ -579,15 +583,23 @@ class DefinitionCache:
             self._roles.clear()
 
     def get(self, sha256: str, roles: dict[str, str], definition: Callable[[], ProcessDefinition],
-            process_id: str) -> ParsedDefinition:
-        """Process ``process_id`` of the file with this digest; the row (and its XML) is only loaded on a miss."""
-        key = (sha256, _fingerprint(roles))
+            process_id: str, decided: decisions.Decisions | None = None) -> ParsedDefinition:
+        """Process ``process_id`` of the file with this digest; the row (and its XML) is only loaded on a miss.
+        The key holds the versions of the decisions the file calls: publishing one parses the file again."""
+        refs = self._decision_refs.get(sha256)
+        if refs is None:
+            refs = decisions.decision_refs(parse_xml(definition().xml))
+            with self._lock:
+                if len(self._decision_refs) > 64 * self._size:
+                    self._decision_refs.clear()
+                self._decision_refs[sha256] = refs
+        key = (sha256, _fingerprint(roles), decided.identity(refs) if decided is not None and refs else ())
         with self._lock:
             cached = self._items.get(key)
             if cached is not None:
                 self._items.move_to_end(key)
         if cached is None:
-            parsed, problems = parse_definitions(definition().xml, roles)
+            parsed, problems = parse_definitions(definition().xml, roles, decided)
             cached = {p.process_id: p for p in parsed}
             with self._lock:
                 self._items[key] = cached
@@ -637,7 +649,7 @@ def _cached(session: Session, sha256: str, definition: Callable[[], ProcessDefin
             process_id: str) -> ParsedDefinition:
     cache = core.of(session).definitions
     return cache.get(sha256, cache.current_roles(session.get_bind(), lambda: known_roles(session)), definition,
-                     process_id)
+                     process_id, decisions.source(session))
 
 
 def deploy(
@@ -671,7 +683,7 @@ def deploy_file(
     :raises InvalidDefinition: listing every error of the file with its element id
     """
     text = xml.decode("utf-8") if isinstance(xml, bytes) else xml
-    results, problems = parse_definitions(text, known_roles(session))
+    results, problems = parse_definitions(text, known_roles(session), decisions.source(session))
     errors = [p for p in problems if p.severity == "error"]
     if not results or errors:
         raise InvalidDefinition(errors or problems)

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from sqlalchemy.engine import make_url
@@ -23,6 +24,9 @@ from engine.core import WorkflowEngine
 from engine.db import database_url, make_engine
 from engine.errors import InvalidDefinition, InvalidForm
 from workflows import setup
+
+if TYPE_CHECKING:
+    from engine.decisions import Decisions
 
 
 def _require_database() -> str:
@@ -191,12 +195,20 @@ def role_add(key: str, name: str, description: str, permissions: tuple[str, ...]
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--note", default="", help="Change note stored with the new version.")
 def deploy(file: Path, note: str) -> None:
-    """Validate FILE as the modeler does and publish it as the next version of its process."""
-    from engine import modeling
+    """Validate FILE as the modeler does and publish it as the next version of its process; a DMN file
+    publishes the next version of each of its decisions."""
+    from engine import decisions, modeling
 
     engine, sessions = _sessions()
     with sessions() as session:
         try:
+            if decisions.is_dmn_file(file.read_bytes()):
+                rows = decisions.deploy_decisions(session, None, file.read_bytes(), note=note)
+                session.commit()
+                for row in rows:
+                    click.echo(f"{row.decision_key}: version {row.version} ({row.sha256[:12]})")
+                engine.dispose()
+                return
             published = modeling.publish(session, None, file.read_bytes(), note=note, acknowledge_warnings=True)
         except InvalidDefinition as exc:
             click.echo(f"{file}: not deployed.", err=True)
@@ -222,11 +234,11 @@ def check(files: tuple[Path, ...]) -> None:
     from engine.errors import Problem
     from engine.validation import FileCheck, ValidationReport, check_file
 
-    roles = _check_roles()
+    roles, decided = _check_roles(files)
     worst, deploys = 0, 0
     for file in files:
         try:
-            result = check_file(file.read_bytes(), roles)
+            result = check_file(file.read_bytes(), roles, decided)
         except OSError as exc:
             result = FileCheck("not BPMN", [], ValidationReport(None, None, [Problem(f"cannot read: {exc.strerror}")]))
         worst, deploys = max(worst, result.exit_code), deploys + (result.verdict == "deploys")
@@ -242,19 +254,28 @@ def check(files: tuple[Path, ...]) -> None:
     sys.exit(worst)
 
 
-def _check_roles() -> dict[str, str]:
-    """The configured database's roles when it is there at the current schema, else the demo organisation's."""
-    from engine import definitions
+def _check_roles(files: tuple[Path, ...]) -> tuple[dict[str, str], Decisions]:
+    """The configured database's roles and published decisions when it is there at the current schema,
+    else the demo organisation's roles and no decisions; the decisions of the DMN files checked with them."""
+    from engine import decisions, definitions
     from workflows.catalogue import ROLES
 
+    dmn = []
+    for file in files:
+        try:
+            data = file.read_bytes()
+        except OSError:
+            continue
+        if decisions.is_dmn_file(data):
+            dmn.append(data)
     url = database_url()
     if schema.problem(url) is None:
         engine, sessions = _sessions()
         with sessions() as session:
-            roles = definitions.known_roles(session)
+            roles, decided = definitions.known_roles(session), decisions.with_files(session, dmn)
         engine.dispose()
-        return roles
-    return {role.key: role.name for role in ROLES}
+        return roles, decided
+    return {role.key: role.name for role in ROLES}, decisions.with_files(None, dmn)
 
 
 @main.command()
