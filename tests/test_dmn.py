@@ -3,6 +3,7 @@ versioning ``.dmn`` files over the CLI and HTTP, and business rule tasks that ev
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
@@ -295,3 +296,66 @@ def test_deptflow_deploy_and_check_a_dmn_file(cli, tmp_path):
     result = cli("deploy", broken)
     assert result.exit_code == 1 and "not deployed" in result.output and "[pick]" in result.output, result.output
     assert cli("check", broken).exit_code == 1
+
+
+# --- over HTTP ----------------------------------------------------------------------------------
+
+def test_importing_a_dmn_file_in_the_modeler_publishes_its_decisions(login_as):
+    owner = login_as("owen")
+    page = owner.get("/modeler/decisions")
+    assert page.status_code == 200 and b"No decision is published yet." in page.data
+    response = owner.post("/modeler/import", data={"file": (io.BytesIO(DMN.encode()),
+                                                            "expense_decisions.dmn")},
+                          content_type="multipart/form-data")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/modeler/decisions")
+    page = owner.get("/modeler/decisions").get_data(as_text=True)
+    assert "Published expense_decisions.dmn: expense-classification version 1, expense-approver version 1." in page
+    assert 'data-decision="expense-approver"' in page and 'data-decision="expense-classification"' in page
+
+    editor = owner.get("/modeler/decisions/expense-approver").get_data(as_text=True)
+    assert 'data-xml-url="/modeler/decisions/expense-approver/v1.dmn"' in editor
+    download = owner.get("/modeler/decisions/expense-approver/v1.dmn")
+    assert download.status_code == 200 and download.get_data(as_text=True) == DMN
+    assert "expense-approver.v1.dmn" in download.headers["Content-Disposition"]
+    assert owner.get("/modeler/decisions/expense-approver/v7.dmn").status_code == 404
+    assert owner.get("/modeler/decisions/nothing").status_code == 404
+
+    # the process that calls them can now be imported and published
+    response = owner.post("/modeler/api/publish", json={"xml": BPMN, "acknowledge": True})
+    assert response.status_code == 200, response.json
+    assert response.json["process_key"] == "expense_approval"
+
+
+def test_a_broken_dmn_file_is_refused_with_its_problems(login_as):
+    owner = login_as("owen")
+    broken = table("UNIQUE", [("[1..", '"x"')])
+    response = owner.post("/modeler/decisions/import", data={"file": (io.BytesIO(broken.encode()),
+                                                                      "broken.dmn")},
+                          content_type="multipart/form-data")
+    assert response.status_code == 422
+    assert "The file was not published" in response.get_data(as_text=True)
+    assert owner.get("/modeler/decisions").get_data(as_text=True).count("data-decision=") == 0
+
+
+def test_the_decision_editor_publishes_the_next_version_over_the_api(login_as):
+    owner = login_as("owen")
+    assert owner.get("/modeler/decisions/new").status_code == 200
+    template = owner.get("/modeler/decisions/template.dmn").get_data(as_text=True)
+    assert decisions.check(template)[1] == []
+    first = owner.post("/modeler/api/decisions", json={"xml": template, "note": "new"})
+    assert first.status_code == 200 and first.json["decisions"][0]["version"] == 1
+    second = owner.post("/modeler/api/decisions", json={"xml": template.replace('"yes"', '"no"'),
+                                                        "decision_key": "decision"})
+    assert [d["version"] for d in second.json["decisions"]] == [2]
+    renamed = owner.post("/modeler/api/decisions", json={"xml": template.replace('id="decision"', 'id="other"'),
+                                                         "decision_key": "decision"})
+    assert renamed.status_code == 422
+    assert "no longer holds decision “decision”" in renamed.json["problems"][0]["message"]
+    broken = owner.post("/modeler/api/decisions", json={"xml": table("UNIQUE", [("-", "import os")])})
+    assert broken.status_code == 422 and broken.json["problems"][0]["element_id"] == "pick"
+
+
+def test_only_process_owners_see_the_decisions(login_as):
+    employee = login_as("cathy")
+    assert employee.get("/modeler/decisions").status_code == 403
+    assert employee.post("/modeler/api/decisions", json={"xml": DMN}).status_code == 403
