@@ -17,6 +17,7 @@ merged into the case data, as SpiffWorkflow does.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -199,6 +200,7 @@ def read_decisions(xml: str | bytes) -> DecisionFile:
         raise InvalidDefinition([Problem("The file is not a DMN decision file (no dmn:definitions root).")])
     nsmap = {k: v for k, v in root.nsmap.items() if k}
     nsmap["dmn"] = etree.QName(root).namespace or ""
+    root = _with_ids(root)
     result = DecisionFile()
     elements = root.findall("dmn:decision", nsmap)
     if not elements:
@@ -222,6 +224,17 @@ def read_decisions(xml: str | bytes) -> DecisionFile:
         if _cycle(result.decisions[key], set()):
             result.problems.append(Problem("the decision requires itself (through the decisions it requires)", key))
     return result
+
+
+def _with_ids(root: etree._Element) -> etree._Element:
+    """A copy of ``root`` whose table parts all have ids: DMN makes them optional (Camunda 7's own examples
+    leave some out), SpiffWorkflow's parser reads every one."""
+    copy = deepcopy(root)
+    for number, node in enumerate(copy.iter(), 1):
+        if isinstance(node.tag, str) and node.get("id") is None and etree.QName(node).localname in (
+                "decisionTable", "input", "inputExpression", "output", "rule", "inputEntry", "outputEntry"):
+            node.set("id", f"{etree.QName(node).localname}_{number}")
+    return copy
 
 
 def _cycle(engine: DecisionEngine, seen: set[str]) -> bool:

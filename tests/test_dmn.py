@@ -4,6 +4,7 @@ versioning ``.dmn`` files over the CLI and HTTP, and business rule tasks that ev
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -156,6 +157,14 @@ def test_a_drg_file_reads_as_one_unit_with_every_decision_by_key():
     assert read.decisions["expense-approver"].required == [read.decisions["expense-classification"]]
     broken = DMN.replace('href="#expense-classification"', 'href="#nowhere"')
     assert "required decision “nowhere” is not in the file" in str(decisions.check(broken)[1])
+
+
+def test_table_parts_without_ids_are_read_as_camunda_reads_them():
+    import re
+
+    bare = re.sub(r'<(rule|inputEntry|outputEntry) id="[^"]+"', r"<\1", table("RULE ORDER", RULES))
+    assert "<inputEntry><text>" in bare and decisions.check(bare)[1] == []
+    assert decide(bare, {"amount": 450}) == [{"result": "medium"}, {"result": "large"}]
 
 
 def test_what_is_not_a_decision_table_is_refused_with_the_decision_id():
@@ -359,3 +368,26 @@ def test_only_process_owners_see_the_decisions(login_as):
     employee = login_as("cathy")
     assert employee.get("/modeler/decisions").status_code == 403
     assert employee.post("/modeler/api/decisions", json={"xml": DMN}).status_code == 403
+
+
+# --- Camunda's invoice example ------------------------------------------------------------------
+
+@pytest.mark.parametrize(("amount", "category", "groups"), [
+    (300, "Travel Expenses", ["accounting", "sales"]),  # as Camunda's InvoiceTestCase expects
+    (100, "Misc", ["accounting", "sales"]),
+    (500, "Misc", ["management"]),
+    (1500, "Misc", ["management"]),
+    (10, "Software License Costs", ["management"]),
+])
+def test_camundas_invoice_decisions_assign_the_approver_groups(amount, category, groups):
+    from tests.test_check import CORPUS
+
+    invoice = CORPUS / "camunda" / "camunda-bpm-platform" / "examples" / "invoice" / "src" / "main" / "resources"
+    if not invoice.is_dir():
+        if os.environ.get("DEPTFLOW_REQUIRE_CORPUS") == "1":
+            pytest.fail(f"the shared BPMN corpus is missing at {CORPUS}")
+        pytest.skip(f"no shared BPMN corpus at {CORPUS}")
+    xml = (invoice / "invoiceBusinessDecisions.dmn").read_text()
+    results = decisions.evaluate(decisions.Decisions([("invoice-assign-approver", 1, xml)]),
+                                 "invoice-assign-approver", {"amount": amount, "invoiceCategory": category})
+    assert decisions.map_result(results, "collectEntries") == groups
