@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-DMN = (Path(__file__).parent.parent / "data" / "expense_decisions.dmn").read_text()
+DMN = (Path(__file__).parent.parent / "data" / "dmn" / "expense_decisions.dmn").read_text()
 
 
 @pytest.fixture
