@@ -403,7 +403,7 @@ id="Definitions_{key}" name={n} namespace="http://camunda.org/schema/1.0/dmn">
   <dmndi:DMNDI>
     <dmndi:DMNDiagram id="DMNDiagram_{key}">
       <dmndi:DMNShape id="DMNShape_{key}" dmnElementRef={k}>
-        <dc:Bounds height="80" width="180" x="160" y="100" />
+        <dc:Bounds height="80" width="180" x="360" y="130" />
       </dmndi:DMNShape>
     </dmndi:DMNDiagram>
   </dmndi:DMNDI>

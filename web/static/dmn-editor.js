@@ -39,8 +39,9 @@
   async function load(xml) {
     try {
       const result = await modeler.importXML(xml);
-      // open the first decision table rather than the diagram: it is what people edit
-      const table = modeler.getViews().find((view) => view.type === "decisionTable");
+      // open the table of the decision the page is for (else the first table) rather than the diagram
+      const tables = modeler.getViews().filter((view) => view.type === "decisionTable");
+      const table = tables.find((view) => view.element.id === root.dataset.decisionKey) || tables[0];
       if (table) { await modeler.open(table); }
       showViews();
       const warnings = (result && result.warnings) || [];
