@@ -51,6 +51,9 @@ $(VENDOR): $(NODE_MODULES) Makefile $(wildcard web/lint/*.js)
 	cp web/node_modules/camunda-bpmn-js/dist/camunda-platform-navigated-viewer.production.min.js web/static/vendor/bpmn/
 	cp web/node_modules/camunda-bpmn-js/dist/camunda-platform-modeler.production.min.js web/static/vendor/bpmn/
 	cp web/node_modules/bpmn-js-bpmnlint/dist/assets/css/bpmn-js-bpmnlint.css web/static/vendor/bpmn/
+	mkdir -p web/static/vendor/dmn
+	cp -r web/node_modules/camunda-dmn-js/dist/assets/. web/static/vendor/dmn/
+	cp web/node_modules/camunda-dmn-js/dist/camunda-platform-modeler.production.min.js web/static/vendor/dmn/
 	mkdir -p web/static/vendor/swagger-ui
 	cp web/node_modules/swagger-ui-dist/swagger-ui-bundle.js web/node_modules/swagger-ui-dist/swagger-ui.css \
 	  web/static/vendor/swagger-ui/

@@ -146,6 +146,30 @@ class ProcessDefinition(Base):
         return f"<ProcessDefinition {self.process_key} v{self.version}>"
 
 
+class DecisionDefinition(Base):
+    """One published version of a DMN decision. A file with several decisions (a decision requirement
+    graph) publishes one row per decision, each holding the whole file, so that a decision is always
+    evaluated with the decisions it requires as they were published together."""
+
+    __tablename__ = "decision_definitions"
+    __table_args__ = (UniqueConstraint("decision_key", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    decision_key: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    xml: Mapped[str] = mapped_column(Text, deferred=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    published_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    published_at: Mapped[datetime] = mapped_column(default=utcnow)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+    published_by: Mapped[User | None] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<DecisionDefinition {self.decision_key} v{self.version}>"
+
+
 class ProcessInstance(Base):
     __tablename__ = "process_instances"
     __table_args__ = (

@@ -30,7 +30,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.orm import Session
 
-from . import audit, call_activity, core, juel, sandbox
+from . import audit, call_activity, core, decisions, juel, sandbox
 from .clock import utcnow
 from .db import GroupMapping, Process, ProcessDefinition, ProcessSchedule, Role, User
 from .errors import InvalidDefinition, NotFound, Problem, ScriptError
@@ -93,6 +93,15 @@ class CallBinding:
 
 #: finds the published version a call binds: its definition id and version, or why there is none
 CallResolver = Callable[[CallBinding], "tuple[int, int] | str"]
+
+
+
+class DeptflowParser(decisions.DeptflowParser):
+    """SpiffWorkflow's Camunda parser with deptflow's business rule tasks (published decisions) and call
+    activities (``camunda:in``/``camunda:out`` mappings)."""
+
+    OVERRIDE_PARSER_CLASSES = {**decisions.DeptflowParser.OVERRIDE_PARSER_CLASSES,
+                               **call_activity.DeptflowParser.OVERRIDE_PARSER_CLASSES}
 
 
 @dataclass
@@ -204,22 +213,25 @@ def is_executable(process: etree._Element) -> bool:
 
 
 def parse_definition(xml: str | bytes, roles: dict[str, str], process_id: str | None = None,
-                     resolve: CallResolver | None = None) -> tuple[ParsedDefinition | None, list[Problem]]:
+                     resolve: CallResolver | None = None, decided: decisions.Decisions | None = None,
+                     ) -> tuple[ParsedDefinition | None, list[Problem]]:
     """Parse ``xml`` and check it can run in deptflow.
 
     :param roles: known role keys → display names (for lanes and candidate groups)
     :param process_id: which executable process of the file; the first one when not given
     :param resolve: finds the published processes of other files that call activities name (see
         :func:`parse_definitions`)
+    :param decided: the published decisions business rule tasks may call (none: calling one is an error)
     :returns: that process (``None`` when it cannot run) and every problem of the file
     """
-    parsed, problems = parse_definitions(xml, roles, resolve)
+    parsed, problems = parse_definitions(xml, roles, resolve, decided)
     wanted = [p for p in parsed if process_id in (None, p.process_id)]
     return (wanted[0] if wanted else None), problems
 
 
 def parse_definitions(xml: str | bytes, roles: dict[str, str],
-                      resolve: CallResolver | None = None) -> tuple[list[ParsedDefinition], list[Problem]]:
+                      resolve: CallResolver | None = None, decided: decisions.Decisions | None = None,
+                      ) -> tuple[list[ParsedDefinition], list[Problem]]:
     """Parse every executable process of ``xml``; a pool that is not executable is skipped with a note.
 
     Every problem of the file is reported, each with the id of its element: what deptflow cannot run is
@@ -243,7 +255,7 @@ def parse_definitions(xml: str | bytes, roles: dict[str, str],
                                     "(isExecutable is not true): skipped", process.get("id"), "note"))
     if not executable:
         return [], [Problem("The file has no executable bpmn:process.")] + problems
-    parser: CamundaParser | None = call_activity.DeptflowParser()
+    parser: CamundaParser | None = DeptflowParser(decided)
     try:
         parser.add_bpmn_xml(runnable_copy(root), filename=f"{executable[0].get('id')}.bpmn")
     except ValidationException as exc:
@@ -255,7 +267,7 @@ def parse_definitions(xml: str | bytes, roles: dict[str, str],
     parsed = []
     for process in executable:
         result, process_problems = _parse_process(parser, root, process, roles, resolve)
-        problems.extend(process_problems)
+        problems.extend(process_problems + decisions.task_problems(process, decided))
         if result is not None:
             parsed.append(result)
     return parsed, problems
@@ -263,11 +275,12 @@ def parse_definitions(xml: str | bytes, roles: dict[str, str],
 
 def runnable_copy(root: etree._Element) -> etree._Element:
     """``root`` without the elements that only document the model (:data:`DOCUMENTATION_ONLY`), and with
-    business rule tasks as plain tasks: deptflow refuses them (:func:`unsupported`), and SpiffWorkflow would
-    stop the whole file at the first one without a decision."""
+    business rule tasks that call no DMN decision as plain tasks: deptflow refuses them (:func:`unsupported`),
+    and SpiffWorkflow would stop the whole file at the first one without a decision."""
     copy = deepcopy(root)
     for node in copy.iter(f"{{{BPMN_NS}}}businessRuleTask"):
-        node.tag = f"{{{BPMN_NS}}}task"
+        if decisions.decision_ref(node) is None or any(_camunda(node, a) for a in DELEGATES):
+            node.tag = f"{{{BPMN_NS}}}task"
     collection = f"{{{CAMUNDA_NS}}}collection"
     for node in copy.iter(f"{{{BPMN_NS}}}multiInstanceLoopCharacteristics"):
         name = call_activity.collection_name(node.get(collection) or "")
@@ -494,8 +507,7 @@ def unsupported(process: etree._Element) -> list[Problem]:
                     problems.append(Problem("external service task has no camunda:topic: no worker could fetch it",
                                             element_id))
             elif kind == "businessRuleTask" and _camunda(node, "decisionRef"):
-                problems.append(Problem(f"business rule task calls DMN decision “{_camunda(node, 'decisionRef')}”: "
-                                        "deptflow does not run DMN; " + script_task, element_id, kind="mapping"))
+                pass  # a DMN decision: engine.decisions.task_problems checks it is published
             elif node.find(".//camunda:connector", NS) is not None:
                 problems.append(Problem(f"{kind} uses a Camunda connector: " + script_task, element_id,
                                         kind="mapping"))
@@ -774,12 +786,14 @@ class DefinitionCache:
     either parses again. A file is parsed once for all its processes."""
 
     def __init__(self, size: int = 64):
-        self._items: OrderedDict[tuple[str, str], dict[str, ParsedDefinition]] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str, tuple[Any, ...]], dict[str, ParsedDefinition]] = OrderedDict()
         #: processes with the versions of other files' processes they call bound (:func:`bind`)
         self._bound: OrderedDict[tuple[Any, ...], ParsedDefinition] = OrderedDict()
         self._size = size
         self._lock = Lock()
         self._roles: WeakKeyDictionary[Any, tuple[float, Roles]] = WeakKeyDictionary()
+        #: file digest → the decisions its business rule tasks call (part of the key: a new version of one parses again)
+        self._decision_refs: dict[str, tuple[tuple[str, int | None], ...]] = {}
 
     def current_roles(self, bind: Any, load: Callable[[], Roles]) -> Roles:
         """The roles and group mappings of the database ``bind`` reaches, read at most every
@@ -811,15 +825,23 @@ class DefinitionCache:
             self._roles.clear()
 
     def get(self, sha256: str, roles: dict[str, str], definition: Callable[[], ProcessDefinition],
-            process_id: str) -> ParsedDefinition:
-        """Process ``process_id`` of the file with this digest; the row (and its XML) is only loaded on a miss."""
-        key = (sha256, _fingerprint(roles))
+            process_id: str, decided: decisions.Decisions | None = None) -> ParsedDefinition:
+        """Process ``process_id`` of the file with this digest; the row (and its XML) is only loaded on a miss.
+        The key holds the versions of the decisions the file calls: publishing one parses the file again."""
+        refs = self._decision_refs.get(sha256)
+        if refs is None:
+            refs = decisions.decision_refs(parse_xml(definition().xml))
+            with self._lock:
+                if len(self._decision_refs) > 64 * self._size:
+                    self._decision_refs.clear()
+                self._decision_refs[sha256] = refs
+        key = (sha256, _fingerprint(roles), decided.identity(refs) if decided is not None and refs else ())
         with self._lock:
             cached = self._items.get(key)
             if cached is not None:
                 self._items.move_to_end(key)
         if cached is None:
-            parsed, problems = parse_definitions(definition().xml, roles)
+            parsed, problems = parse_definitions(definition().xml, roles, decided=decided)
             cached = {p.process_id: p for p in parsed}
             with self._lock:
                 self._items[key] = cached
@@ -886,7 +908,7 @@ def _unbound(session: Session, sha256: str, definition: Callable[[], ProcessDefi
     """The process as its file defines it, without the processes of other files it calls."""
     cache = core.of(session).definitions
     return cache.get(sha256, cache.current_roles(session.get_bind(), lambda: known_roles(session)), definition,
-                     process_id)
+                     process_id, decisions.source(session))
 
 
 # --- call activities into other files ------------------------------------------------------------
@@ -1026,7 +1048,8 @@ def deploy_file(
     :raises InvalidDefinition: listing every error of the file with its element id
     """
     text = xml.decode("utf-8") if isinstance(xml, bytes) else xml
-    results, problems = parse_definitions(text, known_roles(session), published_resolver(session))
+    results, problems = parse_definitions(text, known_roles(session), published_resolver(session),
+                                          decisions.source(session))
     errors = [p for p in problems if p.severity == "error"]
     if not results or errors:
         raise InvalidDefinition(errors or problems)

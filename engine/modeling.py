@@ -17,10 +17,10 @@ from xml.sax.saxutils import quoteattr
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import audit
+from . import audit, decisions
 from . import definitions as defs
 from .clock import utcnow
-from .db import Process, ProcessDefinition, ProcessDraft, ProcessInstance, User
+from .db import DecisionDefinition, Process, ProcessDefinition, ProcessDraft, ProcessInstance, User
 from .definitions import BPMN_NS
 from .errors import InvalidDefinition, InvalidForm, NotFound, Problem
 from .forms import CAMUNDA_NS
@@ -357,3 +357,76 @@ def editor_source(session: Session, process_key: str, draft_id: int | None = Non
     if overview.latest is not None:
         return EditorSource(overview, None, overview.latest)
     return EditorSource(overview, overview.drafts[0], None)
+
+
+# --- DMN decisions --------------------------------------------------------------------------
+
+
+def import_decisions(session: Session, actor: User | None, data: bytes | str, *, note: str = "",
+                     decision_key: str | None = None) -> list[DecisionDefinition]:
+    """Publish a DMN file (imported, or saved in the decision editor) as the next version of each of its
+    decisions; decisions have no drafts: a file with errors publishes nothing.
+
+    :param decision_key: when given, the file must still hold this decision (the editor sends it), so that
+        a renamed decision cannot silently leave the one it was opened on behind
+    :raises InvalidDefinition: every error of the file, with its decision id
+    """
+    check_owner(actor)
+    if decision_key is not None:
+        found, _problems = decisions.check(data)
+        if found is not None and decision_key not in found.names:
+            raise InvalidDefinition([Problem(f"the file no longer holds decision “{decision_key}”: rename it back, "
+                                             "or download the file and import it as a new one", decision_key)])
+    return decisions.deploy_decisions(session, actor, data, note=note)
+
+
+def decision_template(key: str = "decision", name: str = "New decision") -> str:
+    """A DMN 1.3 file with one empty UNIQUE decision table (one input, one output, one rule), for the
+    decision editor's "new decision"."""
+    k, n = quoteattr(key), quoteattr(name)
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" \
+xmlns:dmndi="https://www.omg.org/spec/DMN/20191111/DMNDI/" xmlns:dc="http://www.omg.org/spec/DMN/20180521/DC/" \
+id="Definitions_{key}" name={n} namespace="http://camunda.org/schema/1.0/dmn">
+  <decision id={k} name={n}>
+    <decisionTable id="DecisionTable_{key}">
+      <input id="Input_1" label="Input">
+        <inputExpression id="InputExpression_1" typeRef="string"><text>input</text></inputExpression>
+      </input>
+      <output id="Output_1" label="Output" name="output" typeRef="string" />
+      <rule id="Rule_1">
+        <inputEntry id="UnaryTests_1"><text>-</text></inputEntry>
+        <outputEntry id="LiteralExpression_1"><text>"yes"</text></outputEntry>
+      </rule>
+    </decisionTable>
+  </decision>
+  <dmndi:DMNDI>
+    <dmndi:DMNDiagram id="DMNDiagram_{key}">
+      <dmndi:DMNShape id="DMNShape_{key}" dmnElementRef={k}>
+        <dc:Bounds height="80" width="180" x="360" y="130" />
+      </dmndi:DMNShape>
+    </dmndi:DMNDiagram>
+  </dmndi:DMNDI>
+</definitions>
+"""
+
+
+@dataclass
+class DecisionSource:
+    """What the decision editor opens: a version of a decision, with every version of it."""
+
+    key: str
+    definition: DecisionDefinition
+    versions: list[DecisionDefinition]
+
+
+def decision_source(session: Session, key: str, version: int | None = None) -> DecisionSource:
+    """Version ``version`` of decision ``key`` (the latest when not given), with its version history.
+
+    :raises NotFound: no such decision or version
+    """
+    versions = decisions.versions_of(session, key)
+    chosen = next((d for d in versions if version in (None, d.version)), None)
+    if chosen is None:
+        raise NotFound(f"Decision “{key}” has no version {version}.")
+    return DecisionSource(key, chosen, versions)

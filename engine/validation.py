@@ -16,8 +16,8 @@ from typing import Any
 from lxml import etree
 from sqlalchemy.orm import Session
 
+from . import decisions, sandbox
 from . import definitions as defs
-from . import sandbox
 from .definitions import BPMN_NS, NS
 from .errors import InvalidDefinition, Problem
 from .expressions import literal_or_expression
@@ -87,11 +87,12 @@ def validate(session: Session, xml: str | bytes) -> ValidationReport:
 
     :returns: the report; problems carry the id of the element they concern where there is one
     """
-    return report(xml, defs.known_roles(session), defs.published_resolver(session))
+    return report(xml, defs.known_roles(session), defs.published_resolver(session), decisions.source(session))
 
 
-def report(xml: str | bytes, roles: dict[str, str], resolve: defs.CallResolver | None = None) -> ValidationReport:
-    """:func:`validate` against ``roles`` (key → display name) instead of a database's.
+def report(xml: str | bytes, roles: dict[str, str], resolve: defs.CallResolver | None = None,
+           decided: decisions.Decisions | None = None) -> ValidationReport:
+    """:func:`validate` against ``roles`` (key → display name) and ``decided`` instead of a database's.
 
     :param resolve: finds the processes of other files that call activities name; ``None``: calls are not checked
     """
@@ -102,7 +103,7 @@ def report(xml: str | bytes, roles: dict[str, str], resolve: defs.CallResolver |
     process = _executable_process(root)
     process_id = process.get("id") if process is not None else None
     name = (process.get("name") or process_id) if process is not None else None
-    _parsed, problems = defs.parse_definitions(xml, roles, resolve)
+    _parsed, problems = defs.parse_definitions(xml, roles, resolve, decided)
     for executable in root.iterfind("bpmn:process", NS):
         if defs.is_executable(executable):
             problems = problems + lint(executable) + sandbox_warnings(executable)
@@ -133,21 +134,26 @@ class FileCheck:
         return [p for p in self.report.errors if p.kind != "mapping"]
 
 
-def check_file(xml: str | bytes, roles: dict[str, str], resolve: defs.CallResolver | None = None) -> FileCheck:
-    """Check one file without deploying it; never raises, whatever the file holds.
+def check_file(xml: str | bytes, roles: dict[str, str], resolve: defs.CallResolver | None = None,
+               decided: decisions.Decisions | None = None) -> FileCheck:
+    """Check one file without deploying it; never raises, whatever the file holds. A DMN file's
+    "processes" are its decisions.
 
     :param roles: the roles that lanes and candidate groups must name (key → display name)
     :param resolve: finds called processes of other files (:func:`files_resolver`); by default none is found
+    :param decided: the decisions business rule tasks may call
     """
     try:
         root = defs.parse_xml(xml)
     except InvalidDefinition as exc:
         return FileCheck("not BPMN", [], ValidationReport(None, None, list(exc.problems)))
+    if decisions.is_dmn(root):
+        return _check_dmn(xml)
     if local_name(root) != "definitions" or etree.QName(root).namespace != BPMN_NS:
         return FileCheck("not BPMN", [], ValidationReport(None, None, [
             Problem("The file is not a BPMN 2.0 diagram (no bpmn:definitions root).")]))
     try:
-        result = report(xml, roles, resolve or files_resolver({}))
+        result = report(xml, roles, resolve or files_resolver({}), decided)
     except Exception as exc:  # noqa: BLE001 - a check names what failed, it never shows a traceback
         return FileCheck("cannot deploy", [], ValidationReport(None, None, [
             Problem(f"deptflow could not check the file: {type(exc).__name__}: {exc}")]))
@@ -181,6 +187,17 @@ def files_resolver(files: dict[str, bytes], fallback: defs.CallResolver | None =
         return "it is not published: publish it first"
 
     return resolve
+
+
+def _check_dmn(xml: str | bytes) -> FileCheck:
+    try:
+        result, problems = decisions.check(xml)
+    except Exception as exc:  # noqa: BLE001 - a check names what failed, it never shows a traceback
+        result, problems = None, [Problem(f"deptflow could not check the file: {type(exc).__name__}: {exc}")]
+    found = [(key, result.names[key]) for key in result.decisions] if result is not None else []
+    first = found[0] if found else (None, None)
+    checked = ValidationReport(first[0], first[1], problems)
+    return FileCheck("deploys" if found and checked.ok else "cannot deploy", found, checked)
 
 
 def lint(process: etree._Element) -> list[Problem]:

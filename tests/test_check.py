@@ -63,7 +63,7 @@ def test_every_file_of_the_corpus_gets_a_verdict(check):
         if os.environ.get("DEPTFLOW_REQUIRE_CORPUS") == "1":
             pytest.fail(f"the shared BPMN corpus is missing at {CORPUS}")
         pytest.skip(f"no shared BPMN corpus at {CORPUS}")
-    files = sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.name.endswith((".bpmn", ".bpmn20.xml")))
+    files = sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.name.endswith((".bpmn", ".bpmn20.xml", ".dmn")))
     assert len(files) >= 30
     result = check(*files)
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
@@ -75,6 +75,10 @@ def test_every_file_of_the_corpus_gets_a_verdict(check):
     deploys = sum(v == "deploys" for v in verdicts.values())
     print(f"\ncorpus: {deploys} of {len(files)} files deploy")
     assert deploys >= 1 and f"{deploys} of {len(files)} files can be deployed" in result.output
+    # the DMN files deploy, and the invoice's business rule task finds its decision among them
+    dmn = [f for f in files if f.suffix == ".dmn"]
+    assert dmn and all(verdicts[str(f)] == "deploys" for f in dmn), result.output
+    assert "business rule task calls decision" not in result.output
 
 
 def test_the_modeler_import_shows_the_same_sorting(login_as):

@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from engine import actions, attachments, case_actions, definitions, modeling, users
+from engine import actions, attachments, case_actions, decisions, definitions, modeling, users
 from engine.db import HumanTask, ProcessDefinition
 from engine.files import Upload
 from workflows.catalogue import DEMO_PASSWORD, DEMO_USERS
@@ -109,6 +109,14 @@ GET  /modeler/drafts/999999.bpmn       302  403   403  403 403  403   403   403 
 POST /modeler/api/validate             302  403   403  403 403  403   403   403 403   403  403   403   403   403  200  403   200
 POST /modeler/api/drafts               302  403   403  403 403  403   403   403 403   403  403   403   403   403  201  403   201
 POST /modeler/api/publish              302  403   403  403 403  403   403   403 403   403  403   403   403   403  200  403   200
+GET  /modeler/decisions                302  403   403  403 403  403   403   403 403   403  403   403   403   403  200  403   200
+POST /modeler/decisions/import         302  403   403  403 403  403   403   403 403   403  403   403   403   403  302  403   302
+GET  /modeler/decisions/new            302  403   403  403 403  403   403   403 403   403  403   403   403   403  200  403   200
+GET  /modeler/decisions/template.dmn   302  403   403  403 403  403   403   403 403   403  403   403   403   403  200  403   200
+GET  /modeler/decisions/{decision}     302  403   403  403 403  403   403   403 403   403  403   403   403   403  200  403   200
+GET  /modeler/decisions/nope           302  403   403  403 403  403   403   403 403   403  403   403   403   403  404  403   404
+GET  /modeler/decisions/{decision}/v1.dmn 302 403 403  403 403  403   403   403 403   403  403   403   403   403  200  403   200
+POST /modeler/api/decisions            302  403   403  403 403  403   403   403 403   403  403   403   403   403  200  403   200
 GET  /audit                            302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  200   200
 GET  /audit/export.csv                 302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  200   200
 GET  /audit/verify                     302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  200   200
@@ -139,6 +147,7 @@ POST /admin/login-limits/lift          302  403   403  403 403  403   403   403 
 """  # noqa: E501
 
 MINI = (Path(__file__).parent / "data" / "mini_approval.bpmn").read_text()
+DECISION = modeling.decision_template("matrix-decision", "Matrix decision")
 
 #: What the POST rows send, by username (the anonymous column logs in as Steve on POST /login).
 BODIES: dict[str, Callable[[str], dict[str, Any]]] = {
@@ -175,6 +184,8 @@ BODIES: dict[str, Callable[[str], dict[str, Any]]] = {
     "POST /modeler/api/validate": lambda _: {"json": {"xml": MINI}},
     "POST /modeler/api/drafts": lambda _: {"json": {"xml": MINI, "note": "matrix"}},
     "POST /modeler/api/publish": lambda _: {"json": {"xml": MINI, "acknowledge": True}},
+    "POST /modeler/decisions/import": lambda _: {"data": {"file": (io.BytesIO(DECISION.encode()), "matrix.dmn")}},
+    "POST /modeler/api/decisions": lambda _: {"json": {"xml": DECISION, "decision_key": "matrix-decision"}},
 }
 
 
@@ -203,7 +214,7 @@ def _parse(table: str) -> tuple[list[str], list[Row]]:
 COLUMNS, ROWS = _parse(TABLE)
 #: Ids for requests whose answer does not depend on them (redirects to the login page, routing).
 DUMMY = {"process": PROCESS, "task": 1, "claimed": 1, "case": 1, "suspended": 1, "definition": 1, "draft": 1,
-         "user": 1, "role": "finance", "attachment": 1}
+         "user": 1, "role": "finance", "attachment": 1, "decision": "matrix-decision"}
 
 
 def test_the_table_has_every_demo_user_and_no_duplicate_rows():
@@ -227,6 +238,7 @@ class World:
                                          'name="Register the drawing application"')
             definitions.deploy(session, None, renamed, note="version 2 for the permission matrix")
             self.draft = modeling.save_draft(session, self._user(session, "owen"), latest.xml, note="matrix").id
+            decisions.deploy_decisions(session, None, DECISION)
             session.commit()
 
     def _user(self, session, username: str):
@@ -243,7 +255,7 @@ class World:
 
     def ids(self, path: str) -> dict[str, object]:
         """Fresh ids for the placeholders ``path`` uses (a new case each time one is needed)."""
-        ids: dict[str, object] = {"process": PROCESS, "role": "finance"}
+        ids: dict[str, object] = {"process": PROCESS, "role": "finance", "decision": "matrix-decision"}
         with self.sessions() as session:
             if "{case}" in path or "{task}" in path:
                 ids["case"], ids["task"] = self._start(session)

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from sqlalchemy import select
@@ -26,6 +26,9 @@ from engine.core import WorkflowEngine
 from engine.db import ProcessDefinition, database_url, make_engine
 from engine.errors import InvalidDefinition, InvalidForm
 from workflows import setup
+
+if TYPE_CHECKING:
+    from engine.decisions import Decisions
 
 
 def _require_database() -> str:
@@ -194,12 +197,20 @@ def role_add(key: str, name: str, description: str, permissions: tuple[str, ...]
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--note", default="", help="Change note stored with the new version.")
 def deploy(file: Path, note: str) -> None:
-    """Validate FILE as the modeler does and publish it as the next version of its process."""
-    from engine import modeling
+    """Validate FILE as the modeler does and publish it as the next version of its process; a DMN file
+    publishes the next version of each of its decisions."""
+    from engine import decisions, modeling
 
     engine, sessions = _sessions()
     with sessions() as session:
         try:
+            if decisions.is_dmn_file(file.read_bytes()):
+                rows = decisions.deploy_decisions(session, None, file.read_bytes(), note=note)
+                session.commit()
+                for row in rows:
+                    click.echo(f"{row.decision_key}: version {row.version} ({row.sha256[:12]})")
+                engine.dispose()
+                return
             published = modeling.publish(session, None, file.read_bytes(), note=note, acknowledge_warnings=True)
         except InvalidDefinition as exc:
             click.echo(f"{file}: not deployed.", err=True)
@@ -225,7 +236,7 @@ def check(files: tuple[Path, ...]) -> None:
     from engine.errors import Problem
     from engine.validation import FileCheck, ValidationReport, check_file, files_resolver
 
-    roles, published = _check_roles()
+    roles, published, decided = _check_roles(files)
     contents: dict[Path, bytes | OSError] = {}
     for file in files:
         try:
@@ -240,7 +251,7 @@ def check(files: tuple[Path, ...]) -> None:
             content = contents[file]
             if isinstance(content, OSError):
                 raise content
-            result = check_file(content, roles, resolve)
+            result = check_file(content, roles, resolve, decided)
         except OSError as exc:
             result = FileCheck("not BPMN", [], ValidationReport(None, None, [Problem(f"cannot read: {exc.strerror}")]))
         worst, deploys = max(worst, result.exit_code), deploys + (result.verdict == "deploys")
@@ -256,24 +267,34 @@ def check(files: tuple[Path, ...]) -> None:
     sys.exit(worst)
 
 
-def _check_roles() -> tuple[dict[str, str], Callable[[Any], Any] | None]:
-    """The configured database's roles and published processes when it is there at the current schema, else
-    the demo organisation's roles and no published process."""
-    from engine import definitions
+def _check_roles(files: tuple[Path, ...]) -> tuple[dict[str, str], Callable[[Any], Any] | None, Decisions]:
+    """The configured database's roles, published processes and decisions when it is there at the current
+    schema, else the demo organisation's roles, no published process and no decisions; the decisions of the DMN
+    files checked with them."""
+    from engine import decisions, definitions
     from workflows.catalogue import ROLES
 
+    dmn = []
+    for file in files:
+        try:
+            data = file.read_bytes()
+        except OSError:
+            continue
+        if decisions.is_dmn_file(data):
+            dmn.append(data)
     url = database_url()
     if schema.problem(url) is None:
         engine, sessions = _sessions()
         with sessions() as session:
             roles = definitions.known_roles(session)
+            decided = decisions.with_files(session, dmn)
             published = {}  # called process binding → what the database answered, read while it is open
             for row in session.scalars(select(ProcessDefinition).where(ProcessDefinition.status == "published")):
                 published.setdefault(row.process_key, []).append(
                     (row.id, row.version, definitions.version_tag(row.xml, row.bpmn_process_id)))
         engine.dispose()
-        return roles, _published_resolver(published)
-    return {role.key: role.name for role in ROLES}, None
+        return roles, _published_resolver(published), decided
+    return {role.key: role.name for role in ROLES}, None, decisions.with_files(None, dmn)
 
 
 def _published_resolver(published: dict[str, list[tuple[int, int, str | None]]]) -> Callable[[Any], Any]:

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import login_required
 
-from engine import definitions, instance_migration, modeling, process_settings, process_versions, validation
+from engine import decisions, definitions, instance_migration, modeling, process_settings, process_versions, validation
 from engine.errors import InvalidDefinition, InvalidForm, Problem
 from engine.vocabulary import Permission
 
@@ -84,11 +84,14 @@ def new():
 @bp.route("/import", methods=["POST"])
 @permission_required(Permission.MODEL)
 def import_file():
-    """Upload a .bpmn file: it becomes a draft; a file with errors shows them with their element ids."""
+    """Upload a .bpmn file: it becomes a draft; a file with errors shows them with their element ids.
+    A .dmn file publishes its decisions (decisions have no drafts)."""
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        return _new_process_page({"file": "Choose a .bpmn file."}, {}, status=422)
+        return _new_process_page({"file": "Choose a .bpmn or .dmn file."}, {}, status=422)
     data = upload.read(definitions.MAX_XML_BYTES + 1)
+    if decisions.is_dmn_file(data):
+        return _import_decisions(data, upload.filename)
     try:
         draft, report = modeling.import_file(db(), actor(), data, upload.filename)
     except InvalidDefinition as exc:
@@ -238,3 +241,88 @@ def api_publish():
         definition_url=url_for("history.definition_xml", definition_id=definition.id),
         processes=[{"process_key": d.process_key, "version": d.version} for d in publication.definitions],
     )
+
+
+# --- DMN decisions --------------------------------------------------------------------------
+
+
+def _decisions_page(import_problems: list[Problem] | None = None, status: int = 200):
+    return render_template("modeler/decisions.html", rows=decisions.catalogue(db()),
+                           import_problems=import_problems or []), status
+
+
+def _import_decisions(data: bytes, filename: str):
+    try:
+        published = modeling.import_decisions(db(), actor(), data, note=f"imported from {filename}")
+    except InvalidDefinition as exc:
+        db().rollback()
+        return _decisions_page(exc.problems, 422)
+    db().commit()
+    flash(f"Published {filename}: " + ", ".join(f"{d.decision_key} version {d.version}" for d in published) + ".",
+          "success")
+    return redirect(url_for("modeler.decisions_index"))
+
+
+@bp.route("/decisions")
+@permission_required(Permission.MODEL)
+def decisions_index():
+    """Every published decision with its latest version; import a .dmn file or start a new one."""
+    return _decisions_page()
+
+
+@bp.route("/decisions/import", methods=["POST"])
+@permission_required(Permission.MODEL)
+def decisions_import():
+    """Upload a .dmn file: each of its decisions is published as its next version."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return _decisions_page([Problem("Choose a .dmn file.")], 422)
+    return _import_decisions(upload.read(definitions.MAX_XML_BYTES + 1), upload.filename)
+
+
+@bp.route("/decisions/new")
+@permission_required(Permission.MODEL)
+def decision_new():
+    """The decision editor on a new file with one empty decision table."""
+    return render_template("modeler/decision_edit.html", s=None, xml_url=url_for("modeler.decision_template"))
+
+
+@bp.route("/decisions/template.dmn")
+@permission_required(Permission.MODEL)
+def decision_template():
+    return Response(modeling.decision_template(), mimetype="application/xml; charset=utf-8")
+
+
+@bp.route("/decisions/<key>")
+@permission_required(Permission.MODEL)
+def decision_edit(key: str):
+    """The decision editor (camunda-dmn-js) on a version of a decision (the latest by default)."""
+    source = modeling.decision_source(db(), key, int_arg("version"))
+    return render_template("modeler/decision_edit.html", s=source, xml_url=url_for(
+        "modeler.decision_xml", key=key, version=source.definition.version))
+
+
+@bp.route("/decisions/<key>/v<int:version>.dmn")
+@permission_required(Permission.MODEL)
+def decision_xml(key: str, version: int):
+    """A published version of a decision, as its DMN file."""
+    definition = modeling.decision_source(db(), key, version).definition
+    return Response(definition.xml, mimetype="application/xml; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="{key}.v{version}.dmn"'})
+
+
+@bp.route("/api/decisions", methods=["POST"])
+@permission_required(Permission.MODEL)
+def api_publish_decisions():
+    """Publish the decision editor's file: the next version of each of its decisions."""
+    xml, body = _xml_from_json()
+    key = body.get("decision_key")
+    try:
+        published = modeling.import_decisions(db(), actor(), xml, note=str(body.get("note") or ""),
+                                              decision_key=key if isinstance(key, str) and key else None)
+    except InvalidDefinition as exc:
+        db().rollback()
+        return jsonify(problems=_problems_json(exc.problems)), 422
+    db().commit()
+    return jsonify(decisions=[{"decision_key": d.decision_key, "version": d.version, "sha256": d.sha256,
+                               "url": url_for("modeler.decision_edit", key=d.decision_key)} for d in published])
