@@ -20,6 +20,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from lxml import etree
+from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.bpmn.specs.defaults import NoneTask
@@ -100,8 +101,9 @@ class DeptflowParser(decisions.DeptflowParser):
     """SpiffWorkflow's Camunda parser with deptflow's business rule tasks (published decisions) and call
     activities (``camunda:in``/``camunda:out`` mappings)."""
 
-    OVERRIDE_PARSER_CLASSES = {**decisions.DeptflowParser.OVERRIDE_PARSER_CLASSES,
-                               **call_activity.DeptflowParser.OVERRIDE_PARSER_CLASSES}
+    OVERRIDE_PARSER_CLASSES = {
+        **decisions.DeptflowParser.OVERRIDE_PARSER_CLASSES,
+        full_tag("callActivity"): (call_activity.MappedCallActivityParser, call_activity.MappedCallActivity)}
 
 
 @dataclass
