@@ -33,6 +33,8 @@ class ProcessSpec:
     description: str
     #: tasks the starter of a case may not do themselves (the approver is never the requester)
     separated_tasks: tuple[str, ...] = ()
+    #: pairs of tasks that must be done by different people in one case (nobody reviews their own proposal)
+    separated_pairs: tuple[tuple[str, str], ...] = ()
 
     @property
     def path(self) -> Path:
@@ -99,6 +101,9 @@ PROCESSES: tuple[ProcessSpec, ...] = (
                 "clerk",
                 "Started on the first of every month: the clerk's statistics of engineering-drawing applications, "
                 "reviewed by the marketing manager."),
+    ProcessSpec("sales_diary", "Weekly sales diary", "sales_diary.bpmn", (), "sales_manager",
+                "Started every Monday: a representative files the week's diary (visits, orders, issues, photos), "
+                "the clerk registers it; a missing diary is reminded, then followed up by the sales manager."),
 )
 
 DEMO_PASSWORD = "demo"

@@ -4,7 +4,7 @@ people would through the inbox."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -22,6 +22,13 @@ class Player:
 
     def start(self, username: str, process_key: str, values: dict[str, Any]) -> int:
         instance = actions.start_process(self.session, self._user(username), process_key, values)
+        self.session.commit()
+        return instance.id
+
+    def start_scheduled(self, process_key: str, day: date) -> int:
+        """A case of a process started by a timer, as the worker starts it on ``day`` at 08:00."""
+        occurrence = datetime.combine(day, time(8, 0))
+        instance = actions.start_scheduled(self.session, users.system_user(self.session), process_key, occurrence)
         self.session.commit()
         return instance.id
 
@@ -101,6 +108,19 @@ def play_finished_cases(player: Player, today: date) -> None:
     player.complete("cathy", complaint, {"customer_resolved": "true", "satisfaction": "satisfied"})
 
 
+def play_department_cases(player: Player, today: date) -> None:
+    """A few cases of each of the department's other processes (issue 20): finished ones and waiting ones."""
+    monday = today - timedelta(days=today.weekday())
+    last_week = player.start_scheduled("sales_diary", monday - timedelta(weeks=1))
+    player.complete("steve", last_week, {
+        "diary_week": f"{monday - timedelta(weeks=1):%G-W%V}", "sales_region": "North", "visits_count": "11",
+        "visits": "Oakline Hamburg: new sofa display\nHotel Alster: lobby chairs, second visit",
+        "orders_count": "4", "orders_value": "23800", "issues": "Dealers ask for shorter delivery times."})
+    player.complete("clara", last_week, {"diary_registration_number": f"SD-{today.year}-0141",
+                                         "diary_complete": "true"})
+    player.start_scheduled("sales_diary", monday)  # this week's diary: waiting for a representative
+
+
 def install_demo_cases(session: Session, today: date | None = None) -> int:
     """Play the demo cases into an empty database (a database with cases is left alone).
 
@@ -112,4 +132,5 @@ def install_demo_cases(session: Session, today: date | None = None) -> int:
     today = today or date.today()
     play_finished_cases(player, today)
     play_waiting_cases(player, today)
+    play_department_cases(player, today)
     return session.scalar(select(func.count()).select_from(ProcessInstance)) or 0

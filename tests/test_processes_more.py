@@ -1,0 +1,148 @@
+"""The department's other processes (issue 20), each driven end to end over HTTP by the demo users of the
+right roles along each decision path; the ones started by a timer start once per period under a
+controlled clock, and their deadlines fire as the clock moves."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from test_processes_http import Case
+
+from engine.db import Attachment, HumanTask, Notification, ProcessInstance, ProcessSchedule, make_engine
+from engine.worker import fire_due_timers, start_scheduled_processes
+
+T0 = datetime(2026, 11, 26, 9, 0)
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+@pytest.fixture(autouse=True)
+def files_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    directory = tmp_path / "attachments"
+    monkeypatch.setenv("DEPTFLOW_ATTACHMENTS_DIR", str(directory))
+    return directory
+
+
+@pytest.fixture
+def db(sqlite_url: str, workflow_engine):
+    """Sessions on the database the ``app`` fixture serves (the scheduler and the timers run on it)."""
+    engine = make_engine(sqlite_url)
+    yield workflow_engine.session_factory(engine)
+    engine.dispose()
+
+
+class Scheduled(Case):
+    """A case the scheduler started (a timer start event): nobody posts its start form."""
+
+    def __init__(self, app, instance_id: int):
+        self.app, self.clients, self.instance_id = app, {}, instance_id
+
+
+def start_period(app, db, now, process_key: str) -> tuple[Scheduled, datetime]:
+    """Move the clock just past the process's next scheduled start and let the scheduler start it."""
+    with db() as session:
+        due = session.get(ProcessSchedule, process_key).next_start_at
+    now.now = due + timedelta(seconds=1)
+    before = cases_of(db, process_key)
+    start_scheduled_processes(db)  # other processes due by now start too
+    assert cases_of(db, process_key) == before + 1
+    with db() as session:
+        case_id = session.scalars(select(ProcessInstance.id).where(ProcessInstance.process_key == process_key)
+                                  .order_by(ProcessInstance.id.desc())).first()
+    return Scheduled(app, case_id), due
+
+
+def cases_of(db, process_key: str) -> int:
+    with db() as session:
+        return len(session.scalars(select(ProcessInstance.id).where(ProcessInstance.process_key == process_key))
+                   .all())
+
+
+def open_tasks(db, case: Case) -> list[str]:
+    with db() as session:
+        return sorted(session.scalars(select(HumanTask.element_id).where(
+            HumanTask.instance_id == case.instance_id, HumanTask.status == "open")))
+
+
+# --- weekly sales diary ------------------------------------------------------------------
+
+DIARY = {"diary_week": "2026-W49", "sales_region": "East", "visits_count": "9",
+         "visits": "Casa Moebel Leipzig: new display\nHotel Elbe: lobby chairs", "orders_count": "3",
+         "orders_value": "18450.50", "issues": "Competitor cut prices on oak tables by 10 %"}
+
+
+@pytest.mark.parametrize("process_key", ["sales_diary"])
+def test_timer_starts_one_case_per_period(app, db, now, process_key):
+    before = cases_of(db, process_key)
+    _, due = start_period(app, db, now, process_key)
+    start_scheduled_processes(db)
+    now.advance(hours=1)
+    start_scheduled_processes(db)
+    assert cases_of(db, process_key) == before + 1, "the same period never starts twice"
+    with db() as session:
+        following = session.get(ProcessSchedule, process_key).next_start_at
+    assert following > due
+    now.now = following + timedelta(seconds=1)
+    start_scheduled_processes(db)
+    assert cases_of(db, process_key) == before + 2
+
+
+def test_sales_diary_week_runs_on_mondays(app, db, now):
+    case, due = start_period(app, db, now, "sales_diary")
+    assert (due.weekday(), due.hour) == (0, 8), "Monday 08:00 UTC"
+    with db() as session:
+        following = session.get(ProcessSchedule, "sales_diary").next_start_at
+    assert following - due == timedelta(weeks=1)
+
+
+def test_sales_diary_with_photo_sent_back_and_filed(app, db, now):
+    case, _ = start_period(app, db, now, "sales_diary")
+    photo = (io.BytesIO(PNG), "display.png")
+    case.step("steve", "file_sales_diary", {**DIARY, "diary_photos": photo}, not_for="clara")
+    case.step("clara", "register_sales_diary", {"diary_registration_number": "SD-2026-0142",
+                                                "clerk_comment": "Which hotel contact?"}, not_for="steve")
+    case.step("steve", "file_sales_diary", {**DIARY, "visits": "Hotel Elbe: Mr Braun, lobby chairs"},
+              not_for="sam")
+    case.step("clara", "register_sales_diary", {"diary_registration_number": "SD-2026-0142",
+                                                "diary_complete": "true"}, not_for="sam")
+    assert case.status("steve") == "completed"
+    with db() as session:
+        files = session.scalars(select(Attachment).where(Attachment.instance_id == case.instance_id)).all()
+    assert [f.filename for f in files] == ["display.png"]
+
+
+def test_sales_diary_refuses_a_bad_week_and_keeps_the_values(app, db, now):
+    case, _ = start_period(app, db, now, "sales_diary")
+    client = case.client("steve")
+    task_id = case.tasks_of("steve")["file_sales_diary"]
+    response = client.post(f"/tasks/{task_id}/complete", data={**DIARY, "diary_week": "week 49",
+                                                               "visits_count": "-1"})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert 'data-field="diary_week"' in page and 'data-field="visits_count"' in page
+    assert case.tasks_of("steve")["file_sales_diary"] == task_id
+
+
+@pytest.mark.parametrize("decision", ["refile", "excuse"])
+def test_missing_sales_diary_is_reminded_then_escalated(app, db, now, decision):
+    case, due = start_period(app, db, now, "sales_diary")
+    now.now = due + timedelta(days=4, hours=9, minutes=1)  # Friday 17:01: the reminder
+    fire_due_timers(db)
+    assert open_tasks(db, case) == ["file_sales_diary"]
+    with db() as session:
+        reminded = session.scalars(select(Notification).where(Notification.kind == "escalated")).all()
+        assert {n.user.username for n in reminded} >= {"steve", "sara"}
+    now.now = due + timedelta(days=6, hours=16, minutes=1)  # Sunday 24:00: escalated to the sales manager
+    fire_due_timers(db)
+    assert open_tasks(db, case) == ["follow_up_missing_diary"]
+    assert "file_sales_diary" not in case.tasks_of("steve")
+    case.step("sam", "follow_up_missing_diary", {"follow_up_decision": decision,
+                                                 "follow_up_note": "Steve was at the trade fair"}, not_for="steve")
+    if decision == "refile":
+        case.step("steve", "file_sales_diary", DIARY, not_for="sam")
+        case.step("clara", "register_sales_diary", {"diary_registration_number": "SD-2026-0150",
+                                                    "diary_complete": "true"}, not_for="steve")
+    assert case.status("sam") == "completed"
