@@ -146,3 +146,42 @@ def test_missing_sales_diary_is_reminded_then_escalated(app, db, now, decision):
         case.step("clara", "register_sales_diary", {"diary_registration_number": "SD-2026-0150",
                                                     "diary_complete": "true"}, not_for="steve")
     assert case.status("sam") == "completed"
+
+
+# --- bid suggestion --------------------------------------------------------------------------
+
+BID = {"title": "Bid: Lindau library", "customer_name": "City of Lindau", "project_name": "Library reading rooms",
+       "bid_type": "tender", "bid_deadline": "2027-01-20", "estimated_value": "380000",
+       "product_lines": "Bergen chairs, Oslo tables"}
+SUGGESTION = {"suggested_price": "352000", "suggested_products": "120 chairs, 30 tables",
+              "competitors": "Nordform bids low", "win_chance": "60"}
+
+
+@pytest.mark.parametrize("outcome", ["won", "lost"])
+def test_bid_suggestion_reworked_then_bid(app, outcome):
+    case = Case(app, "sara", "bid_suggestion", {**BID, "tender_documents": (io.BytesIO(b"%PDF-1.7\n%%EOF\n"),
+                                                                            "tender.pdf")})
+    case.step("rita", "prepare_bid_suggestion", SUGGESTION, not_for="mark")
+    case.step("mark", "decide_bid", {"bid_decision": "rework", "decision_comment": "Check Nordform's last bids"},
+              not_for="rita")
+    case.step("rita", "prepare_bid_suggestion", {**SUGGESTION, "win_chance": "55"}, not_for="sara")
+    case.step("mark", "decide_bid", {"bid_decision": "bid", "approved_price": "345000"}, not_for="sara")
+    assert "record_bid_outcome" not in case.tasks_of("steve"), "the outcome is the reporting representative's"
+    case.step("sara", "record_bid_outcome", {"bid_outcome": outcome, "contract_value": "345000"}, not_for="mark")
+    assert case.status("sara") == "completed"
+
+
+def test_bid_suggestion_no_bid(app):
+    case = Case(app, "steve", "bid_suggestion", {**BID, "bid_type": "consultation"})
+    case.step("rita", "prepare_bid_suggestion", {**SUGGESTION, "win_chance": "10"}, not_for="steve")
+    case.step("mark", "decide_bid", {"bid_decision": "no_bid", "decision_comment": "Not our segment"},
+              not_for="rita")
+    assert case.status("steve") == "completed"
+    assert "record_bid_outcome" not in case.tasks_of("steve")
+
+
+def test_bid_suggestion_refuses_a_chance_over_100(app):
+    case = Case(app, "steve", "bid_suggestion", BID)
+    task_id = case.tasks_of("rita")["prepare_bid_suggestion"]
+    response = case.client("rita").post(f"/tasks/{task_id}/complete", data={**SUGGESTION, "win_chance": "140"})
+    assert response.status_code == 422 and 'data-field="win_chance"' in response.get_data(as_text=True)

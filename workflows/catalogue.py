@@ -104,6 +104,11 @@ PROCESSES: tuple[ProcessSpec, ...] = (
     ProcessSpec("sales_diary", "Weekly sales diary", "sales_diary.bpmn", (), "sales_manager",
                 "Started every Monday: a representative files the week's diary (visits, orders, issues, photos), "
                 "the clerk registers it; a missing diary is reminded, then followed up by the sales manager."),
+    ProcessSpec("bid_suggestion", "Bid suggestion", "bid_suggestion.bpmn", ("sales_rep",), "marketing_manager",
+                "A representative reports a major bid or engineering consultation; research & planning suggests "
+                "price, products and the competition; the marketing manager decides whether to bid; the outcome "
+                "is recorded.",
+                ("decide_bid",), (("prepare_bid_suggestion", "decide_bid"),)),
 )
 
 DEMO_PASSWORD = "demo"

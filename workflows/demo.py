@@ -120,6 +120,21 @@ def play_department_cases(player: Player, today: date) -> None:
                                          "diary_complete": "true"})
     player.start_scheduled("sales_diary", monday)  # this week's diary: waiting for a representative
 
+    bid = {"customer_name": "City of Lindau", "project_name": "Public library reading rooms", "bid_type": "tender",
+           "bid_deadline": (today + timedelta(days=20)).isoformat(), "estimated_value": "380000",
+           "product_lines": "Bergen reading chairs, Oslo tables"}
+    won = player.start("sara", "bid_suggestion", {**bid, "title": "Bid: Lindau library reading rooms"})
+    player.complete("rita", won, {"suggested_price": "352000", "suggested_products": "120 Bergen chairs, 30 tables",
+                                  "competitors": "Nordform bids low on price", "win_chance": "60"})
+    player.complete("mark", won, {"bid_decision": "bid", "approved_price": "345000"})
+    player.complete("sara", won, {"bid_outcome": "won", "contract_value": "345000",
+                                  "outcome_notes": "Delivery time decided it."})
+    waiting = player.start("steve", "bid_suggestion", {
+        **bid, "title": "Consultation: Harbour Hotel conference wing", "customer_name": "Harbour Hotel Group",
+        "project_name": "Conference wing", "bid_type": "consultation", "estimated_value": "150000"})
+    player.complete("rita", waiting, {"suggested_price": "141000", "suggested_products": "Stacking chairs, tables",
+                                      "competitors": "Two local makers", "win_chance": "40"})
+
 
 def install_demo_cases(session: Session, today: date | None = None) -> int:
     """Play the demo cases into an empty database (a database with cases is left alone).
