@@ -185,3 +185,73 @@ def test_bid_suggestion_refuses_a_chance_over_100(app):
     task_id = case.tasks_of("rita")["prepare_bid_suggestion"]
     response = case.client("rita").post(f"/tasks/{task_id}/complete", data={**SUGGESTION, "win_chance": "140"})
     assert response.status_code == 422 and 'data-field="win_chance"' in response.get_data(as_text=True)
+
+
+# --- advertising campaign approval ---------------------------------------------------------
+
+CAMPAIGN = {"campaign_type": "advertising", "agency": "Blau & Partner", "media": "Regional radio, outdoor",
+            "campaign_goal": "Bring families to the spring sofa week", "goal_target": "600 leads",
+            "campaign_budget": "40000", "campaign_start": "2027-03-01", "campaign_end": "2027-03-21"}
+RESULT = {"actual_spend": "38200", "result_achieved": "710 leads", "goal_met": "exceeded"}
+
+
+def test_campaign_within_the_plan_reworked_run_and_measured(app, db, now):
+    case = Case(app, "rita", "ad_campaign_approval", {
+        "title": "Campaign: spring sofa week", **CAMPAIGN,
+        "campaign_brief": (io.BytesIO(b"%PDF-1.7\n%%EOF\n"), "brief.pdf")})
+    case.step("mark", "approve_campaign_mm", {"mm_decision": "rework", "ad_plan_remaining": "100000",
+                                              "mm_comment": "Add online"}, not_for="rita")
+    case.step("rita", "revise_campaign", {**CAMPAIGN, "media": "Radio, outdoor, online",
+                                          "revision_notes": "Online added"}, not_for="mark")
+    case.step("mark", "approve_campaign_mm", {"mm_decision": "approve", "ad_plan_remaining": "100000"},
+              not_for="grace")
+    assert "approve_campaign_gm" not in case.tasks_of("grace"), "within the plan: no general manager"
+    case.step("fiona", "confirm_campaign_finance", {"finance_confirmed": "true", "budget_code": "AD-2027"},
+              not_for="mark")
+    assert open_tasks(db, case) == [], "waiting for the campaign to end"
+    now.now = datetime(2027, 3, 21, 0, 1)
+    fire_due_timers(db)
+    case.step("rita", "record_campaign_result", RESULT, not_for="mark")
+    assert case.status("rita") == "completed"
+
+
+def test_campaign_above_the_plan_needs_the_general_manager(app, db, now):
+    case = Case(app, "rita", "ad_campaign_approval", {"title": "Campaign: trade fair", **CAMPAIGN,
+                                                      "campaign_budget": "150000"})
+    case.step("mark", "approve_campaign_mm", {"mm_decision": "approve", "ad_plan_remaining": "100000"},
+              not_for="fiona")
+    assert "confirm_campaign_finance" not in case.tasks_of("fiona")
+    now.advance(days=3, minutes=1)
+    fire_due_timers(db)
+    with db() as session:
+        reminded = session.scalars(select(Notification.kind).join(HumanTask, Notification.task_id == HumanTask.id)
+                                   .where(HumanTask.element_id == "approve_campaign_gm")).all()
+    assert "escalated" in reminded, "the general manager is reminded after 3 days"
+    case.step("grace", "approve_campaign_gm", {"gm_decision": "approve"}, not_for="mark")
+    case.step("fiona", "confirm_campaign_finance", {"finance_confirmed": "false",
+                                                    "finance_comment": "Not in this year's budget"}, not_for="grace")
+    assert case.status("rita") == "completed", "not funded"
+
+
+@pytest.mark.parametrize("who", ["mark", "grace"])
+def test_campaign_rejected(app, who):
+    case = Case(app, "rita", "ad_campaign_approval", {"title": "Campaign: TV", **CAMPAIGN,
+                                                      "campaign_budget": "900000"})
+    decision = "reject" if who == "mark" else "approve"
+    case.step("mark", "approve_campaign_mm", {"mm_decision": decision, "ad_plan_remaining": "100000"},
+              not_for="rita")
+    if who == "grace":
+        case.step("grace", "approve_campaign_gm", {"gm_decision": "reject", "gm_comment": "Too expensive"},
+                  not_for="fiona")
+    assert case.status("rita") == "completed"
+    assert "confirm_campaign_finance" not in case.tasks_of("fiona")
+
+
+def test_campaign_budget_code_must_match_its_pattern(app):
+    case = Case(app, "rita", "ad_campaign_approval", {"title": "Campaign: catalogue", **CAMPAIGN})
+    case.step("mark", "approve_campaign_mm", {"mm_decision": "approve", "ad_plan_remaining": "100000"},
+              not_for="rita")
+    task_id = case.tasks_of("fiona")["confirm_campaign_finance"]
+    response = case.client("fiona").post(f"/tasks/{task_id}/complete", data={"finance_confirmed": "true",
+                                                                             "budget_code": "ad2027"})
+    assert response.status_code == 422 and 'data-field="budget_code"' in response.get_data(as_text=True)

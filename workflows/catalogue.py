@@ -109,6 +109,13 @@ PROCESSES: tuple[ProcessSpec, ...] = (
                 "price, products and the competition; the marketing manager decides whether to bid; the outcome "
                 "is recorded.",
                 ("decide_bid",), (("prepare_bid_suggestion", "decide_bid"),)),
+    ProcessSpec("ad_campaign_approval", "Advertising campaign approval", "ad_campaign_approval.bpmn",
+                ("research_planning",), "marketing_manager",
+                "An advertising or promotion campaign (agency, media, budget, schedule, goal): the marketing manager "
+                "approves within the advertising-expense plan, the general manager above it, finance confirms; "
+                "when it is over, its result is recorded against its goal.",
+                ("approve_campaign_mm", "approve_campaign_gm", "confirm_campaign_finance"),
+                (("approve_campaign_mm", "approve_campaign_gm"),)),
 )
 
 DEMO_PASSWORD = "demo"

@@ -135,6 +135,19 @@ def play_department_cases(player: Player, today: date) -> None:
     player.complete("rita", waiting, {"suggested_price": "141000", "suggested_products": "Stacking chairs, tables",
                                       "competitors": "Two local makers", "win_chance": "40"})
 
+    campaign = {"campaign_type": "advertising", "agency": "Blau & Partner", "media": "Regional radio, outdoor",
+                "campaign_goal": "Bring families to the spring sofa week.", "goal_target": "600 leads",
+                "campaign_budget": "40000", "campaign_start": (today + timedelta(days=30)).isoformat(),
+                "campaign_end": (today + timedelta(days=51)).isoformat()}
+    approved = player.start("rita", "ad_campaign_approval", {**campaign, "title": "Campaign: spring sofa week"})
+    player.complete("mark", approved, {"mm_decision": "approve", "ad_plan_remaining": "120000"})
+    player.complete("fiona", approved, {"finance_confirmed": "true", "budget_code": f"AD-{today.year}"})
+    large = player.start("rita", "ad_campaign_approval", {**campaign, "title": "Campaign: autumn TV spots",
+                                                          "media": "Regional TV", "campaign_budget": "180000",
+                                                          "goal_target": "+8 % sell-through"})
+    player.complete("mark", large, {"mm_decision": "approve", "ad_plan_remaining": "120000",
+                                    "mm_comment": "Above what the plan has left: your call."})
+
 
 def install_demo_cases(session: Session, today: date | None = None) -> int:
     """Play the demo cases into an empty database (a database with cases is left alone).
