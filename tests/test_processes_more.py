@@ -255,3 +255,52 @@ def test_campaign_budget_code_must_match_its_pattern(app):
     response = case.client("fiona").post(f"/tasks/{task_id}/complete", data={"finance_confirmed": "true",
                                                                              "budget_code": "ad2027"})
     assert response.status_code == 422 and 'data-field="budget_code"' in response.get_data(as_text=True)
+
+
+# --- customer satisfaction survey ----------------------------------------------------------
+
+SURVEY = {"title": "Satisfaction survey 2026-Q4", "survey_period": "2026-Q4", "survey_method": "phone",
+          "sample_size": "60", "satisfaction_threshold": "4"}
+
+
+def test_survey_below_threshold_measures_chased_when_late_and_more_asked(app, db, now):
+    case = Case(app, "cathy", "customer_satisfaction_survey", SURVEY)
+    case.step("cathy", "record_survey_results", {"responses": "48", "average_score": "3.2",
+                                                 "main_problems": "Late deliveries",
+                                                 "survey_results": (io.BytesIO(b"Score;N\n3;20\n"), "scores.csv")},
+              not_for="mark")
+    case.step("cathy", "plan_corrective_measures", {"measure_description": "Two-hour delivery windows",
+                                                    "measure_owner": "sales", "measure_deadline": "2026-12-10"},
+              not_for="sam")
+    assert "carry_out_measure_sales" in case.tasks_of("sam")
+    now.now = datetime(2026, 12, 10, 0, 1)  # the measure's deadline passed
+    fire_due_timers(db)
+    assert open_tasks(db, case) == ["carry_out_measure_sales", "chase_late_measure"]
+    case.step("mark", "chase_late_measure", {"chase_note": "Sam promises next Friday"}, not_for="sam")
+    case.step("sam", "carry_out_measure_sales", {"measure_actions": "Windows live", "measure_done_date": "2026-12-14"},
+              not_for="paula")
+    case.step("mark", "review_survey", {"review_decision": "more_measures", "review_comment": "Assembly too"},
+              not_for="cathy")
+    case.step("cathy", "plan_corrective_measures", {"measure_description": "New assembly leaflet",
+                                                    "measure_owner": "production", "measure_deadline": "2027-01-15"},
+              not_for="paula")
+    case.step("paula", "carry_out_measure_production", {"measure_actions": "Leaflet printed",
+                                                        "measure_done_date": "2027-01-10"}, not_for="sam")
+    case.step("mark", "review_survey", {"review_decision": "close"}, not_for="paula")
+    assert case.status("cathy") == "completed"
+
+
+def test_survey_above_threshold_goes_straight_to_review(app):
+    case = Case(app, "cathy", "customer_satisfaction_survey", SURVEY)
+    case.step("cathy", "record_survey_results", {"responses": "51", "average_score": "4.3"}, not_for="mark")
+    assert "plan_corrective_measures" not in case.tasks_of("cathy")
+    case.step("mark", "review_survey", {"review_decision": "close"}, not_for="cathy")
+    assert case.status("cathy") == "completed"
+
+
+def test_survey_refuses_a_score_out_of_range(app):
+    case = Case(app, "cathy", "customer_satisfaction_survey", SURVEY)
+    task_id = case.tasks_of("cathy")["record_survey_results"]
+    response = case.client("cathy").post(f"/tasks/{task_id}/complete", data={"responses": "5",
+                                                                             "average_score": "7"})
+    assert response.status_code == 422 and 'data-field="average_score"' in response.get_data(as_text=True)

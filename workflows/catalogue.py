@@ -116,6 +116,11 @@ PROCESSES: tuple[ProcessSpec, ...] = (
                 "when it is over, its result is recorded against its goal.",
                 ("approve_campaign_mm", "approve_campaign_gm", "confirm_campaign_finance"),
                 (("approve_campaign_mm", "approve_campaign_gm"),)),
+    ProcessSpec("customer_satisfaction_survey", "Customer satisfaction survey", "customer_satisfaction_survey.bpmn",
+                ("customer_service",), "customer_service",
+                "Customer service surveys a sample of customers; an average below the threshold opens corrective "
+                "measures with an owner and a deadline (chased when late); the marketing manager reviews.",
+                (), (("plan_corrective_measures", "review_survey"),)),
 )
 
 DEMO_PASSWORD = "demo"

@@ -148,6 +148,22 @@ def play_department_cases(player: Player, today: date) -> None:
     player.complete("mark", large, {"mm_decision": "approve", "ad_plan_remaining": "120000",
                                     "mm_comment": "Above what the plan has left: your call."})
 
+    survey = {"survey_method": "phone", "sample_size": "60", "satisfaction_threshold": "4"}
+    good = player.start("cathy", "customer_satisfaction_survey", {
+        **survey, "title": f"Satisfaction survey {today.year}-{today.month:02d}",
+        "survey_period": f"{today.year}-{today.month:02d}"})
+    player.complete("cathy", good, {"responses": "48", "average_score": "4.4",
+                                    "main_problems": "Delivery slots too wide."})
+    player.complete("mark", good, {"review_decision": "close"})
+    weak = player.start("cathy", "customer_satisfaction_survey", {
+        **survey, "title": f"Satisfaction survey {today.year}-Q{(today.month - 1) // 3 + 1} (dealers' customers)",
+        "survey_period": f"{today.year}-Q{(today.month - 1) // 3 + 1}", "survey_method": "email"})
+    player.complete("cathy", weak, {"responses": "112", "average_score": "3.4",
+                                    "main_problems": "Assembly instructions; missed delivery appointments."})
+    player.complete("cathy", weak, {"measure_description": "Two-hour delivery windows, with an SMS the day before.",
+                                    "measure_owner": "sales",
+                                    "measure_deadline": (today + timedelta(days=21)).isoformat()})
+
 
 def install_demo_cases(session: Session, today: date | None = None) -> int:
     """Play the demo cases into an empty database (a database with cases is left alone).
