@@ -74,7 +74,7 @@ DIARY = {"diary_week": "2026-W49", "sales_region": "East", "visits_count": "9",
          "orders_value": "18450.50", "issues": "Competitor cut prices on oak tables by 10 %"}
 
 
-@pytest.mark.parametrize("process_key", ["sales_diary"])
+@pytest.mark.parametrize("process_key", ["sales_diary", "market_feedback"])
 def test_timer_starts_one_case_per_period(app, db, now, process_key):
     before = cases_of(db, process_key)
     _, due = start_period(app, db, now, process_key)
@@ -304,3 +304,35 @@ def test_survey_refuses_a_score_out_of_range(app):
     response = case.client("cathy").post(f"/tasks/{task_id}/complete", data={"responses": "5",
                                                                              "average_score": "7"})
     assert response.status_code == 422 and 'data-field="average_score"' in response.get_data(as_text=True)
+
+
+# --- monthly market feedback ---------------------------------------------------------------
+
+FEEDBACK = {"feedback_month": "2026-11", "sales_region": "East", "store_coverage": "42",
+            "channel_development": "Two new stores in Dresden", "sell_through_display": "Oslo sofas: six weeks",
+            "competitor_moves": "Nordform cut table prices"}
+FOLLOWED_UP = {"follow_up_actions": "Price answer sent to dealers", "follow_up_done_date": "2026-12-12"}
+
+
+@pytest.mark.parametrize(("action", "who", "task"), [("sales", "sam", "follow_up_sales"),
+                                                      ("marketing", "mark", "follow_up_marketing"),
+                                                      ("none", None, None)])
+def test_market_feedback_month(app, db, now, action, who, task):
+    case, due = start_period(app, db, now, "market_feedback")
+    assert (due.day, due.hour) == (1, 9), "the first of the month at 09:00 UTC"
+    case.step("sara", "report_market_feedback", {**FEEDBACK, "feedback_photos": (io.BytesIO(PNG), "store.png")},
+              not_for="sam")
+    case.step("sam", "consolidate_region_feedback", {"regional_summary": "Thin", "feedback_complete": "false"},
+              not_for="sara")
+    case.step("sara", "report_market_feedback", {**FEEDBACK, "plan_execution": "Spring promotion on time"},
+              not_for="rita")
+    case.step("sam", "consolidate_region_feedback", {"feedback_complete": "true",
+                                                     "regional_summary": "East grows; price pressure"}, not_for="rita")
+    case.step("rita", "analyse_market_feedback", {"feedback_analysis": "Matches the plan", "answer_to_sales": "OK",
+                                                  "action_needed": action, "action_description": "Answer prices"},
+              not_for="sam")
+    if task:
+        other = "mark" if who == "sam" else "sam"
+        assert task not in case.tasks_of(other)
+        case.step(who, task, FOLLOWED_UP, not_for="rita")
+    assert case.status("rita") == "completed"

@@ -121,6 +121,10 @@ PROCESSES: tuple[ProcessSpec, ...] = (
                 "Customer service surveys a sample of customers; an average below the threshold opens corrective "
                 "measures with an owner and a deadline (chased when late); the marketing manager reviews.",
                 (), (("plan_corrective_measures", "review_survey"),)),
+    ProcessSpec("market_feedback", "Monthly market feedback", "market_feedback.bpmn", (), "research_planning",
+                "Started on the first of every month: a representative reports the region's market, the sales "
+                "manager consolidates it, research & planning analyses and answers; items that need action "
+                "become follow-up tasks for marketing or sales."),
 )
 
 DEMO_PASSWORD = "demo"

@@ -164,6 +164,20 @@ def play_department_cases(player: Player, today: date) -> None:
                                     "measure_owner": "sales",
                                     "measure_deadline": (today + timedelta(days=21)).isoformat()})
 
+    first = today.replace(day=1)
+    last_month = (first - timedelta(days=1)).replace(day=1)
+    feedback = player.start_scheduled("market_feedback", first)
+    player.complete("sara", feedback, {
+        "feedback_month": f"{last_month:%Y-%m}", "sales_region": "East", "store_coverage": "42",
+        "channel_development": "Two new specialty stores in Dresden; one dealer closed in Halle.",
+        "sell_through_display": "Oslo sofas sell through in six weeks; displays mostly to standard.",
+        "competitor_moves": "Nordform cut oak table prices by 10 %.",
+        "dealer_consumer_opinions": "Consumers ask for more fabric choices."})
+    player.complete("sam", feedback, {"feedback_complete": "true",
+                                      "regional_summary": "East grows through specialty stores; price pressure "
+                                                          "on tables.",
+                                      "requests_to_marketing": "A price answer on oak tables."})
+
 
 def install_demo_cases(session: Session, today: date | None = None) -> int:
     """Play the demo cases into an empty database (a database with cases is left alone).
