@@ -74,7 +74,7 @@ DIARY = {"diary_week": "2026-W49", "sales_region": "East", "visits_count": "9",
          "orders_value": "18450.50", "issues": "Competitor cut prices on oak tables by 10 %"}
 
 
-@pytest.mark.parametrize("process_key", ["sales_diary", "market_feedback"])
+@pytest.mark.parametrize("process_key", ["sales_diary", "market_feedback", "performance_review"])
 def test_timer_starts_one_case_per_period(app, db, now, process_key):
     before = cases_of(db, process_key)
     _, due = start_period(app, db, now, process_key)
@@ -336,3 +336,55 @@ def test_market_feedback_month(app, db, now, action, who, task):
         assert task not in case.tasks_of(other)
         case.step(who, task, FOLLOWED_UP, not_for="rita")
     assert case.status("rita") == "completed"
+
+
+# --- monthly performance review ------------------------------------------------------------
+
+FIGURES = {"review_month": "2026-11", "units_reviewed": "4", "proposal_kind": "promotion",
+           "performance_figures": "North: 1.21 M sold, 1.05 M collected, 4 of 4 diaries",
+           "proposed_changes": "Sara Kim to senior representative (rule 4.2)"}
+
+
+def test_performance_review_with_rework_and_send_back(app, db, now):
+    case, due = start_period(app, db, now, "performance_review")
+    assert (due.day, due.hour) == (2, 8), "the second of the month at 08:00 UTC"
+    case.step("clara", "compile_performance_review", FIGURES, not_for="mark")
+    case.step("mark", "review_performance_proposal", {"mm_decision": "rework", "mm_comment": "Add East"},
+              not_for="clara")
+    case.step("clara", "compile_performance_review", {**FIGURES, "units_reviewed": "5"}, not_for="grace")
+    case.step("mark", "review_performance_proposal", {"mm_decision": "forward"}, not_for="grace")
+    case.step("grace", "approve_performance_changes", {"gm_decision": "reject", "gm_comment": "Wait a month"},
+              not_for="mark")
+    case.step("clara", "compile_performance_review", {**FIGURES, "proposal_kind": "none", "proposed_changes": ""},
+              not_for="mark")
+    case.step("mark", "review_performance_proposal", {"mm_decision": "forward"}, not_for="grace")
+    assert "approve_performance_changes" not in case.tasks_of("grace"), "no changes: nothing to approve"
+    assert case.status("clara") == "completed"
+
+
+def test_performance_review_approved_and_people_informed(app, db, now):
+    case, _ = start_period(app, db, now, "performance_review")
+    case.step("clara", "compile_performance_review", FIGURES, not_for="grace")
+    case.step("mark", "review_performance_proposal", {"mm_decision": "forward"}, not_for="clara")
+    case.step("grace", "approve_performance_changes", {"gm_decision": "approve"}, not_for="clara")
+    case.step("clara", "inform_people_concerned", {"informed_date": "2026-12-09", "archive_reference": "PR-2026-11"},
+              not_for="grace")
+    assert case.status("clara") == "completed"
+
+
+def test_performance_review_nobody_reviews_their_own_proposal(app, db, now):
+    """Clara also holds the marketing manager's role: she compiled, so the review is Mark's."""
+    from engine import people, users
+
+    with db() as session:
+        clara = users.user_by_name(session, "clara")
+        people.update_access(session, None, clara.id, ["clerk", "marketing_manager"], True)
+        session.commit()
+    case, _ = start_period(app, db, now, "performance_review")
+    case.step("clara", "compile_performance_review", FIGURES, not_for="grace")
+    task_id = case.tasks_of("mark")["review_performance_proposal"]
+    refused = case.client("clara").post(f"/tasks/{task_id}/claim")
+    assert refused.status_code in (403, 409), refused.status_code
+    assert "separation of duties" in refused.get_data(as_text=True)
+    case.step("mark", "review_performance_proposal", {"mm_decision": "forward"}, not_for="grace")
+    assert "approve_performance_changes" in case.tasks_of("grace")

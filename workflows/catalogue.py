@@ -125,6 +125,13 @@ PROCESSES: tuple[ProcessSpec, ...] = (
                 "Started on the first of every month: a representative reports the region's market, the sales "
                 "manager consolidates it, research & planning analyses and answers; items that need action "
                 "become follow-up tasks for marketing or sales."),
+    ProcessSpec("performance_review", "Monthly performance review", "performance_review.bpmn", (), "clerk",
+                "Started on the second of every month: the clerk compiles each business unit's figures and proposes "
+                "promotions or demotions, the marketing manager reviews, the general manager approves, the people "
+                "concerned are informed. Nobody reviews or approves a proposal they compiled.",
+                (), (("compile_performance_review", "review_performance_proposal"),
+                     ("compile_performance_review", "approve_performance_changes"),
+                     ("review_performance_proposal", "approve_performance_changes"))),
 )
 
 DEMO_PASSWORD = "demo"

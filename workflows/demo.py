@@ -178,6 +178,14 @@ def play_department_cases(player: Player, today: date) -> None:
                                                           "on tables.",
                                       "requests_to_marketing": "A price answer on oak tables."})
 
+    review = player.start_scheduled("performance_review", first + timedelta(days=1))
+    player.complete("clara", review, {
+        "review_month": f"{last_month:%Y-%m}", "units_reviewed": "4", "proposal_kind": "promotion",
+        "performance_figures": "North: sales 1.21 M, collected 1.05 M, 4 of 4 diaries\n"
+                               "East: sales 0.98 M, collected 0.97 M, 4 of 4 diaries",
+        "proposed_changes": "Sara Kim to senior representative: third month above target (rule 4.2)."})
+    player.complete("mark", review, {"mm_decision": "forward", "mm_comment": "Well deserved."})
+
 
 def install_demo_cases(session: Session, today: date | None = None) -> int:
     """Play the demo cases into an empty database (a database with cases is left alone).
