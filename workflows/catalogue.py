@@ -132,6 +132,11 @@ PROCESSES: tuple[ProcessSpec, ...] = (
                 (), (("compile_performance_review", "review_performance_proposal"),
                      ("compile_performance_review", "approve_performance_changes"),
                      ("review_performance_proposal", "approve_performance_changes"))),
+    ProcessSpec("staff_training", "Staff training", "staff_training.bpmn", ("assistant_marketing_manager",),
+                "assistant_marketing_manager",
+                "Training for new business staff or dealer and store staff: plan (topics, dates, participants), "
+                "attendance confirmed by the sales manager or the dealer, then an effect check that may call for "
+                "a follow-up session."),
 )
 
 DEMO_PASSWORD = "demo"

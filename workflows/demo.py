@@ -186,6 +186,22 @@ def play_department_cases(player: Player, today: date) -> None:
         "proposed_changes": "Sara Kim to senior representative: third month above target (rule 4.2)."})
     player.complete("mark", review, {"mm_decision": "forward", "mm_comment": "Well deserved."})
 
+    training = {"training_topics": "Product lines, price discipline, the sales diary", "trainer": "Amy Wu",
+                "first_session_date": (today - timedelta(days=14)).isoformat(), "pass_score": "70",
+                "session_dates": "Two mornings, head office"}
+    held = player.start("amy", "staff_training", {**training, "title": "Training: new representatives",
+                                                  "audience": "business_staff",
+                                                  "participants": "Steve Hall\nSara Kim"})
+    player.complete("amy", held, {"invitations_sent_on": (today - timedelta(days=30)).isoformat()})
+    player.complete("sam", held, {"participants_confirmed": "2"})
+    player.complete("amy", held, {"participants_attended": "2", "average_test_score": "84",
+                                  "manager_assessment": "good"})
+    dealer_training = player.start("amy", "staff_training", {
+        **training, "title": "Training: Oakline store staff", "audience": "dealer_staff",
+        "first_session_date": (today + timedelta(days=10)).isoformat(), "session_dates": "One day, Oakline Hamburg",
+        "participants": "Oakline Hamburg City: 4 sales staff"})
+    player.complete("amy", dealer_training, {"invitations_sent_on": today.isoformat()})
+
 
 def install_demo_cases(session: Session, today: date | None = None) -> int:
     """Play the demo cases into an empty database (a database with cases is left alone).
