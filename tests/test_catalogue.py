@@ -86,3 +86,11 @@ def test_state_round_trip_is_lossless(spec, workflow_engine):
     ready = [t.task_spec.bpmn_id for t in restored.get_tasks() if t.state == TaskState.READY]
     assert ready == [t.task_spec.bpmn_id for t in workflow.get_tasks() if t.state == TaskState.READY]
     assert restored.last_task.data["note"] == "ünïcode ✓"
+
+
+def test_settings_name_user_tasks_of_the_diagram(spec):
+    """Separation of duties names tasks that exist: a renamed task would silently drop the rule."""
+    parsed, _ = parse_definition(spec.path.read_text(), ROLE_NAMES)
+    named = set(spec.separated_tasks) | {task for pair in spec.separated_pairs for task in pair}
+    assert named <= set(parsed.user_tasks)
+    assert all(a != b for a, b in spec.separated_pairs)

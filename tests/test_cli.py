@@ -34,13 +34,13 @@ def test_init_demo_twice_keeps_the_data(tmp_path, monkeypatch):
     first = runner.invoke(main, ["init", "--demo"])
     assert first.exit_code == 0, first.output
     assert "customer_complaint: version 1" in first.output and "demo users" in first.output
-    assert "demo cases started: 5" in first.output
+    assert "demo cases started: 17" in first.output
     counts = _count(url, User), _count(url, ProcessDefinition), _count(url, ProcessInstance)
     second = runner.invoke(main, ["init", "--demo"])
     assert second.exit_code == 0, second.output
     assert "demo cases started: 0" in second.output
     again = _count(url, User), _count(url, ProcessDefinition), _count(url, ProcessInstance)
-    assert again == counts == (16, len(PROCESSES), 5)
+    assert again == counts == (17, len(PROCESSES), 17)  # 16 demo users and the scheduler (demo sales diaries)
     assert "chain intact" in runner.invoke(main, ["audit", "verify"]).output
 
 

@@ -240,7 +240,7 @@ def test_monthly_drawing_statistics_run_end_to_end(sessions, session, user, now)
     due = session.get(ProcessSchedule, "monthly_drawing_statistics").next_start_at
     assert (due.day, due.hour) == (1, 8), "the first of the month at 08:00 UTC"
     now.now = due + timedelta(seconds=1)
-    assert start_scheduled_processes(sessions) == 1
+    start_scheduled_processes(sessions)  # other scheduled processes may be due by then too (the weekly diary)
     [case] = session.scalars(select(ProcessInstance).where(
         ProcessInstance.process_key == "monthly_drawing_statistics")).all()
     steps = [

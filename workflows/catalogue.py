@@ -33,6 +33,8 @@ class ProcessSpec:
     description: str
     #: tasks the starter of a case may not do themselves (the approver is never the requester)
     separated_tasks: tuple[str, ...] = ()
+    #: pairs of tasks that must be done by different people in one case (nobody reviews their own proposal)
+    separated_pairs: tuple[tuple[str, str], ...] = ()
 
     @property
     def path(self) -> Path:
@@ -99,6 +101,42 @@ PROCESSES: tuple[ProcessSpec, ...] = (
                 "clerk",
                 "Started on the first of every month: the clerk's statistics of engineering-drawing applications, "
                 "reviewed by the marketing manager."),
+    ProcessSpec("sales_diary", "Weekly sales diary", "sales_diary.bpmn", (), "sales_manager",
+                "Started every Monday: a representative files the week's diary (visits, orders, issues, photos), "
+                "the clerk registers it; a missing diary is reminded, then followed up by the sales manager."),
+    ProcessSpec("bid_suggestion", "Bid suggestion", "bid_suggestion.bpmn", ("sales_rep",), "marketing_manager",
+                "A representative reports a major bid or engineering consultation; research & planning suggests "
+                "price, products and the competition; the marketing manager decides whether to bid; the outcome "
+                "is recorded.",
+                ("decide_bid",), (("prepare_bid_suggestion", "decide_bid"),)),
+    ProcessSpec("ad_campaign_approval", "Advertising campaign approval", "ad_campaign_approval.bpmn",
+                ("research_planning",), "marketing_manager",
+                "An advertising or promotion campaign (agency, media, budget, schedule, goal): the marketing manager "
+                "approves within the advertising-expense plan, the general manager above it, finance confirms; "
+                "when it is over, its result is recorded against its goal.",
+                ("approve_campaign_mm", "approve_campaign_gm", "confirm_campaign_finance"),
+                (("approve_campaign_mm", "approve_campaign_gm"),)),
+    ProcessSpec("customer_satisfaction_survey", "Customer satisfaction survey", "customer_satisfaction_survey.bpmn",
+                ("customer_service",), "customer_service",
+                "Customer service surveys a sample of customers; an average below the threshold opens corrective "
+                "measures with an owner and a deadline (chased when late); the marketing manager reviews.",
+                (), (("plan_corrective_measures", "review_survey"),)),
+    ProcessSpec("market_feedback", "Monthly market feedback", "market_feedback.bpmn", (), "research_planning",
+                "Started on the first of every month: a representative reports the region's market, the sales "
+                "manager consolidates it, research & planning analyses and answers; items that need action "
+                "become follow-up tasks for marketing or sales."),
+    ProcessSpec("performance_review", "Monthly performance review", "performance_review.bpmn", (), "clerk",
+                "Started on the second of every month: the clerk compiles each business unit's figures and proposes "
+                "promotions or demotions, the marketing manager reviews, the general manager approves, the people "
+                "concerned are informed. Nobody reviews or approves a proposal they compiled.",
+                (), (("compile_performance_review", "review_performance_proposal"),
+                     ("compile_performance_review", "approve_performance_changes"),
+                     ("review_performance_proposal", "approve_performance_changes"))),
+    ProcessSpec("staff_training", "Staff training", "staff_training.bpmn", ("assistant_marketing_manager",),
+                "assistant_marketing_manager",
+                "Training for new business staff or dealer and store staff: plan (topics, dates, participants), "
+                "attendance confirmed by the sales manager or the dealer, then an effect check that may call for "
+                "a follow-up session."),
 )
 
 DEMO_PASSWORD = "demo"

@@ -4,7 +4,7 @@ people would through the inbox."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -22,6 +22,13 @@ class Player:
 
     def start(self, username: str, process_key: str, values: dict[str, Any]) -> int:
         instance = actions.start_process(self.session, self._user(username), process_key, values)
+        self.session.commit()
+        return instance.id
+
+    def start_scheduled(self, process_key: str, day: date) -> int:
+        """A case of a process started by a timer, as the worker starts it on ``day`` at 08:00."""
+        occurrence = datetime.combine(day, time(8, 0))
+        instance = actions.start_scheduled(self.session, users.system_user(self.session), process_key, occurrence)
         self.session.commit()
         return instance.id
 
@@ -101,6 +108,101 @@ def play_finished_cases(player: Player, today: date) -> None:
     player.complete("cathy", complaint, {"customer_resolved": "true", "satisfaction": "satisfied"})
 
 
+def play_department_cases(player: Player, today: date) -> None:
+    """A few cases of each of the department's other processes (issue 20): finished ones and waiting ones."""
+    monday = today - timedelta(days=today.weekday())
+    last_week = player.start_scheduled("sales_diary", monday - timedelta(weeks=1))
+    player.complete("steve", last_week, {
+        "diary_week": f"{monday - timedelta(weeks=1):%G-W%V}", "sales_region": "North", "visits_count": "11",
+        "visits": "Oakline Hamburg: new sofa display\nHotel Alster: lobby chairs, second visit",
+        "orders_count": "4", "orders_value": "23800", "issues": "Dealers ask for shorter delivery times."})
+    player.complete("clara", last_week, {"diary_registration_number": f"SD-{today.year}-0141",
+                                         "diary_complete": "true"})
+    player.start_scheduled("sales_diary", monday)  # this week's diary: waiting for a representative
+
+    bid = {"customer_name": "City of Lindau", "project_name": "Public library reading rooms", "bid_type": "tender",
+           "bid_deadline": (today + timedelta(days=20)).isoformat(), "estimated_value": "380000",
+           "product_lines": "Bergen reading chairs, Oslo tables"}
+    won = player.start("sara", "bid_suggestion", {**bid, "title": "Bid: Lindau library reading rooms"})
+    player.complete("rita", won, {"suggested_price": "352000", "suggested_products": "120 Bergen chairs, 30 tables",
+                                  "competitors": "Nordform bids low on price", "win_chance": "60"})
+    player.complete("mark", won, {"bid_decision": "bid", "approved_price": "345000"})
+    player.complete("sara", won, {"bid_outcome": "won", "contract_value": "345000",
+                                  "outcome_notes": "Delivery time decided it."})
+    waiting = player.start("steve", "bid_suggestion", {
+        **bid, "title": "Consultation: Harbour Hotel conference wing", "customer_name": "Harbour Hotel Group",
+        "project_name": "Conference wing", "bid_type": "consultation", "estimated_value": "150000"})
+    player.complete("rita", waiting, {"suggested_price": "141000", "suggested_products": "Stacking chairs, tables",
+                                      "competitors": "Two local makers", "win_chance": "40"})
+
+    campaign = {"campaign_type": "advertising", "agency": "Blau & Partner", "media": "Regional radio, outdoor",
+                "campaign_goal": "Bring families to the spring sofa week.", "goal_target": "600 leads",
+                "campaign_budget": "40000", "campaign_start": (today + timedelta(days=30)).isoformat(),
+                "campaign_end": (today + timedelta(days=51)).isoformat()}
+    approved = player.start("rita", "ad_campaign_approval", {**campaign, "title": "Campaign: spring sofa week"})
+    player.complete("mark", approved, {"mm_decision": "approve", "ad_plan_remaining": "120000"})
+    player.complete("fiona", approved, {"finance_confirmed": "true", "budget_code": f"AD-{today.year}"})
+    large = player.start("rita", "ad_campaign_approval", {**campaign, "title": "Campaign: autumn TV spots",
+                                                          "media": "Regional TV", "campaign_budget": "180000",
+                                                          "goal_target": "+8 % sell-through"})
+    player.complete("mark", large, {"mm_decision": "approve", "ad_plan_remaining": "120000",
+                                    "mm_comment": "Above what the plan has left: your call."})
+
+    survey = {"survey_method": "phone", "sample_size": "60", "satisfaction_threshold": "4"}
+    good = player.start("cathy", "customer_satisfaction_survey", {
+        **survey, "title": f"Satisfaction survey {today.year}-{today.month:02d}",
+        "survey_period": f"{today.year}-{today.month:02d}"})
+    player.complete("cathy", good, {"responses": "48", "average_score": "4.4",
+                                    "main_problems": "Delivery slots too wide."})
+    player.complete("mark", good, {"review_decision": "close"})
+    weak = player.start("cathy", "customer_satisfaction_survey", {
+        **survey, "title": f"Satisfaction survey {today.year}-Q{(today.month - 1) // 3 + 1} (dealers' customers)",
+        "survey_period": f"{today.year}-Q{(today.month - 1) // 3 + 1}", "survey_method": "email"})
+    player.complete("cathy", weak, {"responses": "112", "average_score": "3.4",
+                                    "main_problems": "Assembly instructions; missed delivery appointments."})
+    player.complete("cathy", weak, {"measure_description": "Two-hour delivery windows, with an SMS the day before.",
+                                    "measure_owner": "sales",
+                                    "measure_deadline": (today + timedelta(days=21)).isoformat()})
+
+    first = today.replace(day=1)
+    last_month = (first - timedelta(days=1)).replace(day=1)
+    feedback = player.start_scheduled("market_feedback", first)
+    player.complete("sara", feedback, {
+        "feedback_month": f"{last_month:%Y-%m}", "sales_region": "East", "store_coverage": "42",
+        "channel_development": "Two new specialty stores in Dresden; one dealer closed in Halle.",
+        "sell_through_display": "Oslo sofas sell through in six weeks; displays mostly to standard.",
+        "competitor_moves": "Nordform cut oak table prices by 10 %.",
+        "dealer_consumer_opinions": "Consumers ask for more fabric choices."})
+    player.complete("sam", feedback, {"feedback_complete": "true",
+                                      "regional_summary": "East grows through specialty stores; price pressure "
+                                                          "on tables.",
+                                      "requests_to_marketing": "A price answer on oak tables."})
+
+    review = player.start_scheduled("performance_review", first + timedelta(days=1))
+    player.complete("clara", review, {
+        "review_month": f"{last_month:%Y-%m}", "units_reviewed": "4", "proposal_kind": "promotion",
+        "performance_figures": "North: sales 1.21 M, collected 1.05 M, 4 of 4 diaries\n"
+                               "East: sales 0.98 M, collected 0.97 M, 4 of 4 diaries",
+        "proposed_changes": "Sara Kim to senior representative: third month above target (rule 4.2)."})
+    player.complete("mark", review, {"mm_decision": "forward", "mm_comment": "Well deserved."})
+
+    training = {"training_topics": "Product lines, price discipline, the sales diary", "trainer": "Amy Wu",
+                "first_session_date": (today - timedelta(days=14)).isoformat(), "pass_score": "70",
+                "session_dates": "Two mornings, head office"}
+    held = player.start("amy", "staff_training", {**training, "title": "Training: new representatives",
+                                                  "audience": "business_staff",
+                                                  "participants": "Steve Hall\nSara Kim"})
+    player.complete("amy", held, {"invitations_sent_on": (today - timedelta(days=30)).isoformat()})
+    player.complete("sam", held, {"participants_confirmed": "2"})
+    player.complete("amy", held, {"participants_attended": "2", "average_test_score": "84",
+                                  "manager_assessment": "good"})
+    dealer_training = player.start("amy", "staff_training", {
+        **training, "title": "Training: Oakline store staff", "audience": "dealer_staff",
+        "first_session_date": (today + timedelta(days=10)).isoformat(), "session_dates": "One day, Oakline Hamburg",
+        "participants": "Oakline Hamburg City: 4 sales staff"})
+    player.complete("amy", dealer_training, {"invitations_sent_on": today.isoformat()})
+
+
 def install_demo_cases(session: Session, today: date | None = None) -> int:
     """Play the demo cases into an empty database (a database with cases is left alone).
 
@@ -112,4 +214,5 @@ def install_demo_cases(session: Session, today: date | None = None) -> int:
     today = today or date.today()
     play_finished_cases(player, today)
     play_waiting_cases(player, today)
+    play_department_cases(player, today)
     return session.scalar(select(func.count()).select_from(ProcessInstance)) or 0

@@ -55,6 +55,7 @@ def install_catalogue(session: Session, *, demo: bool = False) -> list[str]:
             process.starter_roles = list(spec.starter_roles)
             process.owner_role = spec.owner_role
             process.separated_tasks = list(spec.separated_tasks)
+            process.separated_pairs = [sorted(pair) for pair in spec.separated_pairs]
         report.append(f"{key}: version {definition.version}")
     session.flush()
     return report

@@ -1,0 +1,431 @@
+"""The department's other processes (issue 20), each driven end to end over HTTP by the demo users of the
+right roles along each decision path; the ones started by a timer start once per period under a
+controlled clock, and their deadlines fire as the clock moves."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from test_processes_http import Case
+
+from engine.db import Attachment, HumanTask, Notification, ProcessInstance, ProcessSchedule, make_engine
+from engine.worker import fire_due_timers, start_scheduled_processes
+
+T0 = datetime(2026, 11, 26, 9, 0)
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+@pytest.fixture(autouse=True)
+def files_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    directory = tmp_path / "attachments"
+    monkeypatch.setenv("DEPTFLOW_ATTACHMENTS_DIR", str(directory))
+    return directory
+
+
+@pytest.fixture
+def db(sqlite_url: str, workflow_engine):
+    """Sessions on the database the ``app`` fixture serves (the scheduler and the timers run on it)."""
+    engine = make_engine(sqlite_url)
+    yield workflow_engine.session_factory(engine)
+    engine.dispose()
+
+
+class Scheduled(Case):
+    """A case the scheduler started (a timer start event): nobody posts its start form."""
+
+    def __init__(self, app, instance_id: int):
+        self.app, self.clients, self.instance_id = app, {}, instance_id
+
+
+def start_period(app, db, now, process_key: str) -> tuple[Scheduled, datetime]:
+    """Move the clock just past the process's next scheduled start and let the scheduler start it."""
+    with db() as session:
+        due = session.get(ProcessSchedule, process_key).next_start_at
+    now.now = due + timedelta(seconds=1)
+    before = cases_of(db, process_key)
+    start_scheduled_processes(db)  # other processes due by now start too
+    assert cases_of(db, process_key) == before + 1
+    with db() as session:
+        case_id = session.scalars(select(ProcessInstance.id).where(ProcessInstance.process_key == process_key)
+                                  .order_by(ProcessInstance.id.desc())).first()
+    return Scheduled(app, case_id), due
+
+
+def cases_of(db, process_key: str) -> int:
+    with db() as session:
+        return len(session.scalars(select(ProcessInstance.id).where(ProcessInstance.process_key == process_key))
+                   .all())
+
+
+def open_tasks(db, case: Case) -> list[str]:
+    with db() as session:
+        return sorted(session.scalars(select(HumanTask.element_id).where(
+            HumanTask.instance_id == case.instance_id, HumanTask.status == "open")))
+
+
+# --- weekly sales diary ------------------------------------------------------------------
+
+DIARY = {"diary_week": "2026-W49", "sales_region": "East", "visits_count": "9",
+         "visits": "Casa Moebel Leipzig: new display\nHotel Elbe: lobby chairs", "orders_count": "3",
+         "orders_value": "18450.50", "issues": "Competitor cut prices on oak tables by 10 %"}
+
+
+@pytest.mark.parametrize("process_key", ["sales_diary", "market_feedback", "performance_review"])
+def test_timer_starts_one_case_per_period(app, db, now, process_key):
+    before = cases_of(db, process_key)
+    _, due = start_period(app, db, now, process_key)
+    start_scheduled_processes(db)
+    now.advance(hours=1)
+    start_scheduled_processes(db)
+    assert cases_of(db, process_key) == before + 1, "the same period never starts twice"
+    with db() as session:
+        following = session.get(ProcessSchedule, process_key).next_start_at
+    assert following > due
+    now.now = following + timedelta(seconds=1)
+    start_scheduled_processes(db)
+    assert cases_of(db, process_key) == before + 2
+
+
+def test_sales_diary_week_runs_on_mondays(app, db, now):
+    case, due = start_period(app, db, now, "sales_diary")
+    assert (due.weekday(), due.hour) == (0, 8), "Monday 08:00 UTC"
+    with db() as session:
+        following = session.get(ProcessSchedule, "sales_diary").next_start_at
+    assert following - due == timedelta(weeks=1)
+
+
+def test_sales_diary_with_photo_sent_back_and_filed(app, db, now):
+    case, _ = start_period(app, db, now, "sales_diary")
+    photo = (io.BytesIO(PNG), "display.png")
+    case.step("steve", "file_sales_diary", {**DIARY, "diary_photos": photo}, not_for="clara")
+    case.step("clara", "register_sales_diary", {"diary_registration_number": "SD-2026-0142",
+                                                "clerk_comment": "Which hotel contact?"}, not_for="steve")
+    case.step("steve", "file_sales_diary", {**DIARY, "visits": "Hotel Elbe: Mr Braun, lobby chairs"},
+              not_for="sam")
+    case.step("clara", "register_sales_diary", {"diary_registration_number": "SD-2026-0142",
+                                                "diary_complete": "true"}, not_for="sam")
+    assert case.status("steve") == "completed"
+    with db() as session:
+        files = session.scalars(select(Attachment).where(Attachment.instance_id == case.instance_id)).all()
+    assert [f.filename for f in files] == ["display.png"]
+
+
+def test_sales_diary_refuses_a_bad_week_and_keeps_the_values(app, db, now):
+    case, _ = start_period(app, db, now, "sales_diary")
+    client = case.client("steve")
+    task_id = case.tasks_of("steve")["file_sales_diary"]
+    response = client.post(f"/tasks/{task_id}/complete", data={**DIARY, "diary_week": "week 49",
+                                                               "visits_count": "-1"})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert 'data-field="diary_week"' in page and 'data-field="visits_count"' in page
+    assert case.tasks_of("steve")["file_sales_diary"] == task_id
+
+
+@pytest.mark.parametrize("decision", ["refile", "excuse"])
+def test_missing_sales_diary_is_reminded_then_escalated(app, db, now, decision):
+    case, due = start_period(app, db, now, "sales_diary")
+    now.now = due + timedelta(days=4, hours=9, minutes=1)  # Friday 17:01: the reminder
+    fire_due_timers(db)
+    assert open_tasks(db, case) == ["file_sales_diary"]
+    with db() as session:
+        reminded = session.scalars(select(Notification).where(Notification.kind == "escalated")).all()
+        assert {n.user.username for n in reminded} >= {"steve", "sara"}
+    now.now = due + timedelta(days=6, hours=16, minutes=1)  # Sunday 24:00: escalated to the sales manager
+    fire_due_timers(db)
+    assert open_tasks(db, case) == ["follow_up_missing_diary"]
+    assert "file_sales_diary" not in case.tasks_of("steve")
+    case.step("sam", "follow_up_missing_diary", {"follow_up_decision": decision,
+                                                 "follow_up_note": "Steve was at the trade fair"}, not_for="steve")
+    if decision == "refile":
+        case.step("steve", "file_sales_diary", DIARY, not_for="sam")
+        case.step("clara", "register_sales_diary", {"diary_registration_number": "SD-2026-0150",
+                                                    "diary_complete": "true"}, not_for="steve")
+    assert case.status("sam") == "completed"
+
+
+# --- bid suggestion --------------------------------------------------------------------------
+
+BID = {"title": "Bid: Lindau library", "customer_name": "City of Lindau", "project_name": "Library reading rooms",
+       "bid_type": "tender", "bid_deadline": "2027-01-20", "estimated_value": "380000",
+       "product_lines": "Bergen chairs, Oslo tables"}
+SUGGESTION = {"suggested_price": "352000", "suggested_products": "120 chairs, 30 tables",
+              "competitors": "Nordform bids low", "win_chance": "60"}
+
+
+@pytest.mark.parametrize("outcome", ["won", "lost"])
+def test_bid_suggestion_reworked_then_bid(app, outcome):
+    case = Case(app, "sara", "bid_suggestion", {**BID, "tender_documents": (io.BytesIO(b"%PDF-1.7\n%%EOF\n"),
+                                                                            "tender.pdf")})
+    case.step("rita", "prepare_bid_suggestion", SUGGESTION, not_for="mark")
+    case.step("mark", "decide_bid", {"bid_decision": "rework", "decision_comment": "Check Nordform's last bids"},
+              not_for="rita")
+    case.step("rita", "prepare_bid_suggestion", {**SUGGESTION, "win_chance": "55"}, not_for="sara")
+    case.step("mark", "decide_bid", {"bid_decision": "bid", "approved_price": "345000"}, not_for="sara")
+    assert "record_bid_outcome" not in case.tasks_of("steve"), "the outcome is the reporting representative's"
+    case.step("sara", "record_bid_outcome", {"bid_outcome": outcome, "contract_value": "345000"}, not_for="mark")
+    assert case.status("sara") == "completed"
+
+
+def test_bid_suggestion_no_bid(app):
+    case = Case(app, "steve", "bid_suggestion", {**BID, "bid_type": "consultation"})
+    case.step("rita", "prepare_bid_suggestion", {**SUGGESTION, "win_chance": "10"}, not_for="steve")
+    case.step("mark", "decide_bid", {"bid_decision": "no_bid", "decision_comment": "Not our segment"},
+              not_for="rita")
+    assert case.status("steve") == "completed"
+    assert "record_bid_outcome" not in case.tasks_of("steve")
+
+
+def test_bid_suggestion_refuses_a_chance_over_100(app):
+    case = Case(app, "steve", "bid_suggestion", BID)
+    task_id = case.tasks_of("rita")["prepare_bid_suggestion"]
+    response = case.client("rita").post(f"/tasks/{task_id}/complete", data={**SUGGESTION, "win_chance": "140"})
+    assert response.status_code == 422 and 'data-field="win_chance"' in response.get_data(as_text=True)
+
+
+# --- advertising campaign approval ---------------------------------------------------------
+
+CAMPAIGN = {"campaign_type": "advertising", "agency": "Blau & Partner", "media": "Regional radio, outdoor",
+            "campaign_goal": "Bring families to the spring sofa week", "goal_target": "600 leads",
+            "campaign_budget": "40000", "campaign_start": "2027-03-01", "campaign_end": "2027-03-21"}
+RESULT = {"actual_spend": "38200", "result_achieved": "710 leads", "goal_met": "exceeded"}
+
+
+def test_campaign_within_the_plan_reworked_run_and_measured(app, db, now):
+    case = Case(app, "rita", "ad_campaign_approval", {
+        "title": "Campaign: spring sofa week", **CAMPAIGN,
+        "campaign_brief": (io.BytesIO(b"%PDF-1.7\n%%EOF\n"), "brief.pdf")})
+    case.step("mark", "approve_campaign_mm", {"mm_decision": "rework", "ad_plan_remaining": "100000",
+                                              "mm_comment": "Add online"}, not_for="rita")
+    case.step("rita", "revise_campaign", {**CAMPAIGN, "media": "Radio, outdoor, online",
+                                          "revision_notes": "Online added"}, not_for="mark")
+    case.step("mark", "approve_campaign_mm", {"mm_decision": "approve", "ad_plan_remaining": "100000"},
+              not_for="grace")
+    assert "approve_campaign_gm" not in case.tasks_of("grace"), "within the plan: no general manager"
+    case.step("fiona", "confirm_campaign_finance", {"finance_confirmed": "true", "budget_code": "AD-2027"},
+              not_for="mark")
+    assert open_tasks(db, case) == [], "waiting for the campaign to end"
+    now.now = datetime(2027, 3, 21, 0, 1)
+    fire_due_timers(db)
+    case.step("rita", "record_campaign_result", RESULT, not_for="mark")
+    assert case.status("rita") == "completed"
+
+
+def test_campaign_above_the_plan_needs_the_general_manager(app, db, now):
+    case = Case(app, "rita", "ad_campaign_approval", {"title": "Campaign: trade fair", **CAMPAIGN,
+                                                      "campaign_budget": "150000"})
+    case.step("mark", "approve_campaign_mm", {"mm_decision": "approve", "ad_plan_remaining": "100000"},
+              not_for="fiona")
+    assert "confirm_campaign_finance" not in case.tasks_of("fiona")
+    now.advance(days=3, minutes=1)
+    fire_due_timers(db)
+    with db() as session:
+        reminded = session.scalars(select(Notification.kind).join(HumanTask, Notification.task_id == HumanTask.id)
+                                   .where(HumanTask.element_id == "approve_campaign_gm")).all()
+    assert "escalated" in reminded, "the general manager is reminded after 3 days"
+    case.step("grace", "approve_campaign_gm", {"gm_decision": "approve"}, not_for="mark")
+    case.step("fiona", "confirm_campaign_finance", {"finance_confirmed": "false",
+                                                    "finance_comment": "Not in this year's budget"}, not_for="grace")
+    assert case.status("rita") == "completed", "not funded"
+
+
+@pytest.mark.parametrize("who", ["mark", "grace"])
+def test_campaign_rejected(app, who):
+    case = Case(app, "rita", "ad_campaign_approval", {"title": "Campaign: TV", **CAMPAIGN,
+                                                      "campaign_budget": "900000"})
+    decision = "reject" if who == "mark" else "approve"
+    case.step("mark", "approve_campaign_mm", {"mm_decision": decision, "ad_plan_remaining": "100000"},
+              not_for="rita")
+    if who == "grace":
+        case.step("grace", "approve_campaign_gm", {"gm_decision": "reject", "gm_comment": "Too expensive"},
+                  not_for="fiona")
+    assert case.status("rita") == "completed"
+    assert "confirm_campaign_finance" not in case.tasks_of("fiona")
+
+
+def test_campaign_budget_code_must_match_its_pattern(app):
+    case = Case(app, "rita", "ad_campaign_approval", {"title": "Campaign: catalogue", **CAMPAIGN})
+    case.step("mark", "approve_campaign_mm", {"mm_decision": "approve", "ad_plan_remaining": "100000"},
+              not_for="rita")
+    task_id = case.tasks_of("fiona")["confirm_campaign_finance"]
+    response = case.client("fiona").post(f"/tasks/{task_id}/complete", data={"finance_confirmed": "true",
+                                                                             "budget_code": "ad2027"})
+    assert response.status_code == 422 and 'data-field="budget_code"' in response.get_data(as_text=True)
+
+
+# --- customer satisfaction survey ----------------------------------------------------------
+
+SURVEY = {"title": "Satisfaction survey 2026-Q4", "survey_period": "2026-Q4", "survey_method": "phone",
+          "sample_size": "60", "satisfaction_threshold": "4"}
+
+
+def test_survey_below_threshold_measures_chased_when_late_and_more_asked(app, db, now):
+    case = Case(app, "cathy", "customer_satisfaction_survey", SURVEY)
+    case.step("cathy", "record_survey_results", {"responses": "48", "average_score": "3.2",
+                                                 "main_problems": "Late deliveries",
+                                                 "survey_results": (io.BytesIO(b"Score;N\n3;20\n"), "scores.csv")},
+              not_for="mark")
+    case.step("cathy", "plan_corrective_measures", {"measure_description": "Two-hour delivery windows",
+                                                    "measure_owner": "sales", "measure_deadline": "2026-12-10"},
+              not_for="sam")
+    assert "carry_out_measure_sales" in case.tasks_of("sam")
+    now.now = datetime(2026, 12, 10, 0, 1)  # the measure's deadline passed
+    fire_due_timers(db)
+    assert open_tasks(db, case) == ["carry_out_measure_sales", "chase_late_measure"]
+    case.step("mark", "chase_late_measure", {"chase_note": "Sam promises next Friday"}, not_for="sam")
+    case.step("sam", "carry_out_measure_sales", {"measure_actions": "Windows live", "measure_done_date": "2026-12-14"},
+              not_for="paula")
+    case.step("mark", "review_survey", {"review_decision": "more_measures", "review_comment": "Assembly too"},
+              not_for="cathy")
+    case.step("cathy", "plan_corrective_measures", {"measure_description": "New assembly leaflet",
+                                                    "measure_owner": "production", "measure_deadline": "2027-01-15"},
+              not_for="paula")
+    case.step("paula", "carry_out_measure_production", {"measure_actions": "Leaflet printed",
+                                                        "measure_done_date": "2027-01-10"}, not_for="sam")
+    case.step("mark", "review_survey", {"review_decision": "close"}, not_for="paula")
+    assert case.status("cathy") == "completed"
+
+
+def test_survey_above_threshold_goes_straight_to_review(app):
+    case = Case(app, "cathy", "customer_satisfaction_survey", SURVEY)
+    case.step("cathy", "record_survey_results", {"responses": "51", "average_score": "4.3"}, not_for="mark")
+    assert "plan_corrective_measures" not in case.tasks_of("cathy")
+    case.step("mark", "review_survey", {"review_decision": "close"}, not_for="cathy")
+    assert case.status("cathy") == "completed"
+
+
+def test_survey_refuses_a_score_out_of_range(app):
+    case = Case(app, "cathy", "customer_satisfaction_survey", SURVEY)
+    task_id = case.tasks_of("cathy")["record_survey_results"]
+    response = case.client("cathy").post(f"/tasks/{task_id}/complete", data={"responses": "5",
+                                                                             "average_score": "7"})
+    assert response.status_code == 422 and 'data-field="average_score"' in response.get_data(as_text=True)
+
+
+# --- monthly market feedback ---------------------------------------------------------------
+
+FEEDBACK = {"feedback_month": "2026-11", "sales_region": "East", "store_coverage": "42",
+            "channel_development": "Two new stores in Dresden", "sell_through_display": "Oslo sofas: six weeks",
+            "competitor_moves": "Nordform cut table prices"}
+FOLLOWED_UP = {"follow_up_actions": "Price answer sent to dealers", "follow_up_done_date": "2026-12-12"}
+
+
+@pytest.mark.parametrize(("action", "who", "task"), [("sales", "sam", "follow_up_sales"),
+                                                      ("marketing", "mark", "follow_up_marketing"),
+                                                      ("none", None, None)])
+def test_market_feedback_month(app, db, now, action, who, task):
+    case, due = start_period(app, db, now, "market_feedback")
+    assert (due.day, due.hour) == (1, 9), "the first of the month at 09:00 UTC"
+    case.step("sara", "report_market_feedback", {**FEEDBACK, "feedback_photos": (io.BytesIO(PNG), "store.png")},
+              not_for="sam")
+    case.step("sam", "consolidate_region_feedback", {"regional_summary": "Thin", "feedback_complete": "false"},
+              not_for="sara")
+    case.step("sara", "report_market_feedback", {**FEEDBACK, "plan_execution": "Spring promotion on time"},
+              not_for="rita")
+    case.step("sam", "consolidate_region_feedback", {"feedback_complete": "true",
+                                                     "regional_summary": "East grows; price pressure"}, not_for="rita")
+    case.step("rita", "analyse_market_feedback", {"feedback_analysis": "Matches the plan", "answer_to_sales": "OK",
+                                                  "action_needed": action, "action_description": "Answer prices"},
+              not_for="sam")
+    if task:
+        other = "mark" if who == "sam" else "sam"
+        assert task not in case.tasks_of(other)
+        case.step(who, task, FOLLOWED_UP, not_for="rita")
+    assert case.status("rita") == "completed"
+
+
+# --- monthly performance review ------------------------------------------------------------
+
+FIGURES = {"review_month": "2026-11", "units_reviewed": "4", "proposal_kind": "promotion",
+           "performance_figures": "North: 1.21 M sold, 1.05 M collected, 4 of 4 diaries",
+           "proposed_changes": "Sara Kim to senior representative (rule 4.2)"}
+
+
+def test_performance_review_with_rework_and_send_back(app, db, now):
+    case, due = start_period(app, db, now, "performance_review")
+    assert (due.day, due.hour) == (2, 8), "the second of the month at 08:00 UTC"
+    case.step("clara", "compile_performance_review", FIGURES, not_for="mark")
+    case.step("mark", "review_performance_proposal", {"mm_decision": "rework", "mm_comment": "Add East"},
+              not_for="clara")
+    case.step("clara", "compile_performance_review", {**FIGURES, "units_reviewed": "5"}, not_for="grace")
+    case.step("mark", "review_performance_proposal", {"mm_decision": "forward"}, not_for="grace")
+    case.step("grace", "approve_performance_changes", {"gm_decision": "reject", "gm_comment": "Wait a month"},
+              not_for="mark")
+    case.step("clara", "compile_performance_review", {**FIGURES, "proposal_kind": "none", "proposed_changes": ""},
+              not_for="mark")
+    case.step("mark", "review_performance_proposal", {"mm_decision": "forward"}, not_for="grace")
+    assert "approve_performance_changes" not in case.tasks_of("grace"), "no changes: nothing to approve"
+    assert case.status("clara") == "completed"
+
+
+def test_performance_review_approved_and_people_informed(app, db, now):
+    case, _ = start_period(app, db, now, "performance_review")
+    case.step("clara", "compile_performance_review", FIGURES, not_for="grace")
+    case.step("mark", "review_performance_proposal", {"mm_decision": "forward"}, not_for="clara")
+    case.step("grace", "approve_performance_changes", {"gm_decision": "approve"}, not_for="clara")
+    case.step("clara", "inform_people_concerned", {"informed_date": "2026-12-09", "archive_reference": "PR-2026-11"},
+              not_for="grace")
+    assert case.status("clara") == "completed"
+
+
+def test_performance_review_nobody_reviews_their_own_proposal(app, db, now):
+    """Clara also holds the marketing manager's role: she compiled, so the review is Mark's."""
+    from engine import people, users
+
+    with db() as session:
+        clara = users.user_by_name(session, "clara")
+        people.update_access(session, None, clara.id, ["clerk", "marketing_manager"], True)
+        session.commit()
+    case, _ = start_period(app, db, now, "performance_review")
+    case.step("clara", "compile_performance_review", FIGURES, not_for="grace")
+    task_id = case.tasks_of("mark")["review_performance_proposal"]
+    refused = case.client("clara").post(f"/tasks/{task_id}/claim")
+    assert refused.status_code in (403, 409), refused.status_code
+    assert "separation of duties" in refused.get_data(as_text=True)
+    case.step("mark", "review_performance_proposal", {"mm_decision": "forward"}, not_for="grace")
+    assert "approve_performance_changes" in case.tasks_of("grace")
+
+
+# --- staff training ------------------------------------------------------------------------
+
+TRAINING = {"title": "Training: new representatives", "audience": "business_staff",
+            "training_topics": "Product lines, price discipline", "first_session_date": "2027-01-12",
+            "session_dates": "12 and 13 January, head office", "participants": "Steve Hall\nSara Kim",
+            "trainer": "Amy Wu", "pass_score": "70"}
+INVITED = {"invitations_sent_on": "2026-12-15"}
+EFFECT = {"participants_attended": "2", "average_test_score": "84", "manager_assessment": "good"}
+
+
+def test_training_of_business_staff_with_a_follow_up_session(app):
+    case = Case(app, "amy", "staff_training", {**TRAINING, "training_material": (io.BytesIO(b"%PDF-1.7\n%%EOF\n"),
+                                                                                  "material.pdf")})
+    case.step("amy", "send_invitations", INVITED, not_for="sam")
+    case.step("sam", "confirm_attendance_staff", {"participants_confirmed": "2"}, not_for="dora")
+    case.step("amy", "check_training_effect", {**EFFECT, "average_test_score": "55"}, not_for="sam")
+    case.step("amy", "plan_follow_up_session", {"follow_up_date": "2027-01-26", "follow_up_topics": "Pricing"},
+              not_for="sam")
+    case.step("amy", "check_training_effect", {**EFFECT, "manager_assessment": "poor"}, not_for="sam")
+    case.step("amy", "plan_follow_up_session", {"follow_up_date": "2027-02-02", "follow_up_topics": "Diary"},
+              not_for="sam")
+    case.step("amy", "check_training_effect", EFFECT, not_for="sam")
+    assert case.status("amy") == "completed"
+
+
+def test_training_of_dealer_staff_confirmed_by_the_dealer(app):
+    case = Case(app, "amy", "staff_training", {**TRAINING, "audience": "dealer_staff",
+                                               "participants": "Oakline Hamburg: 4 staff"})
+    case.step("amy", "send_invitations", INVITED, not_for="dora")
+    assert "confirm_attendance_staff" not in case.tasks_of("sam")
+    case.step("dora", "confirm_attendance_dealer", {"participants_confirmed": "3", "absentees": "One on leave"},
+              not_for="sam")
+    case.step("amy", "check_training_effect", {**EFFECT, "participants_attended": "3"}, not_for="dora")
+    assert case.status("amy") == "completed"
+
+
+def test_training_refuses_a_pass_score_over_100(login_as):
+    refused = login_as("amy").post("/processes/staff_training/start", data={**TRAINING, "pass_score": "120"})
+    assert refused.status_code == 422 and 'data-field="pass_score"' in refused.get_data(as_text=True)
