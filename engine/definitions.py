@@ -642,13 +642,17 @@ def _juel_problems(expression: str, element_id: str, where: str) -> list[Problem
 def infer_forms(process: etree._Element, user_tasks: dict[str, UserTaskInfo]) -> list[Problem]:
     """A user task with a ``camunda:formKey`` (an embedded or external form deptflow cannot show) and no
     ``camunda:formData`` gets a form built from the variables the JUEL conditions after it read: on its own
-    outgoing flows, or on those of the gateway it leads to. Each field is typed from its use
-    (:func:`engine.juel.variable_types`) and required, so a decision is never taken by an empty field."""
+    outgoing flows, or on those of the gateway it leads to — and the variables that the next user task's
+    ``camunda:assignee``/``candidateUsers``/``candidateGroups`` expressions read when nothing else in the process
+    sets them (Camunda's reviewInvoice: the embedded form sets ``reviewer``, the next task's assignee). Each field
+    is typed from its use (:func:`engine.juel.variable_types`) and required, so a decision is never taken by an
+    empty field."""
     problems = []
     outgoing: dict[str, list[etree._Element]] = {}
     for flow in process.iterfind(".//bpmn:sequenceFlow", NS):
         outgoing.setdefault(flow.get("sourceRef") or "", []).append(flow)
     gateways = {g.get("id") for g in process.iter(f"{{{BPMN_NS}}}exclusiveGateway", f"{{{BPMN_NS}}}inclusiveGateway")}
+    tasks_by_id = {t.get("id"): t for t in process.iter(f"{{{BPMN_NS}}}userTask")}
     for node in process.iter(f"{{{BPMN_NS}}}userTask"):
         info = user_tasks.get(node.get("id") or "")
         if info is None or info.form or not _camunda(node, "formKey"):
@@ -666,6 +670,20 @@ def infer_forms(process: etree._Element, user_tasks: dict[str, UserTaskInfo]) ->
                         types[name] = types.get(name) or kind
                 except juel.JuelError:
                     continue  # reported on the flow
+        # who does the next task: ``camunda:assignee="${reviewer}"`` after an external form that sets ``reviewer``
+        written = _written_variables(process)
+        for flow in flows:
+            target = tasks_by_id.get(flow.get("targetRef") or "")
+            for attribute in ("assignee", "candidateUsers", "candidateGroups"):
+                text = _camunda(target, attribute) if target is not None else None
+                if text and juel.is_expression(text):
+                    try:
+                        names = juel.variables(text)
+                    except juel.JuelError:
+                        continue  # reported on the task
+                    for name in names:
+                        if name not in written and name not in ("starter", "initiator"):
+                            types.setdefault(name, "string")
         info.form = Form([FormField(id=name, label=name.replace("_", " ").capitalize(), type=kind,
                                     constraints={"required": None}) for name, kind in types.items()])
         info.inferred_form = True
@@ -676,6 +694,18 @@ def infer_forms(process: etree._Element, user_tasks: dict[str, UserTaskInfo]) ->
                "with no fields (no condition after it reads a variable); add camunda:formData in the modeler for more"),
             info.element_id, "warning"))
     return problems
+
+
+def _written_variables(process: etree._Element) -> set[str]:
+    """The variables some element of ``process`` sets by name: form fields, decision results, initiators,
+    multi-instance element variables, call activity outputs."""
+    written = {field.get("id") or "" for field in process.iter(f"{{{CAMUNDA_NS}}}formField")}
+    for node in process.iter():
+        for attribute in ("resultVariable", "initiator", "elementVariable"):
+            if node.get(f"{{{CAMUNDA_NS}}}{attribute}"):
+                written.add(node.get(f"{{{CAMUNDA_NS}}}{attribute}") or "")
+    written |= {out.get("target") or "" for out in process.iter(f"{{{CAMUNDA_NS}}}out")}
+    return written
 
 
 def _check_flows(process: etree._Element) -> list[Problem]:
