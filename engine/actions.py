@@ -69,8 +69,25 @@ _LATEST = (select(Process.key, Process.title, Process.starter_roles, ProcessDefi
            .order_by(ProcessDefinition.version.desc()).limit(1))
 
 
+@dataclass(frozen=True, slots=True)
+class StartedCase:
+    """What the caller of :func:`start_case` learns: the new case's row and the tasks its first run made
+    ready (what the API answers with, without reading the case back)."""
+
+    row: InstanceRow
+    business_key: str | None
+    created: list[NewTask]
+
+
 def start_process(session: Session, actor: User, process_key: str, values: dict[str, Any],
                   business_key: str | None = None) -> InstanceRow:
+    """Start the latest version of ``process_key`` with the start form's ``values``: the new case's row
+    (see :func:`start_case`)."""
+    return start_case(session, actor, process_key, values, business_key).row
+
+
+def start_case(session: Session, actor: User, process_key: str, values: dict[str, Any],
+               business_key: str | None = None) -> StartedCase:
     """Start the latest version of ``process_key`` with the start form's ``values``.
 
     :param business_key: the case's key in another system (the API's clients); else the start form's
@@ -88,13 +105,13 @@ def start_process(session: Session, actor: User, process_key: str, values: dict[
     data = forms.validate(parsed.start_form, values, {})
     files = attachments.store_form_files(session, actor, data, instance_id=None)
     title = str(data.get("title") or "").strip() or f"{latest.title} by {actor.full_name}"
-    row = _launch(session, actor, latest.key, latest.definition_id, latest.version, parsed, data, title,
-                  business_key)
+    started = _launch(session, actor, latest.key, latest.definition_id, latest.version, parsed, data, title,
+                      business_key)
     if files:  # the start form's files belong to the case now that it has an id
-        attachments.adopt(session, files, row.id)
+        attachments.adopt(session, files, started.row.id)
         for attachment in files:
-            attachments.record(session, actor, attachment, row)
-    return row
+            attachments.record(session, actor, attachment, started.row)
+    return started
 
 
 def start_scheduled(session: Session, actor: User, process_key: str, occurrence: datetime) -> InstanceRow:
@@ -106,12 +123,12 @@ def start_scheduled(session: Session, actor: User, process_key: str, occurrence:
     parsed = defs.parsed(session, definition)
     data = forms.validate(parsed.start_form, {}, {})
     return _launch(session, actor, process.key, definition.id, definition.version, parsed, data,
-                   f"{process.title} {occurrence:%Y-%m-%d}")
+                   f"{process.title} {occurrence:%Y-%m-%d}").row
 
 
 def _launch(session: Session, actor: User, process_key: str, definition_id: int, version: int,
             parsed: ParsedDefinition, data: dict[str, Any], title: str,
-            business_key: str | None = None) -> InstanceRow:
+            business_key: str | None = None) -> StartedCase:
     if parsed.initiator_variable:  # camunda:initiator names the variable that holds the starter
         data[parsed.initiator_variable] = actor.username
     workflow = core.of(session).new_workflow(parsed)
@@ -130,10 +147,11 @@ def _launch(session: Session, actor: User, process_key: str, definition_id: int,
     started_at = utcnow()
     if not business_key and data.get("business_key"):
         business_key = str(data["business_key"])
-    result = running.insert(session, started_at=started_at, business_key=business_key[:100] if business_key else None)
+    business_key = business_key[:100] if business_key else None
+    result = running.insert(session, started_at=started_at, business_key=business_key)
     audit.record(session, EventKind.STARTED, instance=row, actor=actor, version=version, data=data)
     record_step(session, running, result)
-    return row
+    return StartedCase(row, business_key, result.created)
 
 
 def _fire_start_timer(workflow: BpmnWorkflow, start_timer: tuple[str, str, str]) -> None:

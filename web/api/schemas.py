@@ -182,7 +182,16 @@ class CaseDetail(Case):
     incident = fields.String(allow_none=True, metadata={"description": "Why the case stopped, while it is an incident"})
 
 
-class Started(CaseDetail):
+class Started(Schema):
+    """A started case: what the start knows, without reading the case back (its Location has the rest)."""
+
+    id = fields.Integer()
+    process_key = fields.String()
+    title = fields.String()
+    business_key = fields.String(allow_none=True)
+    status = fields.String(metadata={"description": "running; completed or incident when the start ran to an end"})
+    tasks = fields.List(fields.Nested(TaskRef), metadata={
+        "description": "The tasks the start made ready (a replayed answer: the case's tasks open now)"})
     replayed = fields.Boolean(metadata={"description": "True when an earlier request with the same Idempotency-Key "
                                                       "started the case"})
 
