@@ -16,7 +16,6 @@ from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
-from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
@@ -27,7 +26,7 @@ from .access import check_may_work_on, is_candidate, is_separated, may_delegate,
 from .clock import utcnow
 from .db import HumanTask, Process, ProcessDefinition, User, UserRole
 from .definitions import ParsedDefinition
-from .errors import Conflict, InvalidForm, NotAllowed, NotFound, ScriptError, TaskAlreadyCompleted, TaskNoLongerOpen
+from .errors import Conflict, InvalidForm, NotAllowed, NotFound, TaskAlreadyCompleted, TaskNoLongerOpen
 from .inbox import NewTask, close, ready_user_tasks
 from .rows import CaseChanged, InstanceRow, TaskRow, assign_task, close_task, read_task
 from .running import RunningInstance, StepResult
@@ -322,24 +321,14 @@ def complete_task(session: Session, actor: User, task_id: int, values: dict[str,
     for attachment in attachments.store_form_files(session, actor, submitted, instance_id=instance.id,
                                                    task_id=task.id):
         attachments.record(session, actor, attachment, instance, task)
-    before = dict(instance.data)
-    spiff_task.data.update(submitted)
-    try:
-        spiff_task.run()
-    except SpiffWorkflowException as exc:
-        raise ScriptError(f"The process could not continue: {exc}") from exc
-    running.run()
-    result = running.save(session, open_before)  # the guarded write comes first: a stale case writes nothing
+    # the guarded write of the case comes first: a stale case writes nothing
+    result, changes = running.complete(session, spiff_task, submitted, open_before)
     if not close_task(session, task, actor.id, utcnow(), submitted):
         raise CaseChanged  # completed or cancelled meanwhile: the next run reports by whom
     close(session, [task.id])
     audit.record(session, EventKind.COMPLETED, instance=instance, actor=actor, task=task, values=submitted,
-                 changes=data_changes(before, instance.data))
+                 changes=changes)
     record_step(session, running, result)
     return CompletedTask(task.id, task.name, instance.id, instance.title, result.created)
 
 
-def data_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
-    """Every process variable the step changed: name → [before, after] (``None`` when absent)."""
-    keys = sorted(set(before) | set(after))
-    return {k: [before.get(k), after.get(k)] for k in keys if before.get(k) != after.get(k)}
