@@ -7,9 +7,15 @@ import csv
 import hashlib
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
+
+from engine import actions, audit, history
+from engine.db import Event
+from engine.errors import NotAllowed
 
 DATA = Path(__file__).parent / "data"
 MINI = (DATA / "mini_approval.bpmn").read_text().replace('id="mini_approval"', 'id="api_mini"')
@@ -212,3 +218,22 @@ def test_only_auditors_export_and_bad_filters_are_field_errors(bearer):
     assert "events_from" in _problem(alice.get("/api/v1/audit/export?events_from=soon"), 422)["errors"]
     assert "format" in _problem(alice.get("/api/v1/audit/export?format=xlsx"), 422)["errors"]
     assert "started_to" in _problem(alice.get("/api/v1/audit/export?started_to=9999-12-31"), 422)["errors"]
+
+
+def test_export_events_streams_in_batches_and_refuses_before_reading(session, user, monkeypatch):
+    """On both databases (a server-side cursor on PostgreSQL): the rows come in batches as the caller reads."""
+    for n in range(3):
+        actions.start_process(session, user("steve"), "engineering_drawing_application", {
+            "title": f"Drawings {n}", "customer_name": "Inn", "project_name": "Bar", "drawings_needed_by": "2027-01-31",
+            "product_lines": "Stools", "quantity": "2"})
+    session.commit()
+    with pytest.raises(NotAllowed):
+        history.export_events(session, user("steve"), history.InstanceFilter())  # refused before any row is read
+    monkeypatch.setattr(history, "EXPORT_BATCH", 2)
+    events = history.export_events(session, user("alice"),
+                                   history.InstanceFilter(process_key="engineering_drawing_application"))
+    assert isinstance(events, Iterator)
+    exported = list(events)
+    stored = session.scalars(select(Event).where(Event.instance_id.is_not(None)).order_by(Event.id)).all()
+    assert [e["hash"] for e in exported] == [e.hash for e in stored] == [audit.event_hash(e) for e in stored]
+    assert len(exported) >= 6 and all(_canonical_hash(e) == e["hash"] for e in exported)
