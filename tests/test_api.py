@@ -105,6 +105,9 @@ def test_a_retried_start_with_the_same_idempotency_key_starts_one_case(app, logi
     assert first.json["business_key"] == "CRM-4711"
     again = _start(steve, "order-4711", business_key="CRM-4711")
     assert again.status_code == 200 and again.json["id"] == first.json["id"] and again.json["replayed"] is True
+    assert {k: v for k, v in again.json.items() if k != "replayed"} == {
+        k: v for k, v in first.json.items() if k != "replayed"}  # the same answer: its tasks are still open
+    assert again.headers["Location"] == first.headers["Location"]
     other = _assert_problem(_start(steve, "order-4711", business_key="CRM-4712"), 422)
     assert "Idempotency-Key" in other["errors"]
     assert _start(steve, "order-4712").json["id"] != first.json["id"]
