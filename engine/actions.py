@@ -16,7 +16,6 @@ from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
-from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
@@ -27,7 +26,7 @@ from .access import check_may_work_on, is_candidate, is_separated, may_delegate,
 from .clock import utcnow
 from .db import HumanTask, Process, ProcessDefinition, User, UserRole
 from .definitions import ParsedDefinition
-from .errors import Conflict, InvalidForm, NotAllowed, NotFound, ScriptError, TaskAlreadyCompleted, TaskNoLongerOpen
+from .errors import Conflict, InvalidForm, NotAllowed, NotFound, TaskAlreadyCompleted, TaskNoLongerOpen
 from .inbox import NewTask, close, ready_user_tasks
 from .rows import CaseChanged, InstanceRow, TaskRow, assign_task, close_task, read_task
 from .running import RunningInstance, StepResult
@@ -69,8 +68,25 @@ _LATEST = (select(Process.key, Process.title, Process.starter_roles, ProcessDefi
            .order_by(ProcessDefinition.version.desc()).limit(1))
 
 
+@dataclass(frozen=True, slots=True)
+class StartedCase:
+    """What the caller of :func:`start_case` learns: the new case's row and the tasks its first run made
+    ready (what the API answers with, without reading the case back)."""
+
+    row: InstanceRow
+    business_key: str | None
+    created: list[NewTask]
+
+
 def start_process(session: Session, actor: User, process_key: str, values: dict[str, Any],
                   business_key: str | None = None) -> InstanceRow:
+    """Start the latest version of ``process_key`` with the start form's ``values``: the new case's row
+    (see :func:`start_case`)."""
+    return start_case(session, actor, process_key, values, business_key).row
+
+
+def start_case(session: Session, actor: User, process_key: str, values: dict[str, Any],
+               business_key: str | None = None) -> StartedCase:
     """Start the latest version of ``process_key`` with the start form's ``values``.
 
     :param business_key: the case's key in another system (the API's clients); else the start form's
@@ -88,13 +104,13 @@ def start_process(session: Session, actor: User, process_key: str, values: dict[
     data = forms.validate(parsed.start_form, values, {})
     files = attachments.store_form_files(session, actor, data, instance_id=None)
     title = str(data.get("title") or "").strip() or f"{latest.title} by {actor.full_name}"
-    row = _launch(session, actor, latest.key, latest.definition_id, latest.version, parsed, data, title,
-                  business_key)
+    started = _launch(session, actor, latest.key, latest.definition_id, latest.version, parsed, data, title,
+                      business_key)
     if files:  # the start form's files belong to the case now that it has an id
-        attachments.adopt(session, files, row.id)
+        attachments.adopt(session, files, started.row.id)
         for attachment in files:
-            attachments.record(session, actor, attachment, row)
-    return row
+            attachments.record(session, actor, attachment, started.row)
+    return started
 
 
 def start_scheduled(session: Session, actor: User, process_key: str, occurrence: datetime) -> InstanceRow:
@@ -106,12 +122,12 @@ def start_scheduled(session: Session, actor: User, process_key: str, occurrence:
     parsed = defs.parsed(session, definition)
     data = forms.validate(parsed.start_form, {}, {})
     return _launch(session, actor, process.key, definition.id, definition.version, parsed, data,
-                   f"{process.title} {occurrence:%Y-%m-%d}")
+                   f"{process.title} {occurrence:%Y-%m-%d}").row
 
 
 def _launch(session: Session, actor: User, process_key: str, definition_id: int, version: int,
             parsed: ParsedDefinition, data: dict[str, Any], title: str,
-            business_key: str | None = None) -> InstanceRow:
+            business_key: str | None = None) -> StartedCase:
     if parsed.initiator_variable:  # camunda:initiator names the variable that holds the starter
         data[parsed.initiator_variable] = actor.username
     workflow = core.of(session).new_workflow(parsed)
@@ -130,10 +146,11 @@ def _launch(session: Session, actor: User, process_key: str, definition_id: int,
     started_at = utcnow()
     if not business_key and data.get("business_key"):
         business_key = str(data["business_key"])
-    result = running.insert(session, started_at=started_at, business_key=business_key[:100] if business_key else None)
+    business_key = business_key[:100] if business_key else None
+    result = running.insert(session, started_at=started_at, business_key=business_key)
     audit.record(session, EventKind.STARTED, instance=row, actor=actor, version=version, data=data)
     record_step(session, running, result)
-    return row
+    return StartedCase(row, business_key, result.created)
 
 
 def _fire_start_timer(workflow: BpmnWorkflow, start_timer: tuple[str, str, str]) -> None:
@@ -306,24 +323,14 @@ def complete_task(session: Session, actor: User, task_id: int, values: dict[str,
     for attachment in attachments.store_form_files(session, actor, submitted, instance_id=instance.id,
                                                    task_id=task.id):
         attachments.record(session, actor, attachment, instance, task)
-    before = dict(instance.data)
-    spiff_task.data.update(submitted)
-    try:
-        spiff_task.run()
-    except SpiffWorkflowException as exc:
-        raise ScriptError(f"The process could not continue: {exc}") from exc
-    running.run()
-    result = running.save(session, open_before)  # the guarded write comes first: a stale case writes nothing
+    # the guarded write of the case comes first: a stale case writes nothing
+    result, changes = running.complete(session, spiff_task, submitted, open_before)
     if not close_task(session, task, actor.id, utcnow(), submitted):
         raise CaseChanged  # completed or cancelled meanwhile: the next run reports by whom
     close(session, [task.id])
     audit.record(session, EventKind.COMPLETED, instance=instance, actor=actor, task=task, values=submitted,
-                 changes=data_changes(before, instance.data))
+                 changes=changes)
     record_step(session, running, result)
     return CompletedTask(task.id, task.name, instance.id, instance.title, result.created)
 
 
-def data_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
-    """Every process variable the step changed: name → [before, after] (``None`` when absent)."""
-    keys = sorted(set(before) | set(after))
-    return {k: [before.get(k), after.get(k)] for k in keys if before.get(k) != after.get(k)}

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from . import audit
 from .clock import utcnow
@@ -146,7 +146,10 @@ def authenticate(session: Session, secret: str) -> ScopedUser:
     refused = NotAllowed("The API token is not valid (unknown, expired or revoked).")
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         raise refused
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(secret)))
+    # the owner and their roles in the same statement: every API request asks this first
+    query = (select(ApiToken).options(joinedload(ApiToken.user).joinedload(User.roles))
+             .where(ApiToken.token_hash == _digest(secret)))
+    token = session.scalars(query).unique().one_or_none()
     now = utcnow()
     if token is None or not is_live(token, now) or not token.user.active:
         raise refused

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from . import audit, call_activity, core, decisions, juel, sandbox
 from .clock import utcnow
 from .db import GroupMapping, Process, ProcessDefinition, ProcessSchedule, Role, User
-from .errors import InvalidDefinition, NotFound, Problem, ScriptError
+from .errors import DiagramTooLarge, InvalidDefinition, NotBpmn, NotFound, Problem, ScriptError
 from .forms import CAMUNDA_NS, Form, FormField, parse_form
 from .sql import run
 from .vocabulary import EventKind
@@ -143,13 +143,13 @@ def parse_xml(xml: str | bytes) -> etree._Element:
     """Parse untrusted XML: size-limited, no DTD, no entities, no network."""
     raw = xml.encode("utf-8") if isinstance(xml, str) else xml
     if len(raw) > MAX_XML_BYTES:
-        raise InvalidDefinition([Problem(f"The file is larger than {MAX_XML_BYTES // 1024} KiB.")])
+        raise DiagramTooLarge([Problem(f"The file is larger than {MAX_XML_BYTES // 1024} KiB.")])
     if b"<!DOCTYPE" in raw or b"<!ENTITY" in raw:
-        raise InvalidDefinition([Problem("DOCTYPE and entity declarations are not allowed in BPMN files.")])
+        raise NotBpmn([Problem("DOCTYPE and entity declarations are not allowed in BPMN files.")])
     try:
         return etree.fromstring(raw, _SAFE_PARSER)
     except etree.XMLSyntaxError as exc:
-        raise InvalidDefinition([Problem(f"The file is not well-formed XML: {exc}")]) from None
+        raise NotBpmn([Problem(f"The file is not well-formed XML: {exc}")]) from None
 
 
 def _lanes_by_node(root: etree._Element) -> dict[str, str]:

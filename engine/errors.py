@@ -96,6 +96,17 @@ class InvalidDefinition(DeptflowError):
         super().__init__("The BPMN diagram has problems:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
+class NotBpmn(InvalidDefinition):
+    """The file is no BPMN diagram at all (not UTF-8, not XML, DTDs, another root): a bad request, where
+    :class:`InvalidDefinition` is a diagram that cannot be published as it is."""
+
+    status = 400
+
+
+class DiagramTooLarge(NotBpmn):
+    status = 413
+
+
 class ScriptError(DeptflowError):
     """A condition or script failed or was refused by the sandbox."""
 

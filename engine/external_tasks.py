@@ -17,16 +17,15 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import audit
-from .actions import data_changes, record_step
+from .actions import record_step
 from .clock import utcnow
 from .db import ExternalTask, ProcessInstance, User
-from .errors import Conflict, InvalidForm, NotFound, ScriptError, TaskNoLongerOpen
+from .errors import Conflict, InvalidForm, NotFound, TaskNoLongerOpen
 from .permissions import require
 from .rows import CaseChanged, read_instance
 from .running import Incident, RunningInstance
@@ -219,17 +218,10 @@ def complete(session: Session, actor: User, worker_id: str, task_id: int,
     now = utcnow()
     if not run(session, _CLOSE, {"task_id": row.id, "worker": worker, "now": now}).rowcount:
         raise CaseChanged
-    before = dict(instance.data)
-    spiff_task.data.update(values)
-    try:
-        spiff_task.complete()
-    except SpiffWorkflowException as exc:
-        raise ScriptError(f"The process could not continue: {exc}") from exc
-    running.run()
-    result = running.save(session)
+    result, changes = running.complete(session, spiff_task, values)
     audit.record(session, EventKind.EXTERNAL_TASK_COMPLETED, instance=instance, actor=actor,
                  element_id=row.element_id, name=row.name, topic=row.topic, worker_id=worker,
-                 external_task_id=row.id, values=values, changes=data_changes(before, instance.data))
+                 external_task_id=row.id, values=values, changes=changes)
     record_step(session, running, result)
     return ExternalTaskState(row.id, row.instance_id, row.name, TaskStatus.COMPLETED, worker, None, row.retries_left)
 

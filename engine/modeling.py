@@ -22,12 +22,13 @@ from . import definitions as defs
 from .clock import utcnow
 from .db import DecisionDefinition, Process, ProcessDefinition, ProcessDraft, ProcessInstance, User
 from .definitions import BPMN_NS
-from .errors import InvalidDefinition, InvalidForm, NotFound, Problem
+from .errors import InvalidDefinition, InvalidForm, NotAllowed, NotFound, Problem
 from .forms import CAMUNDA_NS
 from .instance_migration import MIGRATABLE
 from .owners import check_owner
+from .process_settings import may_see
 from .process_versions import versions_of
-from .validation import KEY_PATTERN, ValidationReport, read_process, validate
+from .validation import KEY_PATTERN, FileCheck, ValidationReport, check_file, read_process, validate
 from .vocabulary import EventKind
 
 # --- drafts ---------------------------------------------------------------------------------
@@ -253,6 +254,16 @@ def publish(session: Session, actor: User | None, xml: str | bytes, *, note: str
     return Publication(definition, before is None or definition.id != before.id, report, published)
 
 
+def check(session: Session, actor: User, xml: str | bytes) -> FileCheck:
+    """What ``deptflow check`` says of ``xml`` against this database's roles and group mappings: the
+    processes that would be published, what needs mapping, what blocks, warnings, notes. Publishes nothing.
+
+    :raises NotAllowed: the actor may not model processes
+    """
+    check_owner(actor)
+    return check_file(xml, defs.known_roles(session))
+
+
 # --- the process page -----------------------------------------------------------------------
 
 
@@ -304,6 +315,22 @@ def process_overview(session: Session, process_key: str) -> ProcessOverview:
     title = process.title if process else drafts[0].name
     return ProcessOverview(process_key, title, process, [VersionRow(d, counts.get(d.id, 0)) for d in versions],
                            drafts)
+
+
+def versions(session: Session, actor: User, process_key: str) -> list[VersionRow]:
+    """The published versions of a process, newest first, with their open cases, for those who may
+    open its page (holders of ``model``, its owner role, administrators).
+
+    :raises NotFound: no such process
+    :raises NotAllowed: the actor may not see the process's page
+    """
+    if session.get(Process, process_key) is None:
+        raise NotFound(f"There is no process “{process_key}”.")
+    if not may_see(session, actor, process_key):
+        raise NotAllowed("Only process owners, the process's owner role and administrators see its versions.")
+    published = versions_of(session, process_key)
+    counts = _open_cases_by_definition(session, [d.id for d in published])
+    return [VersionRow(d, counts.get(d.id, 0)) for d in published]
 
 
 @dataclass

@@ -77,6 +77,16 @@ def downloadable_definition(session: Session, actor: User, definition_id: int) -
     raise NotAllowed("Only people who work with this process may download its diagram.")
 
 
+def downloadable_version(session: Session, actor: User, process_key: str, version: int) -> ProcessDefinition:
+    """Version ``version`` of ``process_key`` for ``actor`` to download, by the rule of
+    :func:`downloadable_definition`.
+
+    :raises NotFound: no such version
+    :raises NotAllowed: ``actor`` does not work with the process
+    """
+    return downloadable_definition(session, actor, definition_by_version(session, process_key, version).id)
+
+
 # --- diff -----------------------------------------------------------------------------------
 
 

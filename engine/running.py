@@ -22,6 +22,7 @@ from . import core, external_queue, inbox, persistence, timers
 from . import definitions as defs
 from .clock import utcnow
 from .definitions import ParsedDefinition
+from .errors import ScriptError
 from .rows import InstanceRow, insert_instance, read_instance_state, write_instance
 from .vocabulary import InstanceStatus
 
@@ -239,12 +240,41 @@ class RunningInstance:
         self._decisions, self._timers, self._ended, self._incident = [], [], False, None
         return result
 
+    def complete(self, session: Session, task: Any, values: dict[str, Any],
+                 open_before: set[str] | None = None) -> tuple[StepResult, dict[str, list[Any]]]:
+        """Complete ``task`` (a ready user task, or an external task a worker started) with ``values``
+        merged into its data, run the case on and save it (:meth:`save`).
+
+        :returns: what the step changed, and the process variables it changed (:func:`data_changes`) for
+            the completion's audit event
+        :raises ScriptError: SpiffWorkflow refused to complete the task; nothing is saved
+        :raises CaseChanged: see :meth:`save`
+        """
+        before = dict(self.row.data)
+        task.data.update(values)
+        try:
+            if task.state == TaskState.STARTED:  # an external task: SpiffWorkflow started it and waits
+                task.complete()
+            else:
+                task.run()
+        except SpiffWorkflowException as exc:
+            raise ScriptError(f"The process could not continue: {exc}") from exc
+        self.run()
+        result = self.save(session, open_before)
+        return result, data_changes(before, self.row.data)
+
     def retry(self) -> None:
         """Run again from the steps that failed (their state goes back to ready): the owner fixed the cause."""
         for task in self.workflow.get_tasks(state=TaskState.ERROR):
             task._set_state(TaskState.READY)
         self.row.status = InstanceStatus.RUNNING
         self.run()
+
+
+def data_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
+    """Every process variable the step changed: name → [before, after] (``None`` when absent)."""
+    keys = sorted(set(before) | set(after))
+    return {k: [before.get(k), after.get(k)] for k in keys if before.get(k) != after.get(k)}
 
 
 def _name(spec: Any) -> str:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from . import decisions, sandbox
 from . import definitions as defs
 from .definitions import BPMN_NS, NS
-from .errors import InvalidDefinition, Problem
+from .errors import InvalidDefinition, NotBpmn, Problem
 from .expressions import literal_or_expression
 
 KEY_PATTERN = defs.KEY_PATTERN
@@ -30,6 +30,13 @@ ACTIVITIES = {"task", "userTask", "serviceTask", "scriptTask", "manualTask", "se
 EVENTS = {"startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent"}
 FLOW_NODES = GATEWAYS | ACTIVITIES | EVENTS
 CONTAINERS = {"process", "subProcess", "transaction", "adHocSubProcess"}
+
+
+NOT_BPMN = Problem("The file is not a BPMN 2.0 diagram (no bpmn:definitions root).")
+
+
+def is_bpmn_root(root: etree._Element) -> bool:
+    return local_name(root) == "definitions" and etree.QName(root).namespace == BPMN_NS
 
 
 def local_name(node: etree._Element) -> str:
@@ -149,9 +156,8 @@ def check_file(xml: str | bytes, roles: dict[str, str], resolve: defs.CallResolv
         return FileCheck("not BPMN", [], ValidationReport(None, None, list(exc.problems)))
     if decisions.is_dmn(root):
         return _check_dmn(xml)
-    if local_name(root) != "definitions" or etree.QName(root).namespace != BPMN_NS:
-        return FileCheck("not BPMN", [], ValidationReport(None, None, [
-            Problem("The file is not a BPMN 2.0 diagram (no bpmn:definitions root).")]))
+    if not is_bpmn_root(root):
+        return FileCheck("not BPMN", [], ValidationReport(None, None, [NOT_BPMN]))
     try:
         result = report(xml, roles, resolve or files_resolver({}), decided)
     except Exception as exc:  # noqa: BLE001 - a check names what failed, it never shows a traceback
@@ -351,12 +357,12 @@ def read_process(xml: str | bytes, expected_key: str | None = None) -> tuple[str
         try:
             text = xml.decode("utf-8")
         except UnicodeDecodeError:
-            raise InvalidDefinition([Problem("The file is not UTF-8 encoded text.")]) from None
+            raise NotBpmn([Problem("The file is not UTF-8 encoded text.")]) from None
     else:
         text = xml
     root = defs.parse_xml(text)
-    if local_name(root) != "definitions" or etree.QName(root).namespace != BPMN_NS:
-        raise InvalidDefinition([Problem("The file is not a BPMN 2.0 diagram (no bpmn:definitions root).")])
+    if not is_bpmn_root(root):
+        raise NotBpmn([NOT_BPMN])
     process = _executable_process(root)
     if process is None or not process.get("id"):
         raise InvalidDefinition([Problem("The file has no bpmn:process with an id.")])

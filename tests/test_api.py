@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
 
 from engine import api_tokens, clock, users
@@ -104,6 +105,9 @@ def test_a_retried_start_with_the_same_idempotency_key_starts_one_case(app, logi
     assert first.json["business_key"] == "CRM-4711"
     again = _start(steve, "order-4711", business_key="CRM-4711")
     assert again.status_code == 200 and again.json["id"] == first.json["id"] and again.json["replayed"] is True
+    assert {k: v for k, v in again.json.items() if k != "replayed"} == {
+        k: v for k, v in first.json.items() if k != "replayed"}  # the same answer: its tasks are still open
+    assert again.headers["Location"] == first.headers["Location"]
     other = _assert_problem(_start(steve, "order-4711", business_key="CRM-4712"), 422)
     assert "Idempotency-Key" in other["errors"]
     assert _start(steve, "order-4712").json["id"] != first.json["id"]
@@ -113,6 +117,30 @@ def test_a_retried_start_with_the_same_idempotency_key_starts_one_case(app, logi
     with app.extensions["deptflow_sessions"]() as session:
         same = select(ProcessInstance).where(ProcessInstance.business_key == "CRM-4711")
         assert len(session.scalars(same).all()) == 1
+
+
+def test_a_start_answers_with_what_it_made_ready_without_reading_the_case_back(app, bearer):
+    steve = bearer("steve")
+    statements: list[str] = []
+    listener = lambda _conn, _cursor, statement, *_: statements.append(statement)  # noqa: E731
+    sa_event.listen(app.extensions["deptflow_engine"], "before_cursor_execute", listener)
+    try:
+        _start(steve)  # the first start of a process parses its diagram
+        statements.clear()
+        started = _start(steve, business_key="CRM-9")
+    finally:
+        sa_event.remove(app.extensions["deptflow_engine"], "before_cursor_execute", listener)
+    assert started.status_code == 201
+    body = started.json
+    assert body["status"] == "running" and body["business_key"] == "CRM-9" and body["process_key"] == PROCESS
+    assert [t["element_id"] for t in body["tasks"]] == ["register_application"]
+    assert started.headers["Location"].endswith(f"/api/v1/cases/{body['id']}")
+    # the answer comes from the start itself: its writes are the last statements (was: 6 reads after them)
+    last_write = max(i for i, s in enumerate(statements) if s.lstrip().upper().startswith(("INSERT", "UPDATE")))
+    assert last_write == len(statements) - 1, statements[last_write:]
+    assert len(statements) <= 12, statements  # 11: token with owner and roles, process; then the writes
+    case = steve.get(started.headers["Location"]).json
+    assert [t["id"] for t in case["tasks"]] == [t["id"] for t in body["tasks"]]
 
 
 def test_claim_delegate_complete_and_follow_the_case(login_as):
@@ -169,7 +197,7 @@ def test_only_auditors_search_every_case(login_as):
 def test_a_token_acts_as_its_owner_and_is_audited_as_the_owner(app, bearer):
     steve = bearer("steve")
     case = _start(steve).json
-    assert case["started_by"] == "steve"
+    assert steve.get(f"/api/v1/cases/{case['id']}").json["started_by"] == "steve"
     assert steve.get("/api/v1/tokens").json[0]["last_used_at"] is not None
     with app.extensions["deptflow_sessions"]() as session:
         started = session.scalar(select(Event).where(Event.instance_id == case["id"], Event.kind == "started"))

@@ -440,6 +440,24 @@ class Client:
         return [(int(t), e, int(i)) for t, e, i in ROW.findall(text)]
 
 
+class ApiClient:
+    """One keep-alive connection, a bearer token, JSON in and out."""
+
+    def __init__(self, address: str, token: str):
+        host, port = address.split(":")
+        self.connection = http.client.HTTPConnection(host, int(port), timeout=60)
+        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json",
+                        "Accept": "application/json"}
+
+    def post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        self.connection.request("POST", path, json.dumps(body), self.headers)
+        response = self.connection.getresponse()
+        return response.status, json.loads(response.read() or b"null")
+
+    def close(self) -> None:
+        self.connection.close()
+
+
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     start = time.perf_counter()
     value = fn()

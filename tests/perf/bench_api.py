@@ -16,13 +16,10 @@ request, so that other load on the machine hits both alike. Target (issue 17): b
 
 from __future__ import annotations
 
-import http.client
-import json
 import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -30,6 +27,7 @@ from _common import (  # noqa: E402
     PLAN,
     PROCESS,
     REVIEW_APPROVE,
+    ApiClient,
     RawSpiff,
     emit,
     log,
@@ -46,24 +44,6 @@ from _common import (  # noqa: E402
 ROUNDS = 150
 WARMUP = 15
 TARGET = 2.0
-
-
-class ApiClient:
-    """One keep-alive connection, a bearer token, JSON in and out."""
-
-    def __init__(self, address: str, token: str):
-        host, port = address.split(":")
-        self.connection = http.client.HTTPConnection(host, int(port), timeout=60)
-        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json",
-                        "Accept": "application/json"}
-
-    def post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
-        self.connection.request("POST", path, json.dumps(body), self.headers)
-        response = self.connection.getresponse()
-        return response.status, json.loads(response.read() or b"null")
-
-    def close(self) -> None:
-        self.connection.close()
 
 
 def _tokens(url: str) -> dict[str, str]:

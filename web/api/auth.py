@@ -48,6 +48,6 @@ def actor() -> User:
     return g.api_actor
 
 
-def act(action: Callable[..., T], *args: Any) -> T:
+def act(action: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """:func:`web.database.act` for the API's actor: one engine action, committed, retried on a changed case."""
-    return act_as(actor(), action, *args)
+    return act_as(actor(), action, *args, **kwargs)

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
-from engine.errors import DeptflowError, InvalidForm
+from engine.errors import DeptflowError, InvalidDefinition, InvalidForm, NotBpmn, Problem
 
 from ..database import db
 
@@ -31,8 +31,11 @@ def wanted() -> bool:
 
 
 def problem(status: int, detail: str, *, errors: dict[str, str] | None = None,
-            headers: dict[str, str] | None = None) -> Response:
-    """A problem document; the request's transaction is rolled back (nothing it did is kept)."""
+            headers: dict[str, str] | None = None, **members: Any) -> Response:
+    """A problem document; the request's transaction is rolled back (nothing it did is kept).
+
+    :param members: extension members (RFC 9457 §3.2), e.g. a diagram's ``problems``
+    """
     db().rollback()
     try:
         title = HTTPStatus(status).phrase
@@ -41,6 +44,7 @@ def problem(status: int, detail: str, *, errors: dict[str, str] | None = None,
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     if errors:
         body["errors"] = errors
+    body.update(members)
     response = current_app.response_class(json.dumps(body, ensure_ascii=False), status=status, mimetype=MEDIA_TYPE)
     for name, value in (headers or {}).items():
         response.headers[name] = value
@@ -53,7 +57,30 @@ def from_engine(exc: DeptflowError) -> Response:
     if isinstance(exc, InvalidForm):
         return problem(exc.status, "Some values are not valid; see errors.",
                        errors={name: str(message) for name, message in exc.errors.items()})
+    if isinstance(exc, InvalidDefinition):
+        return _diagram_problem(exc)
     return problem(exc.status, str(exc))
+
+
+def bpmn_problems(problems: list[Problem]) -> list[dict[str, Any]]:
+    """A diagram's problems as the API writes them (element ids, severity, kind, group to map)."""
+    return [{"message": p.message, "element_id": p.element_id, "severity": p.severity, "kind": p.kind,
+             "group": p.group} for p in problems]
+
+
+def _diagram_problem(exc: InvalidDefinition) -> Response:
+    from engine.modeling import WarningsNotAcknowledged
+
+    if isinstance(exc, NotBpmn):
+        detail = "; ".join(p.message for p in exc.problems)
+    elif isinstance(exc, WarningsNotAcknowledged):
+        detail = "The diagram has warnings (see problems): send acknowledge_warnings=true to publish it anyway."
+    else:
+        errors = sum(p.severity == "error" for p in exc.problems)
+        detail = (f"The diagram cannot be published: {errors} error{'s' if errors != 1 else ''} "
+                  "(see problems, with their element ids).")
+    return problem(exc.status, detail, problems=bpmn_problems(exc.problems),
+                   needs_acknowledgement=isinstance(exc, WarningsNotAcknowledged))
 
 
 def from_http(exc: HTTPException) -> Response:

@@ -31,6 +31,11 @@ class Problem(Schema):
     detail = fields.String(metadata={"description": "What went wrong, for people"})
     errors = fields.Dict(keys=fields.String(), values=fields.String(),
                          metadata={"description": "A message per invalid field (422)"})
+    problems = fields.List(fields.Nested(lambda: BpmnProblem()), metadata={
+        "description": "A BPMN file's problems, with their element ids (a diagram that is not BPMN, or that "
+                       "cannot be published)"})
+    needs_acknowledgement = fields.Boolean(metadata={
+        "description": "The diagram has warnings only: publish it with acknowledge_warnings=true"})
 
 
 # --- processes -------------------------------------------------------------------------
@@ -182,7 +187,16 @@ class CaseDetail(Case):
     incident = fields.String(allow_none=True, metadata={"description": "Why the case stopped, while it is an incident"})
 
 
-class Started(CaseDetail):
+class Started(Schema):
+    """A started case: what the start knows, without reading the case back (its Location has the rest)."""
+
+    id = fields.Integer()
+    process_key = fields.String()
+    title = fields.String()
+    business_key = fields.String(allow_none=True)
+    status = fields.String(metadata={"description": "running; completed or incident when the start ran to an end"})
+    tasks = fields.List(fields.Nested(TaskRef), metadata={
+        "description": "The tasks the start made ready (a replayed answer: the case's tasks open now)"})
     replayed = fields.Boolean(metadata={"description": "True when an earlier request with the same Idempotency-Key "
                                                       "started the case"})
 
@@ -193,7 +207,8 @@ class Event(Schema):
     at = fields.String()
     kind = fields.String()
     instance_id = fields.Integer(allow_none=True)
-    actor = fields.String(allow_none=True)
+    actor_id = fields.Integer(allow_none=True)
+    actor = fields.String(allow_none=True, metadata={"description": "The actor's username"})
     task_id = fields.Integer(allow_none=True)
     element_id = fields.String(allow_none=True)
     data = fields.Dict(keys=fields.String())
@@ -227,6 +242,17 @@ class AuditArgs(Schema):
     value = fields.String(validate=validate.Length(max=200), metadata={"description": "The data field's value"})
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=MAX_PER_PAGE))
+
+
+class ExportArgs(AuditArgs):
+    class Meta:
+        exclude = ("page", "per_page")
+
+    instance_id = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1), metadata={"description": "One case"})
+    events_from = fields.Date(metadata={"description": "Events on or after this day (YYYY-MM-DD, UTC)"})
+    events_to = fields.Date(metadata={"description": "Events on or before this day (YYYY-MM-DD, UTC)"})
+    format = fields.String(load_default="jsonl", validate=validate.OneOf(["jsonl", "csv"]),
+                           metadata={"description": "jsonl: one event a line (JSON Lines); csv: one row an event"})
 
 
 class CasePage(Schema):
@@ -329,3 +355,70 @@ class ExternalTaskState(Schema):
     lock_expires_at = UtcDateTime(allow_none=True)
     retries = fields.Integer(allow_none=True)
     incident = fields.Boolean(metadata={"description": "The case stopped as an incident (no retries left)"})
+
+
+# --- process owners ----------------------------------------------------------------------
+
+
+class BpmnProblem(Schema):
+    message = fields.String()
+    element_id = fields.String(allow_none=True, metadata={"description": "The BPMN element concerned"})
+    severity = fields.String(metadata={"description": "error (blocks publishing), warning (needs an "
+                                                      "acknowledgement) or note"})
+    kind = fields.String(metadata={"description": "mapping: fixed by mapping a group to a role or a Java "
+                                                  "delegate to a script, not by redesigning"})
+    group = fields.String(metadata={"description": "The group id an administrator maps to a role, when that "
+                                                   "is the fix"})
+
+
+class ProcessRef(Schema):
+    key = fields.String()
+    name = fields.String()
+
+
+class FileCheck(Schema):
+    """What ``deptflow check`` says of the file."""
+
+    verdict = fields.String(metadata={"description": "deploys or cannot deploy"})
+    processes = fields.List(fields.Nested(ProcessRef), metadata={
+        "description": "The executable processes the file would publish"})
+    needs_mapping = fields.List(fields.Nested(BpmnProblem), metadata={
+        "description": "Errors fixed by mapping (groups to roles, Java delegates to scripts)"})
+    blocks = fields.List(fields.Nested(BpmnProblem), metadata={"description": "Errors that block publishing"})
+    warnings = fields.List(fields.Nested(BpmnProblem), metadata={
+        "description": "Publishing needs acknowledge_warnings=true"})
+    notes = fields.List(fields.Nested(BpmnProblem))
+
+
+class PublishArgs(Schema):
+    acknowledge_warnings = fields.Boolean(load_default=False, metadata={
+        "description": "Publish although the diagram has warnings (errors always refuse it)"})
+    note = fields.String(load_default="", validate=validate.Length(max=2000),
+                         metadata={"description": "What changed, for the version list"})
+    process_key = fields.String(validate=validate.Length(max=100), metadata={
+        "description": "The diagram must be this process (a changed process id is refused)"})
+
+
+class PublishedVersion(Schema):
+    process_key = fields.String()
+    version = fields.Integer()
+
+
+class Published(Schema):
+    process_key = fields.String(metadata={"description": "The file's first executable process"})
+    version = fields.Integer()
+    sha256 = fields.String()
+    created = fields.Boolean(metadata={"description": "False: the same content was the latest version already"})
+    processes = fields.List(fields.Nested(PublishedVersion), metadata={
+        "description": "Every process of the file, each at its own version"})
+    warnings = fields.List(fields.Nested(BpmnProblem), metadata={"description": "The warnings acknowledged"})
+
+
+class Version(Schema):
+    version = fields.Integer()
+    name = fields.String()
+    sha256 = fields.String()
+    published_at = UtcDateTime()
+    published_by = fields.String(allow_none=True)
+    note = fields.String()
+    open_cases = fields.Integer(metadata={"description": "Cases running (or stopped) on this version"})

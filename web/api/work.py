@@ -13,7 +13,6 @@ from engine import actions, idempotency, inbox, read_models
 from ..database import db
 from . import schemas
 from .auth import act, actor, authenticate
-from .cases import case_detail
 
 processes = Blueprint("api_processes", __name__, url_prefix="/api/v1/processes",
                       description="Processes I may start, and starting a case")
@@ -37,7 +36,8 @@ def list_processes():
 @processes.alt_response(200, schema=schemas.Started, description="An earlier request with this Idempotency-Key "
                                                                  "started the case: it is returned again")
 def start(body: dict[str, Any], key: str, idempotency_key: str | None = None):
-    """Start a case of the latest version with the start form's values.
+    """Start a case of the latest version with the start form's values; the answer names the case and the
+    tasks it made ready (``Location``: the case, ``GET`` it for its data and history).
 
     Send an ``Idempotency-Key`` header to retry safely: the same key with the same request starts one case.
     """
@@ -47,7 +47,9 @@ def start(body: dict[str, Any], key: str, idempotency_key: str | None = None):
     except IntegrityError:  # a concurrent request with the same key won: its case is the answer
         db().rollback()
         started = act(idempotency.start_once, *args)
-    body = {**case_detail(started.instance_id), "replayed": started.replayed}
+    body = {"id": started.instance_id, "process_key": started.process_key, "title": started.title,
+            "business_key": started.business_key, "status": started.status, "replayed": started.replayed,
+            "tasks": [{"id": t.id, "name": t.name, "element_id": t.element_id} for t in started.tasks]}
     location = {"Location": url_for("api_cases.get_case", instance_id=started.instance_id)}
     return body, 200 if started.replayed else 201, location
 
