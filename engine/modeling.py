@@ -261,7 +261,7 @@ def check(session: Session, actor: User, xml: str | bytes) -> FileCheck:
     :raises NotAllowed: the actor may not model processes
     """
     check_owner(actor)
-    return check_file(xml, defs.known_roles(session))
+    return check_file(xml, defs.known_roles(session), defs.published_resolver(session), decisions.source(session))
 
 
 # --- the process page -----------------------------------------------------------------------
