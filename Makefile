@@ -51,6 +51,7 @@ $(VENDOR): $(NODE_MODULES) Makefile $(wildcard web/lint/*.js)
 	cp web/node_modules/camunda-bpmn-js/dist/camunda-platform-navigated-viewer.production.min.js web/static/vendor/bpmn/
 	cp web/node_modules/camunda-bpmn-js/dist/camunda-platform-modeler.production.min.js web/static/vendor/bpmn/
 	cp web/node_modules/bpmn-js-bpmnlint/dist/assets/css/bpmn-js-bpmnlint.css web/static/vendor/bpmn/
+	cp web/node_modules/chart.js/dist/chart.umd.min.js web/static/vendor/
 	mkdir -p web/static/vendor/swagger-ui
 	cp web/node_modules/swagger-ui-dist/swagger-ui-bundle.js web/node_modules/swagger-ui-dist/swagger-ui.css \
 	  web/static/vendor/swagger-ui/

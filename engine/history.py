@@ -309,15 +309,18 @@ def to_json(payload: Any) -> str:
     return json.dumps(payload, ensure_ascii=False, indent=1, default=str)
 
 
+def csv_cell(value: Any) -> Any:
+    """A CSV cell that a spreadsheet will not run: text starting with ``=``, ``+``, ``-``, ``@``, a tab or a
+    carriage return gets a leading single quote (OWASP's advice on CSV injection)."""
+    return "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
 def to_csv(instances: list[dict[str, Any]]) -> str:
     """One row per event, with its instance's columns first (hashes included for re-verification).
 
     A text cell that a spreadsheet would read as a formula (it starts with ``=``, ``+``, ``-``, ``@``,
     a tab or a carriage return) gets a leading single quote (OWASP's advice on CSV injection).
     """
-
-    def cell(value: Any) -> Any:
-        return "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
     out = io.StringIO()
     writer = csv.writer(out)
@@ -328,5 +331,5 @@ def to_csv(instances: list[dict[str, Any]]) -> str:
         for event in instance["events"]:
             row = [json.dumps(event[name], ensure_ascii=False, sort_keys=True) if name == "data" else event[name]
                    for name in (*EVENT_FIELDS, "actor")]
-            writer.writerow([cell(value) for value in front + row])
+            writer.writerow([csv_cell(value) for value in front + row])
     return out.getvalue()
