@@ -7,8 +7,9 @@ Definitions (the numbers the page shows and the tests compute by hand):
   range, by the Monday (UTC) of their week. Cancelled cases are not finished.
 * **cycle time**: ``ended_at − started_at`` of the cases finished in the range; median and 90th percentile are
   ``percentile_cont`` (linear interpolation between the two nearest ranks), on both databases.
-* **rework rate**: share of the finished cases in which some user task was completed more than once — a review
-  sent the work back (a rectification, an amendment) and the step was done again.
+* **rework rate**: share of the finished cases that went round a loop — a review sent the work back (a
+  rectification, an amendment): some user task of the case was completed more than once, or some exclusive
+  gateway decided more than once (a re-check comes back to the same decision).
 * **on time**: share of the finished cases none of whose tasks was completed after its due date (tasks without
   a due date count as on time).
 * **work in progress**: open tasks per step now.
@@ -343,9 +344,15 @@ def _case_figures(session: Session, filters: Filters, processes: dict[str, Proce
                              i.ended_at >= filters.since, i.ended_at < filters.until)
     t = aliased(HumanTask)
     again = aliased(HumanTask)
-    reworked = exists().where(t.instance_id == i.id, t.status == TaskStatus.COMPLETED,
-                              exists().where(again.instance_id == i.id, again.status == TaskStatus.COMPLETED,
-                                             again.element_id == t.element_id, again.id != t.id))
+    d, d_again = aliased(Event), aliased(Event)
+    decision = EventKind.GATEWAY_DECISION
+    reworked = or_(
+        exists().where(t.instance_id == i.id, t.status == TaskStatus.COMPLETED,
+                       exists().where(again.instance_id == t.instance_id, again.status == TaskStatus.COMPLETED,
+                                      again.element_id == t.element_id, again.id != t.id)),
+        exists().where(d.instance_id == i.id, d.kind == decision,
+                       exists().where(d_again.instance_id == d.instance_id, d_again.kind == decision,
+                                      d_again.element_id == d.element_id, d_again.id != d.id)))
     late = exists().where(t.instance_id == i.id, t.status == TaskStatus.COMPLETED, t.due_at.is_not(None),
                           t.completed_at > t.due_at)
     finished = (select(i.process_key, _week(session, i.ended_at).label("week"), func.count(),
