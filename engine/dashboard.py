@@ -272,6 +272,20 @@ class EmployeeMonth:
 
 
 @dataclass
+class FormFigures:
+    """Figures of the shipped processes from their form data (JSON values of the cases and task submissions)."""
+
+    #: engineering-drawing applications: (month started, status) → cases
+    drawings: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: dealer audits' first inspections: region → (inspections, {checklist item: compliant})
+    compliance: dict[str, tuple[int, dict[str, int]]] = field(default_factory=dict)
+    #: finished complaints: category → (cases, median resolution hours)
+    complaints: dict[str, tuple[int, float | None]] = field(default_factory=dict)
+    #: marketing plans started in the range: plan year → (plans, budget requested, plans in force, budget approved)
+    budgets: dict[str, tuple[int, float, int, float]] = field(default_factory=dict)
+
+
+@dataclass
 class Dashboard:
     filters: Filters
     scope: Scope
@@ -281,6 +295,7 @@ class Dashboard:
     overdue_by_role: list[DueRow]
     overdue_by_person: list[DueRow]
     employees: list[EmployeeMonth]
+    forms: FormFigures
     #: the processes the filter's list offers, the roles likewise
     process_choices: list[tuple[str, str]]
     role_choices: list[tuple[str, str]]
@@ -326,7 +341,8 @@ def dashboard(session: Session, actor: User, filters: Filters) -> Dashboard:
     return Dashboard(
         filters=filters, scope=scope, weeks=_weeks(filters), months=_months(filters),
         processes=list(processes.values()), overdue_by_role=by_role, overdue_by_person=by_person,
-        employees=_employees(session, filters, scope), process_choices=process_choices,
+        employees=_employees(session, filters, scope), forms=_form_figures(session, filters, set(processes)),
+        process_choices=process_choices,
         role_choices=[(k, n) for k, n in roles],
     )
 
@@ -461,6 +477,55 @@ def _employees(session: Session, filters: Filters, scope: Scope) -> list[Employe
     return sorted(out, key=lambda e: (e.name, e.month))
 
 
+#: the dealer audit's checklist (boolean fields of its inspection form)
+CHECKLIST = {"decoration_ok": "Store decoration", "price_discipline_ok": "Price discipline",
+             "no_cross_region_selling": "No cross-region selling", "display_ok": "Product display"}
+DRAWINGS, AUDITS, COMPLAINTS, PLANS = ("engineering_drawing_application", "dealer_audit", "customer_complaint",
+                                       "marketing_plan_approval")
+
+
+def _form_figures(session: Session, filters: Filters, processes: set[str]) -> FormFigures:
+    """The shipped processes' own figures. Form values are read with JSON operators that both databases run
+    (``json_extract`` / ``->>``) on rows already narrowed by process and date through the indexes, so no
+    extracted copy of the values is kept."""
+    out = FormFigures()
+    i, t = ProcessInstance, HumanTask
+    started = and_(i.started_at >= filters.since, i.started_at < filters.until)
+    finished = and_(i.status == InstanceStatus.COMPLETED, i.ended_at >= filters.since, i.ended_at < filters.until)
+    if DRAWINGS in processes:
+        month = _month(session, i.started_at).label("month")
+        query = (select(month, i.status, func.count()).where(i.process_key == DRAWINGS, started)
+                 .group_by("month", i.status))
+        out.drawings = {(m, status): n for m, status, n in session.execute(query)}
+    if AUDITS in processes:
+        region = func.coalesce(i.data["region"].as_string(), "").label("region")
+        items = [func.sum(case((t.submitted[name].as_boolean(), 1), else_=0)) for name in CHECKLIST]
+        query = (select(region, func.count(), *items).join(i, i.id == t.instance_id)
+                 .where(i.process_key == AUDITS, t.element_id == "inspect_dealer", t.status == TaskStatus.COMPLETED,
+                        t.completed_at >= filters.since, t.completed_at < filters.until).group_by("region"))
+        for row in session.execute(query):
+            out.compliance[row[0] or "—"] = (row[1], {name: int(v or 0) for name, v in zip(CHECKLIST, row[2:],
+                                                                                          strict=True)})
+    if COMPLAINTS in processes:
+        category = func.coalesce(i.data["confirmed_type"].as_string(), i.data["problem_type"].as_string(), "")
+        base = select(category.label("category"), _seconds(session, i.ended_at, i.started_at)).where(
+            i.process_key == COMPLAINTS, finished)
+        sub = base.subquery()
+        counts = dict(session.execute(select(sub.c.category, func.count()).group_by(sub.c.category)).all())
+        medians = percentiles(session, base, 1, (0.5,))
+        out.complaints = {c or "—": (n, _hours(medians.get((c,), (None,))[0])) for c, n in sorted(counts.items())}
+    if PLANS in processes:
+        year = func.coalesce(i.data["plan_year"].as_string(), "").label("year")
+        budget = i.data["total_budget"].as_float()
+        in_force = i.status == InstanceStatus.COMPLETED
+        query = (select(year, func.count(), func.coalesce(func.sum(budget), 0),
+                        func.sum(case((in_force, 1), else_=0)),
+                        func.coalesce(func.sum(case((in_force, budget), else_=0)), 0))
+                 .where(i.process_key == PLANS, started).group_by("year").order_by("year"))
+        out.budgets = {y or "—": (n, float(req), int(k or 0), float(ok)) for y, n, req, k, ok in session.execute(query)}
+    return out
+
+
 def chart_data(board: Dashboard) -> dict[str, Any]:
     """What the page's charts draw (JSON for chart.js): the same numbers as the tables under them."""
     per_process = [p for p in board.processes if p.started or p.finished]
@@ -481,6 +546,23 @@ def chart_data(board: Dashboard) -> dict[str, Any]:
         "employees": {"type": "bar", "stacked": False, "labels": board.months, "datasets": [
             {"label": name, "data": [done.get((name, m), 0) for m in board.months]} for name in people]},
     }
+    forms = board.forms
+    statuses = sorted({status for _, status in forms.drawings})
+    regions = sorted(forms.compliance)
+    charts.update({
+        "drawings": {"type": "bar", "stacked": True, "labels": board.months, "datasets": [
+            {"label": status, "data": [forms.drawings.get((m, status), 0) for m in board.months]}
+            for status in statuses]},
+        "compliance": {"type": "bar", "stacked": False, "labels": list(CHECKLIST.values()), "datasets": [
+            {"label": region, "data": [round(100.0 * forms.compliance[region][1][name] / forms.compliance[region][0], 1)
+                                       for name in CHECKLIST]} for region in regions]},
+        "complaints": {"type": "bar", "stacked": False, "labels": list(forms.complaints), "datasets": [
+            {"label": "Cases", "data": [n for n, _ in forms.complaints.values()]},
+            {"label": "Median resolution time (h)", "data": [h for _, h in forms.complaints.values()]}]},
+        "budgets": {"type": "bar", "stacked": False, "labels": list(forms.budgets), "datasets": [
+            {"label": "Requested", "data": [v[1] for v in forms.budgets.values()]},
+            {"label": "Approved", "data": [v[3] for v in forms.budgets.values()]}]},
+    })
     return {"charts": charts, "diagram": _diagram_data(board)}
 
 
@@ -538,6 +620,23 @@ def tables(board: Dashboard) -> dict[str, Table]:
         Table("employees", "Per employee and month", ["Employee", "Month", "Tasks completed",
                                                       "Median handling time (h)", "Completed late"],
               [[e.name, e.month, e.completed, e.median_handling_hours, e.late] for e in board.employees]),
+    ]
+    forms = board.forms
+    statuses = sorted({status for _, status in forms.drawings})
+    out += [
+        Table("drawings", "Engineering-drawing applications per month by status", ["Month", *statuses, "Total"],
+              [[m, *[forms.drawings.get((m, s), 0) for s in statuses],
+                sum(forms.drawings.get((m, s), 0) for s in statuses)] for m in board.months]
+              if forms.drawings else []),
+        Table("compliance", "Dealer-audit compliance at the first inspection (%)",
+              ["Region", "Inspections", *CHECKLIST.values()],
+              [[region, n, *[round(100.0 * ok[name] / n, 1) for name in CHECKLIST]]
+               for region, (n, ok) in sorted(forms.compliance.items())]),
+        Table("complaints", "Finished complaints by category", ["Category", "Cases", "Median resolution time (h)"],
+              [[c, n, h] for c, (n, h) in forms.complaints.items()]),
+        Table("budgets", "Marketing plans: budget requested and approved",
+              ["Plan year", "Plans", "Budget requested", "Plans in force", "Budget approved"],
+              [[y, n, req, k, ok] for y, (n, req, k, ok) in forms.budgets.items()]),
     ]
     return {t.name: t for t in out}
 

@@ -28,6 +28,14 @@ AUDIT = {"dealer_name": "Oakline", "store_name": "Hamburg City", "region": "Nort
 CHECKLIST = {"decoration_ok": "true", "price_discipline_ok": "true", "no_cross_region_selling": "true",
              "display_ok": "true", "findings": "Fine."}
 
+PLAN = {"plan_year": "2027", "marketing_strategy": "Grow the specialty-store channel.", "sales_target": "12000000",
+        "total_budget": "900000", "ad_expense_q1": "200000", "ad_expense_q2": "250000", "ad_expense_q3": "200000",
+        "ad_expense_q4": "250000"}
+PLAN_STEPS = [("mark", {"mm_review_decision": "approve"}), ("fiona", {"finance_decision": "approve"}),
+              ("grace", {"gm_decision": "approve"}), ("sam", {"plan_acknowledged": "true"})]
+DRAWINGS = {"customer_name": "Hotel Aurora", "project_name": "Lobby", "drawings_needed_by": "2027-01-31",
+            "product_lines": "Chairs", "quantity": "40"}
+
 #: complaint cases: start, then hours until classify, resolve and confirm are completed (each from the last)
 COMPLAINTS = [
     ("A", datetime(2026, 9, 1, 9), (2, 4, 4)),    # 10 h
@@ -86,6 +94,15 @@ def seed(session, moving) -> None:
     p.complete("dora", looped, {"rectification_deadline": "2026-09-30", "rectification_actions": "Prices fixed."}, 48)
     p.complete("amy", looped, CHECKLIST, 24)
     p.complete("mark", looped, {"audit_rating": "B", "closing_comment": "Fixed."}, 24)
+    moving.now = datetime(2026, 9, 3, 9)
+    plan = p.start("rita", "marketing_plan_approval", {**PLAN, "title": "Plan 2027"})
+    for who, values in PLAN_STEPS:
+        p.complete(who, plan, values, 8)
+    moving.now = datetime(2026, 10, 5, 9)
+    p.start("rita", "marketing_plan_approval", {**PLAN, "title": "Plan 2027, second", "total_budget": "500000"})
+    for moment in (datetime(2026, 9, 4, 9), datetime(2026, 10, 6, 9), datetime(2026, 10, 7, 9)):
+        moving.now = moment
+        p.start("steve", "engineering_drawing_application", {**DRAWINGS, "title": f"Drawings {moment:%d %b}"})
     moving.now = datetime(2026, 11, 1, 6)  # classify is due 2 Nov 06:00: overdue at 09:00
     late = p.start("cathy", "customer_complaint", {**COMPLAINT, "title": "Open, overdue"})
     actions.claim(session, p.user("cathy"), p.task(late))
@@ -146,7 +163,8 @@ def test_per_employee_and_month(seeded, user):
 
 
 def test_overdue_and_due_soon(seeded, user):
-    board = dashboard.dashboard(seeded, user("grace"), RANGE)
+    complaints = dashboard.Filters(RANGE.start, RANGE.end, process="customer_complaint")
+    board = dashboard.dashboard(seeded, user("grace"), complaints)
     assert [(r.key, r.overdue, r.due_soon) for r in board.overdue_by_role] == [("customer_service", 1, 1)]
     assert [(r.name, r.overdue, r.due_soon) for r in board.overdue_by_person] == [
         ("Cathy Ortiz", 1, 0), ("Not claimed yet", 0, 1)]
@@ -168,7 +186,8 @@ def test_scope_follows_the_roles(seeded, user):
     def people(name: str) -> set[str]:
         return {e.name for e in dashboard.dashboard(seeded, user(name), RANGE).employees}
 
-    everyone = {"Cathy Ortiz", "Paula Meyer", "Amy Wu", "Dora Becker", "Mark Chen"}
+    everyone = {"Cathy Ortiz", "Paula Meyer", "Amy Wu", "Dora Becker", "Mark Chen", "Fiona Walsh", "Grace Lin",
+                "Sam Okafor"}
     assert people("alice") == everyone  # the auditor
     assert people("grace") == everyone
     assert people("paula") == {"Paula Meyer"}  # her own only
@@ -179,6 +198,20 @@ def test_scope_follows_the_roles(seeded, user):
     with pytest.raises(NotAllowed):
         dashboard.diagram_xml(seeded, user("paula"), "customer_complaint")
     assert 'id="inspect_dealer"' in dashboard.diagram_xml(seeded, user("amy"), "dealer_audit")
+
+
+def test_figures_from_form_data(seeded, user):
+    board = dashboard.dashboard(seeded, user("grace"), RANGE)
+    forms = board.forms
+    assert forms.drawings == {("2026-09", "running"): 1, ("2026-10", "running"): 2}
+    # two first inspections in the North; the second found the prices under the list
+    assert forms.compliance == {"North": (2, {"decoration_ok": 2, "price_discipline_ok": 1,
+                                              "no_cross_region_selling": 2, "display_ok": 2})}
+    assert forms.complaints == {"quality": (5, 30.0)}
+    assert forms.budgets == {"2027": (2, 1400000.0, 1, 900000.0)}  # the second plan waits for its review
+    tables = dashboard.tables(board)
+    assert tables["compliance"].rows == [["North", 2, 100.0, 50.0, 100.0, 100.0]]
+    assert tables["drawings"].rows == [["2026-09", 1, 1], ["2026-10", 2, 2]]
 
 
 def test_percentiles_match_hand_computed_values(session):
