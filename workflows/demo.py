@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import actions, clock, users
-from engine.db import HumanTask, ProcessInstance
+from engine import actions, clock, notify, users
+from engine.db import HumanTask, ProcessInstance, User
 
 
 class Player:
@@ -245,6 +245,9 @@ def install_demo_cases(session: Session, today: date | None = None) -> int:
     player = Player(session)
     today = today or date.today()
     play_history(player, today)
+    for user in session.scalars(select(User)):  # the history's notices were read back then
+        notify.mark_all_read(session, user)
+    session.commit()
     play_finished_cases(player, today)
     play_waiting_cases(player, today)
     return session.scalar(select(func.count()).select_from(ProcessInstance)) or 0
