@@ -323,8 +323,16 @@ def _hours(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds / 3600.0, 2)
 
 
-def dashboard(session: Session, actor: User, filters: Filters) -> Dashboard:
-    """Every figure of the dashboard that ``actor`` may see, for ``filters``."""
+#: the parts of the dashboard each table needs (a CSV download computes only those)
+PARTS = frozenset({"cases", "steps", "due", "employees", "forms"})
+TABLE_PARTS = {"cases": {"cases", "steps"}, "weekly": {"cases"}, "steps": {"steps"}, "overdue-roles": {"due"},
+               "overdue-people": {"due"}, "employees": {"employees"}, "drawings": {"forms"},
+               "compliance": {"forms"}, "complaints": {"forms"}, "budgets": {"forms"}}
+
+
+def dashboard(session: Session, actor: User, filters: Filters, parts: frozenset[str] | set[str] = PARTS,
+              ) -> Dashboard:
+    """The figures of the dashboard that ``actor`` may see, for ``filters`` (only ``parts`` of them)."""
     scope = scope_of(session, actor)
     visible = select(Process.key, Process.title).order_by(Process.title)
     if scope.processes is not None:
@@ -333,15 +341,17 @@ def dashboard(session: Session, actor: User, filters: Filters) -> Dashboard:
     keys = [k for k, _ in process_choices if filters.process in (None, k)]
     titles = dict(process_choices)
     processes = {k: ProcessFigures(k, titles[k]) for k in keys}
-    if processes:
+    if processes and "cases" in parts:
         _case_figures(session, filters, processes)
+    if processes and "steps" in parts:
         _step_figures(session, filters, processes)
     roles = session.execute(select(Role.key, Role.name).where(Role.active.is_(True)).order_by(Role.name)).all()
-    by_role, by_person = _due(session, filters, scope)
+    by_role, by_person = _due(session, filters, scope) if "due" in parts else ([], [])
     return Dashboard(
         filters=filters, scope=scope, weeks=_weeks(filters), months=_months(filters),
         processes=list(processes.values()), overdue_by_role=by_role, overdue_by_person=by_person,
-        employees=_employees(session, filters, scope), forms=_form_figures(session, filters, set(processes)),
+        employees=_employees(session, filters, scope) if "employees" in parts else [],
+        forms=_form_figures(session, filters, set(processes)) if "forms" in parts else FormFigures(),
         process_choices=process_choices,
         role_choices=[(k, n) for k, n in roles],
     )

@@ -287,3 +287,11 @@ def test_csv_cells_that_look_like_formulas_are_neutralised():
 def test_bad_dates_on_the_page_say_why(seeded_app, login_as):
     response = login_as("grace").get("/dashboard?start=2026-02-30")
     assert response.status_code == 422 and "Give the date as YYYY-MM-DD." in response.get_data(as_text=True)
+
+
+def test_a_csv_computes_only_its_figure_and_the_same_numbers(seeded, user):
+    full = dashboard.tables(dashboard.dashboard(seeded, user("grace"), RANGE))
+    assert set(dashboard.TABLE_PARTS) == set(full)
+    for name, parts in dashboard.TABLE_PARTS.items():
+        alone = dashboard.tables(dashboard.dashboard(seeded, user("grace"), RANGE, parts))[name]
+        assert alone.rows == full[name].rows, name

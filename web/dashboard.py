@@ -42,9 +42,9 @@ def csv(name: str):
         filters = dashboard.parse_filters(request.args)
     except InvalidForm as exc:
         abort(400, " ".join(exc.errors.values()))
-    table = dashboard.tables(dashboard.dashboard(db(), actor(), filters)).get(name)
-    if table is None:
+    if name not in dashboard.TABLE_PARTS:
         abort(404)
+    table = dashboard.tables(dashboard.dashboard(db(), actor(), filters, dashboard.TABLE_PARTS[name]))[name]
     return Response(dashboard.to_csv(table), mimetype="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="deptflow-{name}.csv"'})
 
