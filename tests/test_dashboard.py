@@ -222,6 +222,10 @@ def test_percentiles_match_hand_computed_values(session):
     found = dashboard.percentiles(session, select(sub.c.k, sub.c.v), 1, (0.0, 0.25, 0.5, 0.9, 1.0))
     # sorted 1, 3, 7, 15: rank 0.75 → 1 + 0.75 × 2 = 2.5; rank 1.5 → 5; rank 2.7 → 7 + 0.7 × 8 = 12.6
     assert found[("g",)] == pytest.approx((1.0, 2.5, 5.0, 12.6, 15.0))
+    groups = union_all(*[select(literal(k).label("k"), literal(v).label("v"))
+                         for k, v in (("one", 4.0), ("two", 10.0), ("two", 2.0))]).subquery()
+    found = dashboard.percentiles(session, select(groups.c.k, groups.c.v), 1, (0.5, 0.9))
+    assert found == {("one",): (4.0, 4.0), ("two",): pytest.approx((6.0, 9.2))}  # 2 + 0.9 × 8
 
 
 def test_bad_filters_are_refused_with_reasons():
