@@ -54,6 +54,7 @@ $(VENDOR): $(NODE_MODULES) Makefile $(wildcard web/lint/*.js)
 	mkdir -p web/static/vendor/dmn
 	cp -r web/node_modules/camunda-dmn-js/dist/assets/. web/static/vendor/dmn/
 	cp web/node_modules/camunda-dmn-js/dist/camunda-platform-modeler.production.min.js web/static/vendor/dmn/
+	cp web/node_modules/chart.js/dist/chart.umd.min.js web/static/vendor/
 	mkdir -p web/static/vendor/swagger-ui
 	cp web/node_modules/swagger-ui-dist/swagger-ui-bundle.js web/node_modules/swagger-ui-dist/swagger-ui.css \
 	  web/static/vendor/swagger-ui/

@@ -33,6 +33,7 @@ OUTPUT = ROOT / "docs" / "inbox.png"
 PHONE = ROOT / "docs" / "inbox-phone.png"
 HISTORY = ROOT / "docs" / "history.png"
 MODELER = ROOT / "docs" / "modeler.png"
+DASHBOARD = ROOT / "docs" / "dashboard.png"
 WHO = "mark"
 VIEWPORT = {"width": 1280, "height": 800}
 PHONE_VIEWPORT = {"width": 375, "height": 667}
@@ -72,6 +73,7 @@ def photograph(base_url: str) -> None:
             auditor.screenshot(path=str(HISTORY))
 
             photograph_modeler(browser, base_url)
+            photograph_dashboard(browser, base_url)
         finally:
             browser.close()
 
@@ -94,6 +96,18 @@ def photograph_modeler(browser, base_url: str) -> None:
     page.get_by_role("button", name="Validate").click()
     expect(page.locator("#problems li.problem-error")).to_have_count(1)
     page.screenshot(path=str(MODELER))
+    context.close()
+
+
+def photograph_dashboard(browser, base_url: str) -> None:
+    """docs/dashboard.png: the marketing manager's dashboard on the demo history, the dealer audit's bottlenecks."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="en-GB", timezone_id="UTC")
+    page = context.new_page()
+    _login(page, base_url, "mark")
+    page.goto(f"{base_url}/dashboard?process=dealer_audit")
+    expect(page.locator('canvas[data-chart="cycle"]')).to_have_attribute("data-rendered", "true")
+    expect(page.locator("#bottleneck-diagram")).to_have_attribute("data-rendered", "true")
+    page.screenshot(path=str(DASHBOARD), full_page=True, clip={"x": 0, "y": 0, "width": 1280, "height": 2350})
     context.close()
 
 

@@ -176,6 +176,8 @@ class ProcessInstance(Base):
         Index("ix_instances_starter", "started_by_id", "started_at"),
         Index("ix_instances_started", "started_at", "id"),
         Index("ix_instances_process_status", "process_key", "status"),
+        #: the dashboard's cases finished in a range (revision 0009_dashboard)
+        Index("ix_instances_status_ended", "status", "ended_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -215,6 +217,8 @@ class HumanTask(Base):
         Index("ix_tasks_instance", "instance_id", "status"),
         Index("ix_tasks_completed_by", "completed_by_id", "completed_at"),
         Index("ix_tasks_open_due", "status", "due_at"),
+        #: the dashboard's tasks completed in a range (revision 0009_dashboard)
+        Index("ix_tasks_status_completed", "status", "completed_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -311,8 +311,9 @@ def to_json(payload: Any) -> str:
     return json.dumps(payload, ensure_ascii=False, indent=1, default=str)
 
 
-def spreadsheet_safe(value: Any) -> Any:
-    """A text cell that a spreadsheet would read as a formula, with a leading single quote (see :func:`to_csv`)."""
+def csv_cell(value: Any) -> Any:
+    """A CSV cell that a spreadsheet will not run: text starting with ``=``, ``+``, ``-``, ``@``, a tab or a
+    carriage return gets a leading single quote (OWASP's advice on CSV injection)."""
     return "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
@@ -323,7 +324,6 @@ def to_csv(instances: list[dict[str, Any]]) -> str:
     a tab or a carriage return) gets a leading single quote (OWASP's advice on CSV injection).
     """
 
-    cell = spreadsheet_safe
     out = io.StringIO()
     writer = csv.writer(out)
     header = [f"instance_{name}" for name in INSTANCE_FIELDS] + [*EVENT_FIELDS, "actor"]
@@ -333,7 +333,7 @@ def to_csv(instances: list[dict[str, Any]]) -> str:
         for event in instance["events"]:
             row = [json.dumps(event[name], ensure_ascii=False, sort_keys=True) if name == "data" else event[name]
                    for name in (*EVENT_FIELDS, "actor")]
-            writer.writerow([cell(value) for value in front + row])
+            writer.writerow([csv_cell(value) for value in front + row])
     return out.getvalue()
 
 
@@ -394,7 +394,7 @@ def to_csv_lines(events: Iterable[dict[str, Any]]) -> Iterator[str]:
     for values in itertools.chain([columns], ((
             json.dumps(e[name], ensure_ascii=False, sort_keys=True) if name == "data" else e[name]
             for name in columns) for e in events)):
-        writer.writerow([spreadsheet_safe(value) for value in values])
+        writer.writerow([csv_cell(value) for value in values])
         yield out.getvalue()
         out.seek(0)
         out.truncate()

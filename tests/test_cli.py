@@ -15,6 +15,7 @@ from engine.core import WorkflowEngine
 from engine.db import ProcessDefinition, ProcessInstance, User, make_engine
 from web.cli import main
 from workflows.catalogue import PROCESSES, process_spec
+from workflows.demo import HISTORY
 
 MINI = Path(__file__).parent / "data" / "mini_approval.bpmn"
 
@@ -34,13 +35,14 @@ def test_init_demo_twice_keeps_the_data(tmp_path, monkeypatch):
     first = runner.invoke(main, ["init", "--demo"])
     assert first.exit_code == 0, first.output
     assert "customer_complaint: version 1" in first.output and "demo users" in first.output
-    assert "demo cases started: 17" in first.output
+    played = 17 + sum(HISTORY.values())  # the waiting and finished cases, the department's, the months of history
+    assert f"demo cases started: {played}" in first.output
     counts = _count(url, User), _count(url, ProcessDefinition), _count(url, ProcessInstance)
     second = runner.invoke(main, ["init", "--demo"])
     assert second.exit_code == 0, second.output
     assert "demo cases started: 0" in second.output
     again = _count(url, User), _count(url, ProcessDefinition), _count(url, ProcessInstance)
-    assert again == counts == (17, len(PROCESSES), 17)  # 16 demo users and the scheduler (demo sales diaries)
+    assert again == counts == (17, len(PROCESSES), played)  # 16 demo users and the scheduler (demo sales diaries)
     assert "chain intact" in runner.invoke(main, ["audit", "verify"]).output
 
 

@@ -117,6 +117,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         admin,
         api,
         auth,
+        dashboard,
         discussion,
         groups,
         history,
@@ -133,6 +134,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(inbox.bp)
     app.register_blueprint(processes.bp)
     app.register_blueprint(reports.bp)
+    app.register_blueprint(dashboard.bp)
     app.register_blueprint(history.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(groups.bp)

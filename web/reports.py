@@ -1,8 +1,11 @@
-"""Monthly statistics pages."""
+"""The former monthly statistics page: its address now leads to the dashboard's figures of the process."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template, request
+from calendar import monthrange
+from datetime import date
+
+from flask import Blueprint, abort, redirect, request, url_for
 from flask_login import login_required
 
 from engine import reports
@@ -17,20 +20,22 @@ bp = Blueprint("reports", __name__)
 @bp.route("/reports/<key>")
 @login_required
 def monthly(key: str):
-    """Cases of one process started in a month (``?month=YYYY-MM``, default this month)."""
-    year, month = _month_arg(request.args.get("month"))
-    stats = reports.monthly_statistics(db(), actor(), key, year, month)
-    return render_template("reports/monthly.html", stats=stats)
+    """``?month=YYYY-MM``: that month on the dashboard; without it, the last twelve months."""
+    reports.statistics_process(db(), actor(), key)
+    start, end = _range(request.args.get("month"))
+    return redirect(url_for("dashboard.index", process=key, start=start.isoformat(), end=end.isoformat(),
+                            _anchor="forms"))
 
 
-def _month_arg(text: str | None) -> tuple[int, int]:
+def _range(text: str | None) -> tuple[date, date]:
     if not text:
-        now = utcnow()
-        return now.year, now.month
+        today = utcnow().date()
+        year, month = (today.year, today.month - 11) if today.month > 11 else (today.year - 1, today.month + 1)
+        return date(year, month, 1), today
     try:
         year, month = (int(part) for part in text.split("-"))
     except ValueError:
         abort(400, "Give the month as YYYY-MM.")
     if not (1 <= month <= 12 and 2000 <= year <= 2100):
         abort(400, "Give the month as YYYY-MM.")
-    return year, month
+    return date(year, month, 1), date(year, month, monthrange(year, month)[1])

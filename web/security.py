@@ -10,7 +10,7 @@ from flask import Flask, Response, abort, request, session
 from flask_login import LoginManager, current_user, login_required, login_user
 from flask_wtf.csrf import CSRFProtect
 
-from engine import notify, reports, users
+from engine import dashboard, notify, users
 from engine.db import User
 from engine.permissions import can
 from engine.vocabulary import Permission
@@ -63,7 +63,7 @@ def init_app(app: Flask) -> None:
             return {"me": None, "unread": 0, "can": lambda permission: False}
         me = actor()
         return {"me": me, "unread": notify.unread_count(db(), me), "can": lambda permission: can(me, permission),
-                "may_read_statistics": lambda key: reports.may_read_statistics(db(), me, key)}
+                "may_see_dashboard": lambda: dashboard.may_see_dashboard(db(), me)}
 
 
 def open_session(user: User) -> None:

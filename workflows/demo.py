@@ -4,14 +4,17 @@ people would through the inbox."""
 
 from __future__ import annotations
 
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import actions, users
-from engine.db import HumanTask, ProcessInstance
+from engine import actions, clock, notify, users
+from engine.db import HumanTask, ProcessInstance, User
 
 
 class Player:
@@ -203,6 +206,137 @@ def play_department_cases(player: Player, today: date) -> None:
     player.complete("amy", dealer_training, {"invitations_sent_on": today.isoformat()})
 
 
+class Clock:
+    """The engine's clock while the history is played: each case at its own time, moved on step by step."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2000, 1, 1)
+
+    def advance(self, hours: float) -> None:
+        self.now += timedelta(hours=hours)
+
+
+@contextmanager
+def controlled_clock() -> Iterator[Clock]:
+    moving = Clock()
+    clock.set_clock(lambda: moving.now)
+    try:
+        yield moving
+    finally:
+        clock.set_clock(None)
+
+
+REGIONS = ("North", "South", "East", "West")
+CHECKLIST = ("decoration_ok", "price_discipline_ok", "no_cross_region_selling", "display_ok")
+#: how many cases of each process the history plays (finished cases only: no timer waits in the past)
+HISTORY = {"customer_complaint": 14, "dealer_audit": 8, "engineering_drawing_application": 10,
+           "marketing_plan_approval": 2}
+
+
+def play_history(player: Player, today: date, days: int = 120) -> None:
+    """About four months of finished cases, so that the dashboard has figures on first start: played through
+    the engine under a controlled clock (each case at its own time), never written as rows. Seeded, so every
+    demo database has the same history relative to ``today``."""
+    rng = random.Random(19)
+    first = datetime(today.year, today.month, today.day, 9) - timedelta(days=days)
+    plans: list[tuple[str, Any]] = []
+    for process, count in HISTORY.items():
+        for n in range(count):
+            offset = timedelta(days=rng.uniform(0, days - 12), hours=rng.choice((0, 1, 2, 5, 7)))
+            plans.append((process, (first + offset, n, rng.random())))
+    plans.sort(key=lambda item: item[1][0])
+    with controlled_clock() as moving:
+        for process, (start, n, roll) in plans:
+            moving.now = start
+            _PLAYS[process](player, moving, rng, n, roll)
+
+
+def _hours(rng: random.Random, low: float, high: float) -> float:
+    return round(rng.uniform(low, high), 1)
+
+
+def _history_complaint(player: Player, moving: Clock, rng: random.Random, n: int, roll: float) -> None:
+    quality = roll < 0.55
+    case = player.start("cathy", "customer_complaint", {
+        "title": f"Complaint {n + 1}: {'wobbly chair' if quality else 'late delivery'}",
+        "customer_name": f"Customer {n + 1}", "customer_contact": f"customer{n + 1}@example.com",
+        "product_name": "Oak chair" if quality else "Sofa Oslo 3-seater",
+        "problem_type": "quality" if quality else "delivery", "complaint_description": "See the notes."})
+    moving.advance(_hours(rng, 1, 30))
+    player.complete("cathy", case, {"severity": rng.choice(("low", "medium", "high")),
+                                    "confirmed_type": "quality" if quality else "delivery"})
+    moving.advance(_hours(rng, 4, 130))
+    if quality:
+        player.complete("paula", case, {"root_cause": "Glue batch", "quality_resolution": "Replaced the part",
+                                        "quality_resolved_date": moving.now.date().isoformat()})
+    else:
+        player.complete("sam", case, {"service_resolution": "Apologised; voucher",
+                                      "service_resolved_date": moving.now.date().isoformat()})
+    moving.advance(_hours(rng, 1, 40))
+    player.complete("cathy", case, {"customer_resolved": "true", "satisfaction": rng.choice(("satisfied",
+                                                                                            "very_satisfied"))})
+
+
+def _history_audit(player: Player, moving: Clock, rng: random.Random, n: int, roll: float) -> None:
+    region = REGIONS[n % len(REGIONS)]
+    case = player.start("mark", "dealer_audit", {
+        "title": f"Audit: store {n + 1}, {region}", "dealer_name": "Oakline", "store_name": f"Store {n + 1}",
+        "region": region, "audit_date": moving.now.date().isoformat()})
+    failed = {name for name in CHECKLIST if rng.random() < 0.08}
+    moving.advance(_hours(rng, 24, 200))
+    player.complete("amy", case, {**{name: str(name not in failed).lower() for name in CHECKLIST},
+                                  "findings": "Points to fix: " + ", ".join(sorted(failed)) if failed else "All fine."})
+    if failed:
+        moving.advance(_hours(rng, 48, 300))
+        player.complete("dora", case, {"rectification_deadline": (moving.now + timedelta(days=7)).date().isoformat(),
+                                       "rectification_actions": "Fixed."})
+        moving.advance(_hours(rng, 24, 100))
+        player.complete("amy", case, {**{name: "true" for name in CHECKLIST}, "findings": "Fixed."})
+    moving.advance(_hours(rng, 4, 60))
+    player.complete("mark", case, {"audit_rating": "B" if failed else "A"})
+
+
+def _history_drawings(player: Player, moving: Clock, rng: random.Random, n: int, roll: float) -> None:
+    applicant = ("steve", "sara")[n % 2]
+    application = {"customer_name": f"Hotel {n + 1}", "project_name": "Lobby", "product_lines": "Chairs",
+                   "drawings_needed_by": (moving.now + timedelta(days=30)).date().isoformat(),
+                   "quantity": str(10 + 5 * n)}
+    case = player.start(applicant, "engineering_drawing_application",
+                        {**application, "title": f"Drawings: project {n + 1}"})
+    moving.advance(_hours(rng, 1, 20))
+    player.complete("clara", case, {"registration_number": f"EDA-H{n + 1:03d}",
+                                    "registration_date": moving.now.date().isoformat()})
+    if roll < 0.3:  # sent back once: the representative amends the application
+        moving.advance(_hours(rng, 4, 48))
+        player.complete("mark", case, {"application_decision": "reject", "application_comment": "Quantities?"})
+        moving.advance(_hours(rng, 4, 72))
+        player.complete(applicant, case, {**application, "amendment_notes": "Quantities per room added."})
+    moving.advance(_hours(rng, 4, 48))
+    player.complete("mark", case, {"application_decision": "approve"})
+    moving.advance(_hours(rng, 24, 240))
+    player.complete("diego", case, {"drawing_reference": f"DRW-{n + 1:03d}",
+                                    "drawings_delivered_date": moving.now.date().isoformat()})
+    moving.advance(_hours(rng, 1, 24))
+    player.complete("clara", case, {"archive_reference": f"ARC-{n + 1:03d}"})
+
+
+def _history_plan(player: Player, moving: Clock, rng: random.Random, n: int, roll: float) -> None:
+    budget = 600000 + 100000 * n
+    case = player.start("rita", "marketing_plan_approval", {
+        "title": f"Marketing plan, channel {n + 1}", "plan_year": str(moving.now.year + 1),
+        "marketing_strategy": "Regional campaigns.", "sales_target": "8000000", "total_budget": str(budget),
+        "ad_expense_q1": str(budget // 4), "ad_expense_q2": str(budget // 4), "ad_expense_q3": str(budget // 4),
+        "ad_expense_q4": str(budget // 4)})
+    for who, values in (("mark", {"mm_review_decision": "approve"}), ("fiona", {"finance_decision": "approve"}),
+                        ("grace", {"gm_decision": "approve"}), ("sam", {"plan_acknowledged": "true"})):
+        moving.advance(_hours(rng, 4, 72))
+        player.complete(who, case, values)
+
+
+_PLAYS = {"customer_complaint": _history_complaint, "dealer_audit": _history_audit,
+          "engineering_drawing_application": _history_drawings, "marketing_plan_approval": _history_plan}
+
+
 def install_demo_cases(session: Session, today: date | None = None) -> int:
     """Play the demo cases into an empty database (a database with cases is left alone).
 
@@ -212,6 +346,10 @@ def install_demo_cases(session: Session, today: date | None = None) -> int:
         return 0
     player = Player(session)
     today = today or date.today()
+    play_history(player, today)
+    for user in session.scalars(select(User)):  # the history's notices were read back then
+        notify.mark_all_read(session, user)
+    session.commit()
     play_finished_cases(player, today)
     play_waiting_cases(player, today)
     play_department_cases(player, today)

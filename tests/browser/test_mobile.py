@@ -94,9 +94,9 @@ def test_statistics_fit_a_desktop(new_page, live_server, login, start_case):
     start_case("steve", DRAWING, DRAWINGS)
     page = new_page()  # 1280 × 800
     login(page, live_server, "clara")
-    page.goto(f"{live_server}/reports/{DRAWING}")
+    page.goto(f"{live_server}/reports/{DRAWING}")  # the drawings figure of the dashboard
     fits = page.evaluate("""() => {
-        const table = document.getElementById('per-month'), main = document.querySelector('main');
+        const table = document.getElementById('table-drawings'), main = document.querySelector('main');
         const box = main.getBoundingClientRect(), style = getComputedStyle(main);
         return table.getBoundingClientRect().right <= box.right - parseFloat(style.paddingRight) + 0.5
             && table.scrollWidth <= table.clientWidth;

@@ -1,0 +1,676 @@
+"""The department's figures (the KPI dashboard): SQL aggregates over the cases, the task projection and the
+event log; no workflow is ever deserialized.
+
+Definitions (the numbers the page shows and the tests compute by hand):
+
+* **started / finished per week**: cases whose ``started_at`` / ``ended_at`` (status ``completed``) falls in the
+  range, by the Monday (UTC) of their week. Cancelled cases are not finished.
+* **cycle time**: ``ended_at − started_at`` of the cases finished in the range; median and 90th percentile are
+  ``percentile_cont`` (linear interpolation between the two nearest ranks), on both databases.
+* **rework rate**: share of the finished cases that went round a loop — a review sent the work back (a
+  rectification, an amendment): some user task of the case was completed more than once, or some exclusive
+  gateway decided more than once (a re-check comes back to the same decision).
+* **on time**: share of the finished cases none of whose tasks was completed after its due date (tasks without
+  a due date count as on time).
+* **work in progress**: open tasks per step now.
+* **waiting time** of a step: ``completed_at − created_at`` of its tasks completed in the range (how long the
+  case waited at it); the diagram colours each task by its median.
+* **path frequency**: a flow out of an exclusive gateway counts the ``gateway_decision`` events that took it;
+  the page derives the other flows from their source (a task's completions, a start event's cases started).
+* **overdue / due soon**: open tasks past their due date / due within :data:`engine.notify.DUE_SOON`.
+* **handling time** of a completed task: from its claim to its completion, or from when it became ready when
+  the person completed it without claiming it first (then ``claimed_at`` equals ``completed_at``).
+* per employee and month: tasks completed, median handling time, and how many of them were completed late.
+
+Who sees what (roles as data): holders of ``statistics`` or ``audit`` see everything; a process's owner role
+sees that process's figures; holders of a managing role see the per-employee figures of the members of the
+roles they manage (their team) and the overdue work of those roles; everyone sees their own figures.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, case, cast, exists, func, or_, select
+from sqlalchemy import Integer as SqlInteger
+from sqlalchemy.orm import Session, aliased
+
+from . import definitions as defs
+from .access import managed_roles
+from .clock import utcnow
+from .db import Event, HumanTask, Process, ProcessInstance, Role, TaskCandidate, User, UserRole
+from .errors import InvalidForm, NotAllowed, NotFound
+from .history import csv_cell
+from .notify import DUE_SOON
+from .permissions import can
+from .vocabulary import EventKind, InstanceStatus, Permission, TaskStatus
+
+#: the longest range one request aggregates (a year and a bit: a year's months side by side)
+MAX_DAYS = 400
+DEFAULT_DAYS = 91
+
+
+# --- filters and scope ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the page asks for: a date range (both days included), optionally one process and one role."""
+
+    start: date
+    end: date
+    process: str | None = None
+    role: str | None = None
+
+    @property
+    def since(self) -> datetime:
+        return datetime(self.start.year, self.start.month, self.start.day)
+
+    @property
+    def until(self) -> datetime:
+        """The first moment after the range."""
+        return datetime(self.end.year, self.end.month, self.end.day) + timedelta(days=1)
+
+
+def parse_filters(args: dict[str, str], today: date | None = None) -> Filters:
+    """The filters from a query string; an empty field takes its default (the last 13 weeks).
+
+    :raises InvalidForm: a date that is not YYYY-MM-DD, a range that ends before it starts or spans more
+        than :data:`MAX_DAYS` days
+    """
+    today = today or utcnow().date()
+    errors: dict[str, str] = {}
+    values = {name: (args.get(name) or "").strip() for name in ("start", "end", "process", "role")}
+
+    def day(name: str, default: date) -> date:
+        if not values[name]:
+            return default
+        try:
+            return date.fromisoformat(values[name])
+        except ValueError:
+            errors[name] = "Give the date as YYYY-MM-DD."
+            return default
+
+    end = day("end", today)
+    start = day("start", end - timedelta(days=DEFAULT_DAYS - 1))
+    if not errors and start > end:
+        errors["end"] = "The range ends before it starts."
+    elif not errors and (end - start).days >= MAX_DAYS:
+        errors["start"] = f"Choose at most {MAX_DAYS} days."
+    if errors:
+        raise InvalidForm(errors, values)
+    return Filters(start, end, values["process"] or None, values["role"] or None)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one person may see. ``None``: everything of that kind."""
+
+    processes: frozenset[str] | None
+    people: frozenset[int] | None
+    #: roles whose open tasks the person oversees (managing role); ``None``: all
+    roles: frozenset[str] | None
+    user_id: int
+
+    @property
+    def everything(self) -> bool:
+        return self.processes is None
+
+    @property
+    def sees_processes(self) -> bool:
+        return self.processes is None or bool(self.processes)
+
+
+def scope_of(session: Session, actor: User) -> Scope:
+    """The figures ``actor`` may read, from the roles' data (see the module's docstring)."""
+    if can(actor, Permission.STATISTICS) or can(actor, Permission.AUDIT):
+        return Scope(None, None, None, actor.id)
+    owned = frozenset(session.scalars(select(Process.key).where(Process.owner_role.in_(actor.role_keys)))) \
+        if actor.role_keys else frozenset()
+    team_roles = frozenset(managed_roles(session, actor))
+    people = {actor.id}
+    if team_roles:
+        people.update(session.scalars(select(UserRole.user_id).where(UserRole.role_key.in_(team_roles))))
+    return Scope(owned, frozenset(people), team_roles, actor.id)
+
+
+def may_see_dashboard(session: Session, actor: User) -> bool:
+    """Whether the dashboard shows ``actor`` more than their own figures (its link is in their navigation)."""
+    scope = scope_of(session, actor)
+    return scope.everything or bool(scope.processes) or bool(scope.roles)
+
+
+# --- dialect helpers -------------------------------------------------------------------------
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _seconds(session: Session, later: Any, earlier: Any) -> ColumnElement[float]:
+    if _dialect(session) == "postgresql":
+        return func.extract("epoch", later - earlier)
+    return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+
+
+def _week(session: Session, moment: Any) -> ColumnElement[str]:
+    """The Monday of ``moment``'s week, as ``YYYY-MM-DD``."""
+    if _dialect(session) == "postgresql":
+        return func.to_char(func.date_trunc("week", moment), "YYYY-MM-DD")
+    return func.date(moment, "-6 days", "weekday 1")
+
+
+def _month(session: Session, moment: Any) -> ColumnElement[str]:
+    if _dialect(session) == "postgresql":
+        return func.to_char(moment, "YYYY-MM")
+    return func.strftime("%Y-%m", moment)
+
+
+def percentiles(session: Session, values: Select, groups: int, fractions: tuple[float, ...] = (0.5, 0.9),
+                ) -> dict[tuple, tuple[float | None, ...]]:
+    """``percentile_cont`` of the last column of ``values`` per group of its first ``groups`` columns.
+
+    PostgreSQL computes it itself. SQLite has no such aggregate: a window numbers each group's values in
+    order, and only the (at most two) rows around each fraction's rank leave the database, to be interpolated
+    exactly as ``percentile_cont`` does.
+    """
+    sub = values.subquery()
+    keys = list(sub.c)[:groups]
+    value = list(sub.c)[groups]
+    if _dialect(session) == "postgresql":
+        rows = session.execute(select(*keys, *[func.percentile_cont(f).within_group(value) for f in fractions])
+                               .group_by(*keys))
+        return {tuple(row[:groups]): tuple(None if v is None else float(v) for v in row[groups:]) for row in rows}
+    ranked = select(*keys, value.label("v"),
+                    (func.row_number().over(partition_by=keys, order_by=value) - 1).label("r"),
+                    func.count().over(partition_by=keys).label("n")).where(value.is_not(None)).subquery()
+    rk = list(ranked.c)
+    wanted = or_(*[or_(ranked.c.r == cast(f * (ranked.c.n - 1), SqlInteger),
+                       ranked.c.r == cast(f * (ranked.c.n - 1), SqlInteger) + 1) for f in fractions])
+    found: dict[tuple, dict[int, float]] = defaultdict(dict)
+    sizes: dict[tuple, int] = {}
+    for row in session.execute(select(*rk).where(wanted)):
+        key = tuple(row[:groups])
+        found[key][row.r] = float(row.v)
+        sizes[key] = row.n
+    result = {}
+    for key, ranks in found.items():
+        n = sizes[key]
+        out = []
+        for f in fractions:
+            position = f * (n - 1)
+            low = math.floor(position)
+            high = min(low + 1, n - 1)
+            out.append(ranks[low] + (ranks[high] - ranks[low]) * (position - low))
+        result[key] = tuple(out)
+    return result
+
+
+# --- the figures ---------------------------------------------------------------------------------
+
+
+@dataclass
+class StepFigures:
+    element_id: str
+    name: str
+    open: int = 0
+    completed: int = 0
+    median_wait_hours: float | None = None
+
+
+@dataclass
+class ProcessFigures:
+    key: str
+    title: str
+    started: int = 0
+    finished: int = 0
+    reworked: int = 0
+    on_time: int = 0
+    cycle_median_hours: float | None = None
+    cycle_p90_hours: float | None = None
+    started_per_week: dict[str, int] = field(default_factory=dict)
+    finished_per_week: dict[str, int] = field(default_factory=dict)
+    steps: dict[str, StepFigures] = field(default_factory=dict)
+    #: sequence flow id → how often a gateway took it
+    flows: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rework_rate(self) -> float | None:
+        return self.reworked / self.finished if self.finished else None
+
+    @property
+    def on_time_rate(self) -> float | None:
+        return self.on_time / self.finished if self.finished else None
+
+    @property
+    def work_in_progress(self) -> int:
+        return sum(s.open for s in self.steps.values())
+
+
+@dataclass
+class DueRow:
+    key: str
+    name: str
+    overdue: int = 0
+    due_soon: int = 0
+
+
+@dataclass
+class EmployeeMonth:
+    user_id: int
+    name: str
+    month: str
+    completed: int
+    late: int
+    median_handling_hours: float | None = None
+
+
+@dataclass
+class FormFigures:
+    """Figures of the shipped processes from their form data (JSON values of the cases and task submissions)."""
+
+    #: engineering-drawing applications: (month started, status) → cases
+    drawings: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: dealer audits' first inspections: region → (inspections, {checklist item: compliant})
+    compliance: dict[str, tuple[int, dict[str, int]]] = field(default_factory=dict)
+    #: finished complaints: category → (cases, median resolution hours)
+    complaints: dict[str, tuple[int, float | None]] = field(default_factory=dict)
+    #: marketing plans started in the range: plan year → (plans, budget requested, plans in force, budget approved)
+    budgets: dict[str, tuple[int, float, int, float]] = field(default_factory=dict)
+
+
+@dataclass
+class Dashboard:
+    filters: Filters
+    scope: Scope
+    weeks: list[str]
+    months: list[str]
+    processes: list[ProcessFigures]
+    overdue_by_role: list[DueRow]
+    overdue_by_person: list[DueRow]
+    employees: list[EmployeeMonth]
+    forms: FormFigures
+    #: the processes the filter's list offers, the roles likewise
+    process_choices: list[tuple[str, str]]
+    role_choices: list[tuple[str, str]]
+
+
+def _weeks(filters: Filters) -> list[str]:
+    monday = filters.start - timedelta(days=filters.start.weekday())
+    out = []
+    while monday <= filters.end:
+        out.append(monday.isoformat())
+        monday += timedelta(days=7)
+    return out
+
+
+def _months(filters: Filters) -> list[str]:
+    year, month = filters.start.year, filters.start.month
+    out = []
+    while (year, month) <= (filters.end.year, filters.end.month):
+        out.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return out
+
+
+def _hours(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds / 3600.0, 2)
+
+
+#: the parts of the dashboard each table needs (a CSV download computes only those)
+PARTS = frozenset({"cases", "steps", "due", "employees", "forms"})
+TABLE_PARTS = {"cases": {"cases", "steps"}, "weekly": {"cases"}, "steps": {"steps"}, "overdue-roles": {"due"},
+               "overdue-people": {"due"}, "employees": {"employees"}, "drawings": {"forms"},
+               "compliance": {"forms"}, "complaints": {"forms"}, "budgets": {"forms"}}
+
+
+def dashboard(session: Session, actor: User, filters: Filters, parts: frozenset[str] | set[str] = PARTS,
+              ) -> Dashboard:
+    """The figures of the dashboard that ``actor`` may see, for ``filters`` (only ``parts`` of them)."""
+    scope = scope_of(session, actor)
+    visible = select(Process.key, Process.title).order_by(Process.title)
+    if scope.processes is not None:
+        visible = visible.where(Process.key.in_(scope.processes))
+    process_choices = [(k, t) for k, t in session.execute(visible)]
+    keys = [k for k, _ in process_choices if filters.process in (None, k)]
+    titles = dict(process_choices)
+    processes = {k: ProcessFigures(k, titles[k]) for k in keys}
+    if processes and "cases" in parts:
+        _case_figures(session, filters, processes)
+    if processes and "steps" in parts:
+        _step_figures(session, filters, processes)
+    roles = session.execute(select(Role.key, Role.name).where(Role.active.is_(True)).order_by(Role.name)).all()
+    by_role, by_person = _due(session, filters, scope) if "due" in parts else ([], [])
+    return Dashboard(
+        filters=filters, scope=scope, weeks=_weeks(filters), months=_months(filters),
+        processes=list(processes.values()), overdue_by_role=by_role, overdue_by_person=by_person,
+        employees=_employees(session, filters, scope) if "employees" in parts else [],
+        forms=_form_figures(session, filters, set(processes)) if "forms" in parts else FormFigures(),
+        process_choices=process_choices,
+        role_choices=[(k, n) for k, n in roles],
+    )
+
+
+def _case_figures(session: Session, filters: Filters, processes: dict[str, ProcessFigures]) -> None:
+    i = ProcessInstance
+    keys = list(processes)
+    started = (select(i.process_key, _week(session, i.started_at).label("week"), func.count())
+               .where(i.process_key.in_(keys), i.started_at >= filters.since, i.started_at < filters.until)
+               .group_by(i.process_key, "week"))
+    for key, week, n in session.execute(started):
+        processes[key].started_per_week[week] = n
+        processes[key].started += n
+    finished_in_range = and_(i.process_key.in_(keys), i.status == InstanceStatus.COMPLETED,
+                             i.ended_at >= filters.since, i.ended_at < filters.until)
+    # Each flag is one uncorrelated subquery over the finished cases' tasks and decisions, which both databases
+    # run once (a hashed set), instead of a lookup per case.
+    t, e = HumanTask, Event
+    repeated_task = (select(t.instance_id).join(i, i.id == t.instance_id)
+                     .where(finished_in_range, t.status == TaskStatus.COMPLETED)
+                     .group_by(t.instance_id, t.element_id).having(func.count() > 1))
+    repeated_decision = (select(e.instance_id).join(i, i.id == e.instance_id)
+                         .where(finished_in_range, e.kind == EventKind.GATEWAY_DECISION)
+                         .group_by(e.instance_id, e.element_id).having(func.count() > 1))
+    late_task = (select(t.instance_id).join(i, i.id == t.instance_id)
+                 .where(finished_in_range, t.status == TaskStatus.COMPLETED, t.due_at.is_not(None),
+                        t.completed_at > t.due_at))
+    reworked = or_(i.id.in_(repeated_task), i.id.in_(repeated_decision))
+    finished = (select(i.process_key, _week(session, i.ended_at).label("week"), func.count(),
+                       func.sum(case((reworked, 1), else_=0)), func.sum(case((i.id.in_(late_task), 0), else_=1)))
+                .where(finished_in_range).group_by(i.process_key, "week"))
+    for key, week, n, rework, on_time in session.execute(finished):
+        figures = processes[key]
+        figures.finished_per_week[week] = n
+        figures.finished += n
+        figures.reworked += int(rework or 0)
+        figures.on_time += int(on_time or 0)
+    cycles = select(i.process_key, _seconds(session, i.ended_at, i.started_at)).where(finished_in_range)
+    for (key,), (median, p90) in percentiles(session, cycles, 1).items():
+        processes[key].cycle_median_hours, processes[key].cycle_p90_hours = _hours(median), _hours(p90)
+
+
+def _step_figures(session: Session, filters: Filters, processes: dict[str, ProcessFigures]) -> None:
+    i, t = ProcessInstance, HumanTask
+    keys = list(processes)
+
+    def step(key: str, element_id: str, name: str) -> StepFigures:
+        return processes[key].steps.setdefault(element_id, StepFigures(element_id, name))
+
+    wip = (select(i.process_key, t.element_id, func.min(t.name), func.count()).join(i, i.id == t.instance_id)
+           .where(t.status == TaskStatus.OPEN, i.process_key.in_(keys)).group_by(i.process_key, t.element_id))
+    if filters.role:
+        wip = wip.where(exists().where(TaskCandidate.task_id == t.id, TaskCandidate.role_key == filters.role))
+    for key, element_id, name, n in session.execute(wip):
+        step(key, element_id, name).open = n
+    done = and_(t.status == TaskStatus.COMPLETED, t.completed_at >= filters.since, t.completed_at < filters.until,
+                i.process_key.in_(keys))
+    counts = (select(i.process_key, t.element_id, func.min(t.name), func.count()).join(i, i.id == t.instance_id)
+              .where(done).group_by(i.process_key, t.element_id))
+    for key, element_id, name, n in session.execute(counts):
+        step(key, element_id, name).completed = n
+    waits = (select(i.process_key, t.element_id, _seconds(session, t.completed_at, t.created_at))
+             .join(i, i.id == t.instance_id).where(done))
+    for (key, element_id), (median,) in percentiles(session, waits, 2, (0.5,)).items():
+        processes[key].steps[element_id].median_wait_hours = _hours(median)
+    e = Event
+    flow = e.data["flow"].as_string()
+    taken = (select(i.process_key, flow.label("flow"), func.count()).join(i, i.id == e.instance_id)
+             .where(e.kind == EventKind.GATEWAY_DECISION, e.at >= filters.since, e.at < filters.until,
+                    i.process_key.in_(keys))
+             .group_by(i.process_key, "flow"))
+    for key, flow_id, n in session.execute(taken):
+        if flow_id:
+            processes[key].flows[flow_id] = n
+
+
+def _due(session: Session, filters: Filters, scope: Scope) -> tuple[list[DueRow], list[DueRow]]:
+    """Open tasks overdue and due soon, by candidate role and by the person holding them."""
+    now = utcnow()
+    t, i = HumanTask, ProcessInstance
+    overdue = func.sum(case((t.due_at < now, 1), else_=0))
+    soon = func.sum(case((and_(t.due_at >= now, t.due_at < now + DUE_SOON), 1), else_=0))
+    where = [t.status == TaskStatus.OPEN, t.due_at.is_not(None), t.due_at < now + DUE_SOON]
+    if filters.process:
+        where.append(exists().where(i.id == t.instance_id, i.process_key == filters.process))
+    cand = aliased(TaskCandidate)  # the by-role query selects from TaskCandidate itself
+    if filters.role:
+        where.append(exists().where(cand.task_id == t.id, cand.role_key == filters.role))
+    if not scope.everything:
+        allowed = [t.assignee_id.in_(scope.people or {scope.user_id})]
+        if scope.processes:
+            allowed.append(exists().where(i.id == t.instance_id, i.process_key.in_(scope.processes)))
+        if scope.roles:
+            allowed.append(exists().where(cand.task_id == t.id, cand.role_key.in_(scope.roles)))
+        where.append(or_(*allowed))
+    c = TaskCandidate
+    by_role_query = (select(c.role_key, func.min(Role.name), overdue, soon).join(t, t.id == c.task_id)
+                     .join(Role, Role.key == c.role_key).where(*where).group_by(c.role_key).order_by(c.role_key))
+    if scope.roles is not None and not scope.processes:
+        by_role_query = by_role_query.where(c.role_key.in_(scope.roles))
+    by_role = [DueRow(k, n, int(o or 0), int(s or 0)) for k, n, o, s in session.execute(by_role_query)]
+    people = (select(t.assignee_id, func.min(User.full_name), overdue, soon).outerjoin(User, User.id == t.assignee_id)
+              .where(*where).group_by(t.assignee_id))
+    by_person = sorted((DueRow(str(uid) if uid else "", name or "Not claimed yet", int(o or 0), int(s or 0))
+                        for uid, name, o, s in session.execute(people)), key=lambda r: (r.key == "", r.name))
+    return by_role, by_person
+
+
+def _employees(session: Session, filters: Filters, scope: Scope) -> list[EmployeeMonth]:
+    t = HumanTask
+    where = [t.status == TaskStatus.COMPLETED, t.completed_at >= filters.since, t.completed_at < filters.until,
+             t.completed_by_id.is_not(None)]
+    if scope.people is not None:
+        where.append(t.completed_by_id.in_(scope.people))
+    if filters.role:
+        where.append(t.completed_by_id.in_(select(UserRole.user_id).where(UserRole.role_key == filters.role)))
+    if filters.process:
+        where.append(t.instance_id.in_(select(ProcessInstance.id).where(
+            ProcessInstance.process_key == filters.process)))
+    month = _month(session, t.completed_at).label("month")
+    late = func.sum(case((and_(t.due_at.is_not(None), t.completed_at > t.due_at), 1), else_=0))
+    rows = session.execute(select(t.completed_by_id, month, func.count(), late).where(*where)
+                           .group_by(t.completed_by_id, "month")).all()
+    if not rows:
+        return []
+    began = case((t.claimed_at < t.completed_at, t.claimed_at), else_=t.created_at)
+    handling = select(t.completed_by_id, month, _seconds(session, t.completed_at, began)).where(*where)
+    medians = percentiles(session, handling, 2, (0.5,))
+    names = dict(session.execute(select(User.id, User.full_name).where(User.id.in_({r[0] for r in rows}))).all())
+    out = [EmployeeMonth(uid, names.get(uid, "?"), m, n, int(lt or 0), _hours(medians.get((uid, m), (None,))[0]))
+           for uid, m, n, lt in rows]
+    return sorted(out, key=lambda e: (e.name, e.month))
+
+
+#: the dealer audit's checklist (boolean fields of its inspection form)
+CHECKLIST = {"decoration_ok": "Store decoration", "price_discipline_ok": "Price discipline",
+             "no_cross_region_selling": "No cross-region selling", "display_ok": "Product display"}
+DRAWINGS, AUDITS, COMPLAINTS, PLANS = ("engineering_drawing_application", "dealer_audit", "customer_complaint",
+                                       "marketing_plan_approval")
+
+
+def _form_figures(session: Session, filters: Filters, processes: set[str]) -> FormFigures:
+    """The shipped processes' own figures. Form values are read with JSON operators that both databases run
+    (``json_extract`` / ``->>``) on rows already narrowed by process and date through the indexes, so no
+    extracted copy of the values is kept."""
+    out = FormFigures()
+    i, t = ProcessInstance, HumanTask
+    started = and_(i.started_at >= filters.since, i.started_at < filters.until)
+    finished = and_(i.status == InstanceStatus.COMPLETED, i.ended_at >= filters.since, i.ended_at < filters.until)
+    if DRAWINGS in processes:
+        month = _month(session, i.started_at).label("month")
+        query = (select(month, i.status, func.count()).where(i.process_key == DRAWINGS, started)
+                 .group_by("month", i.status))
+        out.drawings = {(m, status): n for m, status, n in session.execute(query)}
+    if AUDITS in processes:
+        region = func.coalesce(i.data["region"].as_string(), "").label("region")
+        items = [func.sum(case((t.submitted[name].as_boolean(), 1), else_=0)) for name in CHECKLIST]
+        query = (select(region, func.count(), *items).join(i, i.id == t.instance_id)
+                 .where(i.process_key == AUDITS, t.element_id == "inspect_dealer", t.status == TaskStatus.COMPLETED,
+                        t.completed_at >= filters.since, t.completed_at < filters.until).group_by("region"))
+        for row in session.execute(query):
+            out.compliance[row[0] or "—"] = (row[1], {name: int(v or 0) for name, v in zip(CHECKLIST, row[2:],
+                                                                                          strict=True)})
+    if COMPLAINTS in processes:
+        category = func.coalesce(i.data["confirmed_type"].as_string(), i.data["problem_type"].as_string(), "")
+        base = select(category.label("category"), _seconds(session, i.ended_at, i.started_at)).where(
+            i.process_key == COMPLAINTS, finished)
+        sub = base.subquery()
+        counts = dict(session.execute(select(sub.c.category, func.count()).group_by(sub.c.category)).all())
+        medians = percentiles(session, base, 1, (0.5,))
+        out.complaints = {c or "—": (n, _hours(medians.get((c,), (None,))[0])) for c, n in sorted(counts.items())}
+    if PLANS in processes:
+        year = func.coalesce(i.data["plan_year"].as_string(), "").label("year")
+        budget = i.data["total_budget"].as_float()
+        in_force = i.status == InstanceStatus.COMPLETED
+        query = (select(year, func.count(), func.coalesce(func.sum(budget), 0),
+                        func.sum(case((in_force, 1), else_=0)),
+                        func.coalesce(func.sum(case((in_force, budget), else_=0)), 0))
+                 .where(i.process_key == PLANS, started).group_by("year").order_by("year"))
+        out.budgets = {y or "—": (n, float(req), int(k or 0), float(ok)) for y, n, req, k, ok in session.execute(query)}
+    return out
+
+
+def chart_data(board: Dashboard) -> dict[str, Any]:
+    """What the page's charts draw (JSON for chart.js): the same numbers as the tables under them."""
+    per_process = [p for p in board.processes if p.started or p.finished]
+    finished = [p for p in per_process if p.finished]
+    people = sorted({e.name for e in board.employees})
+    done = {(e.name, e.month): e.completed for e in board.employees}
+    charts = {
+        "weekly-started": {"type": "bar", "stacked": True, "labels": board.weeks, "datasets": [
+            {"label": p.title, "data": [p.started_per_week.get(w, 0) for w in board.weeks]} for p in per_process]},
+        "weekly-finished": {"type": "bar", "stacked": True, "labels": board.weeks, "datasets": [
+            {"label": p.title, "data": [p.finished_per_week.get(w, 0) for w in board.weeks]} for p in per_process]},
+        "cycle": {"type": "bar", "stacked": False, "labels": [p.title for p in finished], "datasets": [
+            {"label": "Median (h)", "data": [p.cycle_median_hours for p in finished]},
+            {"label": "90th percentile (h)", "data": [p.cycle_p90_hours for p in finished]}]},
+        "overdue-roles": {"type": "bar", "stacked": True, "labels": [r.name for r in board.overdue_by_role],
+                          "datasets": [{"label": "Overdue", "data": [r.overdue for r in board.overdue_by_role]},
+                                       {"label": "Due soon", "data": [r.due_soon for r in board.overdue_by_role]}]},
+        "employees": {"type": "bar", "stacked": False, "labels": board.months, "datasets": [
+            {"label": name, "data": [done.get((name, m), 0) for m in board.months]} for name in people]},
+    }
+    forms = board.forms
+    statuses = sorted({status for _, status in forms.drawings})
+    regions = sorted(forms.compliance)
+    charts.update({
+        "drawings": {"type": "bar", "stacked": True, "labels": board.months, "datasets": [
+            {"label": status, "data": [forms.drawings.get((m, status), 0) for m in board.months]}
+            for status in statuses]},
+        "compliance": {"type": "bar", "stacked": False, "labels": list(CHECKLIST.values()), "datasets": [
+            {"label": region, "data": [round(100.0 * forms.compliance[region][1][name] / forms.compliance[region][0], 1)
+                                       for name in CHECKLIST]} for region in regions]},
+        "complaints": {"type": "bar", "stacked": False, "labels": list(forms.complaints), "datasets": [
+            {"label": "Cases", "data": [n for n, _ in forms.complaints.values()]},
+            {"label": "Median resolution time (h)", "data": [h for _, h in forms.complaints.values()]}]},
+        "budgets": {"type": "bar", "stacked": False, "labels": list(forms.budgets), "datasets": [
+            {"label": "Requested", "data": [v[1] for v in forms.budgets.values()]},
+            {"label": "Approved", "data": [v[3] for v in forms.budgets.values()]}]},
+    })
+    return {"charts": charts, "diagram": _diagram_data(board)}
+
+
+def diagram_process(board: Dashboard) -> ProcessFigures | None:
+    """The process whose diagram the page shows: the filtered one, else the one with most work."""
+    if not board.processes:
+        return None
+    return max(board.processes, key=lambda p: (p.key == board.filters.process, p.started + p.work_in_progress))
+
+
+def _diagram_data(board: Dashboard) -> dict[str, Any] | None:
+    process = diagram_process(board)
+    if process is None:
+        return None
+    return {"process": process.key, "started": process.started, "flows": process.flows,
+            "steps": {s.element_id: {"open": s.open, "completed": s.completed, "wait": s.median_wait_hours}
+                      for s in process.steps.values()}}
+
+
+# --- the figures as tables: what the page shows under each chart and what its CSV links download ---------
+
+
+@dataclass
+class Table:
+    name: str
+    title: str
+    header: list[str]
+    rows: list[list[Any]]
+
+
+def _rate(value: float | None) -> float | None:
+    return None if value is None else round(100.0 * value, 1)
+
+
+def tables(board: Dashboard) -> dict[str, Table]:
+    """Every figure as a table of plain values, keyed by the name its CSV download is found under."""
+    weekly = [[p.title, w, p.started_per_week.get(w, 0), p.finished_per_week.get(w, 0)]
+              for p in board.processes for w in board.weeks]
+    cases = [[p.title, p.started, p.finished, p.cycle_median_hours, p.cycle_p90_hours, _rate(p.rework_rate),
+              _rate(p.on_time_rate), p.work_in_progress] for p in board.processes]
+    steps = [[p.title, s.name, s.open, s.completed, s.median_wait_hours]
+             for p in board.processes for s in sorted(p.steps.values(), key=lambda s: s.name)]
+    out = [
+        Table("cases", "Cases per process", ["Process", "Started", "Finished", "Median cycle time (h)",
+                                             "90th percentile cycle time (h)", "Rework rate (%)",
+                                             "Finished on time (%)", "Work in progress"], cases),
+        Table("weekly", "Cases started and finished per week", ["Process", "Week of", "Started", "Finished"],
+              weekly),
+        Table("steps", "Steps: work in progress and waiting time",
+              ["Process", "Step", "Open now", "Completed", "Median waiting time (h)"], steps),
+        Table("overdue-roles", "Overdue and due-soon tasks by role", ["Role", "Overdue", "Due soon"],
+              [[r.name, r.overdue, r.due_soon] for r in board.overdue_by_role]),
+        Table("overdue-people", "Overdue and due-soon tasks by person", ["Person", "Overdue", "Due soon"],
+              [[r.name, r.overdue, r.due_soon] for r in board.overdue_by_person]),
+        Table("employees", "Per employee and month", ["Employee", "Month", "Tasks completed",
+                                                      "Median handling time (h)", "Completed late"],
+              [[e.name, e.month, e.completed, e.median_handling_hours, e.late] for e in board.employees]),
+    ]
+    forms = board.forms
+    statuses = sorted({status for _, status in forms.drawings})
+    out += [
+        Table("drawings", "Engineering-drawing applications per month by status", ["Month", *statuses, "Total"],
+              [[m, *[forms.drawings.get((m, s), 0) for s in statuses],
+                sum(forms.drawings.get((m, s), 0) for s in statuses)] for m in board.months]
+              if forms.drawings else []),
+        Table("compliance", "Dealer-audit compliance at the first inspection (%)",
+              ["Region", "Inspections", *CHECKLIST.values()],
+              [[region, n, *[round(100.0 * ok[name] / n, 1) for name in CHECKLIST]]
+               for region, (n, ok) in sorted(forms.compliance.items())]),
+        Table("complaints", "Finished complaints by category", ["Category", "Cases", "Median resolution time (h)"],
+              [[c, n, h] for c, (n, h) in forms.complaints.items()]),
+        Table("budgets", "Marketing plans: budget requested and approved",
+              ["Plan year", "Plans", "Budget requested", "Plans in force", "Budget approved"],
+              [[y, n, req, k, ok] for y, (n, req, k, ok) in forms.budgets.items()]),
+    ]
+    return {t.name: t for t in out}
+
+
+def to_csv(table: Table) -> str:
+    """A figure's numbers as CSV; text cells a spreadsheet would read as a formula are neutralised."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(table.header)
+    for row in table.rows:
+        writer.writerow([csv_cell("" if v is None else v) for v in row])
+    return out.getvalue()
+
+
+def diagram_xml(session: Session, actor: User, process_key: str) -> str:
+    """The latest published diagram of a process whose figures ``actor`` sees (the bottleneck view).
+
+    :raises NotAllowed: the process's figures are not for ``actor``
+    :raises NotFound: no such process or no published version
+    """
+    scope = scope_of(session, actor)
+    if session.get(Process, process_key) is None:
+        raise NotFound(f"There is no process “{process_key}”.")
+    if scope.processes is not None and process_key not in scope.processes:
+        raise NotAllowed("The figures of this process are for its owner and management.")
+    definition = defs.latest_definition(session, process_key)
+    return definition.xml

@@ -1,0 +1,301 @@
+"""The KPI dashboard's figures against a data set played through the engine under a controlled clock, with
+every expected value computed by hand (see the comments of :func:`seed`)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from engine import actions, dashboard, users
+from engine.db import HumanTask, make_engine
+from engine.errors import InvalidForm, NotAllowed
+
+T0 = datetime(2026, 9, 1, 9, 0)  # a Tuesday
+NOW = datetime(2026, 11, 2, 9, 0)
+RANGE = dashboard.Filters(date(2026, 9, 1), date(2026, 10, 31))
+
+COMPLAINT = {"customer_name": "J. Weber", "customer_contact": "0171 555 0101", "product_name": "Oak chair",
+             "problem_type": "quality", "complaint_description": "A leg came loose."}
+CLASSIFY = {"severity": "medium", "confirmed_type": "quality"}
+RESOLVE = {"root_cause": "Glue batch", "quality_resolution": "Replaced the chair",
+           "quality_resolved_date": "2026-09-20"}
+CONFIRM = {"customer_resolved": "true", "satisfaction": "satisfied"}
+AUDIT = {"dealer_name": "Oakline", "store_name": "Hamburg City", "region": "North", "audit_date": "2026-09-10"}
+CHECKLIST = {"decoration_ok": "true", "price_discipline_ok": "true", "no_cross_region_selling": "true",
+             "display_ok": "true", "findings": "Fine."}
+
+PLAN = {"plan_year": "2027", "marketing_strategy": "Grow the specialty-store channel.", "sales_target": "12000000",
+        "total_budget": "900000", "ad_expense_q1": "200000", "ad_expense_q2": "250000", "ad_expense_q3": "200000",
+        "ad_expense_q4": "250000"}
+PLAN_STEPS = [("mark", {"mm_review_decision": "approve"}), ("fiona", {"finance_decision": "approve"}),
+              ("grace", {"gm_decision": "approve"}), ("sam", {"plan_acknowledged": "true"})]
+DRAWINGS = {"customer_name": "Hotel Aurora", "project_name": "Lobby", "drawings_needed_by": "2027-01-31",
+            "product_lines": "Chairs", "quantity": "40"}
+
+#: complaint cases: start, then hours until classify, resolve and confirm are completed (each from the last)
+COMPLAINTS = [
+    ("A", datetime(2026, 9, 1, 9), (2, 4, 4)),    # 10 h
+    ("B", datetime(2026, 9, 2, 9), (5, 10, 5)),   # 20 h
+    ("C", datetime(2026, 9, 8, 9), (10, 10, 10)),  # 30 h
+    ("D", datetime(2026, 9, 15, 9), (30, 5, 5)),  # 40 h; classify (due P1D) done after 30 h: late
+    ("E", datetime(2026, 9, 29, 9), (4, 90, 6)),  # 100 h, ends 3 Oct; paula claims the resolve task 5 h before
+]
+
+
+class Player:
+    def __init__(self, session, moving):
+        self.session, self.clock = session, moving
+
+    def user(self, name: str):
+        return users.user_by_name(self.session, name)
+
+    def task(self, instance_id: int) -> int:
+        return self.session.scalar(select(HumanTask.id).where(HumanTask.instance_id == instance_id,
+                                                              HumanTask.status == "open"))
+
+    def start(self, who: str, key: str, values: dict) -> int:
+        instance = actions.start_process(self.session, self.user(who), key, values)
+        self.session.commit()
+        return instance.id
+
+    def complete(self, who: str, instance_id: int, values: dict, after_hours: float, claim_before: float = 0):
+        if claim_before:
+            self.clock.advance(hours=after_hours - claim_before)
+            actions.claim(self.session, self.user(who), self.task(instance_id))
+            self.session.commit()
+            self.clock.advance(hours=claim_before)
+        else:
+            self.clock.advance(hours=after_hours)
+        actions.complete_task(self.session, self.user(who), self.task(instance_id), values)
+        self.session.commit()
+
+
+def seed(session, moving) -> None:
+    """Five finished complaints (cycle times 10, 20, 30, 40, 100 h), two finished dealer audits (48 h, and
+    120 h with a rectification loop), and two open complaints on 2 November (one overdue, one due soon)."""
+    p = Player(session, moving)
+    for name, started, (classify, resolve, confirm) in COMPLAINTS:
+        moving.now = started
+        case = p.start("cathy", "customer_complaint", {**COMPLAINT, "title": f"Complaint {name}"})
+        p.complete("cathy", case, CLASSIFY, classify)
+        p.complete("paula", case, RESOLVE, resolve, claim_before=5 if name == "E" else 0)
+        p.complete("cathy", case, CONFIRM, confirm)
+    moving.now = datetime(2026, 9, 10, 9)
+    compliant = p.start("mark", "dealer_audit", {**AUDIT, "title": "Audit 1"})
+    p.complete("amy", compliant, CHECKLIST, 24)
+    p.complete("mark", compliant, {"audit_rating": "A", "closing_comment": "Fine."}, 24)
+    moving.now = datetime(2026, 9, 10, 9)
+    looped = p.start("mark", "dealer_audit", {**AUDIT, "title": "Audit 2"})
+    p.complete("amy", looped, {**CHECKLIST, "price_discipline_ok": "false", "findings": "Under list price."}, 24)
+    p.complete("dora", looped, {"rectification_deadline": "2026-09-30", "rectification_actions": "Prices fixed."}, 48)
+    p.complete("amy", looped, CHECKLIST, 24)
+    p.complete("mark", looped, {"audit_rating": "B", "closing_comment": "Fixed."}, 24)
+    moving.now = datetime(2026, 9, 3, 9)
+    plan = p.start("rita", "marketing_plan_approval", {**PLAN, "title": "Plan 2027"})
+    for who, values in PLAN_STEPS:
+        p.complete(who, plan, values, 8)
+    moving.now = datetime(2026, 10, 5, 9)
+    p.start("rita", "marketing_plan_approval", {**PLAN, "title": "Plan 2027, second", "total_budget": "500000"})
+    for moment in (datetime(2026, 9, 4, 9), datetime(2026, 10, 6, 9), datetime(2026, 10, 7, 9)):
+        moving.now = moment
+        p.start("steve", "engineering_drawing_application", {**DRAWINGS, "title": f"Drawings {moment:%d %b}"})
+    moving.now = datetime(2026, 11, 1, 6)  # classify is due 2 Nov 06:00: overdue at 09:00
+    late = p.start("cathy", "customer_complaint", {**COMPLAINT, "title": "Open, overdue"})
+    actions.claim(session, p.user("cathy"), p.task(late))
+    session.commit()
+    moving.now = datetime(2026, 11, 2, 8)  # due 3 Nov 08:00: within the day
+    p.start("cathy", "customer_complaint", {**COMPLAINT, "title": "Open, due soon"})
+    moving.now = NOW
+
+
+@pytest.fixture
+def seeded(session, now):
+    seed(session, now)
+    return session
+
+
+def by_key(board: dashboard.Dashboard) -> dict[str, dashboard.ProcessFigures]:
+    return {p.key: p for p in board.processes}
+
+
+def test_case_figures(seeded, user):
+    board = dashboard.dashboard(seeded, user("grace"), RANGE)
+    complaints = by_key(board)["customer_complaint"]
+    assert (complaints.started, complaints.finished) == (5, 5)  # the two open ones started in November
+    # cycle times 10, 20, 30, 40, 100 h: median 30; p90 at rank 0.9 × 4 = 3.6: 40 + 0.6 × (100 − 40) = 76
+    assert (complaints.cycle_median_hours, complaints.cycle_p90_hours) == (30.0, 76.0)
+    assert complaints.on_time == 4 and complaints.on_time_rate == pytest.approx(0.8)  # D's classify was late
+    assert complaints.reworked == 0 and complaints.rework_rate == 0
+    assert complaints.started_per_week == {"2026-08-31": 2, "2026-09-07": 1, "2026-09-14": 1, "2026-09-28": 1}
+    assert complaints.finished_per_week == {"2026-08-31": 2, "2026-09-07": 1, "2026-09-14": 1, "2026-09-28": 1}
+    audits = by_key(board)["dealer_audit"]
+    # 48 h and 120 h: median 84, p90 48 + 0.9 × 72 = 112.8; the re-check loop is rework
+    assert (audits.cycle_median_hours, audits.cycle_p90_hours) == (84.0, 112.8)
+    assert audits.reworked == 1 and audits.rework_rate == 0.5 and audits.on_time_rate == 1.0
+    assert audits.flows == {"Flow_gw_compliant_to_close_audit": 2, "Flow_gw_compliant_to_rectify_findings": 1}
+
+
+def test_steps_work_in_progress_and_waiting(seeded, user):
+    complaints = by_key(dashboard.dashboard(seeded, user("grace"), RANGE))["customer_complaint"]
+    classify = complaints.steps["classify_complaint"]
+    assert (classify.open, classify.completed) == (2, 5)
+    assert classify.median_wait_hours == 5.0  # 2, 4, 5, 10, 30
+    resolve = complaints.steps["resolve_quality_problem"]
+    assert (resolve.open, resolve.completed, resolve.median_wait_hours) == (0, 5, 10.0)  # 4, 5, 10, 10, 90
+    assert complaints.work_in_progress == 2
+
+
+def test_per_employee_and_month(seeded, user):
+    rows = {(e.name, e.month): e for e in dashboard.dashboard(seeded, user("grace"), RANGE).employees}
+    cathy = rows[("Cathy Ortiz", "2026-09")]
+    # September: classify of A–E (2, 5, 10, 30, 4 h) and confirm of A–D (4, 5, 10, 5 h): median of nine is 5
+    assert (cathy.completed, cathy.late, cathy.median_handling_hours) == (9, 1, 5.0)
+    october = rows[("Cathy Ortiz", "2026-10")]
+    assert (october.completed, october.median_handling_hours) == (1, 6.0)
+    # paula: 4, 10, 10, 5 h in September (median 7.5); in October E's task, claimed 5 h before completing it
+    assert rows[("Paula Meyer", "2026-09")].median_handling_hours == 7.5
+    assert rows[("Paula Meyer", "2026-10")].median_handling_hours == 5.0
+    assert rows[("Amy Wu", "2026-09")].completed == 3 and rows[("Dora Becker", "2026-09")].completed == 1
+
+
+def test_overdue_and_due_soon(seeded, user):
+    complaints = dashboard.Filters(RANGE.start, RANGE.end, process="customer_complaint")
+    board = dashboard.dashboard(seeded, user("grace"), complaints)
+    assert [(r.key, r.overdue, r.due_soon) for r in board.overdue_by_role] == [("customer_service", 1, 1)]
+    assert [(r.name, r.overdue, r.due_soon) for r in board.overdue_by_person] == [
+        ("Cathy Ortiz", 1, 0), ("Not claimed yet", 0, 1)]
+
+
+def test_filters_narrow_the_figures(seeded, user):
+    october = dashboard.Filters(date(2026, 10, 1), date(2026, 10, 31), process="customer_complaint")
+    board = dashboard.dashboard(seeded, user("grace"), october)
+    assert [p.key for p in board.processes] == ["customer_complaint"]
+    only = board.processes[0]
+    assert (only.started, only.finished, only.cycle_median_hours) == (0, 1, 100.0)
+    assert board.months == ["2026-10"]
+    by_role = dashboard.dashboard(seeded, user("grace"), dashboard.Filters(RANGE.start, RANGE.end, role="production"))
+    assert {e.name for e in by_role.employees} == {"Paula Meyer"}
+    assert by_role.overdue_by_role == []  # the open tasks are customer service's
+
+
+def test_scope_follows_the_roles(seeded, user):
+    def people(name: str) -> set[str]:
+        return {e.name for e in dashboard.dashboard(seeded, user(name), RANGE).employees}
+
+    everyone = {"Cathy Ortiz", "Paula Meyer", "Amy Wu", "Dora Becker", "Mark Chen", "Fiona Walsh", "Grace Lin",
+                "Sam Okafor"}
+    assert people("alice") == everyone  # the auditor
+    assert people("grace") == everyone
+    assert people("paula") == {"Paula Meyer"}  # her own only
+    assert people("amy") == {"Amy Wu", "Dora Becker"}  # she manages the dealers
+    amy = dashboard.dashboard(seeded, user("amy"), RANGE)
+    assert [p.key for p in amy.processes] == ["dealer_audit"]  # the process her role owns
+    assert dashboard.dashboard(seeded, user("paula"), RANGE).processes == []
+    with pytest.raises(NotAllowed):
+        dashboard.diagram_xml(seeded, user("paula"), "customer_complaint")
+    assert 'id="inspect_dealer"' in dashboard.diagram_xml(seeded, user("amy"), "dealer_audit")
+
+
+def test_figures_from_form_data(seeded, user):
+    board = dashboard.dashboard(seeded, user("grace"), RANGE)
+    forms = board.forms
+    assert forms.drawings == {("2026-09", "running"): 1, ("2026-10", "running"): 2}
+    # two first inspections in the North; the second found the prices under the list
+    assert forms.compliance == {"North": (2, {"decoration_ok": 2, "price_discipline_ok": 1,
+                                              "no_cross_region_selling": 2, "display_ok": 2})}
+    assert forms.complaints == {"quality": (5, 30.0)}
+    assert forms.budgets == {"2027": (2, 1400000.0, 1, 900000.0)}  # the second plan waits for its review
+    tables = dashboard.tables(board)
+    assert tables["compliance"].rows == [["North", 2, 100.0, 50.0, 100.0, 100.0]]
+    assert tables["drawings"].rows == [["2026-09", 1, 1], ["2026-10", 2, 2]]
+
+
+def test_percentiles_match_hand_computed_values(session):
+    from sqlalchemy import literal, union_all
+
+    values = union_all(*[select(literal("g").label("k"), literal(v).label("v")) for v in (7.0, 1.0, 3.0, 15.0)])
+    sub = values.subquery()
+    found = dashboard.percentiles(session, select(sub.c.k, sub.c.v), 1, (0.0, 0.25, 0.5, 0.9, 1.0))
+    # sorted 1, 3, 7, 15: rank 0.75 → 1 + 0.75 × 2 = 2.5; rank 1.5 → 5; rank 2.7 → 7 + 0.7 × 8 = 12.6
+    assert found[("g",)] == pytest.approx((1.0, 2.5, 5.0, 12.6, 15.0))
+    groups = union_all(*[select(literal(k).label("k"), literal(v).label("v"))
+                         for k, v in (("one", 4.0), ("two", 10.0), ("two", 2.0))]).subquery()
+    found = dashboard.percentiles(session, select(groups.c.k, groups.c.v), 1, (0.5, 0.9))
+    assert found == {("one",): (4.0, 4.0), ("two",): pytest.approx((6.0, 9.2))}  # 2 + 0.9 × 8
+
+
+def test_bad_filters_are_refused_with_reasons():
+    with pytest.raises(InvalidForm) as exc:
+        dashboard.parse_filters({"start": "2026-13-01"})
+    assert "start" in exc.value.errors
+    with pytest.raises(InvalidForm) as exc:
+        dashboard.parse_filters({"start": "2026-10-02", "end": "2026-10-01"})
+    assert "end" in exc.value.errors
+    with pytest.raises(InvalidForm):
+        dashboard.parse_filters({"start": "2020-01-01", "end": "2026-10-01"})
+    assert dashboard.parse_filters({}, today=date(2026, 11, 2)).start == date(2026, 11, 2) - timedelta(days=90)
+
+
+# --- over HTTP ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def seeded_app(app, sqlite_url, workflow_engine, now):
+    engine = make_engine(sqlite_url)
+    with workflow_engine.session_factory(engine)() as session:
+        seed(session, now)
+    engine.dispose()
+    return app
+
+
+QUERY = "start=2026-09-01&end=2026-10-31"
+
+
+def test_page_permissions_over_http(seeded_app, login_as):
+    paula = login_as("paula")
+    page = paula.get(f"/dashboard?{QUERY}").get_data(as_text=True)
+    assert "Paula Meyer" in page and "Cathy Ortiz" not in page and 'id="cases"' not in page
+    assert 'href="/dashboard"' not in paula.get("/").get_data(as_text=True).split("whoami")[0]  # not in her menu
+    assert paula.get("/dashboard/diagram/customer_complaint.bpmn").status_code == 403
+
+    amy = login_as("amy").get(f"/dashboard?{QUERY}").get_data(as_text=True)
+    assert "Dora Becker" in amy and "Paula Meyer" not in amy and "Dealer / store audit" in amy
+
+    alice = login_as("alice")
+    page = alice.get(f"/dashboard?{QUERY}").get_data(as_text=True)
+    assert all(name in page for name in ("Paula Meyer", "Cathy Ortiz", "Dora Becker"))
+    assert 'id="cases"' in page and 'data-chart="cycle"' in page and 'id="bottleneck-diagram"' in page
+    assert alice.get("/dashboard/diagram/customer_complaint.bpmn").status_code == 200
+
+
+def test_csv_download_of_a_figure(seeded_app, login_as):
+    response = login_as("grace").get(f"/dashboard/cases.csv?{QUERY}&process=customer_complaint")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    assert rows[0][:4] == ["Process", "Started", "Finished", "Median cycle time (h)"]
+    assert rows[1] == ["Customer complaint", "5", "5", "30.0", "76.0", "0.0", "80.0", "2"]
+    assert login_as("grace").get(f"/dashboard/nothing.csv?{QUERY}").status_code == 404
+    assert login_as("grace").get("/dashboard/cases.csv?start=yesterday").status_code == 400
+
+
+def test_csv_cells_that_look_like_formulas_are_neutralised():
+    table = dashboard.Table("t", "T", ["Name", "n"], [["=HYPERLINK(\"x\")", 1], ["-1+2", None]])
+    rows = list(csv.reader(io.StringIO(dashboard.to_csv(table))))
+    assert rows[1] == ["'=HYPERLINK(\"x\")", "1"] and rows[2] == ["'-1+2", ""]
+
+
+def test_bad_dates_on_the_page_say_why(seeded_app, login_as):
+    response = login_as("grace").get("/dashboard?start=2026-02-30")
+    assert response.status_code == 422 and "Give the date as YYYY-MM-DD." in response.get_data(as_text=True)
+
+
+def test_a_csv_computes_only_its_figure_and_the_same_numbers(seeded, user):
+    full = dashboard.tables(dashboard.dashboard(seeded, user("grace"), RANGE))
+    assert set(dashboard.TABLE_PARTS) == set(full)
+    for name, parts in dashboard.TABLE_PARTS.items():
+        alone = dashboard.tables(dashboard.dashboard(seeded, user("grace"), RANGE, parts))[name]
+        assert alone.rows == full[name].rows, name
