@@ -111,8 +111,10 @@ def start_scheduled(session: Session, actor: User, process_key: str, occurrence:
 
 def _launch(session: Session, actor: User, process_key: str, definition_id: int, version: int,
             parsed: ParsedDefinition, data: dict[str, Any], title: str,
-            business_key: str | None = None, message: Any = None) -> InstanceRow:
-    """:param message: the SpiffWorkflow event of the message that starts the case at its message start event"""
+            business_key: str | None = None, message: Any = None,
+            received: dict[str, Any] | None = None) -> InstanceRow:
+    """:param message: the SpiffWorkflow event of the message that starts the case at its message start event
+    :param received: then the fields of its ``message_received`` audit event"""
     if parsed.initiator_variable:  # camunda:initiator names the variable that holds the starter
         data[parsed.initiator_variable] = actor.username
     workflow = core.of(session).new_workflow(parsed)
@@ -136,6 +138,8 @@ def _launch(session: Session, actor: User, process_key: str, definition_id: int,
         business_key = str(data["business_key"])
     result = running.insert(session, started_at=started_at, business_key=business_key[:100] if business_key else None)
     audit.record(session, EventKind.STARTED, instance=row, actor=actor, version=version, data=data)
+    if received is not None:
+        audit.record(session, EventKind.MESSAGE_RECEIVED, instance=row, actor=actor, **received)
     record_step(session, running, result)
     return row
 

@@ -176,9 +176,9 @@ def _start(session: Session, actor: User, process_key: str, element_id: str, nam
     data = forms.validate(parsed.start_form, {}, {}) | payload
     title = str(payload.get("title") or "").strip() or f"{process.title} ({name})"
     row = _launch(session, actor, process_key, definition.id, definition.version, parsed, data, title,
-                  business_key, message=BpmnEvent(MessageEventDefinition(name), payload=dict(payload)))
-    audit.record(session, EventKind.MESSAGE_RECEIVED, instance=row, actor=actor, element_id=element_id,
-                 message=name, business_key=business_key, values=payload, from_case=sender, started=True)
+                  business_key, message=BpmnEvent(MessageEventDefinition(name), payload=dict(payload)),
+                  received={"element_id": element_id, "message": name, "business_key": business_key,
+                            "values": payload, "from_case": sender, "started": True})
     return Correlated(row.id, row.title, element_id, started=True)
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, select
 
-from engine import actions, definitions, messages, rows
+from engine import actions, definitions, messages
 from engine.db import Event, HumanTask, MessageSubscription, Process, ProcessInstance
 from engine.errors import Conflict, InvalidDefinition, InvalidForm, NotAllowed, NotFound
 from engine.vocabulary import InstanceStatus, TaskStatus
@@ -70,3 +70,141 @@ def test_a_message_nobody_takes_stops_the_sender_as_an_incident(session, user):
     assert case.status == InstanceStatus.INCIDENT
     incident = session.scalars(select(Event).where(Event.instance_id == buyer.id, Event.kind == "incident")).one()
     assert incident.element_id == "b-send" and "order placed" in incident.data["message"]
+
+
+def _invoice(session, user, number: str) -> int:
+    row = actions.start_process(session, user("steve"), "msg-invoice", {"title": f"Invoice {number}",
+                                                                        "business_key": number})
+    session.commit()
+    return row.id
+
+
+def test_a_message_from_outside_wakes_the_receive_task_of_the_case_with_its_business_key(session, user):
+    _deploy(session, WAITS)
+    first, second = _invoice(session, user, "INV-41"), _invoice(session, user, "INV-42")
+    assert _subscriptions(session, second) == [("i-paid", "payment received")]
+    woken = messages.correlate_message(session, user("admin"), "payment received", business_key="INV-42",
+                                       payload={"amount": 120.5})
+    session.commit()
+    assert [(c.instance_id, c.element_id, c.started) for c in woken] == [(second, "i-paid", False)]
+    case = _case(session, second)
+    assert case.data["amount"] == 120.5
+    assert _open_tasks(session, second) == ["i-check"] and _open_tasks(session, first) == []
+    # the user task's two message boundaries wait now; the receive task's subscription is gone
+    assert _subscriptions(session, second) == [("i-reminder", "payment reminder"), ("i-withdrawn", "invoice withdrawn")]
+    received = session.scalars(select(Event).where(Event.instance_id == second, Event.kind == "message_received")).one()
+    assert (received.element_id, received.data["message"], received.data["business_key"]) == (
+        "i-paid", "payment received", "INV-42")
+    assert received.actor.username == "admin"
+
+
+def test_a_non_interrupting_boundary_leaves_the_task_open_an_interrupting_one_cancels_it(session, user):
+    _deploy(session, WAITS)
+    case_id = _invoice(session, user, "INV-50")
+    messages.correlate_message(session, user("admin"), "payment received", business_key="INV-50")
+    messages.correlate_message(session, user("admin"), "payment reminder", business_key="INV-50",
+                               payload={"reminded": True})
+    session.commit()
+    assert _open_tasks(session, case_id) == ["i-check"]
+    assert _case(session, case_id).status == InstanceStatus.RUNNING
+    assert _case(session, case_id).data["reminded"] is True
+    # SpiffWorkflow fires a non-interrupting boundary once per activity (Camunda 7 would take more reminders)
+    assert _subscriptions(session, case_id) == [("i-withdrawn", "invoice withdrawn")]
+    messages.correlate_message(session, user("admin"), "invoice withdrawn", business_key="INV-50")
+    session.commit()
+    case = _case(session, case_id)
+    assert case.status == InstanceStatus.COMPLETED
+    assert _open_tasks(session, case_id) == [] and _subscriptions(session, case_id) == []
+    assert "task_cancelled" in _kinds(session, case_id)
+
+
+def test_correlation_by_variables_and_the_ambiguity_rules(session, user):
+    _deploy(session, WAITS)
+    ids = [_invoice(session, user, number) for number in ("INV-60", "INV-61")]
+    with pytest.raises(Conflict, match="2 cases wait for message “payment received”"):
+        messages.correlate_message(session, user("admin"), "payment received")
+    woken = messages.correlate_message(session, user("admin"), "payment received",
+                                       correlation={"business_key": "INV-61"})
+    assert [c.instance_id for c in woken] == [ids[1]]
+    session.commit()
+    _invoice(session, user, "INV-62")
+    woken = messages.correlate_message(session, user("admin"), "payment received", all=True)
+    session.commit()
+    assert len(woken) == 2 and ids[1] not in [c.instance_id for c in woken]
+
+
+def test_no_case_waits_nothing_starts_a_clear_error(session, user):
+    _deploy(session, WAITS)
+    _invoice(session, user, "INV-70")
+    with pytest.raises(NotFound, match="No case waits for message “payment received” \\(key INV-99\\)"):
+        messages.correlate_message(session, user("admin"), "payment received", business_key="INV-99")
+    with pytest.raises(NotFound, match="message “no such”"):
+        messages.correlate_message(session, user("admin"), "no such")
+    with pytest.raises(InvalidForm):
+        messages.correlate_message(session, user("admin"), "payment received", payload={"_secret": 1})
+    with pytest.raises(NotAllowed):
+        messages.correlate_message(session, user("steve"), "payment received", business_key="INV-70")
+
+
+def test_a_message_from_outside_starts_a_case_at_a_message_start_event(session, user):
+    _deploy(session, EXCHANGE.replace('<bpmn:messageEventDefinition id="med-s-end" messageRef="Message_confirm" />',
+                                      ""))
+    started = messages.correlate_message(session, user("admin"), "order placed", business_key="PO-1",
+                                         payload={"quantity": 2})
+    session.commit()
+    assert [(c.element_id, c.started) for c in started] == [("s-start", True)]
+    case = _case(session, started[0].instance_id)
+    assert (case.process_key, case.business_key, case.status, case.data["price"]) == (
+        "msg-supplier", "PO-1", InstanceStatus.COMPLETED, 20)
+    assert _kinds(session, case.id)[:2] == ["started", "message_received"]
+
+
+def test_a_catch_without_a_message_is_a_deploy_error_naming_it(session):
+    nameless = WAITS.replace(' messageRef="Message_paid"', "")
+    with pytest.raises(InvalidDefinition) as caught:
+        definitions.deploy(session, None, nameless)
+    assert [p.element_id for p in caught.value.problems] == ["i-paid"]
+    assert "has no message" in caught.value.problems[0].message
+    unknown = WAITS.replace('messageRef="Message_withdrawn"', 'messageRef="Message_gone"')
+    with pytest.raises(InvalidDefinition) as caught:
+        definitions.deploy(session, None, unknown)
+    assert "i-withdrawn" in [p.element_id for p in caught.value.problems]
+
+
+def test_cancelling_a_case_ends_its_subscriptions(session, user):
+    from engine import case_actions
+
+    _deploy(session, WAITS)
+    case_id = _invoice(session, user, "INV-80")
+    case_actions.cancel(session, user("admin"), case_id, "sent in error")
+    session.commit()
+    assert _subscriptions(session, case_id) == []
+    with pytest.raises(NotFound):
+        messages.correlate_message(session, user("admin"), "payment received", business_key="INV-80")
+
+
+def _statements(session, action) -> list[str]:
+    statements: list[str] = []
+
+    def listener(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    bind = session.get_bind()
+    event.listen(bind, "before_cursor_execute", listener)
+    try:
+        action()
+    finally:
+        event.remove(bind, "before_cursor_execute", listener)
+    return [s for s in statements if "message_subscriptions" in s]
+
+
+def test_subscription_rows_cost_nothing_unless_a_catch_begins_or_ends(session, user):
+    _deploy(session, WAITS)
+    _deploy(session, (DATA / "mini_approval.bpmn").read_text())
+    assert _statements(session, lambda: actions.start_process(session, user("steve"), "mini_approval",
+                                                              {"title": "Van", "amount": "3"})) == []
+    started = _statements(session, lambda: _invoice(session, user, "INV-90"))
+    assert [s.split()[0] for s in started] == ["INSERT"]  # its receive task waits
+    woken = _statements(session, lambda: messages.correlate_message(session, user("admin"), "payment received",
+                                                                    business_key="INV-90"))
+    assert [s.split()[0] for s in woken] == ["SELECT", "DELETE", "INSERT"]  # found, then the boundaries wait
