@@ -208,3 +208,62 @@ def test_subscription_rows_cost_nothing_unless_a_catch_begins_or_ends(session, u
     woken = _statements(session, lambda: messages.correlate_message(session, user("admin"), "payment received",
                                                                     business_key="INV-90"))
     assert [s.split()[0] for s in woken] == ["SELECT", "DELETE", "INSERT"]  # found, then the boundaries wait
+
+
+# --- through HTTP: the API and the case page ------------------------------------------------
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+def bearer(app, login_as):
+    def make(username: str):
+        token = login_as(username).post("/api/v1/tokens", json={"name": "messages", "days": 1}).json["token"]
+        client = app.test_client()
+        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+        return client
+
+    return make
+
+
+def _start_over_api(client, number: str) -> int:
+    response = client.post("/api/v1/processes/msg-invoice/start",
+                           json={"values": {"title": f"Invoice {number}"}, "business_key": number})
+    assert response.status_code == 201, response.json
+    return response.json["id"]
+
+
+def test_a_message_sent_over_the_api_wakes_the_case_with_its_business_key(app, login_as, bearer):
+    published = login_as("owen").post("/modeler/api/publish", json={"xml": WAITS, "acknowledge": True})
+    assert published.status_code == 200, published.get_data(as_text=True)[:1000]
+    steve = bearer("steve")
+    first, second = _start_over_api(steve, "INV-41"), _start_over_api(steve, "INV-42")
+    page = login_as("steve").get(f"/instances/{second}").get_data(as_text=True)
+    assert "message “payment received” (key INV-42) at “Payment received”" in page
+
+    service = bearer("admin")
+    answer = service.post("/api/v1/messages", json={"name": "payment received", "business_key": "INV-42",
+                                                    "variables": {"amount": 99}})
+    assert answer.status_code == 200, answer.json
+    assert answer.json == [{"instance_id": second, "title": "Invoice INV-42", "element_id": "i-paid",
+                            "started": False}]
+    case = steve.get(f"/api/v1/cases/{second}").json
+    assert case["data"]["amount"] == 99 and [t["element_id"] for t in case["tasks"]] == ["i-check"]
+    assert steve.get(f"/api/v1/cases/{first}").json["tasks"] == []
+    page = login_as("steve").get(f"/instances/{second}").get_data(as_text=True)
+    assert "message “invoice withdrawn” (key INV-42) at “Invoice withdrawn”" in page
+    assert "“payment received” (key" not in page
+
+    missing = service.post("/api/v1/messages", json={"name": "payment received", "business_key": "INV-99"})
+    assert (missing.status_code, missing.mimetype) == (404, PROBLEM)
+    assert "message “payment received” (key INV-99)" in missing.json["detail"]
+    _start_over_api(steve, "INV-43")
+    several = service.post("/api/v1/messages", json={"name": "payment received"})
+    assert (several.status_code, several.mimetype) == (409, PROBLEM)
+    assert "2 cases wait for message “payment received”" in several.json["detail"]
+    refused = steve.post("/api/v1/messages", json={"name": "payment received", "business_key": "INV-41"})
+    assert (refused.status_code, refused.mimetype) == (403, PROBLEM)
+    bad = service.post("/api/v1/messages", json={"name": "payment received", "business_key": "INV-41",
+                                                 "variables": {"1st": True}})
+    assert (bad.status_code, bad.mimetype) == (422, PROBLEM) and "1st" in bad.json["errors"]
+    assert steve.get(f"/api/v1/cases/{first}").json["tasks"] == []  # refused messages changed nothing

@@ -329,3 +329,28 @@ class ExternalTaskState(Schema):
     lock_expires_at = UtcDateTime(allow_none=True)
     retries = fields.Integer(allow_none=True)
     incident = fields.Boolean(metadata={"description": "The case stopped as an incident (no retries left)"})
+
+
+# --- messages --------------------------------------------------------------------------
+
+
+class MessageRequest(Schema):
+    name = fields.String(required=True, validate=validate.And(validate.Length(min=1, max=300),
+                                                              validate.Regexp(r"^[^\x00-\x1f\x7f]+$")),
+                         metadata={"description": "The message's name (the name of the bpmn:message in the diagram)"})
+    business_key = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100),
+                                 metadata={"description": "Only the case with this business key; a case the message "
+                                                          "starts gets it"})
+    correlation = fields.Dict(keys=fields.String(validate=validate.Length(max=100)), load_default=dict,
+                              metadata={"description": "Only cases whose variables have these values"})
+    variables = fields.Dict(keys=fields.String(validate=validate.Length(max=100)), load_default=dict,
+                            metadata={"description": "Merged into the case's data (names: letters, digits, _)"})
+    all = fields.Boolean(load_default=False,
+                         metadata={"description": "Deliver to every matching case (else several are a 409)"})
+
+
+class Correlated(Schema):
+    instance_id = fields.Integer()
+    title = fields.String()
+    element_id = fields.String(metadata={"description": "The catch or message start event that took the message"})
+    started = fields.Boolean(metadata={"description": "The message started the case (a message start event)"})
