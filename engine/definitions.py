@@ -227,6 +227,10 @@ def runnable_copy(root: etree._Element) -> etree._Element:
     copy = deepcopy(root)
     for node in copy.iter(f"{{{BPMN_NS}}}businessRuleTask"):
         node.tag = f"{{{BPMN_NS}}}task"
+    for node in list(copy.iter(f"{{{BPMN_NS}}}messageEventDefinition")):
+        parent = node.getparent()
+        if not node.get("messageRef") and parent is not None and etree.QName(parent).localname in _THROWS:
+            parent.remove(node)  # a throw that names no message sends nothing: a none event (Camunda 7 alike)
     for name in DOCUMENTATION_ONLY:
         for node in list(copy.iter(f"{{{BPMN_NS}}}{name}")):
             parent = node.getparent()
@@ -398,6 +402,10 @@ def _message_of(node: etree._Element) -> str | None:
     return "" if etree.QName(node).localname in ("receiveTask", "messageEventDefinition") else None
 
 
+#: the events that send a message
+_THROWS = ("intermediateThrowEvent", "endEvent")
+
+
 def _message_problems(node: etree._Element) -> list[Problem]:
     """A message element must name a ``bpmn:message`` that has a name: correlation goes by that name."""
     owner = node.getparent() if etree.QName(node).localname == "messageEventDefinition" else node
@@ -408,6 +416,9 @@ def _message_problems(node: etree._Element) -> list[Problem]:
         return []  # the task itself is checked
     what = etree.QName(owner).localname
     ref = _message_of(node)
+    if not ref and what in _THROWS:
+        return [Problem(f"{what} sends no message (no messageRef): it passes like a none event; choose a message in "
+                        "the modeler for another case to receive it", owner.get("id"), "warning")]
     if not ref:
         return [Problem(f"{what} has no message (messageRef): choose or create a message in the modeler, whose "
                         "name senders and receivers share", owner.get("id"))]

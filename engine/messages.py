@@ -188,8 +188,9 @@ _SENDER = select(_instances.c.business_key, _instances.c.started_by_id).where(
 
 def deliver_sent(session: Session, running: RunningInstance, sent: list[SentMessage]) -> None:
     """Correlate what a case's throw events sent, by the sender's business key, on behalf of whoever
-    started the sender. A message nobody takes stops the sender as an incident naming the throw: it
-    would otherwise be lost without a word (Camunda 7 refuses it the same way)."""
+    started the sender. A message that no case waits for and no process starts with goes nowhere, said so
+    in the sender's history (a message to a pool outside deptflow: the customer's, a supplier's); one that
+    several cases wait for stops the sender as an incident naming the throw (the key does not tell which)."""
     row = running.row
     sender = run(session, _SENDER, {"instance_id": row.id}).one()
     starter = session.get(User, sender.started_by_id)
@@ -200,10 +201,13 @@ def deliver_sent(session: Session, running: RunningInstance, sent: list[SentMess
                                              "one step (do two processes answer each other without end?)")
             return
         session.info[_HOPS] = hops + 1
+        nowhere = None
         try:
             reached = _correlate(session, starter, message.name, sender.business_key, {}, message.payload,
                                  all_=False, sender=row.id)
-        except (NotFound, Conflict) as exc:
+        except NotFound as exc:
+            reached, nowhere = [], str(exc)
+        except Conflict as exc:
             if isinstance(exc, CaseChanged):
                 raise
             _stop(session, running, message, str(exc))
@@ -211,7 +215,8 @@ def deliver_sent(session: Session, running: RunningInstance, sent: list[SentMess
         finally:
             session.info[_HOPS] = hops
         audit.record(session, EventKind.MESSAGE_SENT, instance=row, element_id=message.element_id,
-                     message=message.name, business_key=sender.business_key, to_cases=[c.instance_id for c in reached])
+                     message=message.name, business_key=sender.business_key, to_cases=[c.instance_id for c in reached],
+                     **({"undelivered": nowhere} if nowhere else {}))
 
 
 def _stop(session: Session, running: RunningInstance, message: SentMessage, why: str) -> None:

@@ -321,7 +321,7 @@ class RawCase:
 
     def _route(self, sender: BpmnWorkflow) -> None:
         """Deliver what ``sender`` threw as deptflow does: to the one workflow that waits for it, else start the
-        pool whose message start event takes it; a message nobody takes stops the sender (the case: an incident)."""
+        pool whose message start event takes it; one that several would take stops the sender (an incident)."""
         for name, payload in subscriptions.drain(sender):
             self._hops += 1
             if self._hops > messages.MAX_HOPS:
@@ -341,9 +341,11 @@ class RawCase:
                 self._advance(started)
                 started.send_event(BpmnEvent(MessageEventDefinition(name), payload=payload))
                 self._advance(started)
-            else:
+            elif not waiting and not starts:
+                continue  # nobody takes it: it goes nowhere
+            else:  # several take it: the sender stops
                 if sender is self.workflow:
-                    self.incident = f"the message {name} reached no case"
+                    self.incident = f"several cases take the message {name}"
                 return
 
     def _advance(self, workflow: BpmnWorkflow) -> None:

@@ -60,16 +60,47 @@ def test_two_pools_exchange_messages_by_the_senders_business_key(session, user):
     assert _subscriptions(session, buyer.id) == []
 
 
-def test_a_message_nobody_takes_stops_the_sender_as_an_incident(session, user):
+def test_a_message_nobody_takes_is_said_in_the_senders_history_and_the_case_goes_on(session, user):
     buyer_only = EXCHANGE.replace('isExecutable="true">\n    <bpmn:startEvent id="s-start"',
                                   'isExecutable="false">\n    <bpmn:startEvent id="s-start"')
     _deploy(session, buyer_only)
     buyer = actions.start_process(session, user("steve"), "msg-buyer", {"title": "Paper"}, business_key="PO-8")
     session.commit()
     case = _case(session, buyer.id)
-    assert case.status == InstanceStatus.INCIDENT
+    assert case.status == InstanceStatus.RUNNING
+    assert _subscriptions(session, buyer.id) == [("b-wait", "order confirmed")]
+    sent = session.scalars(select(Event).where(Event.instance_id == buyer.id, Event.kind == "message_sent")).one()
+    assert (sent.element_id, sent.data["message"], sent.data["to_cases"]) == ("b-send", "order placed", [])
+    assert "No case waits for message “order placed” (key PO-8)" in sent.data["undelivered"]
+
+
+def test_a_message_several_cases_wait_for_stops_the_sender_as_an_incident(session, user):
+    _deploy(session, EXCHANGE)
+    _deploy(session, WAITS)
+    for number in ("PO-9", "PO-9"):
+        _invoice(session, user, number)
+    sender = EXCHANGE.replace('name="Place the order" messageRef="Message_order"',
+                              'name="Place the order" messageRef="Message_paid"').replace(
+        '<bpmn:message id="Message_confirm"', '<bpmn:message id="Message_paid" name="payment received" />\n'
+                                              '  <bpmn:message id="Message_confirm"')
+    _deploy(session, sender)
+    buyer = actions.start_process(session, user("steve"), "msg-buyer", {"title": "Pay"}, business_key="PO-9")
+    session.commit()
+    assert _case(session, buyer.id).status == InstanceStatus.INCIDENT
     incident = session.scalars(select(Event).where(Event.instance_id == buyer.id, Event.kind == "incident")).one()
-    assert incident.element_id == "b-send" and "order placed" in incident.data["message"]
+    assert incident.element_id == "b-send" and "2 cases wait for message “payment received”" in incident.data["message"]
+
+
+def test_a_throw_without_a_message_passes_with_a_warning(session, user):
+    silent = EXCHANGE.replace('<bpmn:messageEventDefinition id="med-s-end" messageRef="Message_confirm" />',
+                              '<bpmn:messageEventDefinition id="med-s-end" />')
+    _parsed, problems = definitions.parse_definitions(silent, {"sales_rep": "Sales representative"})
+    assert [(p.element_id, p.severity) for p in problems] == [("s-end", "warning")]
+    _deploy(session, silent)
+    started = messages.correlate_message(session, user("admin"), "order placed", business_key="PO-2",
+                                         payload={"quantity": 1})
+    session.commit()
+    assert _case(session, started[0].instance_id).status == InstanceStatus.COMPLETED
 
 
 def _invoice(session, user, number: str) -> int:
