@@ -298,3 +298,21 @@ def test_a_message_sent_over_the_api_wakes_the_case_with_its_business_key(app, l
                                                  "variables": {"1st": True}})
     assert (bad.status_code, bad.mimetype) == (422, PROBLEM) and "1st" in bad.json["errors"]
     assert steve.get(f"/api/v1/cases/{first}").json["tasks"] == []  # refused messages changed nothing
+
+
+def test_an_event_based_gateway_takes_the_branch_of_the_message_that_comes_first(session, user):
+    _deploy(session, (DATA / "message_race.bpmn").read_text())
+    cases = [actions.start_process(session, user("steve"), "msg-offer", {"title": f"Offer {n}"},
+                                   business_key=f"OF-{n}").id for n in (1, 2)]
+    session.commit()
+    assert _subscriptions(session, cases[0]) == [("o-accepted", "offer accepted"), ("o-declined", "offer declined")]
+    page_waits = messages.correlate_message(session, user("admin"), "offer accepted", business_key="OF-1",
+                                            payload={"delivery_date": "2027-01-15"})
+    messages.correlate_message(session, user("admin"), "offer declined", business_key="OF-2")
+    session.commit()
+    assert [c.element_id for c in page_waits] == ["o-accepted"]
+    assert _open_tasks(session, cases[0]) == ["o-deliver"] and _subscriptions(session, cases[0]) == []
+    assert _case(session, cases[0]).data["delivery_date"] == "2027-01-15"
+    assert _case(session, cases[1]).status == InstanceStatus.COMPLETED
+    with pytest.raises(NotFound):  # the other branch's catch is gone with the race
+        messages.correlate_message(session, user("admin"), "offer declined", business_key="OF-1")
