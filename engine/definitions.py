@@ -352,7 +352,7 @@ def unsupported(process: etree._Element) -> list[Problem]:
     script_task = "it needs a deptflow equivalent: a script task"
     for node in process.iter(f"{{{BPMN_NS}}}*"):
         kind, element_id = etree.QName(node).localname, node.get("id")
-        if kind == "sendTask" and _message_of(node) is not None:
+        if kind == "sendTask" and _message_of(node) is not None and not _implemented(node):
             problems.extend(_message_problems(node))
         elif kind in ("serviceTask", "sendTask", "businessRuleTask"):
             delegate = next((a for a in DELEGATES if _camunda(node, a)), None)
@@ -400,6 +400,12 @@ def _message_of(node: etree._Element) -> str | None:
     if definition is not None:
         return definition.get("messageRef") or ""
     return "" if etree.QName(node).localname in ("receiveTask", "messageEventDefinition") else None
+
+
+def _implemented(node: etree._Element) -> bool:
+    """A Camunda 7 implementation (Java, an external task, a connector) on a task: it is not deptflow's message."""
+    return (any(_camunda(node, a) for a in DELEGATES) or _camunda(node, "type") is not None
+            or node.find(".//camunda:connector", NS) is not None)
 
 
 #: the events that send a message

@@ -316,3 +316,11 @@ def test_an_event_based_gateway_takes_the_branch_of_the_message_that_comes_first
     assert _case(session, cases[1]).status == InstanceStatus.COMPLETED
     with pytest.raises(NotFound):  # the other branch's catch is gone with the race
         messages.correlate_message(session, user("admin"), "offer declined", business_key="OF-1")
+
+
+def test_a_send_task_with_a_java_implementation_is_still_java():
+    java = EXCHANGE.replace('<bpmn:sendTask id="b-send" name="Place the order" messageRef="Message_order">',
+                            '<bpmn:sendTask id="b-send" name="Place the order" messageRef="Message_order" '
+                            'camunda:class="com.acme.Order">')
+    _parsed, problems = definitions.parse_definitions(java, {"sales_rep": "Sales representative"})
+    assert [(p.element_id, p.kind) for p in problems if p.severity == "error"] == [("b-send", "mapping")]
