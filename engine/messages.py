@@ -220,8 +220,11 @@ def deliver_sent(session: Session, running: RunningInstance, sent: list[SentMess
 
 
 def _stop(session: Session, running: RunningInstance, message: SentMessage, why: str) -> None:
+    """The sender stops as an incident naming the throw; one that ended already has it said in its history."""
     row = running.row
     if row.status != InstanceStatus.RUNNING:
+        audit.record(session, EventKind.MESSAGE_SENT, instance=row, element_id=message.element_id,
+                     message=message.name, to_cases=[], undelivered=why)
         return
     write_instance(session, row, status=InstanceStatus.INCIDENT)
     name = running.definition.step_name(message.element_id) if message.element_id else message.name

@@ -281,7 +281,6 @@ class RawCase:
         self.incident: str | None = None
         #: the cases of the other pools that messages started (deptflow's other cases)
         self.others: list[BpmnWorkflow] = []
-        self._hops = 0
 
     def start(self, data: dict[str, Any], start_timer: tuple[str, str, str] | None) -> None:
         self.workflow = BpmnWorkflow(self.spec, self.subprocess_specs, script_engine=WorkflowEngine.script_engine())
@@ -294,7 +293,7 @@ class RawCase:
             self.workflow.refresh_timers()
             self.run()
 
-    def run(self) -> None:
+    def run(self, depth: int = 0) -> None:
         steps = 0
 
         def guard(task: Any) -> None:
@@ -312,35 +311,34 @@ class RawCase:
         except Exception as exc:  # noqa: BLE001 - whatever stops SpiffWorkflow stops the case
             self.incident = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             return
-        self._route(self.workflow)
+        self._route(self.workflow, depth)
 
     def send(self, name: str, payload: dict[str, Any]) -> None:
         """A message from outside, for a catch the case waits at."""
         self.workflow.send_event(BpmnEvent(MessageEventDefinition(name), payload=dict(payload)))
         self.run()
 
-    def _route(self, sender: BpmnWorkflow) -> None:
+    def _route(self, sender: BpmnWorkflow, depth: int) -> None:
         """Deliver what ``sender`` threw as deptflow does: to the one workflow that waits for it, else start the
         pool whose message start event takes it; one that several would take stops the sender (an incident)."""
         for name, payload in subscriptions.drain(sender):
-            self._hops += 1
-            if self._hops > messages.MAX_HOPS:
-                raise Divergence("messages went round without end on the raw side")
+            if depth >= messages.MAX_HOPS:
+                raise Divergence("messages went round without end on the raw side (no diagram here does that)")
             payload = _public(payload)
             waiting = [w for w in [self.workflow, *self.others] if w is not None and not w.is_completed()
                        and name in subscriptions.names(subscriptions.waiting(w))]
             starts = [(spec, subs) for _pid, spec, subs, names in self.pools if name in names.values()]
             if len(waiting) == 1:
                 waiting[0].send_event(BpmnEvent(MessageEventDefinition(name), payload=payload))
-                self._advance(waiting[0])
+                self._advance(waiting[0], depth + 1)
             elif not waiting and len(starts) == 1:
                 started = BpmnWorkflow(*starts[0], script_engine=WorkflowEngine.script_engine())
                 for task in started.get_tasks():
                     task.data.update(payload)
                 self.others.append(started)
-                self._advance(started)
+                self._advance(started, depth + 1)
                 started.send_event(BpmnEvent(MessageEventDefinition(name), payload=payload))
-                self._advance(started)
+                self._advance(started, depth + 1)
             elif not waiting and not starts:
                 continue  # nobody takes it: it goes nowhere
             else:  # several take it: the sender stops
@@ -348,15 +346,15 @@ class RawCase:
                     self.incident = f"several cases take the message {name}"
                 return
 
-    def _advance(self, workflow: BpmnWorkflow) -> None:
+    def _advance(self, workflow: BpmnWorkflow, depth: int) -> None:
         if workflow is self.workflow:
-            self.run()
+            self.run(depth)
             return
         try:
             workflow.do_engine_steps()
         except Exception:  # noqa: BLE001 - another pool's case stops; this case is what the walk compares
             return
-        self._route(workflow)
+        self._route(workflow, depth)
 
     def waiting_messages(self) -> list[tuple[str, str]]:
         return sorted((element, name) for _task, element, name in subscriptions.waiting(self.workflow))

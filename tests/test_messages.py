@@ -324,3 +324,35 @@ def test_a_send_task_with_a_java_implementation_is_still_java():
                             'camunda:class="com.acme.Order">')
     _parsed, problems = definitions.parse_definitions(java, {"sales_rep": "Sales representative"})
     assert [(p.element_id, p.kind) for p in problems if p.severity == "error"] == [("b-send", "mapping")]
+
+
+PING_PONG = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="Defs_ping" targetNamespace="x">
+  <bpmn:message id="m-ping" name="ping" />
+  <bpmn:message id="m-pong" name="pong" />
+  <bpmn:process id="ping" isExecutable="true">
+    <bpmn:startEvent id="ping-start"><bpmn:outgoing>p1</bpmn:outgoing>
+      <bpmn:messageEventDefinition messageRef="m-ping" /></bpmn:startEvent>
+    <bpmn:endEvent id="ping-end"><bpmn:incoming>p1</bpmn:incoming>
+      <bpmn:messageEventDefinition messageRef="m-pong" /></bpmn:endEvent>
+    <bpmn:sequenceFlow id="p1" sourceRef="ping-start" targetRef="ping-end" />
+  </bpmn:process>
+  <bpmn:process id="pong" isExecutable="true">
+    <bpmn:startEvent id="pong-start"><bpmn:outgoing>q1</bpmn:outgoing>
+      <bpmn:messageEventDefinition messageRef="m-pong" /></bpmn:startEvent>
+    <bpmn:endEvent id="pong-end"><bpmn:incoming>q1</bpmn:incoming>
+      <bpmn:messageEventDefinition messageRef="m-ping" /></bpmn:endEvent>
+    <bpmn:sequenceFlow id="q1" sourceRef="pong-start" targetRef="pong-end" />
+  </bpmn:process>
+</bpmn:definitions>"""
+
+
+def test_processes_that_answer_each_other_without_end_stop_after_twenty_messages(session, user):
+    definitions.deploy_file(session, None, PING_PONG)
+    messages.correlate_message(session, user("admin"), "ping", business_key="loop")
+    session.commit()
+    cases = session.scalars(select(ProcessInstance).order_by(ProcessInstance.id)).all()
+    assert len(cases) == messages.MAX_HOPS + 1
+    assert {c.status for c in cases} == {InstanceStatus.COMPLETED}  # each ended at its throw: no incident to show
+    last = session.scalars(select(Event).where(Event.instance_id == cases[-1].id, Event.kind == "message_sent")).one()
+    assert last.data["to_cases"] == [] and "more than 20 times" in last.data["undelivered"]
