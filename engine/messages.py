@@ -145,8 +145,8 @@ def _wake(session: Session, actor: User, instance_id: int, name: str, business_k
     running.run()
     result = running.save(session)
     audit.record(session, EventKind.MESSAGE_RECEIVED, instance=row, actor=actor, element_id=element or None,
-                 message=name, business_key=business_key, values=payload, from_case=sender,
-                 changes=data_changes(before, row.data))
+                 name=running.definition.step_name(element) if element else name, message=name,
+                 business_key=business_key, values=payload, from_case=sender, changes=data_changes(before, row.data))
     record_step(session, running, result)
     return Correlated(row.id, row.title, element, started=False)
 
@@ -177,8 +177,8 @@ def _start(session: Session, actor: User, process_key: str, element_id: str, nam
     title = str(payload.get("title") or "").strip() or f"{process.title} ({name})"
     row = _launch(session, actor, process_key, definition.id, definition.version, parsed, data, title,
                   business_key, message=BpmnEvent(MessageEventDefinition(name), payload=dict(payload)),
-                  received={"element_id": element_id, "message": name, "business_key": business_key,
-                            "values": payload, "from_case": sender, "started": True})
+                  received={"element_id": element_id, "name": parsed.step_name(element_id), "message": name,
+                            "business_key": business_key, "values": payload, "from_case": sender, "started": True})
     return Correlated(row.id, row.title, element_id, started=True)
 
 
@@ -215,8 +215,8 @@ def deliver_sent(session: Session, running: RunningInstance, sent: list[SentMess
         finally:
             session.info[_HOPS] = hops
         audit.record(session, EventKind.MESSAGE_SENT, instance=row, element_id=message.element_id,
-                     message=message.name, business_key=sender.business_key, to_cases=[c.instance_id for c in reached],
-                     **({"undelivered": nowhere} if nowhere else {}))
+                     name=_sender_name(running, message), message=message.name, business_key=sender.business_key,
+                     to_cases=[c.instance_id for c in reached], **({"undelivered": nowhere} if nowhere else {}))
 
 
 def _stop(session: Session, running: RunningInstance, message: SentMessage, why: str) -> None:
@@ -224,11 +224,15 @@ def _stop(session: Session, running: RunningInstance, message: SentMessage, why:
     row = running.row
     if row.status != InstanceStatus.RUNNING:
         audit.record(session, EventKind.MESSAGE_SENT, instance=row, element_id=message.element_id,
-                     message=message.name, to_cases=[], undelivered=why)
+                     name=_sender_name(running, message), message=message.name, to_cases=[], undelivered=why)
         return
     write_instance(session, row, status=InstanceStatus.INCIDENT)
-    name = running.definition.step_name(message.element_id) if message.element_id else message.name
-    incident = Incident(message.element_id, name, f"the message “{message.name}” reached no case: {why}")
+    incident = Incident(message.element_id, _sender_name(running, message),
+                        f"the message “{message.name}” reached no case: {why}")
     audit.record(session, EventKind.INCIDENT, instance=row, element_id=incident.element_id, name=incident.name,
                  message=incident.message)
     notify.incident(session, row, incident.name, incident.message)
+
+
+def _sender_name(running: RunningInstance, message: SentMessage) -> str:
+    return running.definition.step_name(message.element_id) if message.element_id else message.name

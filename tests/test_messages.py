@@ -4,6 +4,7 @@ through the engine, the case page and the API."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -282,8 +283,9 @@ def test_a_message_sent_over_the_api_wakes_the_case_with_its_business_key(app, l
     assert case["data"]["amount"] == 99 and [t["element_id"] for t in case["tasks"]] == ["i-check"]
     assert steve.get(f"/api/v1/cases/{first}").json["tasks"] == []
     page = login_as("steve").get(f"/instances/{second}").get_data(as_text=True)
-    assert "message “invoice withdrawn” (key INV-42) at “Invoice withdrawn”" in page
-    assert "“payment received” (key" not in page
+    waits = re.search(r'<dd id="waiting-messages">(.*?)</dd>', page, re.S).group(1)
+    assert "message “invoice withdrawn” (key INV-42) at “Invoice withdrawn”" in waits
+    assert "payment received" not in waits
 
     missing = service.post("/api/v1/messages", json={"name": "payment received", "business_key": "INV-99"})
     assert (missing.status_code, missing.mimetype) == (404, PROBLEM)
@@ -356,3 +358,13 @@ def test_processes_that_answer_each_other_without_end_stop_after_twenty_messages
     assert {c.status for c in cases} == {InstanceStatus.COMPLETED}  # each ended at its throw: no incident to show
     last = session.scalars(select(Event).where(Event.instance_id == cases[-1].id, Event.kind == "message_sent")).one()
     assert last.data["to_cases"] == [] and "more than 20 times" in last.data["undelivered"]
+
+
+def test_the_case_history_names_the_messages(app, login_as):
+    assert login_as("owen").post("/modeler/api/publish", json={"xml": EXCHANGE, "acknowledge": True}).status_code == 200
+    started = login_as("steve").post("/api/v1/processes/msg-buyer/start",
+                                     json={"values": {"title": "Chairs"}, "business_key": "PO-77"})
+    assert started.status_code == 201, started.json
+    page = login_as("steve").get(f"/instances/{started.json['id']}").get_data(as_text=True)
+    assert "message sent</strong>" in page and "message “order placed” (key PO-77)" in page
+    assert "message received</strong>" in page and "message “order confirmed” (key PO-77)" in page
