@@ -127,7 +127,10 @@ def start_scheduled(session: Session, actor: User, process_key: str, occurrence:
 
 def _launch(session: Session, actor: User, process_key: str, definition_id: int, version: int,
             parsed: ParsedDefinition, data: dict[str, Any], title: str,
-            business_key: str | None = None) -> StartedCase:
+            business_key: str | None = None, message: Any = None,
+            received: dict[str, Any] | None = None) -> StartedCase:
+    """:param message: the SpiffWorkflow event of the message that starts the case at its message start event
+    :param received: then the fields of its ``message_received`` audit event"""
     if parsed.initiator_variable:  # camunda:initiator names the variable that holds the starter
         data[parsed.initiator_variable] = actor.username
     workflow = core.of(session).new_workflow(parsed)
@@ -140,6 +143,9 @@ def _launch(session: Session, actor: User, process_key: str, definition_id: int,
                       data=data, ended_at=None, next_timer_at=None)
     running = RunningInstance(row, workflow, parsed)
     running.run()
+    if message is not None:  # the message start event waits now: give it its message
+        workflow.send_event(message)
+        running.run()
     if parsed.start_timer is not None:  # the start timer's cycle is spent: let the start event complete
         workflow.refresh_timers()
         running.run()
@@ -149,6 +155,8 @@ def _launch(session: Session, actor: User, process_key: str, definition_id: int,
     business_key = business_key[:100] if business_key else None
     result = running.insert(session, started_at=started_at, business_key=business_key)
     audit.record(session, EventKind.STARTED, instance=row, actor=actor, version=version, data=data)
+    if received is not None:
+        audit.record(session, EventKind.MESSAGE_RECEIVED, instance=row, actor=actor, **received)
     record_step(session, running, result)
     return StartedCase(row, business_key, result.created)
 
@@ -207,6 +215,10 @@ def record_step(session: Session, running: RunningInstance, result: StepResult) 
     if result.ended:
         audit.record(session, EventKind.ENDED, instance=row)
         notify.request_finished(session, row)
+    if result.messages_sent:
+        from .messages import deliver_sent  # noqa: PLC0415 - messages builds on the actions of this module
+
+        deliver_sent(session, running, result.messages_sent)
 
 
 # --- tasks ----------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
 
-from . import audit, core, external_queue, notify
+from . import audit, core, external_queue, notify, subscriptions
 from . import definitions as defs
 from .access import may_administer, may_cancel
 from .actions import record_step
@@ -47,6 +47,7 @@ def cancel(session: Session, actor: User, instance_id: int, reason: str) -> Inst
                    ended_at=utcnow(), next_timer_at=None)
     close(session, list(run(session, _CANCEL_OPEN_TASKS, {"case_id": instance.id}).scalars()))
     external_queue.cancel_all(session, instance.id)
+    subscriptions.cancel_all(session, instance.id)
     audit.record(session, EventKind.CANCELLED, instance=instance, actor=actor, reason=why)
     if actor.id != instance.started_by_id:
         notify.request_finished(session, instance)

@@ -176,7 +176,7 @@ class ProcessInstance(Base):
         Index("ix_instances_starter", "started_by_id", "started_at"),
         Index("ix_instances_started", "started_at", "id"),
         Index("ix_instances_process_status", "process_key", "status"),
-        #: the dashboard's cases finished in a range (revision 0009_dashboard)
+        #: the dashboard's cases finished in a range (revision 0011)
         Index("ix_instances_status_ended", "status", "ended_at"),
     )
 
@@ -217,7 +217,7 @@ class HumanTask(Base):
         Index("ix_tasks_instance", "instance_id", "status"),
         Index("ix_tasks_completed_by", "completed_by_id", "completed_at"),
         Index("ix_tasks_open_due", "status", "due_at"),
-        #: the dashboard's tasks completed in a range (revision 0009_dashboard)
+        #: the dashboard's tasks completed in a range (revision 0011)
         Index("ix_tasks_status_completed", "status", "completed_at"),
     )
 
@@ -599,3 +599,27 @@ class Attachment(Base):
 
     def __repr__(self) -> str:
         return f"<Attachment {self.id} {self.filename} {self.sha256[:12]}>"
+
+
+# --- message subscriptions (revision 0010) ----------------------------------------
+
+
+class MessageSubscription(Base):
+    """The message projection: one row per message catch a running case waits at (an intermediate catch
+    event, a receive task, a message boundary event, a branch of an event-based gateway), kept in step with
+    the workflow as ``human_tasks`` is (see :mod:`engine.messages`). Correlating a message reads these rows,
+    never the workflows."""
+
+    __tablename__ = "message_subscriptions"
+    __table_args__ = (Index("ix_message_subscriptions_name", "message_name", "instance_id"),
+                      Index("ix_message_subscriptions_instance", "instance_id"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id"))
+    spiff_task_id: Mapped[str] = mapped_column(String(36))
+    element_id: Mapped[str] = mapped_column(String(200))
+    message_name: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<MessageSubscription {self.instance_id} {self.message_name!r} at {self.element_id}>"

@@ -31,7 +31,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.orm import Session
 
-from . import audit, call_activity, core, decisions, juel, sandbox
+from . import audit, call_activity, core, decisions, juel, sandbox, subscriptions
 from .clock import utcnow
 from .db import GroupMapping, Process, ProcessDefinition, ProcessSchedule, Role, User
 from .errors import DiagramTooLarge, InvalidDefinition, NotBpmn, NotFound, Problem, ScriptError
@@ -130,6 +130,10 @@ class ParsedDefinition:
     calls: dict[str, CallBinding] = field(default_factory=dict)
     #: the published versions bound to :attr:`calls` (process key → definition id; transitively); empty until bound
     bound: dict[str, int] = field(default_factory=dict)
+    #: message catch element id → message name: the case waits there for a message (:mod:`engine.messages`)
+    message_catches: dict[str, str] = field(default_factory=dict)
+    #: message start event id → message name: a message of that name starts a case
+    message_starts: dict[str, str] = field(default_factory=dict)
 
     def step_name(self, element_id: str) -> str:
         return self.element_names.get(element_id) or element_id
@@ -288,6 +292,10 @@ def runnable_copy(root: etree._Element) -> etree._Element:
         name = call_activity.collection_name(node.get(collection) or "")
         if name:  # ``${reviewers}``: SpiffWorkflow reads the collection as a variable name
             node.set(collection, name)
+    for node in list(copy.iter(f"{{{BPMN_NS}}}messageEventDefinition")):
+        parent = node.getparent()
+        if not node.get("messageRef") and parent is not None and etree.QName(parent).localname in _THROWS:
+            parent.remove(node)  # a throw that names no message sends nothing: a none event (Camunda 7 alike)
     for name in DOCUMENTATION_ONLY:
         for node in list(copy.iter(f"{{{BPMN_NS}}}{name}")):
             parent = node.getparent()
@@ -355,8 +363,9 @@ def _parse_process(parser: CamundaParser | None, root: etree._Element, process: 
         role = _role_for_lane(lanes.get(start.get("id") or ""), roles)
         start_roles = [role] if role else []
     elif start_timer is None:
-        problems.append(Problem("The process has no start event that deptflow can start (a plain start event or "
-                                "a timer).", process_id))
+        if not _message_start(process):  # a process that only a message starts has no one to start it
+            problems.append(Problem("The process has no start event that deptflow can start (a plain start event or "
+                                    "a timer).", process_id))
     elif schedule_after(start_timer, utcnow()) is None and start_timer[0] != "timeDate":
         problems.append(Problem(f"the start timer “{start_timer[1]}” is not an ISO 8601 cycle, date or duration",
                                 start_timer[2]))
@@ -365,6 +374,7 @@ def _parse_process(parser: CamundaParser | None, root: etree._Element, process: 
     if spec is None:
         return None, problems
     pass_through_plain_tasks([spec, *subprocess_specs.values()])
+    messages = subscriptions.normalise(spec, subprocess_specs)
     flows = {}
     for flow in (f for p in (*called_here, process) for f in p.iterfind(".//bpmn:sequenceFlow", NS)):
         condition = flow.find("bpmn:conditionExpression", NS)
@@ -389,6 +399,8 @@ def _parse_process(parser: CamundaParser | None, root: etree._Element, process: 
         },
         external_topics=external_topics(root),
         calls=calls,
+        message_catches=messages.catches,
+        message_starts=messages.starts,
     )
     return parsed, problems
 
@@ -495,7 +507,9 @@ def unsupported(process: etree._Element) -> list[Problem]:
     script_task = "it needs a deptflow equivalent: a script task"
     for node in process.iter(f"{{{BPMN_NS}}}*"):
         kind, element_id = etree.QName(node).localname, node.get("id")
-        if kind in ("serviceTask", "sendTask", "businessRuleTask"):
+        if kind == "sendTask" and _message_of(node) is not None and not _implemented(node):
+            problems.extend(_message_problems(node))
+        elif kind in ("serviceTask", "sendTask", "businessRuleTask"):
             delegate = next((a for a in DELEGATES if _camunda(node, a)), None)
             if delegate:
                 problems.append(Problem(f"{kind} calls Java (camunda:{delegate} “{_camunda(node, delegate)}”): "
@@ -521,15 +535,61 @@ def unsupported(process: etree._Element) -> list[Problem]:
             problems.append(Problem(f"user task names an external form (camunda:formKey “{_camunda(node, 'formKey')}”)"
                                     ": deptflow shows its camunda:formData fields instead", element_id, "warning"))
         elif kind in ("messageEventDefinition", "receiveTask"):
-            owner = node if kind == "receiveTask" else node.getparent()
-            owner_kind = etree.QName(owner).localname
-            if owner_kind not in ("intermediateThrowEvent", "endEvent"):
-                problems.append(Problem(f"{owner_kind} waits for a message: deptflow cannot deliver messages yet, "
-                                        "so nothing would ever continue it", owner.get("id")))
+            problems.extend(_message_problems(node))
         elif kind == "scriptTask" and (node.get("scriptFormat") or "python").lower() != "python":
             problems.append(Problem(f"script in {node.get('scriptFormat')}: deptflow runs Python scripts; "
                                     "it needs a deptflow equivalent", element_id, kind="mapping"))
     return problems
+
+
+def _message_of(node: etree._Element) -> str | None:
+    """The ``messageRef`` of a receive or send task (on it or on its event definition), or of a message event
+    definition; ``""`` when the element is about a message but names none, None when it is not about one."""
+    if node.get("messageRef") is not None:
+        return node.get("messageRef") or ""
+    definition = node.find("bpmn:messageEventDefinition", NS)
+    if definition is not None:
+        return definition.get("messageRef") or ""
+    return "" if etree.QName(node).localname in ("receiveTask", "messageEventDefinition") else None
+
+
+def _implemented(node: etree._Element) -> bool:
+    """A Camunda 7 implementation (Java, an external task, a connector) on a task: it is not deptflow's message."""
+    return (any(_camunda(node, a) for a in DELEGATES) or _camunda(node, "type") is not None
+            or node.find(".//camunda:connector", NS) is not None)
+
+
+#: the events that send a message
+_THROWS = ("intermediateThrowEvent", "endEvent")
+
+
+def _message_problems(node: etree._Element) -> list[Problem]:
+    """A message element must name a ``bpmn:message`` that has a name: correlation goes by that name."""
+    owner = node.getparent() if etree.QName(node).localname == "messageEventDefinition" else node
+    if owner is None:
+        return []
+    if etree.QName(node).localname == "messageEventDefinition" and node.getparent() is not None \
+            and etree.QName(owner).localname in ("receiveTask", "sendTask"):
+        return []  # the task itself is checked
+    what = etree.QName(owner).localname
+    ref = _message_of(node)
+    if not ref and what in _THROWS:
+        return [Problem(f"{what} sends no message (no messageRef): it passes like a none event; choose a message in "
+                        "the modeler for another case to receive it", owner.get("id"), "warning")]
+    if not ref:
+        return [Problem(f"{what} has no message (messageRef): choose or create a message in the modeler, whose "
+                        "name senders and receivers share", owner.get("id"))]
+    message = next((m for m in node.getroottree().getroot().iterfind("bpmn:message", NS) if m.get("id") == ref), None)
+    if message is None:
+        return [Problem(f"{what} refers to message “{ref}”, which the file does not define", owner.get("id"))]
+    if not (message.get("name") or "").strip():
+        return [Problem(f"message “{ref}” has no name: correlation goes by the message's name", owner.get("id"))]
+    return []
+
+
+def _message_start(process: etree._Element) -> bool:
+    """Whether a start event of ``process`` is a message start (a message starts its cases)."""
+    return any(s.find("bpmn:messageEventDefinition", NS) is not None for s in process.iterfind("bpmn:startEvent", NS))
 
 
 def _id_clashes(process: etree._Element) -> list[Problem]:

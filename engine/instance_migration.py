@@ -191,6 +191,7 @@ def migrate_instance(session: Session, actor: User | None, instance_id: int,
 
     row.definition_id = target.id
     moved = RunningInstance(row, workflow, parsed)
+    moved.forget_subscriptions()  # its catches may be other elements now
     audit.record(session, EventKind.MIGRATED, instance=row, actor=actor, element_id=parsed.process_id,
                  name=f"version {source.version} → version {target.version}",
                  **{"from": source.version, "to": target.version, "from_sha256": source.sha256,

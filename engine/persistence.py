@@ -13,10 +13,13 @@ from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.default.event_definition import MessageEventDefinitionConverter
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
 from SpiffWorkflow.bpmn.serializer.helpers.registry import DefaultRegistry
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
+from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition as CamundaMessageEventDefinition
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -52,7 +55,21 @@ def make_registry() -> DefaultRegistry:
     config = dict(CAMUNDA_CONFIG)
     config[BpmnWorkflow] = StateOnlyWorkflowConverter
     config[MappedCallActivity] = MappedCallActivityConverter
+    # message events are SpiffWorkflow's plain ones (engine.subscriptions); a state holds them where an event-based
+    # gateway keeps the events it saw
+    config.pop(CamundaMessageEventDefinition)
+    config[MessageEventDefinition] = PlainMessageConverter
     return BpmnWorkflowSerializer.configure(config)
+
+
+class PlainMessageConverter(MessageEventDefinitionConverter):
+    """The plain message event; one that a state written before messages ran holds as Camunda's (its
+    ``expression`` and ``result_var``, unused) comes back plain."""
+
+    def from_dict(self, dct: dict[str, Any]) -> Any:
+        dct.pop("expression", None)
+        dct.pop("result_var", None)
+        return super().from_dict(dct)
 
 
 # --- compaction -------------------------------------------------------------------------

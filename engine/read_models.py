@@ -24,7 +24,7 @@ from .access import (
     paired_task_done_by,
 )
 from .actions import delegation_candidates, startable
-from .db import Event, HumanTask, ProcessInstance, User
+from .db import Event, HumanTask, MessageSubscription, ProcessInstance, User
 from .definitions import ParsedDefinition, UserTaskInfo
 from .errors import NotAllowed, NotFound
 from .inbox import open_tasks_of
@@ -191,6 +191,8 @@ class InstanceDetail:
     incident: Event | None = None
     #: the case's comments and files
     discussion: comments.Discussion | None = None
+    #: the message catches the case waits at: (step name, message name), by step
+    waiting_messages: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -237,4 +239,15 @@ def instance_detail(session: Session, actor: User, instance_id: int) -> Instance
         incident=next((e for e in reversed(case.events) if e.kind == EventKind.INCIDENT), None)
         if case.instance.status == InstanceStatus.INCIDENT else None,
         discussion=comments.discussion(session, actor, instance_id, visible=True),
+        waiting_messages=_waiting_messages(session, case.instance, case.parsed),
     )
+
+
+def _waiting_messages(session: Session, instance: ProcessInstance, parsed: ParsedDefinition) -> list[tuple[str, str]]:
+    """What the case's message catches wait for (a process without message catches reads nothing)."""
+    if not parsed.message_catches or instance.status not in InstanceStatus.open():
+        return []
+    found = session.execute(select(MessageSubscription.element_id, MessageSubscription.message_name)
+                            .where(MessageSubscription.instance_id == instance.id)
+                            .order_by(MessageSubscription.element_id, MessageSubscription.message_name))
+    return [(parsed.step_name(element), message) for element, message in found]

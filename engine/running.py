@@ -18,7 +18,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy.orm import Session
 
-from . import core, external_queue, inbox, persistence, timers
+from . import core, external_queue, inbox, persistence, subscriptions, timers
 from . import definitions as defs
 from .clock import utcnow
 from .definitions import ParsedDefinition
@@ -72,6 +72,16 @@ class _Stopped(Exception):
         self.incident = incident
 
 
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    """A message a throw event, send task or message end event sent and no step of the case caught: it goes to
+    other cases (:func:`engine.messages.deliver_sent`)."""
+
+    element_id: str | None
+    name: str
+    payload: dict[str, Any]
+
+
 @dataclass
 class StepResult:
     """What running and saving a case changed."""
@@ -86,6 +96,8 @@ class StepResult:
     #: external tasks that began to wait for a worker, and those the step took away
     external_created: list[external_queue.ExternalRef] = field(default_factory=list)
     external_cancelled: list[external_queue.ExternalRef] = field(default_factory=list)
+    #: messages for other cases, in the order they were thrown
+    messages_sent: list[SentMessage] = field(default_factory=list)
 
 
 class RunningInstance:
@@ -99,6 +111,19 @@ class RunningInstance:
         self._timers: list[FiredTimer] = []
         self._ended = False
         self._incident: Incident | None = None
+        #: the message catches the case's subscription rows hold (None: unknown, they are rewritten at save)
+        self._waiting_before: frozenset[subscriptions.Waiting] | None = self._waiting()
+        #: (element id, message name) of each message throw that ran, to name the sender of what was thrown
+        self._throws: list[tuple[str, str]] = []
+        self._outbox: list[SentMessage] = []
+
+    def _waiting(self) -> frozenset[subscriptions.Waiting]:
+        """The message catches the workflow waits at (a process without message catches costs nothing)."""
+        return subscriptions.waiting(self.workflow) if self.definition.message_catches else frozenset()
+
+    def forget_subscriptions(self) -> None:
+        """The workflow was replaced (moved to another version): rewrite the subscription rows at save."""
+        self._waiting_before = None
 
     @classmethod
     def load(cls, session: Session, row: InstanceRow, state: str, definition: ParsedDefinition) -> RunningInstance:
@@ -136,6 +161,8 @@ class RunningInstance:
                                         "call itself?)"))
             if isinstance(spec, ExclusiveGateway):
                 self._decisions.extend(self._decision(task))
+            elif (message := subscriptions.thrown(spec)) is not None:
+                self._throws.append((spec.bpmn_id, message))
             elif isinstance(getattr(spec, "event_definition", None), TimerEventDefinition):
                 attached, interrupting = self.definition.boundaries.get(spec.bpmn_id, (None, False))
                 self._timers.append(FiredTimer(spec.bpmn_id, spec.bpmn_name or spec.bpmn_id, attached,
@@ -211,6 +238,7 @@ class RunningInstance:
         insert_instance(session, self.row, state=core.of(session).dump(self.workflow, self.definition.bound),
                         started_at=started_at,
                         business_key=business_key)
+        self._waiting_before = frozenset()
         return self._result(session, set())
 
     def _resolve_tasks(self, session: Session) -> None:
@@ -225,6 +253,7 @@ class RunningInstance:
     def _settle(self) -> datetime | None:
         """Take the data from the workflow, end the case if the workflow ended; the next timer's due time."""
         row, workflow = self.row, self.workflow
+        self._outbox = self._sent()  # before the state is written: a message is sent once
         row.data = _public_data(workflow.last_task.data if workflow.last_task else {})
         if workflow.is_completed() and row.status == InstanceStatus.RUNNING:
             row.status, row.ended_at = InstanceStatus.COMPLETED, utcnow()
@@ -235,9 +264,13 @@ class RunningInstance:
     def _result(self, session: Session, open_before: set[str] | None) -> StepResult:
         created, cancelled = inbox.sync(session, self.row, self.workflow, self.definition, open_before)
         external_created, external_cancelled = external_queue.sync(session, self.row, self.workflow, self.definition)
+        waiting_now = self._waiting()
+        subscriptions.sync(session, self.row.id, self._waiting_before, waiting_now)
+        self._waiting_before = waiting_now
         result = StepResult(self._decisions, self._timers, created, cancelled, self._ended, self._incident,
-                            external_created, external_cancelled)
-        self._decisions, self._timers, self._ended, self._incident = [], [], False, None
+                            external_created, external_cancelled, self._outbox)
+        self._decisions, self._timers, self._ended, self._incident, self._throws, self._outbox = (
+            [], [], False, None, [], [])
         return result
 
     def complete(self, session: Session, task: Any, values: dict[str, Any],
@@ -262,6 +295,17 @@ class RunningInstance:
         self.run()
         result = self.save(session, open_before)
         return result, data_changes(before, self.row.data)
+
+    def _sent(self) -> list[SentMessage]:
+        """The messages thrown since the case was loaded that no step of its own caught, with their senders."""
+        sent = []
+        throws = list(self._throws)
+        for name, payload in subscriptions.drain(self.workflow):
+            element = next((t for t in throws if t[1] == name), None)
+            if element is not None:
+                throws.remove(element)
+            sent.append(SentMessage(element[0] if element else None, name, _public_data(payload)))
+        return sent
 
     def retry(self) -> None:
         """Run again from the steps that failed (their state goes back to ready): the owner fixed the cause."""

@@ -85,6 +85,10 @@ class EventKind(StrEnum):
     COMMENTED = "commented"
     #: a file added to a case (a form's file field or directly): its name, type, size and SHA-256
     ATTACHED = "attached"
+    #: a BPMN message reached the case (woke a catch, or started it): its name, business key and variables
+    MESSAGE_RECEIVED = "message_received"
+    #: the case's throw event sent a message, and the cases it reached
+    MESSAGE_SENT = "message_sent"
 
 
 class Permission(StrEnum):

@@ -8,10 +8,15 @@ state reloaded from it at every step), and through a plain ``BpmnWorkflow`` kept
 by SpiffWorkflow's own ``CamundaParser``. Both sides run deptflow's script engine, so conditions
 and scripts evaluate alike, and both read the same controlled clock.
 
-A :class:`Chooser` decides each step: which ready user task (or the due timers), which form
-values, how far the clock moves. After every step the ready user tasks (and their data), the case
-data, the next timer, the completed path and the outcome must agree; any difference raises
-:class:`Divergence` naming the step and showing both sides.
+A :class:`Chooser` decides each step: which ready user task (or the due timers, or a message for a
+catch the case waits at), which form values, how far the clock moves. After every step the ready
+user tasks (and their data), the case data, the next timer, the completed path and the outcome
+must agree; any difference raises :class:`Divergence` naming the step and showing both sides.
+
+Messages: deptflow correlates them between cases (:mod:`engine.messages`); the raw side models that
+with plain ``BpmnWorkflow`` objects — the other pools of the file started by message start events,
+what a workflow throws delivered to the one that waits for it — so that a collaboration's messages
+and the message catches' subscription rows are compared too.
 """
 
 from __future__ import annotations
@@ -29,17 +34,31 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hypothesis import strategies as st
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from engine import actions, definitions, forms, persistence, rows, running, timers, users, worker
+from engine import (
+    actions,
+    definitions,
+    forms,
+    messages,
+    persistence,
+    rows,
+    running,
+    subscriptions,
+    timers,
+    users,
+    worker,
+)
 from engine.access import check_may_work_on
 from engine.call_activity import DeptflowParser
 from engine.core import WorkflowEngine
-from engine.db import HumanTask, Process, ProcessInstance, User
+from engine.db import HumanTask, MessageSubscription, Process, ProcessInstance, User
 from engine.errors import InvalidDefinition, NotAllowed, ScriptError
 from engine.inbox import ready_user_tasks
 from engine.vocabulary import InstanceStatus, TaskStatus
@@ -53,6 +72,8 @@ ASSIGNEE = re.compile(r'camunda:assignee="([^"$#{}]+)"')
 #: The starters of diagrams from tests/data (the catalogue names those of bpmn/).
 TEST_STARTER_ROLES = ["sales_rep"]
 TIMER = "timer"
+#: the payload of a message a walk sends from outside
+MESSAGE_PAYLOAD = {"message_note": "sent by the walk"}
 
 
 class Divergence(AssertionError):
@@ -143,15 +164,15 @@ def _with_needs(diagram: Diagram, diagrams: list[Diagram]) -> Diagram:
 
 
 def deploy(sessions: sessionmaker, diagram: Diagram) -> None:
-    """Deploy a diagram of tests/data or the corpus (the shipped ones are in the template), after the diagrams
-    of the processes it calls, and let sales reps start it."""
+    """Deploy a diagram of tests/data or the corpus (the shipped ones are in the template; every process of a
+    file with several), after the diagrams of the processes it calls, and let sales reps start it."""
     if diagram.shipped:
         return
     with sessions() as session:
         for needed in diagram.needs:
             if not needed.shipped:
-                definitions.deploy(session, None, needed.xml)
-        definitions.deploy(session, None, diagram.xml)
+                definitions.deploy_file(session, None, needed.xml)
+        definitions.deploy_file(session, None, diagram.xml)
         if diagram.from_corpus:  # Camunda's examples assign tasks to its demo users by name
             for name in sorted(set(ASSIGNEE.findall(diagram.xml))):
                 users.ensure_user(session, name, name, secrets.token_urlsafe(12), [])
@@ -311,16 +332,19 @@ class RawCase:
 
     def __init__(self, xml: str, process_id: str, called: tuple[str, ...] = ()):
         parser = DeptflowParser()  # fed what deptflow feeds it: the diagram without its documentation-only elements
-        parser.add_bpmn_xml(definitions.runnable_copy(definitions.parse_xml(xml)), filename=f"{process_id}.bpmn")
+        root = definitions.parse_xml(xml)
+        parser.add_bpmn_xml(definitions.runnable_copy(root), filename=f"{process_id}.bpmn")
         for number, other in enumerate(called):
             parser.add_bpmn_xml(definitions.runnable_copy(definitions.parse_xml(other)),
                                 filename=f"called{number}.bpmn")
-        self.spec = parser.get_spec(process_id)
-        self.subprocess_specs = parser.get_subprocess_specs(process_id)
-        # deptflow's one deliberate departure from SpiffWorkflow: a plain bpmn:task passes through (Camunda 7)
-        definitions.pass_through_plain_tasks([self.spec, *self.subprocess_specs.values()])
+        self.spec, self.subprocess_specs, _starts = _raw_spec(parser, process_id)
+        #: the file's processes a message may start (this one included): (process id, specs, message names)
+        self.pools = [(pid, *_raw_spec(parser, pid)) for pid in (p.get("id") for p in root.iterfind("bpmn:process",
+                      definitions.NS) if definitions.is_executable(p))]
         self.workflow: BpmnWorkflow | None = None
         self.incident: str | None = None
+        #: the cases of the other pools that messages started (deptflow's other cases)
+        self.others: list[BpmnWorkflow] = []
 
     def start(self, data: dict[str, Any], start_timer: tuple[str, str, str] | None) -> None:
         self.workflow = BpmnWorkflow(self.spec, self.subprocess_specs, script_engine=WorkflowEngine.script_engine())
@@ -333,7 +357,7 @@ class RawCase:
             self.workflow.refresh_timers()
             self.run()
 
-    def run(self) -> None:
+    def run(self, depth: int = 0) -> None:
         steps = 0
 
         def guard(task: Any) -> None:
@@ -350,6 +374,54 @@ class RawCase:
             self.workflow.do_engine_steps(did_complete_task=guard)
         except Exception as exc:  # noqa: BLE001 - whatever stops SpiffWorkflow stops the case
             self.incident = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            return
+        self._route(self.workflow, depth)
+
+    def send(self, name: str, payload: dict[str, Any]) -> None:
+        """A message from outside, for a catch the case waits at."""
+        self.workflow.send_event(BpmnEvent(MessageEventDefinition(name), payload=dict(payload)))
+        self.run()
+
+    def _route(self, sender: BpmnWorkflow, depth: int) -> None:
+        """Deliver what ``sender`` threw as deptflow does: to the one workflow that waits for it, else start the
+        pool whose message start event takes it; one that several would take stops the sender (an incident)."""
+        for name, payload in subscriptions.drain(sender):
+            if depth >= messages.MAX_HOPS:
+                raise Divergence("messages went round without end on the raw side (no diagram here does that)")
+            payload = _public(payload)
+            waiting = [w for w in [self.workflow, *self.others] if w is not None and not w.is_completed()
+                       and name in subscriptions.names(subscriptions.waiting(w))]
+            starts = [(spec, subs) for _pid, spec, subs, names in self.pools if name in names.values()]
+            if len(waiting) == 1:
+                waiting[0].send_event(BpmnEvent(MessageEventDefinition(name), payload=payload))
+                self._advance(waiting[0], depth + 1)
+            elif not waiting and len(starts) == 1:
+                started = BpmnWorkflow(*starts[0], script_engine=WorkflowEngine.script_engine())
+                for task in started.get_tasks():
+                    task.data.update(payload)
+                self.others.append(started)
+                self._advance(started, depth + 1)
+                started.send_event(BpmnEvent(MessageEventDefinition(name), payload=payload))
+                self._advance(started, depth + 1)
+            elif not waiting and not starts:
+                continue  # nobody takes it: it goes nowhere
+            else:  # several take it: the sender stops
+                if sender is self.workflow:
+                    self.incident = f"several cases take the message {name}"
+                return
+
+    def _advance(self, workflow: BpmnWorkflow, depth: int) -> None:
+        if workflow is self.workflow:
+            self.run(depth)
+            return
+        try:
+            workflow.do_engine_steps()
+        except Exception:  # noqa: BLE001 - another pool's case stops; this case is what the walk compares
+            return
+        self._route(workflow, depth)
+
+    def waiting_messages(self) -> list[tuple[str, str]]:
+        return sorted((element, name) for _task, element, name in subscriptions.waiting(self.workflow))
 
     def ready(self) -> list[Any]:
         return ready_user_tasks(self.workflow)
@@ -374,6 +446,15 @@ class RawCase:
 
     def completed(self) -> Counter:
         return _completed(self.workflow)
+
+
+def _raw_spec(parser: DeptflowParser, process_id: str) -> tuple[Any, dict[str, Any], dict[str, str]]:
+    """A process's specs as deptflow runs them, and its message start events."""
+    spec, subprocess_specs = parser.get_spec(process_id), parser.get_subprocess_specs(process_id)
+    # deptflow's deliberate departures from SpiffWorkflow: a plain bpmn:task passes through (Camunda 7), and every
+    # message event is SpiffWorkflow's plain BPMN one (its payload merged into the data; see engine.subscriptions)
+    definitions.pass_through_plain_tasks([spec, *subprocess_specs.values()])
+    return spec, subprocess_specs, subscriptions.normalise(spec, subprocess_specs).starts
 
 
 def _json(value: Any) -> Any:
@@ -414,6 +495,8 @@ class DeptflowCase:
     def __init__(self, sessions: sessionmaker, diagram: Diagram):
         self.sessions, self.diagram = sessions, diagram
         self.instance_id: int | None = None
+        #: each walk's case has a key of its own: the messages of its pools find its cases, not an earlier walk's
+        self.business_key = f"walk-{random.getrandbits(48):012x}"
 
     def start(self, starter: str, values: dict[str, Any], occurrence: datetime) -> str:
         """Start the case (a timer-started process as the worker starts it); returns who started it."""
@@ -424,7 +507,7 @@ class DeptflowCase:
                 row = actions.start_scheduled(session, system, self.diagram.process_key, occurrence)
             else:
                 row = actions.start_process(session, users.user_by_name(session, starter),
-                                            self.diagram.process_key, values)
+                                            self.diagram.process_key, values, business_key=self.business_key)
             session.commit()
             self.instance_id = row.id
         return starter
@@ -486,6 +569,19 @@ class DeptflowCase:
             worker.fire(session, self.instance_id)
             session.commit()
 
+    def waiting_messages(self) -> list[tuple[str, str]]:
+        """The case's message subscription rows: (element id, message name)."""
+        with self.sessions() as session:
+            return sorted(session.execute(select(MessageSubscription.element_id, MessageSubscription.message_name)
+                                          .where(MessageSubscription.instance_id == self.instance_id)).all())
+
+    def send(self, name: str, payload: dict[str, Any]) -> None:
+        with self.sessions() as session:
+            admin = users.user_by_name(session, "admin")
+            rows.retrying(session, lambda: messages.correlate_message(session, admin, name, payload=payload,
+                                                                      business_key=self.business_key))
+            session.commit()
+
     def completed(self) -> Counter:
         with self.sessions() as session:
             archived = persistence.archived_tasks(session, self.instance_id)
@@ -535,6 +631,7 @@ class Walk:
                                   if not self.diagram.from_corpus or ours.may_act(open_tasks[i])]
             if instance.next_timer_at is not None:
                 choices.append(TIMER)
+            choices.extend(("message", name) for name in sorted({n for _e, n in ours.waiting_messages()}))
             if not choices:
                 break
             self.now.advance(minutes=self.chooser.minutes())
@@ -544,6 +641,10 @@ class Walk:
                 self.log.append(f"{step}: timers at {self.now.now:%Y-%m-%d %H:%M}")
                 ours.fire_timers()
                 raw.fire_timers()
+            elif isinstance(choice, tuple):
+                self.log.append(f"{step}: message {choice[1]!r} at {self.now.now:%Y-%m-%d %H:%M}")
+                ours.send(choice[1], MESSAGE_PAYLOAD)
+                raw.send(choice[1], MESSAGE_PAYLOAD)
             else:
                 self._complete(step, ours, raw, parsed, choice, open_tasks)
             self.steps = step
@@ -595,6 +696,8 @@ class Walk:
             self._fail(step, "data of the ready user tasks", mine_data, theirs_data)
         if instance.data != raw.data():
             self._fail(step, "case data", instance.data, raw.data())
+        if instance.status == InstanceStatus.RUNNING and ours.waiting_messages() != raw.waiting_messages():
+            self._fail(step, "message catches waiting", ours.waiting_messages(), raw.waiting_messages())
         raw_next = timers.next_timer_at(raw.workflow) if not raw.workflow.is_completed() else None
         if instance.next_timer_at != raw_next and not (
                 raw_next is not None and instance.next_timer_at is not None and raw_next <= self.now.now

@@ -201,3 +201,18 @@ def test_a_subprocess_compaction_that_drops_data_is_caught(sqlite_url, workflow_
     with pytest.raises(Divergence, match="data"):
         for seed in range(5):
             Walk(sessions, diagram, now, RandomChooser(seed, sticky=60), max_steps=80).run()
+
+
+def test_seeded_walks_send_messages_and_agree(sqlite_url, workflow_engine, now):
+    """Walks through the message diagram take message steps (the boundaries, interrupting or not, and the receive
+    task) and agree on them, subscription rows included."""
+    diagram = next(d for d in RUNNABLE if d.file == "tests/data/message_waits.bpmn")
+    sessions = _sessions(sqlite_url, workflow_engine)
+    deploy(sessions, diagram)
+    sent = set()
+    for seed in range(30):
+        walk = Walk(sessions, diagram, now, RandomChooser(seed), max_steps=10).run()
+        sent |= {line.split("'")[1] for line in walk.log if ": message '" in line}
+        if len(sent) == 3:
+            break
+    assert sent == {"payment received", "payment reminder", "invoice withdrawn"}

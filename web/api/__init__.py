@@ -11,7 +11,7 @@ from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 
 from ..params import MAX_ID, BoundedIntConverter
-from . import cases, external, health, owners, schemas, tokens, work
+from . import cases, external, health, messages, owners, schemas, tokens, work
 from .problems import MEDIA_TYPE
 
 VERSION = "v1"
@@ -66,7 +66,8 @@ def init_app(app: Flask) -> None:
                                                    "description": "An API token (dft_…)"})
     api.spec.components.security_scheme("session", {"type": "apiKey", "in": "cookie", "name": "session"})
     api.register_converter(BoundedIntConverter, lambda _: {"type": "integer", "minimum": 0, "maximum": MAX_ID})
-    for blueprint in (work.processes, work.tasks, cases.cases, cases.audit, owners.bp, external.bp, tokens.api,
+    for blueprint in (work.processes, work.tasks, cases.cases, cases.audit, owners.bp, external.bp, messages.bp,
+                      tokens.api,
                       health.bp):
         api.register_blueprint(blueprint)
     app.register_blueprint(docs)

@@ -422,3 +422,28 @@ class Version(Schema):
     published_by = fields.String(allow_none=True)
     note = fields.String()
     open_cases = fields.Integer(metadata={"description": "Cases running (or stopped) on this version"})
+
+
+# --- messages --------------------------------------------------------------------------
+
+
+class MessageRequest(Schema):
+    name = fields.String(required=True, validate=validate.And(validate.Length(min=1, max=300),
+                                                              validate.Regexp(r"^[^\x00-\x1f\x7f]+$")),
+                         metadata={"description": "The message's name (the name of the bpmn:message in the diagram)"})
+    business_key = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100),
+                                 metadata={"description": "Only the case with this business key; a case the message "
+                                                          "starts gets it"})
+    correlation = fields.Dict(keys=fields.String(validate=validate.Length(max=100)), load_default=dict,
+                              metadata={"description": "Only cases whose variables have these values"})
+    variables = fields.Dict(keys=fields.String(validate=validate.Length(max=100)), load_default=dict,
+                            metadata={"description": "Merged into the case's data (names: letters, digits, _)"})
+    all = fields.Boolean(load_default=False,
+                         metadata={"description": "Deliver to every matching case (else several are a 409)"})
+
+
+class Correlated(Schema):
+    instance_id = fields.Integer()
+    title = fields.String()
+    element_id = fields.String(metadata={"description": "The catch or message start event that took the message"})
+    started = fields.Boolean(metadata={"description": "The message started the case (a message start event)"})

@@ -3,14 +3,14 @@
 ``decision_definitions``: published versions of DMN decisions, one row per decision of a file (the
 whole file in each row), keyed by the decision id and its version, as process definitions are.
 
-Revision ID: 0009_dmn_decisions
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-11-30 20:30:00
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_dmn_decisions"
+revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None

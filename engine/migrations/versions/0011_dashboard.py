@@ -3,14 +3,14 @@
 The dashboard aggregates the cases finished in a date range and the tasks completed in one; without these
 indexes both databases read every case and every task to find them.
 
-Revision ID: 0009_dashboard
-Revises: 0008
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-11-30 21:00:00
 """
 from alembic import op
 
-revision = "0009_dashboard"
-down_revision = "0008"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
