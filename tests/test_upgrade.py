@@ -152,7 +152,8 @@ def _realistic_0005(metadata: MetaData) -> dict[str, list[dict[str, Any]]]:
 #: revision R -> realistic rows valid at R, for the migrations after R that transform data
 REALISTIC: dict[str, Callable[[MetaData], dict[str, list[dict[str, Any]]]]] = {
     "0001": _realistic_0001, "0002": _realistic_0002, "0003": _realistic_0003, "0004": _realistic_0004,
-    "0005": _realistic_0005, "0006": _realistic_0005, "0007": _realistic_0005}
+    "0005": _realistic_0005, "0006": _realistic_0005, "0007": _realistic_0005,
+    "0008": _realistic_0005}
 
 
 # --- checks of each revision's data migration --------------------------------------------------

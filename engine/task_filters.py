@@ -1,0 +1,372 @@
+"""Inbox filters: criteria over a person's open tasks, built-in and saved filters with their counts, and
+the change token the inbox polls for live updates.
+
+What a filter may show is fixed before any criterion applies: the open tasks assigned to the person,
+and the open tasks of their roles and of the roles they manage (:func:`engine.access.managed_roles`) —
+exactly the tasks whose page they may open. Criteria only narrow that set, so a count never includes
+a task its viewer may not see. Every query starts from an index (the assignee index of
+``human_tasks`` or ``task_candidates``' role index) and reaches cases by primary key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, false, func, literal, or_, select, union, union_all
+from sqlalchemy.orm import Session
+
+from .access import managed_roles
+from .clock import utcnow
+from .db import HumanTask, Process, ProcessInstance, Role, SavedFilter, TaskCandidate, User, UserRole
+from .errors import InvalidForm, NotFound
+from .inbox import PAGE_SIZE, InboxRow, page_query
+from .notify import unread_count
+from .vocabulary import TaskStatus
+
+#: Priorities (``camunda:priority``, 0–100) in words: at least HIGH is "high", at most LOW "low", "normal" between.
+HIGH_PRIORITY, LOW_PRIORITY = 70, 30
+PRIORITIES = {"high": "High", "normal": "Normal", "low": "Low"}
+DUE = {"overdue": "Overdue", "today": "Due today", "week": "Due this week"}
+#: ``role`` criterion: all my roles and the roles I manage (""), only my own roles, or one role key
+MY_ROLES = "mine"
+#: ``assignee`` criterion besides a username
+ME, UNASSIGNED = "me", "unassigned"
+MAX_TEXT = 100
+MAX_NAME = 80
+MAX_SAVED = 30
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFilter:
+    """What a person narrows their open tasks by; an empty field does not narrow."""
+
+    process: str = ""
+    step: str = ""
+    role: str = ""
+    assignee: str = ""
+    priority: str = ""
+    due: str = ""
+    text: str = ""
+    #: only my tasks whose follow-up date is still ahead (otherwise they are left out of my view)
+    follow_up: bool = False
+
+    @classmethod
+    def parse(cls, values: Mapping[str, Any]) -> TaskFilter:
+        """Criteria from a query string or saved JSON; a value out of its choices is refused per field
+        (the values stay, so the form can show them with the message)."""
+        names = {f.name for f in fields(cls)}
+        raw = {k: str(values.get(k) or "").strip() for k in names - {"follow_up"}}
+        errors = {}
+        if raw["priority"] and raw["priority"] not in PRIORITIES:
+            errors["priority"] = "Choose high, normal or low."
+        if raw["due"] and raw["due"] not in DUE:
+            errors["due"] = "Choose overdue, today or this week."
+        if len(raw["text"]) > MAX_TEXT:
+            errors["text"] = f"Enter at most {MAX_TEXT} characters."
+        for name in ("process", "step", "role", "assignee"):
+            if len(raw[name]) > 200:
+                errors[name] = "Enter at most 200 characters."
+        if errors:
+            raise InvalidForm(errors, raw)
+        follow_up = str(values.get("follow_up") or "").lower() in ("1", "true", "on", "yes")
+        return cls(**raw, follow_up=follow_up)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The criteria that narrow (for saving and for links)."""
+        return {k: v for k, v in asdict(self).items() if v}
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.as_dict()
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltIn:
+    key: str
+    label: str
+    criteria: TaskFilter
+
+
+BUILT_IN: tuple[BuiltIn, ...] = (
+    BuiltIn("mine", "My tasks", TaskFilter(assignee=ME)),
+    BuiltIn("unassigned", "Unassigned in my roles", TaskFilter(assignee=UNASSIGNED, role=MY_ROLES)),
+    BuiltIn("overdue", "Overdue", TaskFilter(due="overdue")),
+    BuiltIn("week", "Due this week", TaskFilter(due="week")),
+    BuiltIn("follow-up", "Follow-up", TaskFilter(follow_up=True)),
+)
+_BUILT_IN = {b.key: b for b in BUILT_IN}
+
+
+@dataclass(frozen=True, slots=True)
+class FilterCount:
+    """A sidebar entry: a built-in (``key``) or saved (``saved_id``) filter and how many tasks it shows now."""
+
+    label: str
+    count: int
+    criteria: TaskFilter
+    key: str = ""
+    saved_id: int | None = None
+
+
+@dataclass
+class FilteredInbox:
+    """One page of a filter's tasks, with the sidebar's counts and the choices of the filter form."""
+
+    criteria: TaskFilter
+    rows: list[InboxRow]
+    total: int
+    page: int
+    sidebar: list[FilterCount]
+    processes: list[tuple[str, str]]
+    steps: list[tuple[str, str]]
+    roles: list[tuple[str, str]]
+    people: list[tuple[str, str]]
+    managed: set[str] = field(default_factory=set)
+    page_size: int = PAGE_SIZE
+    selected: str = ""
+
+
+class _Scope:
+    """Who is asking: their id, own roles and managed roles (read once per request)."""
+
+    def __init__(self, session: Session, actor: User):
+        self.actor = actor
+        self.own = set(actor.role_keys)
+        self.managed = managed_roles(session, actor)
+        self.roles = self.own | self.managed
+
+    def visible(self, role: str = "") -> Select:
+        """Ids of the open tasks the filter may show: mine, and those of my (or my managed) roles."""
+        mine = select(HumanTask.id).where(HumanTask.status == TaskStatus.OPEN, HumanTask.assignee_id == self.actor.id)
+        roles = self.own if role == MY_ROLES else {role} & self.roles if role else self.roles
+        if role and role != MY_ROLES and not roles:
+            raise InvalidForm({"role": "Choose one of your roles or a role you manage."}, {"role": role})
+        queue = select(TaskCandidate.task_id).where(TaskCandidate.role_key.in_(sorted(roles)))
+        if role:  # one role (or my roles): my own tasks count only when they are of it
+            return queue if roles else mine.where(false())
+        return union(mine, queue) if roles else mine
+
+
+def _day_start(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def tasks_query(session: Session, scope: _Scope, criteria: TaskFilter, now: datetime) -> Select:
+    """The ids of the open tasks ``criteria`` shows to the scope's person (unordered; see :func:`page_query`).
+
+    Dates are UTC days; "this week" ends with Sunday.
+    """
+    me = scope.actor.id
+    if criteria.assignee == ME or criteria.follow_up:  # my own tasks: straight from the assignee index
+        ids = select(HumanTask.id).where(HumanTask.status == TaskStatus.OPEN, HumanTask.assignee_id == me)
+        if criteria.role:
+            ids = ids.where(HumanTask.id.in_(scope.visible(criteria.role)))
+    else:
+        ids = scope.visible(criteria.role)
+    query = select(HumanTask.id).where(HumanTask.id.in_(ids), HumanTask.status == TaskStatus.OPEN)
+    if criteria.follow_up:
+        query = query.where(HumanTask.assignee_id == me, HumanTask.follow_up_at > now)
+    else:  # my tasks waiting for their follow-up date stay out of every other view of mine
+        query = query.where(or_(HumanTask.assignee_id.is_distinct_from(me), HumanTask.follow_up_at.is_(None),
+                                HumanTask.follow_up_at <= now))
+    if criteria.assignee == UNASSIGNED:
+        query = query.where(HumanTask.assignee_id.is_(None))
+    elif criteria.assignee and criteria.assignee != ME:
+        person = session.scalar(select(User.id).where(User.username == criteria.assignee))
+        if person is None:
+            raise InvalidForm({"assignee": "There is no such person."}, {"assignee": criteria.assignee})
+        query = query.where(HumanTask.assignee_id == person)
+    if criteria.step:
+        query = query.where(HumanTask.element_id == criteria.step)
+    if criteria.priority == "high":
+        query = query.where(HumanTask.priority >= HIGH_PRIORITY)
+    elif criteria.priority == "low":
+        query = query.where(HumanTask.priority <= LOW_PRIORITY)
+    elif criteria.priority == "normal":
+        query = query.where(HumanTask.priority > LOW_PRIORITY, HumanTask.priority < HIGH_PRIORITY)
+    today = _day_start(now)
+    if criteria.due == "overdue":
+        query = query.where(HumanTask.due_at < now)
+    elif criteria.due == "today":
+        query = query.where(HumanTask.due_at >= today, HumanTask.due_at < today + timedelta(days=1))
+    elif criteria.due == "week":
+        query = query.where(HumanTask.due_at >= today, HumanTask.due_at < today + timedelta(days=7 - today.weekday()))
+    if criteria.process or criteria.text:
+        case = select(ProcessInstance.id).where(ProcessInstance.id == HumanTask.instance_id)
+        if criteria.process:
+            case = case.where(ProcessInstance.process_key == criteria.process)
+        if criteria.text:
+            words = criteria.text.lower()
+            case = case.where(or_(func.lower(ProcessInstance.title).contains(words, autoescape=True),
+                                  func.lower(func.coalesce(ProcessInstance.business_key, "")).contains(
+                                      words, autoescape=True)))
+        query = query.where(case.exists())
+    return query
+
+
+def count_query(session: Session, scope: _Scope, filters: list[TaskFilter], now: datetime) -> Select:
+    """How many tasks each filter shows: one statement (``UNION ALL`` of indexed counts), one round trip."""
+    parts = [select(literal(i).label("n"), func.count().label("tasks"))
+             .select_from(tasks_query(session, scope, f, now).subquery()) for i, f in enumerate(filters)]
+    return union_all(*parts) if len(parts) > 1 else parts[0]
+
+
+def _counts(session: Session, scope: _Scope, filters: list[TaskFilter], now: datetime) -> list[int]:
+    if not filters:
+        return []
+    counts = dict(session.execute(count_query(session, scope, filters, now)).all())
+    return [counts.get(i, 0) for i in range(len(filters))]
+
+
+def sidebar(session: Session, actor: User, *, scope: _Scope | None = None,
+            now: datetime | None = None) -> list[FilterCount]:
+    """The built-in filters and ``actor``'s saved ones, with how many tasks each shows now."""
+    scope = scope or _Scope(session, actor)
+    now = now or utcnow()
+    saved = list(session.scalars(select(SavedFilter).where(SavedFilter.user_id == actor.id).order_by(SavedFilter.name)))
+    entries: list[tuple[str, TaskFilter | None, str, int | None]] = [
+        (b.label, b.criteria, b.key, None) for b in BUILT_IN]
+    for row in saved:
+        try:
+            entries.append((row.name, TaskFilter.parse(row.criteria), "", row.id))
+        except InvalidForm:  # saved with choices this version no longer has: listed, counted as nothing
+            entries.append((row.name, None, "", row.id))
+    numbers = _safe_counts(session, scope, [criteria for _, criteria, _, _ in entries], now)
+    return [FilterCount(label, n, criteria or TaskFilter(), key, saved_id)
+            for (label, criteria, key, saved_id), n in zip(entries, numbers, strict=True)]
+
+
+def _safe_counts(session: Session, scope: _Scope, filters: list[TaskFilter | None], now: datetime) -> list[int]:
+    """Counts of filters that may name a role or person that is gone since they were saved (counted 0)."""
+    usable, positions = [], []
+    for i, criteria in enumerate(filters):
+        if criteria is None:
+            continue
+        try:
+            tasks_query(session, scope, criteria, now)
+        except InvalidForm:
+            continue
+        usable.append(criteria)
+        positions.append(i)
+    result = [0] * len(filters)
+    for i, n in zip(positions, _counts(session, scope, usable, now), strict=True):
+        result[i] = n
+    return result
+
+
+def resolve(session: Session, actor: User, *, key: str = "", saved_id: int | None = None,
+            values: Mapping[str, Any] | None = None) -> tuple[TaskFilter, str]:
+    """The criteria of a built-in filter (``key``), one of ``actor``'s saved filters, or ad hoc ``values``;
+    with the sidebar key of what is selected (``"saved-<id>"`` for a saved filter)."""
+    if saved_id is not None:
+        row = session.get(SavedFilter, saved_id)
+        if row is None or row.user_id != actor.id:
+            raise NotFound("There is no such saved filter.")
+        return TaskFilter.parse(row.criteria), f"saved-{row.id}"
+    if key:
+        if key not in _BUILT_IN:
+            raise NotFound(f"There is no filter “{key}”.")
+        return _BUILT_IN[key].criteria, key
+    return TaskFilter.parse(values or {}), ""
+
+
+def filtered_inbox(session: Session, actor: User, criteria: TaskFilter, *, page: int = 1, selected: str = "",
+                   page_size: int = PAGE_SIZE) -> FilteredInbox:
+    """A page of the tasks ``criteria`` shows to ``actor``, the sidebar with counts, and the form's choices."""
+    scope = _Scope(session, actor)
+    now = utcnow()
+    tasks = tasks_query(session, scope, criteria, now)
+    page = max(1, page)
+    rows = session.execute(page_query(tasks, page_size, (page - 1) * page_size)).all()
+    if not rows and page > 1:  # past the end: the last page
+        total = session.scalar(select(func.count()).select_from(tasks.subquery())) or 0
+        page = max(1, -(-total // page_size))
+        rows = session.execute(page_query(tasks, page_size, (page - 1) * page_size)).all()
+    total = rows[0][-1] if rows else 0
+    return FilteredInbox(
+        criteria=criteria, rows=[InboxRow(*row[:-1]) for row in rows], total=total, page=page,
+        sidebar=sidebar(session, actor, scope=scope, now=now), selected=selected, page_size=page_size,
+        managed=scope.managed, **choices(session, scope))
+
+
+def choices(session: Session, scope: _Scope) -> dict[str, list[tuple[str, str]]]:
+    """The filter form's options: processes, the steps now open for the person, their roles, colleagues."""
+    processes = session.execute(select(Process.key, Process.title).order_by(Process.title)).all()
+    steps = session.execute(select(HumanTask.element_id, func.min(HumanTask.name))
+                            .where(HumanTask.id.in_(scope.visible()), HumanTask.status == TaskStatus.OPEN)
+                            .group_by(HumanTask.element_id).order_by(func.min(HumanTask.name)).limit(200)).all()
+    roles = session.execute(select(Role.key, Role.name).where(Role.key.in_(sorted(scope.roles)))
+                            .order_by(Role.name)).all()
+    people = people_of(session, scope.roles)
+    return {"processes": [tuple(r) for r in processes], "steps": [tuple(r) for r in steps],
+            "roles": [tuple(r) for r in roles], "people": people}
+
+
+def people_of(session: Session, roles: set[str]) -> list[tuple[str, str]]:
+    """(username, full name) of the active holders of ``roles``, by name."""
+    if not roles:
+        return []
+    query = (select(User.username, User.full_name).join(UserRole, UserRole.user_id == User.id)
+             .where(UserRole.role_key.in_(sorted(roles)), User.active.is_(True))
+             .group_by(User.username, User.full_name).order_by(User.full_name))
+    return [tuple(r) for r in session.execute(query)]
+
+
+# --- saved filters ------------------------------------------------------------------------
+
+
+def save_filter(session: Session, actor: User, name: str, criteria: TaskFilter) -> SavedFilter:
+    """Save ``criteria`` under ``name`` for ``actor``; a filter of that name gets the new criteria."""
+    name = " ".join(name.split())
+    if not name:
+        raise InvalidForm({"name": "Enter a name for the filter."}, {"name": name})
+    if len(name) > MAX_NAME:
+        raise InvalidForm({"name": f"Enter at most {MAX_NAME} characters."}, {"name": name})
+    if criteria.is_empty:
+        raise InvalidForm({"name": "Choose at least one criterion before saving."}, {"name": name})
+    tasks_query(session, _Scope(session, actor), criteria, utcnow())  # a role or person it may not name
+    row = session.scalar(select(SavedFilter).where(SavedFilter.user_id == actor.id, SavedFilter.name == name))
+    if row is None:
+        mine = session.scalar(select(func.count()).where(SavedFilter.user_id == actor.id)) or 0
+        if mine >= MAX_SAVED:
+            raise InvalidForm({"name": f"You have {MAX_SAVED} saved filters; delete one first."}, {"name": name})
+        row = SavedFilter(user_id=actor.id, name=name, criteria=criteria.as_dict(), created_at=utcnow())
+        session.add(row)
+    else:
+        row.criteria = criteria.as_dict()
+    session.flush()
+    return row
+
+
+def delete_filter(session: Session, actor: User, filter_id: int) -> str:
+    """Delete one of ``actor``'s saved filters; returns its name."""
+    row = session.get(SavedFilter, filter_id)
+    if row is None or row.user_id != actor.id:
+        raise NotFound("There is no such saved filter.")
+    session.delete(row)
+    session.flush()
+    return row.name
+
+
+# --- live updates -------------------------------------------------------------------------
+
+
+def change_token(session: Session, actor: User) -> str:
+    """A short fingerprint of everything the person's inbox shows: which tasks they may see, who holds
+    each, follow-up dates reached, and their unread notifications. It changes when a task arrives,
+    leaves, is claimed or handed on; the inbox polls it (one indexed aggregate) instead of the page."""
+    scope = _Scope(session, actor)
+    now = utcnow()
+    ids = scope.visible()
+    row = session.execute(
+        select(func.count(), func.coalesce(func.sum(HumanTask.id), 0), func.coalesce(func.max(HumanTask.id), 0),
+               func.coalesce(func.sum(func.coalesce(HumanTask.assignee_id, 0) * (HumanTask.id % 1000 + 1)), 0),
+               func.count(HumanTask.follow_up_at).filter(HumanTask.follow_up_at > now))
+        .where(HumanTask.id.in_(ids), HumanTask.status == TaskStatus.OPEN)).one()
+    text = ":".join(str(v) for v in (*row, unread_count(session, actor), len(scope.roles)))
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
