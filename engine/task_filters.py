@@ -19,11 +19,12 @@ from typing import Any
 from sqlalchemy import Select, false, func, literal, or_, select, union, union_all
 from sqlalchemy.orm import Session
 
+from . import inbox as queues
 from .access import managed_roles
 from .clock import utcnow
 from .db import HumanTask, Process, ProcessInstance, Role, SavedFilter, TaskCandidate, User, UserRole
 from .errors import InvalidForm, NotFound
-from .inbox import PAGE_SIZE, InboxRow, page_query
+from .inbox import PAGE_SIZE, Inbox, InboxRow, page_query
 from .notify import unread_count
 from .vocabulary import TaskStatus
 
@@ -35,6 +36,8 @@ DUE = {"overdue": "Overdue", "today": "Due today", "week": "Due this week"}
 MY_ROLES = "mine"
 #: ``assignee`` criterion besides a username
 ME, UNASSIGNED = "me", "unassigned"
+#: sidebar key prefix of a managed role's tasks
+TEAM = "team-"
 MAX_TEXT = 100
 MAX_NAME = 80
 MAX_SAVED = 30
@@ -114,7 +117,8 @@ class FilterCount:
 
 @dataclass
 class FilteredInbox:
-    """One page of a filter's tasks, with the sidebar's counts and the choices of the filter form."""
+    """One page of a filter's tasks (or, with no filter, the two sections of :func:`engine.inbox.inbox`),
+    with the sidebar's counts, the choices of the filter form and the change token of live updates."""
 
     criteria: TaskFilter
     rows: list[InboxRow]
@@ -128,6 +132,8 @@ class FilteredInbox:
     managed: set[str] = field(default_factory=set)
     page_size: int = PAGE_SIZE
     selected: str = ""
+    sections: Inbox | None = None
+    token: str = ""
 
 
 class _Scope:
@@ -230,6 +236,10 @@ def sidebar(session: Session, actor: User, *, scope: _Scope | None = None,
     saved = list(session.scalars(select(SavedFilter).where(SavedFilter.user_id == actor.id).order_by(SavedFilter.name)))
     entries: list[tuple[str, TaskFilter | None, str, int | None]] = [
         (b.label, b.criteria, b.key, None) for b in BUILT_IN]
+    if scope.managed:  # a manager's teams, one entry per managed role
+        names = dict(session.execute(select(Role.key, Role.name).where(Role.key.in_(sorted(scope.managed)))).all())
+        entries += [(f"Team: {names[key]}", TaskFilter(role=key), f"{TEAM}{key}", None)
+                    for key in sorted(scope.managed, key=lambda k: names[k])]
     for row in saved:
         try:
             entries.append((row.name, TaskFilter.parse(row.criteria), "", row.id))
@@ -267,6 +277,8 @@ def resolve(session: Session, actor: User, *, key: str = "", saved_id: int | Non
         if row is None or row.user_id != actor.id:
             raise NotFound("There is no such saved filter.")
         return TaskFilter.parse(row.criteria), f"saved-{row.id}"
+    if key.startswith(TEAM):
+        return TaskFilter(role=key.removeprefix(TEAM)), key
     if key:
         if key not in _BUILT_IN:
             raise NotFound(f"There is no filter “{key}”.")
@@ -274,11 +286,34 @@ def resolve(session: Session, actor: User, *, key: str = "", saved_id: int | Non
     return TaskFilter.parse(values or {}), ""
 
 
+def inbox_page(session: Session, actor: User, *, key: str = "", saved_id: int | None = None,
+               values: Mapping[str, Any] | None = None, page: int = 1, assigned_page: int = 1,
+               available_page: int = 1) -> FilteredInbox:
+    """What the inbox page shows: the filter chosen (built-in ``key``, ``saved_id`` or ad hoc ``values``) or,
+    with none, my tasks and my roles' queue; the sidebar with counts; and the change token.
+
+    :raises InvalidForm: criteria out of their choices (per field)
+    :raises NotFound: a saved filter that is not ``actor``'s
+    """
+    criteria, selected = resolve(session, actor, key=key, saved_id=saved_id, values=values)
+    if criteria.is_empty and not selected:
+        result = filtered_inbox(session, actor, criteria, with_rows=False)
+        result.sections = queues.inbox(session, actor, assigned_page=assigned_page, available_page=available_page)
+    else:
+        result = filtered_inbox(session, actor, criteria, page=page, selected=selected)
+    result.token = change_token(session, actor)
+    return result
+
+
 def filtered_inbox(session: Session, actor: User, criteria: TaskFilter, *, page: int = 1, selected: str = "",
-                   page_size: int = PAGE_SIZE) -> FilteredInbox:
+                   page_size: int = PAGE_SIZE, with_rows: bool = True) -> FilteredInbox:
     """A page of the tasks ``criteria`` shows to ``actor``, the sidebar with counts, and the form's choices."""
     scope = _Scope(session, actor)
     now = utcnow()
+    if not with_rows:
+        return FilteredInbox(criteria=criteria, rows=[], total=0, page=1, selected=selected, page_size=page_size,
+                             sidebar=sidebar(session, actor, scope=scope, now=now), managed=scope.managed,
+                             **choices(session, scope))
     tasks = tasks_query(session, scope, criteria, now)
     page = max(1, page)
     rows = session.execute(page_query(tasks, page_size, (page - 1) * page_size)).all()
