@@ -222,3 +222,99 @@ def test_the_change_token_moves_when_the_inbox_would(session, user, seeded):
     actions.start_process(session, user("sam"), "sales_target_setting", {**TARGETS, "title": "Targets West"})
     session.commit()
     assert task_filters.change_token(session, steve) != after_claim
+
+
+# --- through HTTP -------------------------------------------------------------------------
+
+
+def _start_targets(client, title: str) -> None:
+    response = client.post("/processes/sales_target_setting/start", data={**TARGETS, "title": title})
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+
+
+def _task_ids(page: str) -> list[int]:
+    import re
+
+    return [int(i) for i in re.findall(r'data-task-id="(\d+)"', page)]
+
+
+def test_the_inbox_page_filters_saves_and_counts(login_as):
+    sam, steve, sara = login_as("sam"), login_as("steve"), login_as("sara")
+    for title in ("Targets North 2027", "Targets East 2027"):
+        _start_targets(sam, title)
+    page = steve.get("/").get_data(as_text=True)
+    assert 'data-filter="mine"' in page and 'data-filter="unassigned"' in page
+    east = steve.get("/?text=east").get_data(as_text=True)
+    assert "Targets East 2027" in east and "Targets North 2027" not in east and len(_task_ids(east)) == 1
+    assert len(_task_ids(steve.get("/?filter=unassigned").get_data(as_text=True))) == 2
+    assert _task_ids(steve.get("/?filter=mine").get_data(as_text=True)) == []
+
+    refused = steve.get("/?due=tomorrow&priority=urgent&text=east")
+    assert refused.status_code == 422
+    body = refused.get_data(as_text=True)
+    assert "Choose overdue, today or this week." in body and 'value="tomorrow" selected' in body
+    assert 'value="east"' in body  # what was typed stays
+    assert steve.get("/?filter=nope").status_code == 404
+
+    saved = steve.post("/filters", data={"name": "East", "text": "east"})
+    assert saved.status_code == 302 and "saved=" in saved.headers["Location"]
+    nameless = steve.post("/filters", data={"name": " ", "text": "east"})
+    assert nameless.status_code == 422 and "Enter a name for the filter." in nameless.get_data(as_text=True)
+    page = steve.get(saved.headers["Location"]).get_data(as_text=True)
+    assert len(_task_ids(page)) == 1
+    import re
+
+    counts = dict(re.findall(r'<span class="filter-name">([^<]+)</span> <span class="count"[^>]*>(\d+)<', page))
+    assert counts["East"] == "1" and counts["Unassigned in my roles"] == "2" and counts["My tasks"] == "0"
+    assert "East" not in sara.get("/").get_data(as_text=True).split('id="filter-list"')[1].split("</ul>")[0]
+    saved_id = int(saved.headers["Location"].split("saved=")[1])
+    assert sara.get(f"/?saved={saved_id}").status_code == 404
+    assert sara.post(f"/filters/{saved_id}/delete").status_code == 404
+    assert steve.post(f"/filters/{saved_id}/delete").status_code == 302
+
+
+def test_a_manager_reassigns_ticked_tasks_over_http(login_as):
+    sam, steve = login_as("sam"), login_as("steve")
+    for title in ("Targets North 2027", "Targets East 2027"):
+        _start_targets(sam, title)
+    team = sam.get("/?filter=team-sales_rep").get_data(as_text=True)
+    ids = _task_ids(team)
+    assert len(ids) == 2 and 'form="bulk"' in team and 'id="bulk"' in team
+    assert 'form="bulk"' not in steve.get("/").get_data(as_text=True)  # no manager: no checkboxes
+
+    missing_reason = sam.post("/tasks/reassign", data={"task": [str(i) for i in ids], "to": "steve", "reason": "",
+                                                        "next": "/?filter=team-sales_rep"})
+    assert missing_reason.status_code == 422
+    body = missing_reason.get_data(as_text=True)
+    assert "Say why the tasks change hands" in body and body.count(" checked") >= 2  # the ticks stay
+
+    done = sam.post("/tasks/reassign", data={"task": [str(i) for i in ids] + ["999999"], "to": "steve",
+                                              "reason": "East and North to Steve", "next": "/?filter=team-sales_rep"})
+    assert done.status_code == 302 and done.headers["Location"] == "/?filter=team-sales_rep"
+    page = sam.get(done.headers["Location"]).get_data(as_text=True)
+    assert "Reassigned 2 of 3 tasks." in page and "was not reassigned: There is no such task." in page
+    assert sorted(_task_ids(steve.get("/?filter=mine").get_data(as_text=True))) == sorted(ids)
+    assert steve.post("/tasks/reassign", data={"task": str(ids[0]), "reason": "mine"}).status_code == 403
+
+
+def test_follow_up_over_http_and_the_change_token(login_as):
+    sam, steve, sara = login_as("sam"), login_as("steve"), login_as("sara")
+    _start_targets(sam, "Targets North 2027")
+    first = steve.get("/inbox/changes")
+    token = first.get_json()["token"]
+    assert first.headers["ETag"] == f'"{token}"' and "no-cache" in first.headers["Cache-Control"]
+    assert steve.get("/inbox/changes", headers={"If-None-Match": f'"{token}"'}).status_code == 304
+    [task_id] = _task_ids(steve.get("/").get_data(as_text=True))
+    assert sara.post(f"/tasks/{task_id}/claim").status_code == 302
+    moved = steve.get("/inbox/changes", headers={"If-None-Match": f'"{token}"'})
+    assert moved.status_code == 200 and moved.get_json()["token"] != token
+
+    assert sara.post(f"/tasks/{task_id}/follow-up", data={"follow_up": "2026-02-30"}).status_code == 302
+    assert "“2026-02-30” is not a date" in sara.get(f"/tasks/{task_id}").get_data(as_text=True)
+    assert sara.post(f"/tasks/{task_id}/follow-up", data={"follow_up": "2099-01-05"}).status_code == 302
+    assert _task_ids(sara.get("/").get_data(as_text=True)) == []
+    assert _task_ids(sara.get("/?filter=follow-up").get_data(as_text=True)) == [task_id]
+    assert 'value="2099-01-05"' in sara.get(f"/tasks/{task_id}").get_data(as_text=True)
+    assert sara.post(f"/tasks/{task_id}/follow-up", data={"follow_up": ""}).status_code == 302
+    assert _task_ids(sara.get("/").get_data(as_text=True)) == [task_id]
+    assert steve.post(f"/tasks/{task_id}/follow-up", data={"follow_up": "2099-01-05"}).status_code == 403

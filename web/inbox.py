@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
-from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import login_required
+from werkzeug.datastructures import MultiDict
 
 from engine import actions, notify, read_models, task_filters
 from engine.errors import InvalidForm
@@ -14,7 +16,7 @@ from engine.task_filters import TaskFilter
 
 from .database import act, db
 from .forms import submitted_values
-from .params import int_arg, page_arg
+from .params import page_arg
 from .security import actor
 
 bp = Blueprint("inbox", __name__)
@@ -31,9 +33,15 @@ def index():
     return _inbox_page()
 
 
-def _inbox_page(errors: dict[str, str] | None = None, bulk: dict[str, Any] | None = None, status: int = 200):
-    values = {name: request.values.get(name, "") for name in CRITERIA if request.values.get(name)}
-    kwargs = {"key": request.args.get("filter", "").strip(), "saved_id": int_arg("saved"), "values": values,
+def _inbox_page(errors: dict[str, str] | None = None, bulk: dict[str, Any] | None = None, status: int = 200,
+                args: MultiDict | None = None):
+    """The inbox with the filter of ``args`` (the query string; after a refused POST, that of the page the
+    form was on, so the person sees the same list with their input and its messages)."""
+    args = request.args if args is None else args
+    values = {name: args.get(name, "") for name in CRITERIA if args.get(name)}
+    if request.method == "POST":  # a refused "save filter": the criteria came with the form
+        values |= {name: request.form.get(name, "") for name in CRITERIA if request.form.get(name)}
+    kwargs = {"key": args.get("filter", "").strip(), "saved_id": _id(args.get("saved")), "values": values,
               "page": page_arg("page"), "assigned_page": page_arg("mine"), "available_page": page_arg("queue")}
     try:
         page = task_filters.inbox_page(db(), actor(), **kwargs)
@@ -42,7 +50,17 @@ def _inbox_page(errors: dict[str, str] | None = None, bulk: dict[str, Any] | Non
                                        available_page=kwargs["available_page"])
         errors, values, status = {**exc.errors, **(errors or {})}, exc.values, 422
     return render_template("inbox/index.html", page=page, inbox=page.sections, values=values, errors=errors or {},
-                           bulk=bulk or {}, tf=task_filters), status
+                           bulk=bulk or {}, tf=task_filters, next_url=_back() if request.method == "POST" else
+                           request.full_path.rstrip("?")), status
+
+
+def _id(text: str | None) -> int | None:
+    """A saved filter's id from a query string: a mistyped one is no filter of anyone's (404)."""
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit() and len(text) < 10):
+        abort(404)
+    return int(text)
 
 
 @bp.route("/inbox/changes")
@@ -69,7 +87,7 @@ def save_filter():
         criteria = TaskFilter.parse(request.form)
         saved = act(task_filters.save_filter, request.form.get("name", ""), criteria)
     except InvalidForm as exc:
-        return _inbox_page(errors=exc.errors, status=422)
+        return _inbox_page(errors=exc.errors, status=422, args=MultiDict())
     flash(f"Saved the filter “{saved.name}”.", "success")
     return redirect(url_for("inbox.index", saved=saved.id))
 
@@ -92,7 +110,7 @@ def reassign():
         results = act(actions.reassign, ids, to or None, request.form.get("reason", ""))
     except InvalidForm as exc:
         bulk = {"errors": exc.errors, "to": to, "reason": request.form.get("reason", ""), "tasks": set(ids)}
-        return _inbox_page(bulk=bulk, status=422)
+        return _inbox_page(bulk=bulk, status=422, args=MultiDict(parse_qsl(urlsplit(_back()).query)))
     done = [r for r in results if r.ok]
     if done:
         flash(f"Reassigned {len(done)} of {len(results)} tasks.", "success")
