@@ -151,7 +151,7 @@ class _Scope:
         roles = self.own if role == MY_ROLES else {role} & self.roles if role else self.roles
         if role and role != MY_ROLES and not roles:
             raise InvalidForm({"role": "Choose one of your roles or a role you manage."}, {"role": role})
-        queue = select(TaskCandidate.task_id).where(TaskCandidate.role_key.in_(sorted(roles)))
+        queue = select(TaskCandidate.task_id.label("id")).where(TaskCandidate.role_key.in_(sorted(roles)))
         if role:  # one role (or my roles): my own tasks count only when they are of it
             return queue if roles else mine.where(false())
         return union(mine, queue) if roles else mine
@@ -173,12 +173,15 @@ def tasks_query(session: Session, scope: _Scope, criteria: TaskFilter, now: date
             ids = ids.where(HumanTask.id.in_(scope.visible(criteria.role)))
     else:
         ids = scope.visible(criteria.role)
-    query = select(HumanTask.id).where(HumanTask.id.in_(ids), HumanTask.status == TaskStatus.OPEN)
+    # driven by the (few) visible ids, each task read by its primary key: never a walk over all open tasks
+    visible = ids.subquery("visible")
+    query = (select(HumanTask.id).join(visible, visible.c.id == HumanTask.id)
+             .where(HumanTask.status == TaskStatus.OPEN))
     if criteria.follow_up:
         query = query.where(HumanTask.assignee_id == me, HumanTask.follow_up_at > now)
     else:  # my tasks waiting for their follow-up date stay out of every other view of mine
-        query = query.where(or_(HumanTask.assignee_id.is_distinct_from(me), HumanTask.follow_up_at.is_(None),
-                                HumanTask.follow_up_at <= now))
+        query = query.where(or_(HumanTask.assignee_id.is_(None), HumanTask.assignee_id != me,
+                                HumanTask.follow_up_at.is_(None), HumanTask.follow_up_at <= now))
     if criteria.assignee == UNASSIGNED:
         query = query.where(HumanTask.assignee_id.is_(None))
     elif criteria.assignee and criteria.assignee != ME:
@@ -331,8 +334,9 @@ def filtered_inbox(session: Session, actor: User, criteria: TaskFilter, *, page:
 def choices(session: Session, scope: _Scope) -> dict[str, list[tuple[str, str]]]:
     """The filter form's options: processes, the steps now open for the person, their roles, colleagues."""
     processes = session.execute(select(Process.key, Process.title).order_by(Process.title)).all()
+    visible = scope.visible().subquery("visible")
     steps = session.execute(select(HumanTask.element_id, func.min(HumanTask.name))
-                            .where(HumanTask.id.in_(scope.visible()), HumanTask.status == TaskStatus.OPEN)
+                            .join(visible, visible.c.id == HumanTask.id).where(HumanTask.status == TaskStatus.OPEN)
                             .group_by(HumanTask.element_id).order_by(func.min(HumanTask.name)).limit(200)).all()
     roles = session.execute(select(Role.key, Role.name).where(Role.key.in_(sorted(scope.roles)))
                             .order_by(Role.name)).all()
@@ -396,12 +400,12 @@ def change_token(session: Session, actor: User) -> str:
     leaves, is claimed or handed on; the inbox polls it (one indexed aggregate) instead of the page."""
     scope = _Scope(session, actor)
     now = utcnow()
-    ids = scope.visible()
+    visible = scope.visible().subquery("visible")
     row = session.execute(
         select(func.count(), func.coalesce(func.sum(HumanTask.id), 0), func.coalesce(func.max(HumanTask.id), 0),
                func.coalesce(func.sum(func.coalesce(HumanTask.assignee_id, 0) * (HumanTask.id % 1000 + 1)), 0),
                func.count(HumanTask.follow_up_at).filter(HumanTask.follow_up_at > now))
-        .where(HumanTask.id.in_(ids), HumanTask.status == TaskStatus.OPEN)).one()
+        .join(visible, visible.c.id == HumanTask.id).where(HumanTask.status == TaskStatus.OPEN)).one()
     text = ":".join(str(v) for v in (*row, unread_count(session, actor), len(scope.roles)))
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
