@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, false, func, literal, or_, select, union, union_all
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, union
 from sqlalchemy.orm import Session
 
 from . import inbox as queues
@@ -137,7 +137,8 @@ class FilteredInbox:
 
 
 class _Scope:
-    """Who is asking: their id, own roles and managed roles (read once per request)."""
+    """Who is asking: their id, own roles and managed roles (read once per request), and the ids of the
+    open tasks any filter of theirs may show."""
 
     def __init__(self, session: Session, actor: User):
         self.actor = actor
@@ -145,90 +146,111 @@ class _Scope:
         self.managed = managed_roles(session, actor)
         self.roles = self.own | self.managed
 
-    def visible(self, role: str = "") -> Select:
-        """Ids of the open tasks the filter may show: mine, and those of my (or my managed) roles."""
+    def visible(self) -> Select:
+        """Ids of the open tasks the filters may show: mine, and those of my roles and of the roles I manage."""
         mine = select(HumanTask.id).where(HumanTask.status == TaskStatus.OPEN, HumanTask.assignee_id == self.actor.id)
-        roles = self.own if role == MY_ROLES else {role} & self.roles if role else self.roles
-        if role and role != MY_ROLES and not roles:
+        if not self.roles:
+            return mine
+        return union(mine, select(TaskCandidate.task_id).where(TaskCandidate.role_key.in_(sorted(self.roles))))
+
+    def roles_of(self, role: str) -> list[str]:
+        """The roles a ``role`` criterion names: my own (``mine``), or one of mine or of those I manage."""
+        if role == MY_ROLES:
+            return sorted(self.own)
+        if role not in self.roles:
             raise InvalidForm({"role": "Choose one of your roles or a role you manage."}, {"role": role})
-        queue = select(TaskCandidate.task_id.label("id")).where(TaskCandidate.role_key.in_(sorted(roles)))
-        if role:  # one role (or my roles): my own tasks count only when they are of it
-            return queue if roles else mine.where(false())
-        return union(mine, queue) if roles else mine
+        return [role]
 
 
 def _day_start(moment: datetime) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def tasks_query(session: Session, scope: _Scope, criteria: TaskFilter, now: datetime) -> Select:
-    """The ids of the open tasks ``criteria`` shows to the scope's person (unordered; see :func:`page_query`).
+def condition(scope: _Scope, criteria: TaskFilter, now: datetime) -> ColumnElement[bool]:
+    """What ``criteria`` asks of a visible open task (a row of ``human_tasks`` joined with its case).
 
-    Dates are UTC days; "this week" ends with Sunday.
+    Dates are UTC days; "this week" ends with Sunday. A person named by username is looked up in the
+    statement (an unknown one matches nothing; :func:`filtered_inbox` says so first).
     """
     me = scope.actor.id
-    if criteria.assignee == ME or criteria.follow_up:  # my own tasks: straight from the assignee index
-        ids = select(HumanTask.id).where(HumanTask.status == TaskStatus.OPEN, HumanTask.assignee_id == me)
-        if criteria.role:
-            ids = ids.where(HumanTask.id.in_(scope.visible(criteria.role)))
-    else:
-        ids = scope.visible(criteria.role)
-    # driven by the (few) visible ids, each task read by its primary key: never a walk over all open tasks
-    visible = ids.subquery("visible")
-    query = (select(HumanTask.id).join(visible, visible.c.id == HumanTask.id)
-             .where(HumanTask.status == TaskStatus.OPEN))
+    terms: list[ColumnElement[bool]] = []
+    if criteria.assignee == ME or criteria.follow_up:
+        terms.append(HumanTask.assignee_id == me)
     if criteria.follow_up:
-        query = query.where(HumanTask.assignee_id == me, HumanTask.follow_up_at > now)
+        terms.append(HumanTask.follow_up_at > now)
     else:  # my tasks waiting for their follow-up date stay out of every other view of mine
-        query = query.where(or_(HumanTask.assignee_id.is_(None), HumanTask.assignee_id != me,
-                                HumanTask.follow_up_at.is_(None), HumanTask.follow_up_at <= now))
+        terms.append(or_(HumanTask.assignee_id.is_(None), HumanTask.assignee_id != me,
+                         HumanTask.follow_up_at.is_(None), HumanTask.follow_up_at <= now))
+    if criteria.role:
+        roles = scope.roles_of(criteria.role)
+        terms.append(select(TaskCandidate.task_id).where(TaskCandidate.task_id == HumanTask.id,
+                                                         TaskCandidate.role_key.in_(roles)).exists())
     if criteria.assignee == UNASSIGNED:
-        query = query.where(HumanTask.assignee_id.is_(None))
+        terms.append(HumanTask.assignee_id.is_(None))
     elif criteria.assignee and criteria.assignee != ME:
-        person = session.scalar(select(User.id).where(User.username == criteria.assignee))
-        if person is None:
-            raise InvalidForm({"assignee": "There is no such person."}, {"assignee": criteria.assignee})
-        query = query.where(HumanTask.assignee_id == person)
+        terms.append(HumanTask.assignee_id == select(User.id).where(User.username == criteria.assignee)
+                     .scalar_subquery())
     if criteria.step:
-        query = query.where(HumanTask.element_id == criteria.step)
+        terms.append(HumanTask.element_id == criteria.step)
     if criteria.priority == "high":
-        query = query.where(HumanTask.priority >= HIGH_PRIORITY)
+        terms.append(HumanTask.priority >= HIGH_PRIORITY)
     elif criteria.priority == "low":
-        query = query.where(HumanTask.priority <= LOW_PRIORITY)
+        terms.append(HumanTask.priority <= LOW_PRIORITY)
     elif criteria.priority == "normal":
-        query = query.where(HumanTask.priority > LOW_PRIORITY, HumanTask.priority < HIGH_PRIORITY)
+        terms.append(and_(HumanTask.priority > LOW_PRIORITY, HumanTask.priority < HIGH_PRIORITY))
     today = _day_start(now)
     if criteria.due == "overdue":
-        query = query.where(HumanTask.due_at < now)
+        terms.append(HumanTask.due_at < now)
     elif criteria.due == "today":
-        query = query.where(HumanTask.due_at >= today, HumanTask.due_at < today + timedelta(days=1))
+        terms.append(and_(HumanTask.due_at >= today, HumanTask.due_at < today + timedelta(days=1)))
     elif criteria.due == "week":
-        query = query.where(HumanTask.due_at >= today, HumanTask.due_at < today + timedelta(days=7 - today.weekday()))
-    if criteria.process or criteria.text:
-        case = select(ProcessInstance.id).where(ProcessInstance.id == HumanTask.instance_id)
-        if criteria.process:
-            case = case.where(ProcessInstance.process_key == criteria.process)
-        if criteria.text:
-            words = criteria.text.lower()
-            case = case.where(or_(func.lower(ProcessInstance.title).contains(words, autoescape=True),
-                                  func.lower(func.coalesce(ProcessInstance.business_key, "")).contains(
-                                      words, autoescape=True)))
-        query = query.where(case.exists())
-    return query
+        terms.append(and_(HumanTask.due_at >= today, HumanTask.due_at < today + timedelta(days=7 - today.weekday())))
+    if criteria.process:
+        terms.append(ProcessInstance.process_key == criteria.process)
+    if criteria.text:
+        words = criteria.text.lower()
+        terms.append(or_(func.lower(ProcessInstance.title).contains(words, autoescape=True),
+                         func.lower(func.coalesce(ProcessInstance.business_key, "")).contains(words, autoescape=True)))
+    return and_(*terms)
 
 
-def count_query(session: Session, scope: _Scope, filters: list[TaskFilter], now: datetime) -> Select:
-    """How many tasks each filter shows: one statement (``UNION ALL`` of indexed counts), one round trip."""
-    parts = [select(literal(i).label("n"), func.count().label("tasks"))
-             .select_from(tasks_query(session, scope, f, now).subquery()) for i, f in enumerate(filters)]
-    return union_all(*parts) if len(parts) > 1 else parts[0]
+def _check_person(session: Session, criteria: TaskFilter) -> None:
+    if criteria.assignee not in ("", ME, UNASSIGNED) and session.scalar(
+            select(User.id).where(User.username == criteria.assignee)) is None:
+        raise InvalidForm({"assignee": "There is no such person."}, {"assignee": criteria.assignee})
 
 
-def _counts(session: Session, scope: _Scope, filters: list[TaskFilter], now: datetime) -> list[int]:
-    if not filters:
+def _visible_tasks(scope: _Scope, *columns: Any) -> Select:
+    """``columns`` over the visible open tasks with their cases: driven by the (few) visible ids, each task
+    and case read by its primary key, never a walk over all open tasks."""
+    visible = scope.visible().subquery("visible")
+    return (select(*columns).select_from(HumanTask).join(visible, visible.c.id == HumanTask.id)
+            .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
+            .where(HumanTask.status == TaskStatus.OPEN))
+
+
+def tasks_query(scope: _Scope, criteria: TaskFilter, now: datetime) -> Select:
+    """The ids of the open tasks ``criteria`` shows to the scope's person (unordered; see :func:`page_query`)."""
+    return _visible_tasks(scope, HumanTask.id).where(condition(scope, criteria, now))
+
+
+def count_query(scope: _Scope, conditions: list[ColumnElement[bool]]) -> Select:
+    """How many visible tasks meet each condition: one pass over the visible tasks, one statement."""
+    return _visible_tasks(scope, *(func.count().filter(c) for c in conditions))
+
+
+def _counts(session: Session, scope: _Scope, filters: list[TaskFilter | None], now: datetime) -> list[int]:
+    """How many tasks each filter shows; a filter that names a role no longer the person's (or that could not
+    be read) counts 0."""
+    conditions: list[ColumnElement[bool]] = []
+    for criteria in filters:
+        try:
+            conditions.append(condition(scope, criteria, now) if criteria is not None else false())
+        except InvalidForm:
+            conditions.append(false())
+    if not conditions:
         return []
-    counts = dict(session.execute(count_query(session, scope, filters, now)).all())
-    return [counts.get(i, 0) for i in range(len(filters))]
+    return list(session.execute(count_query(scope, conditions)).one())
 
 
 def sidebar(session: Session, actor: User, *, scope: _Scope | None = None,
@@ -248,27 +270,9 @@ def sidebar(session: Session, actor: User, *, scope: _Scope | None = None,
             entries.append((row.name, TaskFilter.parse(row.criteria), "", row.id))
         except InvalidForm:  # saved with choices this version no longer has: listed, counted as nothing
             entries.append((row.name, None, "", row.id))
-    numbers = _safe_counts(session, scope, [criteria for _, criteria, _, _ in entries], now)
+    numbers = _counts(session, scope, [criteria for _, criteria, _, _ in entries], now)
     return [FilterCount(label, n, criteria or TaskFilter(), key, saved_id)
             for (label, criteria, key, saved_id), n in zip(entries, numbers, strict=True)]
-
-
-def _safe_counts(session: Session, scope: _Scope, filters: list[TaskFilter | None], now: datetime) -> list[int]:
-    """Counts of filters that may name a role or person that is gone since they were saved (counted 0)."""
-    usable, positions = [], []
-    for i, criteria in enumerate(filters):
-        if criteria is None:
-            continue
-        try:
-            tasks_query(session, scope, criteria, now)
-        except InvalidForm:
-            continue
-        usable.append(criteria)
-        positions.append(i)
-    result = [0] * len(filters)
-    for i, n in zip(positions, _counts(session, scope, usable, now), strict=True):
-        result[i] = n
-    return result
 
 
 def resolve(session: Session, actor: User, *, key: str = "", saved_id: int | None = None,
@@ -299,25 +303,27 @@ def inbox_page(session: Session, actor: User, *, key: str = "", saved_id: int | 
     :raises NotFound: a saved filter that is not ``actor``'s
     """
     criteria, selected = resolve(session, actor, key=key, saved_id=saved_id, values=values)
+    scope = _Scope(session, actor)
     if criteria.is_empty and not selected:
-        result = filtered_inbox(session, actor, criteria, with_rows=False)
+        result = filtered_inbox(session, actor, criteria, with_rows=False, scope=scope)
         result.sections = queues.inbox(session, actor, assigned_page=assigned_page, available_page=available_page)
     else:
-        result = filtered_inbox(session, actor, criteria, page=page, selected=selected)
-    result.token = change_token(session, actor)
+        result = filtered_inbox(session, actor, criteria, page=page, selected=selected, scope=scope)
+    result.token = change_token(session, actor, scope=scope)
     return result
 
 
 def filtered_inbox(session: Session, actor: User, criteria: TaskFilter, *, page: int = 1, selected: str = "",
-                   page_size: int = PAGE_SIZE, with_rows: bool = True) -> FilteredInbox:
+                   page_size: int = PAGE_SIZE, with_rows: bool = True, scope: _Scope | None = None) -> FilteredInbox:
     """A page of the tasks ``criteria`` shows to ``actor``, the sidebar with counts, and the form's choices."""
-    scope = _Scope(session, actor)
+    scope = scope or _Scope(session, actor)
     now = utcnow()
     if not with_rows:
         return FilteredInbox(criteria=criteria, rows=[], total=0, page=1, selected=selected, page_size=page_size,
                              sidebar=sidebar(session, actor, scope=scope, now=now), managed=scope.managed,
                              **choices(session, scope))
-    tasks = tasks_query(session, scope, criteria, now)
+    _check_person(session, criteria)
+    tasks = tasks_query(scope, criteria, now)
     page = max(1, page)
     rows = session.execute(page_query(tasks, page_size, (page - 1) * page_size)).all()
     if not rows and page > 1:  # past the end: the last page
@@ -367,7 +373,8 @@ def save_filter(session: Session, actor: User, name: str, criteria: TaskFilter) 
         raise InvalidForm({"name": f"Enter at most {MAX_NAME} characters."}, {"name": name})
     if criteria.is_empty:
         raise InvalidForm({"name": "Choose at least one criterion before saving."}, {"name": name})
-    tasks_query(session, _Scope(session, actor), criteria, utcnow())  # a role or person it may not name
+    condition(_Scope(session, actor), criteria, utcnow())  # a role it may not name
+    _check_person(session, criteria)
     row = session.scalar(select(SavedFilter).where(SavedFilter.user_id == actor.id, SavedFilter.name == name))
     if row is None:
         mine = session.scalar(select(func.count()).where(SavedFilter.user_id == actor.id)) or 0
@@ -394,11 +401,11 @@ def delete_filter(session: Session, actor: User, filter_id: int) -> str:
 # --- live updates -------------------------------------------------------------------------
 
 
-def change_token(session: Session, actor: User) -> str:
+def change_token(session: Session, actor: User, *, scope: _Scope | None = None) -> str:
     """A short fingerprint of everything the person's inbox shows: which tasks they may see, who holds
     each, follow-up dates reached, and their unread notifications. It changes when a task arrives,
     leaves, is claimed or handed on; the inbox polls it (one indexed aggregate) instead of the page."""
-    scope = _Scope(session, actor)
+    scope = scope or _Scope(session, actor)
     now = utcnow()
     visible = scope.visible().subquery("visible")
     row = session.execute(
