@@ -14,9 +14,23 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
+from functools import cache, lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, union
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Integer,
+    Select,
+    String,
+    and_,
+    bindparam,
+    false,
+    func,
+    or_,
+    select,
+    union,
+)
 from sqlalchemy.orm import Session
 
 from . import inbox as queues
@@ -137,21 +151,23 @@ class FilteredInbox:
 
 
 class _Scope:
-    """Who is asking: their id, own roles and managed roles (read once per request), and the ids of the
-    open tasks any filter of theirs may show."""
+    """Who is asking: their id, own roles and managed roles (read once per request), and the statement
+    parameters every filter of theirs shares."""
 
-    def __init__(self, session: Session, actor: User):
+    def __init__(self, session: Session, actor: User, now: datetime | None = None):
         self.actor = actor
         self.own = set(actor.role_keys)
         self.managed = managed_roles(session, actor)
         self.roles = self.own | self.managed
+        now = now or utcnow()
+        today = _day_start(now)
+        self.params: dict[str, Any] = {
+            "me": actor.id, "visible_roles": sorted(self.roles), "now": now, "today": today,
+            "tomorrow": today + timedelta(days=1), "week_end": today + timedelta(days=7 - today.weekday())}
 
     def visible(self) -> Select:
         """Ids of the open tasks the filters may show: mine, and those of my roles and of the roles I manage."""
-        mine = select(HumanTask.id).where(HumanTask.status == TaskStatus.OPEN, HumanTask.assignee_id == self.actor.id)
-        if not self.roles:
-            return mine
-        return union(mine, select(TaskCandidate.task_id).where(TaskCandidate.role_key.in_(sorted(self.roles))))
+        return _visible(bool(self.roles))
 
     def roles_of(self, role: str) -> list[str]:
         """The roles a ``role`` criterion names: my own (``mine``), or one of mine or of those I manage."""
@@ -166,52 +182,148 @@ def _day_start(moment: datetime) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def condition(scope: _Scope, criteria: TaskFilter, now: datetime) -> ColumnElement[bool]:
-    """What ``criteria`` asks of a visible open task (a row of ``human_tasks`` joined with its case).
+# The statements are built once per shape (which criteria a filter uses) and kept: an inbox request only
+# binds values. Building and hashing a dozen SQL expression trees per request cost more than running them.
 
-    Dates are UTC days; "this week" ends with Sunday. A person named by username is looked up in the
-    statement (an unknown one matches nothing; :func:`filtered_inbox` says so first).
+_ME = bindparam("me", type_=Integer)
+_NOW = bindparam("now", type_=DateTime)
+_TODAY, _TOMORROW, _WEEK_END = (bindparam(name, type_=DateTime) for name in ("today", "tomorrow", "week_end"))
+
+
+@cache
+def _visible(with_roles: bool) -> Select:
+    mine = select(HumanTask.id).where(HumanTask.status == TaskStatus.OPEN, HumanTask.assignee_id == _ME)
+    if not with_roles:
+        return mine
+    return union(mine, select(TaskCandidate.task_id).where(
+        TaskCandidate.role_key.in_(bindparam("visible_roles", expanding=True, type_=String))))
+
+
+def _shape(criteria: TaskFilter) -> tuple:
+    """Which statement a filter needs: the criteria it uses, and the words that change the SQL."""
+    assignee = criteria.assignee if criteria.assignee in ("", ME, UNASSIGNED) else "person"
+    return (assignee, criteria.follow_up, bool(criteria.role), criteria.priority, criteria.due, bool(criteria.step),
+            bool(criteria.process), bool(criteria.text))
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern for ``text`` anywhere, its wildcards taken literally (escape character ``/``)."""
+    return "%" + text.lower().replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
+
+
+def _params(scope: _Scope, criteria: TaskFilter, n: int) -> dict[str, Any]:
+    """The values of filter number ``n``'s parameters.
+
+    :raises InvalidForm: a role that is neither the person's nor managed by them
     """
-    me = scope.actor.id
-    terms: list[ColumnElement[bool]] = []
-    if criteria.assignee == ME or criteria.follow_up:
-        terms.append(HumanTask.assignee_id == me)
-    if criteria.follow_up:
-        terms.append(HumanTask.follow_up_at > now)
-    else:  # my tasks waiting for their follow-up date stay out of every other view of mine
-        terms.append(or_(HumanTask.assignee_id.is_(None), HumanTask.assignee_id != me,
-                         HumanTask.follow_up_at.is_(None), HumanTask.follow_up_at <= now))
+    values: dict[str, Any] = {}
     if criteria.role:
-        roles = scope.roles_of(criteria.role)
-        terms.append(select(TaskCandidate.task_id).where(TaskCandidate.task_id == HumanTask.id,
-                                                         TaskCandidate.role_key.in_(roles)).exists())
-    if criteria.assignee == UNASSIGNED:
-        terms.append(HumanTask.assignee_id.is_(None))
-    elif criteria.assignee and criteria.assignee != ME:
-        terms.append(HumanTask.assignee_id == select(User.id).where(User.username == criteria.assignee)
-                     .scalar_subquery())
+        values[f"roles_{n}"] = scope.roles_of(criteria.role)
+    if criteria.assignee not in ("", ME, UNASSIGNED):
+        values[f"person_{n}"] = criteria.assignee
     if criteria.step:
-        terms.append(HumanTask.element_id == criteria.step)
-    if criteria.priority == "high":
-        terms.append(HumanTask.priority >= HIGH_PRIORITY)
-    elif criteria.priority == "low":
-        terms.append(HumanTask.priority <= LOW_PRIORITY)
-    elif criteria.priority == "normal":
-        terms.append(and_(HumanTask.priority > LOW_PRIORITY, HumanTask.priority < HIGH_PRIORITY))
-    today = _day_start(now)
-    if criteria.due == "overdue":
-        terms.append(HumanTask.due_at < now)
-    elif criteria.due == "today":
-        terms.append(and_(HumanTask.due_at >= today, HumanTask.due_at < today + timedelta(days=1)))
-    elif criteria.due == "week":
-        terms.append(and_(HumanTask.due_at >= today, HumanTask.due_at < today + timedelta(days=7 - today.weekday())))
+        values[f"step_{n}"] = criteria.step
     if criteria.process:
-        terms.append(ProcessInstance.process_key == criteria.process)
+        values[f"process_{n}"] = criteria.process
     if criteria.text:
-        words = criteria.text.lower()
-        terms.append(or_(func.lower(ProcessInstance.title).contains(words, autoescape=True),
-                         func.lower(func.coalesce(ProcessInstance.business_key, "")).contains(words, autoescape=True)))
+        values[f"text_{n}"] = _like(criteria.text)
+    return values
+
+
+@cache
+def _condition(shape: tuple | None, n: int) -> ColumnElement[bool]:
+    """What a filter of ``shape`` asks of a visible open task (a ``human_tasks`` row joined with its case);
+    its own parameters end in ``_n``. Dates are UTC days; "this week" ends with Sunday. A person is looked
+    up by username in the statement (an unknown one matches nothing; :func:`filtered_inbox` says so first)."""
+    if shape is None:  # a saved filter that no longer applies
+        return false()
+    assignee, follow_up, role, priority, due, step, process, text = shape
+    terms: list[ColumnElement[bool]] = []
+    if assignee == ME or follow_up:
+        terms.append(HumanTask.assignee_id == _ME)
+    if follow_up:
+        terms.append(HumanTask.follow_up_at > _NOW)
+    else:  # my tasks waiting for their follow-up date stay out of every other view of mine
+        terms.append(or_(HumanTask.assignee_id.is_(None), HumanTask.assignee_id != _ME,
+                         HumanTask.follow_up_at.is_(None), HumanTask.follow_up_at <= _NOW))
+    if role:
+        terms.append(select(TaskCandidate.task_id).where(
+            TaskCandidate.task_id == HumanTask.id,
+            TaskCandidate.role_key.in_(bindparam(f"roles_{n}", expanding=True, type_=String))).exists())
+    if assignee == UNASSIGNED:
+        terms.append(HumanTask.assignee_id.is_(None))
+    elif assignee == "person":
+        person = bindparam(f"person_{n}", type_=String)
+        terms.append(HumanTask.assignee_id == select(User.id).where(User.username == person).scalar_subquery())
+    if step:
+        terms.append(HumanTask.element_id == bindparam(f"step_{n}", type_=String))
+    if priority == "high":
+        terms.append(HumanTask.priority >= HIGH_PRIORITY)
+    elif priority == "low":
+        terms.append(HumanTask.priority <= LOW_PRIORITY)
+    elif priority == "normal":
+        terms.append(and_(HumanTask.priority > LOW_PRIORITY, HumanTask.priority < HIGH_PRIORITY))
+    if due == "overdue":
+        terms.append(HumanTask.due_at < _NOW)
+    elif due == "today":
+        terms.append(and_(HumanTask.due_at >= _TODAY, HumanTask.due_at < _TOMORROW))
+    elif due == "week":
+        terms.append(and_(HumanTask.due_at >= _TODAY, HumanTask.due_at < _WEEK_END))
+    if process:
+        terms.append(ProcessInstance.process_key == bindparam(f"process_{n}", type_=String))
+    if text:
+        pattern = bindparam(f"text_{n}", type_=String)
+        terms.append(or_(func.lower(ProcessInstance.title).like(pattern, escape="/"),
+                         func.lower(func.coalesce(ProcessInstance.business_key, "")).like(pattern, escape="/")))
     return and_(*terms)
+
+
+def _visible_tasks(with_roles: bool, *columns: Any) -> Select:
+    """``columns`` over the visible open tasks with their cases: driven by the (few) visible ids, each task
+    and case read by its primary key, never a walk over all open tasks."""
+    visible = _visible(with_roles).subquery("visible")
+    return (select(*columns).select_from(HumanTask).join(visible, visible.c.id == HumanTask.id)
+            .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
+            .where(HumanTask.status == TaskStatus.OPEN))
+
+
+@cache
+def _tasks_statement(with_roles: bool, shape: tuple) -> Select:
+    return _visible_tasks(with_roles, HumanTask.id).where(_condition(shape, 0))
+
+
+@lru_cache(maxsize=512)
+def _count_statement(with_roles: bool, shapes: tuple) -> Select:
+    return _visible_tasks(with_roles, *(func.count().filter(_condition(shape, n)) for n, shape in enumerate(shapes)))
+
+
+def tasks_query(scope: _Scope, criteria: TaskFilter) -> tuple[Select, dict[str, Any]]:
+    """The ids of the open tasks ``criteria`` shows to the scope's person (unordered; see :func:`page_query`),
+    and the statement's parameters.
+
+    :raises InvalidForm: a role criterion that is not the person's
+    """
+    return _tasks_statement(bool(scope.roles), _shape(criteria)), {**scope.params, **_params(scope, criteria, 0)}
+
+
+def count_query(scope: _Scope, filters: list[TaskFilter | None]) -> tuple[Select, dict[str, Any]]:
+    """How many visible tasks each filter shows: one pass over the visible tasks, one statement, and its
+    parameters. A filter that names a role no longer the person's (or ``None``) counts 0."""
+    shapes, params = [], dict(scope.params)
+    for n, criteria in enumerate(filters):
+        try:
+            params.update(_params(scope, criteria, n) if criteria is not None else {})
+            shapes.append(_shape(criteria) if criteria is not None else None)
+        except InvalidForm:
+            shapes.append(None)
+    return _count_statement(bool(scope.roles), tuple(shapes)), params
+
+
+def _counts(session: Session, scope: _Scope, filters: list[TaskFilter | None]) -> list[int]:
+    if not filters:
+        return []
+    statement, params = count_query(scope, filters)
+    return list(session.execute(statement, params).one())
 
 
 def _check_person(session: Session, criteria: TaskFilter) -> None:
@@ -220,44 +332,9 @@ def _check_person(session: Session, criteria: TaskFilter) -> None:
         raise InvalidForm({"assignee": "There is no such person."}, {"assignee": criteria.assignee})
 
 
-def _visible_tasks(scope: _Scope, *columns: Any) -> Select:
-    """``columns`` over the visible open tasks with their cases: driven by the (few) visible ids, each task
-    and case read by its primary key, never a walk over all open tasks."""
-    visible = scope.visible().subquery("visible")
-    return (select(*columns).select_from(HumanTask).join(visible, visible.c.id == HumanTask.id)
-            .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
-            .where(HumanTask.status == TaskStatus.OPEN))
-
-
-def tasks_query(scope: _Scope, criteria: TaskFilter, now: datetime) -> Select:
-    """The ids of the open tasks ``criteria`` shows to the scope's person (unordered; see :func:`page_query`)."""
-    return _visible_tasks(scope, HumanTask.id).where(condition(scope, criteria, now))
-
-
-def count_query(scope: _Scope, conditions: list[ColumnElement[bool]]) -> Select:
-    """How many visible tasks meet each condition: one pass over the visible tasks, one statement."""
-    return _visible_tasks(scope, *(func.count().filter(c) for c in conditions))
-
-
-def _counts(session: Session, scope: _Scope, filters: list[TaskFilter | None], now: datetime) -> list[int]:
-    """How many tasks each filter shows; a filter that names a role no longer the person's (or that could not
-    be read) counts 0."""
-    conditions: list[ColumnElement[bool]] = []
-    for criteria in filters:
-        try:
-            conditions.append(condition(scope, criteria, now) if criteria is not None else false())
-        except InvalidForm:
-            conditions.append(false())
-    if not conditions:
-        return []
-    return list(session.execute(count_query(scope, conditions)).one())
-
-
-def sidebar(session: Session, actor: User, *, scope: _Scope | None = None,
-            now: datetime | None = None) -> list[FilterCount]:
-    """The built-in filters and ``actor``'s saved ones, with how many tasks each shows now."""
+def sidebar(session: Session, actor: User, *, scope: _Scope | None = None) -> list[FilterCount]:
+    """The built-in filters, ``actor``'s teams and saved filters, with how many tasks each shows now."""
     scope = scope or _Scope(session, actor)
-    now = now or utcnow()
     saved = list(session.scalars(select(SavedFilter).where(SavedFilter.user_id == actor.id).order_by(SavedFilter.name)))
     entries: list[tuple[str, TaskFilter | None, str, int | None]] = [
         (b.label, b.criteria, b.key, None) for b in BUILT_IN]
@@ -270,7 +347,7 @@ def sidebar(session: Session, actor: User, *, scope: _Scope | None = None,
             entries.append((row.name, TaskFilter.parse(row.criteria), "", row.id))
         except InvalidForm:  # saved with choices this version no longer has: listed, counted as nothing
             entries.append((row.name, None, "", row.id))
-    numbers = _counts(session, scope, [criteria for _, criteria, _, _ in entries], now)
+    numbers = _counts(session, scope, [criteria for _, criteria, _, _ in entries])
     return [FilterCount(label, n, criteria or TaskFilter(), key, saved_id)
             for (label, criteria, key, saved_id), n in zip(entries, numbers, strict=True)]
 
@@ -317,38 +394,43 @@ def filtered_inbox(session: Session, actor: User, criteria: TaskFilter, *, page:
                    page_size: int = PAGE_SIZE, with_rows: bool = True, scope: _Scope | None = None) -> FilteredInbox:
     """A page of the tasks ``criteria`` shows to ``actor``, the sidebar with counts, and the form's choices."""
     scope = scope or _Scope(session, actor)
-    now = utcnow()
     if not with_rows:
         return FilteredInbox(criteria=criteria, rows=[], total=0, page=1, selected=selected, page_size=page_size,
-                             sidebar=sidebar(session, actor, scope=scope, now=now), managed=scope.managed,
+                             sidebar=sidebar(session, actor, scope=scope), managed=scope.managed,
                              **choices(session, scope))
     _check_person(session, criteria)
-    tasks = tasks_query(scope, criteria, now)
+    tasks, params = tasks_query(scope, criteria)
     page = max(1, page)
-    rows = session.execute(page_query(tasks, page_size, (page - 1) * page_size)).all()
+    rows = session.execute(page_query(tasks, page_size, (page - 1) * page_size), params).all()
     if not rows and page > 1:  # past the end: the last page
-        total = session.scalar(select(func.count()).select_from(tasks.subquery())) or 0
+        total = session.scalar(select(func.count()).select_from(tasks.subquery()), params) or 0
         page = max(1, -(-total // page_size))
-        rows = session.execute(page_query(tasks, page_size, (page - 1) * page_size)).all()
+        rows = session.execute(page_query(tasks, page_size, (page - 1) * page_size), params).all()
     total = rows[0][-1] if rows else 0
     return FilteredInbox(
         criteria=criteria, rows=[InboxRow(*row[:-1]) for row in rows], total=total, page=page,
-        sidebar=sidebar(session, actor, scope=scope, now=now), selected=selected, page_size=page_size,
+        sidebar=sidebar(session, actor, scope=scope), selected=selected, page_size=page_size,
         managed=scope.managed, **choices(session, scope))
 
 
 def choices(session: Session, scope: _Scope) -> dict[str, list[tuple[str, str]]]:
     """The filter form's options: processes, the steps now open for the person, their roles, colleagues."""
     processes = session.execute(select(Process.key, Process.title).order_by(Process.title)).all()
-    visible = scope.visible().subquery("visible")
-    steps = session.execute(select(HumanTask.element_id, func.min(HumanTask.name))
-                            .join(visible, visible.c.id == HumanTask.id).where(HumanTask.status == TaskStatus.OPEN)
-                            .group_by(HumanTask.element_id).order_by(func.min(HumanTask.name)).limit(200)).all()
+    steps = session.execute(_steps(bool(scope.roles)), scope.params).all()
     roles = session.execute(select(Role.key, Role.name).where(Role.key.in_(sorted(scope.roles)))
                             .order_by(Role.name)).all()
     people = people_of(session, scope.roles)
     return {"processes": [tuple(r) for r in processes], "steps": [tuple(r) for r in steps],
             "roles": [tuple(r) for r in roles], "people": people}
+
+
+@cache
+def _steps(with_roles: bool) -> Select:
+    """The steps (element id, name) among the visible open tasks."""
+    visible = _visible(with_roles).subquery("visible")
+    return (select(HumanTask.element_id, func.min(HumanTask.name)).join(visible, visible.c.id == HumanTask.id)
+            .where(HumanTask.status == TaskStatus.OPEN).group_by(HumanTask.element_id)
+            .order_by(func.min(HumanTask.name)).limit(200))
 
 
 def people_of(session: Session, roles: set[str]) -> list[tuple[str, str]]:
@@ -373,7 +455,7 @@ def save_filter(session: Session, actor: User, name: str, criteria: TaskFilter) 
         raise InvalidForm({"name": f"Enter at most {MAX_NAME} characters."}, {"name": name})
     if criteria.is_empty:
         raise InvalidForm({"name": "Choose at least one criterion before saving."}, {"name": name})
-    condition(_Scope(session, actor), criteria, utcnow())  # a role it may not name
+    _params(_Scope(session, actor), criteria, 0)  # a role it may not name
     _check_person(session, criteria)
     row = session.scalar(select(SavedFilter).where(SavedFilter.user_id == actor.id, SavedFilter.name == name))
     if row is None:
@@ -406,13 +488,17 @@ def change_token(session: Session, actor: User, *, scope: _Scope | None = None) 
     each, follow-up dates reached, and their unread notifications. It changes when a task arrives,
     leaves, is claimed or handed on; the inbox polls it (one indexed aggregate) instead of the page."""
     scope = scope or _Scope(session, actor)
-    now = utcnow()
-    visible = scope.visible().subquery("visible")
-    row = session.execute(
-        select(func.count(), func.coalesce(func.sum(HumanTask.id), 0), func.coalesce(func.max(HumanTask.id), 0),
-               func.coalesce(func.sum(func.coalesce(HumanTask.assignee_id, 0) * (HumanTask.id % 1000 + 1)), 0),
-               func.count(HumanTask.follow_up_at).filter(HumanTask.follow_up_at > now))
-        .join(visible, visible.c.id == HumanTask.id).where(HumanTask.status == TaskStatus.OPEN)).one()
+    row = session.execute(_fingerprint(bool(scope.roles)), scope.params).one()
     text = ":".join(str(v) for v in (*row, unread_count(session, actor), len(scope.roles)))
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
+
+
+@cache
+def _fingerprint(with_roles: bool) -> Select:
+    """Count, id sum and maximum, holders (weighted by id) and reached follow-ups of the visible open tasks."""
+    visible = _visible(with_roles).subquery("visible")
+    return (select(func.count(), func.coalesce(func.sum(HumanTask.id), 0), func.coalesce(func.max(HumanTask.id), 0),
+                   func.coalesce(func.sum(func.coalesce(HumanTask.assignee_id, 0) * (HumanTask.id % 1000 + 1)), 0),
+                   func.count(HumanTask.follow_up_at).filter(HumanTask.follow_up_at > _NOW))
+            .join(visible, visible.c.id == HumanTask.id).where(HumanTask.status == TaskStatus.OPEN))

@@ -55,13 +55,13 @@ FILTERS = [
 
 
 def _filter_queries(session, username: str):
-    from engine.clock import utcnow
-
+    """Each filter's page query and the sidebar's count statement, their parameters bound."""
     scope = task_filters._Scope(session, users.user_by_name(session, username))
-    now = utcnow()
     for criteria in FILTERS:
-        yield criteria, inbox.page_query(task_filters.tasks_query(scope, criteria, now), inbox.PAGE_SIZE)
-    yield "counts", task_filters.count_query(scope, [task_filters.condition(scope, c, now) for c in FILTERS])
+        tasks, params = task_filters.tasks_query(scope, criteria)
+        yield criteria, inbox.page_query(tasks, inbox.PAGE_SIZE).params(params)
+    statement, params = task_filters.count_query(scope, FILTERS)
+    yield "counts", statement.params(params)
 
 
 def test_filter_and_count_queries_use_indexes_on_postgresql(pg_session):
