@@ -11,27 +11,36 @@ case raises :class:`~engine.rows.CaseChanged`; the caller runs the action again 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from . import attachments, audit, core, forms, notify
 from . import definitions as defs
-from .access import check_may_work_on, is_candidate, is_separated, may_delegate, paired_task_done_by
+from .access import (
+    check_may_work_on,
+    is_candidate,
+    is_separated,
+    managed_roles,
+    manages,
+    may_delegate,
+    paired_task_done_by,
+)
 from .clock import utcnow
 from .db import HumanTask, Process, ProcessDefinition, User, UserRole
 from .definitions import ParsedDefinition
 from .errors import Conflict, InvalidForm, NotAllowed, NotFound, TaskAlreadyCompleted, TaskNoLongerOpen
 from .inbox import NewTask, close, ready_user_tasks
+from .permissions import can
 from .rows import CaseChanged, InstanceRow, TaskRow, assign_task, close_task, read_task
 from .running import RunningInstance, StepResult
 from .sql import run
-from .vocabulary import EventKind, InstanceStatus, TaskStatus
+from .vocabulary import EventKind, InstanceStatus, Permission, TaskStatus
 
 # --- starting -------------------------------------------------------------------------
 
@@ -346,3 +355,110 @@ def complete_task(session: Session, actor: User, task_id: int, values: dict[str,
     return CompletedTask(task.id, task.name, instance.id, instance.title, result.created)
 
 
+# --- a manager's reassignment and follow-up dates ---------------------------------------
+
+#: the most tasks one reassignment takes (a page of the inbox holds 50)
+MAX_REASSIGN = 200
+MAX_REASON = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Reassignment:
+    """What became of one task of a bulk reassignment: ``error`` says why it was left as it was."""
+
+    task_id: int
+    name: str
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def reassign(session: Session, actor: User, task_ids: list[int], to_username: str | None,
+             reason: str) -> list[Reassignment]:
+    """A manager hands several open tasks of their team's roles to one person (``to_username``), or back to
+    the roles' queue (``None``), with a reason that goes on each task's audit event.
+
+    Per task, not all-or-nothing: each task is checked by the rules of :func:`delegate` (and of
+    :func:`unclaim` for the queue) and either reassigned or reported with the reason it was not (taken by
+    someone meanwhile, completed, another team's, a person who may not do it). A refusal writes nothing
+    for that task, so the others need no savepoint; one late task must not undo a manager's forty others.
+
+    :raises NotAllowed: ``actor`` manages no role (and is no administrator)
+    :raises InvalidForm: no task chosen, too many, no reason, or an unknown person
+    """
+    if not (managed_roles(session, actor) or can(actor, Permission.ADMINISTER)):
+        raise NotAllowed("Only the manager of a role reassigns its tasks.")
+    reason = " ".join((reason or "").split())
+    ids = list(dict.fromkeys(task_ids))
+    errors = {}
+    if not ids:
+        errors["tasks"] = "Choose at least one task."
+    elif len(ids) > MAX_REASSIGN:
+        errors["tasks"] = f"Choose at most {MAX_REASSIGN} tasks at once."
+    if not reason:
+        errors["reason"] = "Say why the tasks change hands (it is kept in each case's history)."
+    elif len(reason) > MAX_REASON:
+        errors["reason"] = f"Enter at most {MAX_REASON} characters."
+    target = None
+    if to_username:
+        target = session.scalar(select(User).where(User.username == to_username.strip(), User.active.is_(True)))
+        if target is None:
+            errors["to"] = "There is no such active person."
+    if errors:
+        raise InvalidForm(errors, {"to": to_username or "", "reason": reason})
+    return [_reassign_one(session, actor, task_id, target, reason) for task_id in ids]
+
+
+def _reassign_one(session: Session, actor: User, task_id: int, target: User | None, reason: str) -> Reassignment:
+    try:
+        task = read_task(session, task_id)
+    except NotFound:
+        return Reassignment(task_id, f"Task {task_id}", "There is no such task.")
+    try:
+        _check_open(session, task)
+    except (TaskAlreadyCompleted, TaskNoLongerOpen) as exc:
+        return Reassignment(task.id, task.name, str(exc))
+    if not (manages(session, actor, task) or can(actor, Permission.ADMINISTER)):
+        return Reassignment(task.id, task.name, "It is not a task of a role you manage.")
+    if target is not None and target.id == task.assignee_id or target is None and task.assignee_id is None:
+        holder = target.full_name if target else "the queue of its role"
+        return Reassignment(task.id, task.name, f"It is already with {holder}.")
+    if target is not None and (not is_candidate(target, task) or is_separated(session, target, task,
+                                                                              task.separated_tasks)
+                               or paired_task_done_by(session, target, task, task.separated_pairs) is not None):
+        return Reassignment(task.id, task.name, f"{target.full_name} may not do it (another role, or separation "
+                                                "of duties).")
+    previous_username = session.scalar(select(User.username).where(User.id == task.assignee_id))
+    if not assign_task(session, task, target.id if target else None, utcnow() if target else None):
+        return Reassignment(task.id, task.name, "It changed hands meanwhile; reload and try again.")
+    if target is not None:
+        audit.record(session, EventKind.DELEGATED, instance=task.instance, actor=actor, task=task, reason=reason,
+                     **{"from": previous_username, "to": target.username})
+    else:
+        audit.record(session, EventKind.UNCLAIMED, instance=task.instance, actor=actor, task=task, reason=reason,
+                     **{"from": previous_username})
+    return Reassignment(task.id, task.name)
+
+
+def set_follow_up(session: Session, actor: User, task_id: int, day: date | None) -> TaskRow:
+    """The assignee's follow-up date (Camunda's followUp): the task leaves their tasks until that day and
+    waits under "Follow-up"; ``None`` brings it back now."""
+    task = read_task(session, task_id)
+    _check_open(session, task)
+    if task.assignee_id != actor.id:
+        raise NotAllowed(f"“{task.name}” is not assigned to you.")
+    when = None
+    if day is not None:
+        if day <= utcnow().date():
+            raise InvalidForm({"follow_up": "Choose a day after today."}, {"follow_up": day.isoformat()})
+        when = datetime(day.year, day.month, day.day)
+    run(session, _FOLLOW_UP, {"task_id": task.id, "follow_up_at": when})
+    audit.record(session, EventKind.FOLLOW_UP_SET, instance=task.instance, actor=actor, task=task,
+                 follow_up=day.isoformat() if day else None)
+    return task
+
+
+_FOLLOW_UP = (update(HumanTask.__table__).where(HumanTask.__table__.c.id == bindparam("task_id"))
+              .values(follow_up_at=bindparam("follow_up_at")))

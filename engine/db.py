@@ -239,6 +239,9 @@ class HumanTask(Base):
     overdue_notified: Mapped[bool] = mapped_column(default=False)
     #: roles that may work on the task (lane or candidate groups), kept after the task closes
     candidate_roles: Mapped[list[Any]] = mapped_column(default=list)
+    #: the assignee's follow-up date (Camunda's followUp): until then the task waits under "Follow-up"
+    #: instead of among their tasks
+    follow_up_at: Mapped[datetime | None]
 
     instance: Mapped[ProcessInstance] = relationship(lazy="joined")
     assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id], lazy="joined")
@@ -571,6 +574,22 @@ class Comment(Base):
 
     def __repr__(self) -> str:
         return f"<Comment {self.id} instance={self.instance_id}>"
+
+
+class SavedFilter(Base):
+    """A person's named inbox filter (:class:`engine.task_filters.TaskFilter` as JSON), counted in the sidebar."""
+
+    __tablename__ = "saved_filters"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(80))
+    criteria: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<SavedFilter {self.id} {self.name!r}>"
 
 
 class Attachment(Base):

@@ -14,7 +14,7 @@ from typing import Any
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import Select, bindparam, delete, func, insert, select, update
+from sqlalchemy import Select, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import core, juel, sandbox
@@ -327,9 +327,11 @@ _INBOX_ORDER = (HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.priority
 
 
 def inbox_queries(actor: User) -> tuple[Select, Select | None]:
-    """The ids of the tasks assigned to ``actor``, and of the unclaimed tasks of ``actor``'s roles."""
+    """The ids of the tasks assigned to ``actor`` (less those waiting for their follow-up date), and of the
+    unclaimed tasks of ``actor``'s roles."""
     open_tasks = select(HumanTask.id).where(HumanTask.status == TaskStatus.OPEN)
-    assigned = open_tasks.where(HumanTask.assignee_id == actor.id)
+    assigned = open_tasks.where(HumanTask.assignee_id == actor.id,
+                                or_(HumanTask.follow_up_at.is_(None), HumanTask.follow_up_at <= utcnow()))
     roles = sorted(actor.role_keys)
     if not roles:
         return assigned, None

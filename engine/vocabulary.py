@@ -37,6 +37,8 @@ class EventKind(StrEnum):
     CLAIMED = "claimed"
     UNCLAIMED = "unclaimed"
     DELEGATED = "delegated"
+    #: the assignee set (or cleared) a task's follow-up date
+    FOLLOW_UP_SET = "follow_up_set"
     COMPLETED = "completed"
     TASK_CANCELLED = "task_cancelled"
     GATEWAY_DECISION = "gateway_decision"

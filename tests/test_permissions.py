@@ -73,6 +73,11 @@ POST /tasks/999999/claim               302  404   404  404 404  404   404   404 
 POST /tasks/{claimed}/unclaim          302  403   403  403 403  403   302   403 403   403  403   403   403   403  403  403   403
 POST /tasks/{task}/complete            302  403   403  403 403  403   302   403 403   403  403   403   403   403  403  403   403
 POST /tasks/{claimed}/delegate         302  403   403  403 403  403   302   403 403   403  403   403   403   403  403  403   302
+POST /tasks/{claimed}/follow-up        302  403   403  403 403  403   302   403 403   403  403   403   403   403  403  403   403
+POST /tasks/reassign                   302  403   403  302 403  403   403   302 403   403  403   403   403   403  403  403   302
+GET  /inbox/changes                    302  200   200  200 200  200   200   200 200   200  200   200   200   200  200  200   200
+POST /filters                          302  302   302  302 302  302   302   302 302   302  302   302   302   302  302  302   302
+POST /filters/999999/delete            302  404   404  404 404  404   404   404 404   404  404   404   404   404  404  404   404
 GET  /instances/{case}                 302  403   403  403 403  403   200   403 200   403  403   403   403   403  200  200   200
 GET  /instances/999999                 302  404   404  404 404  404   404   404 404   404  404   404   404   404  404  404   404
 POST /instances/{case}/cancel          302  403   403  403 403  403   302   403 302   403  403   403   403   403  403  403   302
@@ -160,6 +165,9 @@ BODIES: dict[str, Callable[[str], dict[str, Any]]] = {
     "POST /processes/{process}/start": lambda _: {"data": DRAWING},
     "POST /tasks/{task}/complete": lambda _: {"data": REGISTRATION},
     "POST /tasks/{claimed}/delegate": lambda _: {"data": {"to": "clara"}},
+    "POST /tasks/{claimed}/follow-up": lambda _: {"data": {"follow_up": "2099-01-05"}},
+    "POST /tasks/reassign": lambda _: {"data": {"task": "999999", "to": "", "reason": "Permission matrix"}},
+    "POST /filters": lambda username: {"data": {"name": f"Matrix {username}", "text": "Hotel"}},
     "POST /instances/{case}/cancel": lambda _: {"data": REASON},
     "POST /instances/{case}/suspend": lambda _: {"data": REASON},
     "POST /instances/{suspended}/resume": lambda _: {"data": REASON},

@@ -155,7 +155,8 @@ REALISTIC: dict[str, Callable[[MetaData], dict[str, list[dict[str, Any]]]]] = {
     "0005": _realistic_0005, "0006": _realistic_0005, "0007": _realistic_0005,
     # later revisions add tables (external tasks, comments and attachments, decisions, message subscriptions) and
     # indexes: the rows of 0005 exercise them
-    "0008": _realistic_0005, "0009": _realistic_0005, "0010": _realistic_0005}
+    "0008": _realistic_0005, "0009": _realistic_0005, "0010": _realistic_0005,
+    "0011": _realistic_0005}
 
 
 # --- checks of each revision's data migration --------------------------------------------------

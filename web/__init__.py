@@ -15,6 +15,7 @@ from engine.clock import utcnow
 from engine.db import database_url
 from engine.definitions import known_roles
 from engine.files import Settings as FileSettings
+from engine.task_filters import HIGH_PRIORITY, LOW_PRIORITY
 
 from . import database, errors, security, sso
 from .params import BoundedIntConverter
@@ -52,14 +53,11 @@ def _choice(value: Any, options: dict[str, Any] | None) -> Any:
         return value
 
 
-#: Priorities (``camunda:priority``, 0–100, 50 when a diagram sets none) in words: at least HIGH is "High",
-#: at most LOW "Low", "Normal" between.
-HIGH_PRIORITY, LOW_PRIORITY = 70, 30
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
 def _priority(value: int | None) -> str:
-    """A task's priority as a word; the number stays in a tooltip (``title``)."""
+    """A task's priority as a word (the inbox filter's words); the number stays in a tooltip (``title``)."""
     if value is None:
         return "Normal"
     return "High" if value >= HIGH_PRIORITY else "Low" if value <= LOW_PRIORITY else "Normal"
