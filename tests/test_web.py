@@ -39,10 +39,10 @@ def test_logout_ends_the_session(login_as):
 @pytest.mark.parametrize(
     ("username", "visible"),
     [
-        ("cathy", {"customer_complaint"}),
-        ("steve", {"engineering_drawing_application"}),
+        ("cathy", {"customer_complaint", "customer_satisfaction_survey"}),
+        ("steve", {"engineering_drawing_application", "bid_suggestion"}),
         ("mark", {"dealer_audit"}),
-        ("rita", {"marketing_plan_approval"}),
+        ("rita", {"marketing_plan_approval", "ad_campaign_approval"}),
         ("sam", {"sales_target_setting"}),
         ("diego", {"new_product_launch"}),
         ("alice", set()),
