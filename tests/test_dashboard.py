@@ -300,3 +300,28 @@ def test_a_csv_computes_only_its_figure_and_the_same_numbers(seeded, user):
     for name, parts in dashboard.TABLE_PARTS.items():
         alone = dashboard.tables(dashboard.dashboard(seeded, user("grace"), RANGE, parts))[name]
         assert alone.rows == full[name].rows, name
+
+
+def test_an_upgrade_fills_the_case_summaries_with_the_same_figures(seeded, user, database_url):
+    """A database whose cases finished before revision 0012 (its summaries are gone with the downgrade) reads
+    the same figures after the upgrade, whose backfill computes what the engine wrote when each case ended."""
+    from alembic import command
+    from sqlalchemy import func
+
+    from engine import schema
+    from engine.db import CaseSummary
+
+    def figures() -> dict:
+        board = dashboard.dashboard(seeded, user("grace"), RANGE)
+        return {name: table.rows for name, table in dashboard.tables(board).items()}
+
+    before = figures()
+    board = by_key(dashboard.dashboard(seeded, user("grace"), RANGE))
+    assert board["dealer_audit"].reworked == 1 and board["customer_complaint"].on_time == 4  # both flags occur
+    written = seeded.scalar(select(func.count()).select_from(CaseSummary))
+    seeded.commit()
+    seeded.close()
+    command.downgrade(schema.alembic_config(database_url), "0011")
+    command.upgrade(schema.alembic_config(database_url), "head")
+    assert seeded.scalar(select(func.count()).select_from(CaseSummary)) == written > 0
+    assert figures() == before
