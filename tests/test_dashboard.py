@@ -325,3 +325,30 @@ def test_an_upgrade_fills_the_case_summaries_with_the_same_figures(seeded, user,
     command.upgrade(schema.alembic_config(database_url), "head")
     assert seeded.scalar(select(func.count()).select_from(CaseSummary)) == written > 0
     assert figures() == before
+
+
+def test_only_the_step_that_ends_a_case_writes_its_summary(session, now):
+    """The engine's completion pays one statement for the dashboard, and only when it ends the case."""
+    from sqlalchemy import event as sa_event
+
+    from engine.db import CaseSummary
+
+    p = Player(session, now)
+    case = p.start("cathy", "customer_complaint", {**COMPLAINT, "title": "Counted"})
+    statements: list[list[str]] = []
+
+    def count(_conn, _cursor, statement: str, *_args) -> None:
+        statements[-1].append(statement)
+
+    bind = session.get_bind()
+    sa_event.listen(bind, "before_cursor_execute", count)
+    try:
+        for who, values in (("cathy", CLASSIFY), ("paula", RESOLVE), ("cathy", CONFIRM)):
+            statements.append([])
+            p.complete(who, case, values, 2)
+    finally:
+        sa_event.remove(bind, "before_cursor_execute", count)
+    summaries = [[s for s in step if "case_summaries" in s] for step in statements]
+    assert [len(s) for s in summaries] == [0, 0, 1] and summaries[2][0].lstrip().upper().startswith("INSERT")
+    summary = session.get(CaseSummary, case)
+    assert (summary.cycle_seconds, summary.reworked, summary.late) == (6 * 3600.0, False, False)
