@@ -1,5 +1,6 @@
 """The department's figures (the KPI dashboard): SQL aggregates over the cases, the task projection and the
-event log; no workflow is ever deserialized.
+event log; no workflow is ever deserialized. The finished cases' figures read their summary rows
+(:mod:`engine.case_summaries`, one narrow row per case written when it ends) instead of their tasks and decisions.
 
 Definitions (the numbers the page shows and the tests compute by hand):
 
