@@ -20,7 +20,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from . import attachments, audit, core, forms, notify
+from . import attachments, audit, case_summaries, core, forms, notify
 from . import definitions as defs
 from .access import (
     check_may_work_on,
@@ -223,6 +223,9 @@ def record_step(session: Session, running: RunningInstance, result: StepResult) 
         notify.incident(session, row, stop.name, stop.message)
     if result.ended:
         audit.record(session, EventKind.ENDED, instance=row)
+        case_summaries.record_finished(session, row.id, [
+            e.element_id or "" for e in audit.pending_events(session)
+            if e.instance_id == row.id and e.kind == EventKind.GATEWAY_DECISION])
         notify.request_finished(session, row)
     if result.messages_sent:
         from .messages import deliver_sent  # noqa: PLC0415 - messages builds on the actions of this module

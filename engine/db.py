@@ -297,6 +297,26 @@ class Event(Base):
         return f"<Event {self.kind} instance={self.instance_id}>"
 
 
+class CaseSummary(Base):
+    """One row per finished case, written when it ends (revision 0013): what the dashboard's case figures
+    aggregate, so that a request reads one narrow row per case instead of the case's tasks and decisions."""
+
+    __tablename__ = "case_summaries"
+    __table_args__ = (Index("ix_case_summaries_process_finished", "process_key", "finished_at", "cycle_seconds"),)
+
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id"), primary_key=True)
+    process_key: Mapped[str] = mapped_column(String(100))
+    started_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime]
+    #: ``finished_at − started_at`` in seconds
+    cycle_seconds: Mapped[float]
+    #: some user task was completed more than once, or some exclusive gateway decided more than once
+    reworked: Mapped[bool]
+    #: some task was completed after its due date
+    late: Mapped[bool]
+
+
 class Notification(Base):
     """The outbox: shown in the web UI, e-mailed by the worker when SMTP is configured."""
 

@@ -193,7 +193,8 @@ def test_scope_follows_the_roles(seeded, user):
     assert people("paula") == {"Paula Meyer"}  # her own only
     assert people("amy") == {"Amy Wu", "Dora Becker"}  # she manages the dealers
     amy = dashboard.dashboard(seeded, user("amy"), RANGE)
-    assert [p.key for p in amy.processes] == ["dealer_audit"]  # the process her role owns
+    # the processes her role owns (staff training arrived with issue 20)
+    assert [p.key for p in amy.processes] == ["dealer_audit", "staff_training"]
     assert dashboard.dashboard(seeded, user("paula"), RANGE).processes == []
     with pytest.raises(NotAllowed):
         dashboard.diagram_xml(seeded, user("paula"), "customer_complaint")
@@ -299,3 +300,55 @@ def test_a_csv_computes_only_its_figure_and_the_same_numbers(seeded, user):
     for name, parts in dashboard.TABLE_PARTS.items():
         alone = dashboard.tables(dashboard.dashboard(seeded, user("grace"), RANGE, parts))[name]
         assert alone.rows == full[name].rows, name
+
+
+def test_an_upgrade_fills_the_case_summaries_with_the_same_figures(seeded, user, database_url):
+    """A database whose cases finished before revision 0013 (its summaries are gone with the downgrade) reads
+    the same figures after the upgrade, whose backfill computes what the engine wrote when each case ended."""
+    from alembic import command
+    from sqlalchemy import func
+
+    from engine import schema
+    from engine.db import CaseSummary
+
+    def figures() -> dict:
+        board = dashboard.dashboard(seeded, user("grace"), RANGE)
+        return {name: table.rows for name, table in dashboard.tables(board).items()}
+
+    before = figures()
+    board = by_key(dashboard.dashboard(seeded, user("grace"), RANGE))
+    assert board["dealer_audit"].reworked == 1 and board["customer_complaint"].on_time == 4  # both flags occur
+    written = seeded.scalar(select(func.count()).select_from(CaseSummary))
+    seeded.commit()
+    seeded.close()
+    command.downgrade(schema.alembic_config(database_url), "0012")
+    command.upgrade(schema.alembic_config(database_url), "head")
+    assert seeded.scalar(select(func.count()).select_from(CaseSummary)) == written > 0
+    assert figures() == before
+
+
+def test_only_the_step_that_ends_a_case_writes_its_summary(session, now):
+    """The engine's completion pays one statement for the dashboard, and only when it ends the case."""
+    from sqlalchemy import event as sa_event
+
+    from engine.db import CaseSummary
+
+    p = Player(session, now)
+    case = p.start("cathy", "customer_complaint", {**COMPLAINT, "title": "Counted"})
+    statements: list[list[str]] = []
+
+    def count(_conn, _cursor, statement: str, *_args) -> None:
+        statements[-1].append(statement)
+
+    bind = session.get_bind()
+    sa_event.listen(bind, "before_cursor_execute", count)
+    try:
+        for who, values in (("cathy", CLASSIFY), ("paula", RESOLVE), ("cathy", CONFIRM)):
+            statements.append([])
+            p.complete(who, case, values, 2)
+    finally:
+        sa_event.remove(bind, "before_cursor_execute", count)
+    summaries = [[s for s in step if "case_summaries" in s] for step in statements]
+    assert [len(s) for s in summaries] == [0, 0, 1] and summaries[2][0].lstrip().upper().startswith("INSERT")
+    summary = session.get(CaseSummary, case)
+    assert (summary.cycle_seconds, summary.reworked, summary.late) == (6 * 3600.0, False, False)
