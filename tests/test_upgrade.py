@@ -153,9 +153,9 @@ def _realistic_0005(metadata: MetaData) -> dict[str, list[dict[str, Any]]]:
 REALISTIC: dict[str, Callable[[MetaData], dict[str, list[dict[str, Any]]]]] = {
     "0001": _realistic_0001, "0002": _realistic_0002, "0003": _realistic_0003, "0004": _realistic_0004,
     "0005": _realistic_0005, "0006": _realistic_0005, "0007": _realistic_0005,
-    # later revisions add tables (external tasks, comments and attachments, decisions, message subscriptions) and
-    # indexes: the rows of 0005 exercise them
-    "0008": _realistic_0005, "0009": _realistic_0005, "0010": _realistic_0005}
+    # later revisions add tables (external tasks, comments and attachments, decisions, message subscriptions, Java
+    # delegate mappings) and indexes: the rows of 0005 exercise them
+    "0008": _realistic_0005, "0009": _realistic_0005, "0010": _realistic_0005, "0011": _realistic_0005}
 
 
 # --- checks of each revision's data migration --------------------------------------------------
