@@ -28,6 +28,7 @@ TOPIC = "archive-invoice"
 GROUPS = {"accounting": "finance", "sales": "sales_rep", "management": "general_manager"}
 START = {"creditor": "Great Pizza for Everyone Inc.", "amount": 300, "invoiceCategory": "Travel Expenses",
          "invoiceNumber": "GPFE-23232323"}
+DEMO_USER_PASSWORD = "a long password for demo"
 
 
 def _corpus() -> Path | None:
@@ -69,8 +70,8 @@ def _map(admin) -> None:
         _ok(admin.post("/admin/groups", data={"group": group, "role": role}), 302)
     _ok(admin.post("/admin/delegates", data={"delegate": ARCHIVE, "topic": TOPIC}), 302)
     _ok(admin.post("/admin/users/new", data={"username": "demo", "full_name": "Demo Demo", "roles": ["clerk"],
-                                             "password_mode": "password", "password": "demo-password-123",
-                                             "repeated": "demo-password-123"}), 302)
+                                             "password_mode": "password", "password": DEMO_USER_PASSWORD,
+                                             "repeated": DEMO_USER_PASSWORD}), 302)
 
 
 @pytest.fixture
@@ -84,6 +85,13 @@ def invoice(app, login_as):
     _publish(login_as("owen"), folder)
     _ok(admin.post("/modeler/invoice/settings", data={"starter_roles": ["clerk"], "default_priority": ""}), 302)
     return folder
+
+
+def _demo(app):
+    """Camunda's user ``demo``, created by the administrator in :func:`_map`, logged in."""
+    client = app.test_client()
+    _ok(client.post("/login", data={"username": "demo", "password": DEMO_USER_PASSWORD}), 302)
+    return client
 
 
 def _tasks(client) -> list[dict]:
@@ -118,7 +126,7 @@ def _approve(login_as, instance_id: int, approved: bool) -> None:
 def test_an_approved_invoice_is_prepared_archived_by_a_worker_and_ends(app, login_as, invoice):
     if invoice is None:
         return
-    started_at = datetime.now(UTC).replace(tzinfo=None)
+    started_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     instance_id = _start(login_as)
     case = _case(login_as("admin"), instance_id)
     assert case["data"]["approverGroups"] == ["accounting", "sales"]
@@ -166,7 +174,7 @@ def test_a_rejected_invoice_is_reviewed_and_comes_back_to_approval_when_clarifie
     _approve(login_as, instance_id, False)
 
     # the review call activity: “Assign Reviewer” goes to demo (camunda:assignee="demo"), who names the reviewer
-    demo = login_as("demo")
+    demo = _demo(app)
     assign = _the_task(demo, "assignReviewer", instance_id)
     detail = _ok(demo.get(f"/api/v1/tasks/{assign['id']}")).json
     assert detail["assignee"] == "demo" and [f["id"] for f in detail["form"]] == ["reviewer"]
@@ -192,7 +200,7 @@ def test_an_invoice_not_clarified_ends_without_processing(app, login_as, invoice
         return
     instance_id = _start(login_as)
     _approve(login_as, instance_id, False)
-    demo = login_as("demo")
+    demo = _demo(app)
     _complete(demo, _the_task(demo, "assignReviewer", instance_id), {"reviewer": "clara"})
     clara = login_as("clara")
     assert _complete(clara, _the_task(clara, "reviewInvoice", instance_id), {"clarified": False})["created"] == []
