@@ -226,7 +226,7 @@ def test_the_start_form_is_inferred_from_what_the_process_reads(app, login_as, i
     assert 'name="invoiceCategory"' in page and "Invoice category" in page
 
 
-def test_deptflow_check_over_the_three_files_exits_0_after_the_mappings(app, login_as, sqlite_url, monkeypatch):
+def test_deptflow_check_over_the_three_files_exits_0_after_the_mappings(sqlite_url, monkeypatch):
     folder = _corpus()
     if folder is None:
         return
@@ -237,7 +237,14 @@ def test_deptflow_check_over_the_three_files_exits_0_after_the_mappings(app, log
     assert f"needs mapping: [ServiceTask_1] serviceTask calls Java (camunda:class “{ARCHIVE}”)" in before.output
     assert "candidate group “accounting” is not a known role" in before.output
 
-    _map(login_as("admin"))
+    # the README's commands (the same as the administrator's pages)
+    for group, role in GROUPS.items():
+        mapped = CliRunner().invoke(main, ["map", "group", group, role])
+        assert mapped.exit_code == 0 and f"group {group} → role {role}" in mapped.output, mapped.output
+    mapped = CliRunner().invoke(main, ["map", "delegate", ARCHIVE, TOPIC])
+    assert mapped.exit_code == 0, mapped.output
+    refused = CliRunner().invoke(main, ["map", "delegate", ARCHIVE, " "])
+    assert refused.exit_code == 1 and "topic: Name the topic its workers fetch." in refused.stderr
     after = CliRunner().invoke(main, ["check", *files])
     assert after.exit_code == 0, after.output
     assert "3 of 3 files can be deployed" in after.output
@@ -249,3 +256,21 @@ def test_deptflow_check_over_the_three_files_exits_0_after_the_mappings(app, log
         [mapped] = connection.execute(select(Event.data).where(Event.kind == "delegate_mapped")).scalars().all()
         assert mapped == {"delegate": ARCHIVE, "topic": TOPIC, "before": None}
     engine.dispose()
+
+
+def test_the_java_delegates_page_lists_where_a_delegate_is_used_and_keeps_a_used_mapping(app, login_as, invoice):
+    if invoice is None:
+        return
+    admin = login_as("admin")
+    page = _ok(admin.get("/admin/delegates")).get_data(as_text=True)
+    assert f'data-delegate="{ARCHIVE}"' in page and "invoice (version 1)" in page and TOPIC in page
+    refused = admin.post("/admin/delegates/unmap", data={"delegate": ARCHIVE})
+    assert refused.status_code == 409 and "invoice (version 1)" in refused.get_data(as_text=True)
+    assert login_as("steve").get("/admin/delegates").status_code == 403
+    blank = admin.post("/admin/delegates", data={"delegate": ARCHIVE, "topic": ""})
+    assert blank.status_code == 422 and "Name the topic its workers fetch." in blank.get_data(as_text=True)
+    # mapped to another topic instead: the file still deploys
+    _ok(admin.post("/admin/delegates", data={"delegate": ARCHIVE, "topic": "archive-v2"}), 302)
+    check = _ok(login_as("owen").post("/api/v1/definitions/validate", data=(invoice / "invoice.v2.bpmn").read_bytes(),
+                                      content_type="application/xml")).json
+    assert check["verdict"] == "deploys" and check["needs_mapping"] == []
