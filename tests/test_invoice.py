@@ -274,3 +274,19 @@ def test_the_java_delegates_page_lists_where_a_delegate_is_used_and_keeps_a_used
     check = _ok(login_as("owen").post("/api/v1/definitions/validate", data=(invoice / "invoice.v2.bpmn").read_bytes(),
                                       content_type="application/xml")).json
     assert check["verdict"] == "deploys" and check["needs_mapping"] == []
+
+
+def test_the_import_report_links_an_unmapped_java_class_to_the_java_delegates_page(login_as):
+    folder = _corpus()
+    if folder is None:
+        return
+    admin = login_as("admin")
+    xml = (folder / "invoice.v2.bpmn").read_bytes()
+    page = admin.post("/modeler/import", data={"file": (io.BytesIO(xml), "invoice.v2.bpmn")},
+                      content_type="multipart/form-data")
+    assert page.status_code == 422
+    text = page.get_data(as_text=True)
+    assert f'href="/admin/delegates?delegate={ARCHIVE}#map"' in text
+    assert "to an external task topic</a>" in text
+    listed = _ok(admin.get("/admin/delegates")).get_data(as_text=True)
+    assert f'data-delegate="{ARCHIVE}"' in listed and "draft #" in listed  # the imported draft names it
