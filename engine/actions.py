@@ -110,7 +110,7 @@ def start_case(session: Session, actor: User, process_key: str, values: dict[str
         raise NotFound(f"There is no process “{process_key}”.")
     _check_may_start(actor, latest.title, latest.starter_roles)
     parsed = defs.parsed_by_sha(session, latest.definition_id, latest.sha256, latest.key)
-    data = forms.validate(parsed.start_form, values, {})
+    data = forms.validate(parsed.start_form, values, {}, strict=parsed.start_form_inferred, what="The start form")
     files = attachments.store_form_files(session, actor, data, instance_id=None)
     title = str(data.get("title") or "").strip() or f"{latest.title} by {actor.full_name}"
     started = _launch(session, actor, latest.key, latest.definition_id, latest.version, parsed, data, title,

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import audit, audit_signing, clock, definitions, persistence
-from .db import GroupMapping, Role
+from .db import DelegateMapping, GroupMapping, Role
 from .expressions import DeptflowScriptEngine
 
 if TYPE_CHECKING:
@@ -57,9 +57,9 @@ class WorkflowEngine:
         return factory
 
     def _note_role_changes(self, session: Session, _context: object) -> None:
-        """A role or group mapping written through this engine is seen by the next step at once."""
+        """A role, group mapping or delegate mapping written through this engine is seen by the next step at once."""
         touched = (*session.new, *session.dirty, *session.deleted)
-        if any(isinstance(row, (Role, GroupMapping)) for row in touched):
+        if any(isinstance(row, (Role, GroupMapping, DelegateMapping)) for row in touched):
             self.definitions.forget_roles()
 
     @staticmethod

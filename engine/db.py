@@ -533,6 +533,26 @@ class GroupMapping(Base):
         return f"<GroupMapping {self.group_id} → {self.role_key}>"
 
 
+# --- Java delegate mappings (revision 0014) ----------------------------------------------
+
+
+class DelegateMapping(Base):
+    """A Camunda 7 Java delegate that diagrams name on service tasks (a ``camunda:class`` name, a
+    ``camunda:delegateExpression`` or ``camunda:expression``), mapped to the external task topic whose
+    workers do its work instead."""
+
+    __tablename__ = "delegate_mappings"
+
+    #: exactly as the diagram names it (``org.camunda.bpm.example.invoice.service.ArchiveInvoiceService``)
+    delegate: Mapped[str] = mapped_column(String(300), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(200))
+    mapped_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    mapped_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<DelegateMapping {self.delegate} → {self.topic}>"
+
+
 # --- external task workers (revision 0007) ---------------------------------------------
 
 

@@ -371,6 +371,25 @@ class StoredDecisions(Decisions):
         return tuple(found.get((key, version)) if version else latest.get(key) for key, version in refs)
 
 
+#: DMN ``typeRef`` → the form field type a value read by the decision gets
+_FIELD_TYPES = {"string": "string", "boolean": "boolean", "integer": "long", "long": "long", "int": "long",
+                "double": "double", "number": "double", "date": "date"}
+
+
+def input_variables(engine: DecisionEngine) -> dict[str, str]:
+    """The case variables decision ``engine`` reads (input expressions that are a variable name, in it and in
+    the decisions it requires), each with the form field type of its ``typeRef`` (``string`` when none)."""
+    found: dict[str, str] = {}
+    outputs = {name for required in engine.required for name in required.output_names}
+    for required in engine.required:
+        found.update(input_variables(required))
+    for item in engine.decision_table.inputs:
+        name = (item.expression or "").strip()
+        if name.isidentifier() and name not in outputs:
+            found.setdefault(name, _FIELD_TYPES.get((item.typeRef or "").lower(), "string"))
+    return found
+
+
 def evaluate(decided: Decisions, key: str, data: dict[str, Any], version: int | None = None) -> list[dict[str, Any]]:
     """Evaluate decision ``key`` against ``data`` outside a case (in the sandbox), as a business rule task
     would: its result, one dict of outputs per rule that counts.

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from . import audit, call_activity, core, decisions, juel, sandbox, subscriptions
 from .clock import utcnow
-from .db import GroupMapping, Process, ProcessDefinition, ProcessSchedule, Role, User
+from .db import DelegateMapping, GroupMapping, Process, ProcessDefinition, ProcessSchedule, Role, User
 from .errors import DiagramTooLarge, InvalidDefinition, NotBpmn, NotFound, Problem, ScriptError
 from .forms import CAMUNDA_NS, Form, FormField, parse_form
 from .sql import run
@@ -134,6 +134,13 @@ class ParsedDefinition:
     message_catches: dict[str, str] = field(default_factory=dict)
     #: message start event id → message name: a message of that name starts a case
     message_starts: dict[str, str] = field(default_factory=dict)
+    #: the start form was inferred (the start event has a ``camunda:formKey``): values it does not name are refused
+    start_form_inferred: bool = False
+    #: called process id → the variables its call activities' ``camunda:out`` take from it, typed by what the
+    #: conditions after the call activity read (:func:`_compose` asks for them in the called process's forms)
+    call_outputs: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: the user tasks with inferred forms that lead to an end event with no other user task between
+    end_tasks: tuple[str, ...] = ()
 
     def step_name(self, element_id: str) -> str:
         return self.element_names.get(element_id) or element_id
@@ -167,11 +174,33 @@ def _lanes_by_node(root: etree._Element) -> dict[str, str]:
 
 class Roles(dict[str, str]):
     """Role keys → display names, and the group mappings (group id → role key) through which lanes and
-    candidate groups that name no role resolve. A plain dict of roles is a ``Roles`` without mappings."""
+    candidate groups that name no role resolve, and the Java delegate mappings (a ``camunda:class`` name or
+    delegate expression → the external task topic whose workers do that work, :mod:`engine.delegates`).
+    A plain dict of roles is a ``Roles`` without mappings."""
 
-    def __init__(self, names: dict[str, str], groups: dict[str, str] | None = None):
+    def __init__(self, names: dict[str, str], groups: dict[str, str] | None = None,
+                 delegates: dict[str, str] | None = None):
         super().__init__(names)
         self.groups = dict(groups or {})
+        self.delegates = dict(delegates or {})
+
+
+def delegate_of(node: etree._Element) -> tuple[str, str] | None:
+    """(attribute, value) of the Camunda 7 Java delegate ``node`` names (``class``, ``delegateExpression``,
+    ``expression``), or None."""
+    for attribute in DELEGATES:
+        value = (node.get(f"{{{CAMUNDA_NS}}}{attribute}") or "").strip()
+        if value:
+            return attribute, value
+    return None
+
+
+def mapped_topic(node: etree._Element, roles: dict[str, str]) -> str | None:
+    """The external task topic an administrator mapped the Java delegate of service task ``node`` to."""
+    found = delegate_of(node)
+    if found is None or etree.QName(node).localname != "serviceTask":
+        return None
+    return getattr(roles, "delegates", {}).get(found[1])
 
 
 def group_key(text: str) -> str:
@@ -272,7 +301,7 @@ def parse_definitions(xml: str | bytes, roles: dict[str, str],
         parser = None
     parsed = []
     for process in executable:
-        result, process_problems = _parse_process(parser, root, process, roles, resolve)
+        result, process_problems = _parse_process(parser, root, process, roles, resolve, decided)
         problems.extend(process_problems + decisions.task_problems(process, decided))
         if result is not None:
             parsed.append(result)
@@ -305,8 +334,8 @@ def runnable_copy(root: etree._Element) -> etree._Element:
 
 
 def _parse_process(parser: CamundaParser | None, root: etree._Element, process: etree._Element,
-                   roles: dict[str, str], resolve: CallResolver | None = None
-                   ) -> tuple[ParsedDefinition | None, list[Problem]]:
+                   roles: dict[str, str], resolve: CallResolver | None = None,
+                   decided: decisions.Decisions | None = None) -> tuple[ParsedDefinition | None, list[Problem]]:
     process_id = process.get("id") or ""
     problems: list[Problem] = []
     if not KEY_PATTERN.match(process_id):
@@ -316,7 +345,7 @@ def _parse_process(parser: CamundaParser | None, root: etree._Element, process: 
     if clashes:
         return None, problems + clashes
     lanes = _lanes_by_node(root)
-    problems.extend(unsupported(process))
+    problems.extend(unsupported(process, roles))
     problems.extend(_loop_and_call_problems(process))
 
     spec, subprocess_specs, calls = None, {}, {}
@@ -353,12 +382,16 @@ def _parse_process(parser: CamundaParser | None, root: etree._Element, process: 
         if not any(etree.QName(child).localname.endswith("EventDefinition") for child in s)
     ]
     start_timer = _start_timer(process)
-    start_form, start_doc, start_roles, initiator = Form(), "", [], None
+    start_form, start_doc, start_roles, initiator, start_inferred = Form(), "", [], None, False
     if start_events:
         start = start_events[0]
         initiator = start.get(f"{{{CAMUNDA_NS}}}initiator") or None
         start_form, form_problems = parse_form(start)
         problems.extend(form_problems)
+        if not start_form and _camunda(start, "formKey"):
+            start_form, start_problem = infer_start_form(process, start, user_tasks, decided)
+            start_inferred = True
+            problems.append(start_problem)
         start_doc = _documentation(start)
         role = _role_for_lane(lanes.get(start.get("id") or ""), roles)
         start_roles = [role] if role else []
@@ -386,6 +419,7 @@ def _parse_process(parser: CamundaParser | None, root: etree._Element, process: 
         spec=spec,
         subprocess_specs=subprocess_specs,
         start_form=start_form,
+        start_form_inferred=start_inferred,
         start_documentation=start_doc,
         start_roles=start_roles,
         initiator_variable=initiator,
@@ -397,8 +431,10 @@ def _parse_process(parser: CamundaParser | None, root: etree._Element, process: 
             b.get("id") or "": (b.get("attachedToRef") or "", b.get("cancelActivity", "true") != "false")
             for p in (*called_here, process) for b in p.iterfind(".//bpmn:boundaryEvent", NS)
         },
-        external_topics=external_topics(root),
+        external_topics=external_topics(root, roles),
         calls=calls,
+        call_outputs=_call_outputs(process),
+        end_tasks=_end_tasks(process, user_tasks),
         message_catches=messages.catches,
         message_starts=messages.starts,
     )
@@ -491,18 +527,28 @@ def pass_through_plain_tasks(specs: list[Any]) -> None:
                 task_spec.manual = False
 
 
-def external_topics(root: etree._Element) -> dict[str, str]:
-    """The external service tasks of the file (called processes included) and their topics."""
-    return {node.get("id") or "": (_camunda(node, "topic") or "").strip()
-            for node in root.iter(f"{{{BPMN_NS}}}serviceTask") if _camunda(node, "type") == "external"}
+def external_topics(root: etree._Element, roles: dict[str, str] | None = None) -> dict[str, str]:
+    """The external service tasks of the file (called processes included) and their topics: those with
+    ``camunda:type="external"``, and those whose Java delegate an administrator mapped to a topic."""
+    topics = {}
+    for node in root.iter(f"{{{BPMN_NS}}}serviceTask"):
+        if _camunda(node, "type") == "external":
+            topics[node.get("id") or ""] = (_camunda(node, "topic") or "").strip()
+        elif roles is not None and (topic := mapped_topic(node, roles)):
+            topics[node.get("id") or ""] = topic
+    return topics
 
 
 def _camunda(node: etree._Element, attribute: str) -> str | None:
     return node.get(f"{{{CAMUNDA_NS}}}{attribute}")
 
 
-def unsupported(process: etree._Element) -> list[Problem]:
-    """What deptflow cannot run in ``process``, each naming its element (all of them, not the first)."""
+def unsupported(process: etree._Element, roles: dict[str, str] | None = None) -> list[Problem]:
+    """What deptflow cannot run in ``process``, each naming its element (all of them, not the first).
+
+    A service task's Java delegate that an administrator mapped to an external task topic (``roles.delegates``)
+    runs as an external task of that topic. ``camunda:async`` is accepted and ignored: deptflow saves the case
+    at every wait state anyway, and an external task is done by a worker outside the step."""
     problems: list[Problem] = []
     script_task = "it needs a deptflow equivalent: a script task"
     for node in process.iter(f"{{{BPMN_NS}}}*"):
@@ -511,7 +557,14 @@ def unsupported(process: etree._Element) -> list[Problem]:
             problems.extend(_message_problems(node))
         elif kind in ("serviceTask", "sendTask", "businessRuleTask"):
             delegate = next((a for a in DELEGATES if _camunda(node, a)), None)
-            if delegate:
+            if delegate and roles is not None and mapped_topic(node, roles):
+                continue  # an external task of the mapped topic
+            if delegate and kind == "serviceTask":
+                value = (_camunda(node, delegate) or "").strip()
+                problems.append(Problem(f"{kind} calls Java (camunda:{delegate} “{value}”): map it to an external "
+                                        "task topic (an administrator's Java delegates page) for a worker to do, or "
+                                        "make it a script task", element_id, kind="mapping", delegate=value))
+            elif delegate:
                 problems.append(Problem(f"{kind} calls Java (camunda:{delegate} “{_camunda(node, delegate)}”): "
                                         + script_task, element_id, kind="mapping"))
             elif _camunda(node, "type") == "external":
@@ -720,16 +773,7 @@ def infer_forms(process: etree._Element, user_tasks: dict[str, UserTaskInfo]) ->
         own = outgoing.get(info.element_id, [])
         flows = own + [after for flow in own if flow.get("targetRef") in gateways
                        for after in outgoing.get(flow.get("targetRef") or "", [])]
-        types: dict[str, str] = {}
-        for flow in flows:
-            condition = flow.find("bpmn:conditionExpression", NS)
-            text = (condition.text or "").strip() if condition is not None else ""
-            if text and juel.is_expression(text):
-                try:
-                    for name, kind in juel.variable_types(text).items():
-                        types[name] = types.get(name) or kind
-                except juel.JuelError:
-                    continue  # reported on the flow
+        types = _condition_types(flows)
         # who does the next task: ``camunda:assignee="${reviewer}"`` after an external form that sets ``reviewer``
         written = _written_variables(process)
         for flow in flows:
@@ -754,6 +798,129 @@ def infer_forms(process: etree._Element, user_tasks: dict[str, UserTaskInfo]) ->
                "with no fields (no condition after it reads a variable); add camunda:formData in the modeler for more"),
             info.element_id, "warning"))
     return problems
+
+
+def _condition_types(flows: list[etree._Element]) -> dict[str, str]:
+    """The variables the JUEL conditions of ``flows`` read, typed from their use (:func:`juel.variable_types`)."""
+    types: dict[str, str] = {}
+    for flow in flows:
+        condition = flow.find("bpmn:conditionExpression", NS)
+        text = (condition.text or "").strip() if condition is not None else ""
+        if text and juel.is_expression(text):
+            try:
+                for name, kind in juel.variable_types(text).items():
+                    types[name] = types.get(name) or kind
+            except juel.JuelError:
+                continue  # reported on the flow
+    return types
+
+
+def _label(name: str) -> str:
+    """``invoiceCategory`` and ``invoice_category`` read “Invoice category”."""
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name).replace("_", " ").split()
+    return " ".join(words).capitalize() if words else name
+
+
+def infer_start_form(process: etree._Element, start: etree._Element, user_tasks: dict[str, UserTaskInfo],
+                     decided: decisions.Decisions | None) -> tuple[Form, Problem]:
+    """The form of a start event with a ``camunda:formKey`` (Camunda's embedded start form) and no
+    ``camunda:formData``: the variables the process reads and that nothing in it sets (no form field, inferred
+    task form, decision result, call activity output, initiator, multi-instance element):
+
+    * what the business rule tasks' decisions read (their input expressions that are a variable name, and those
+      of the decisions they require), typed by the input's ``typeRef`` — required;
+    * what the JUEL conditions of the process read, typed from their use — required;
+    * what the call activities hand on to the called process (``camunda:in source``) — optional strings, as
+      Camunda passes an absent variable on as null.
+
+    The fields come in that order. Values the form does not name are refused (:attr:`ParsedDefinition.
+    start_form_inferred`), never dropped."""
+    written = _written_variables(process) | {f.id for info in user_tasks.values() for f in info.form.fields}
+    fields: dict[str, FormField] = {}
+
+    def add(name: str, kind: str, required: bool) -> None:
+        if name in written or name in fields or not name.isidentifier() or name.startswith("_"):
+            return
+        fields[name] = FormField(id=name, label=_label(name), type=kind,
+                                 constraints={"required": None} if required else {})
+
+    for node in process.iter(f"{{{BPMN_NS}}}businessRuleTask"):
+        ref = decisions.decision_ref(node)
+        engine = decided.engine(*ref) if decided is not None and ref is not None else None
+        if engine is not None:
+            written.update(engine.output_names)
+            for name, kind in decisions.input_variables(engine).items():
+                add(name, kind, True)
+    for name, kind in _condition_types(list(process.iterfind(".//bpmn:sequenceFlow", NS))).items():
+        add(name, kind or "string", True)
+    for node in process.iter(f"{{{BPMN_NS}}}callActivity"):
+        for mapping in call_activity.mappings(node, "in"):
+            if mapping.source and not mapping.everything:
+                add(mapping.source, "string", False)
+    form = Form(list(fields.values()))
+    described = ", ".join(f"{f.id} ({f.type}{'' if f.required else ', optional'})" for f in form.fields)
+    return form, Problem(
+        f"the start event uses an external form (camunda:formKey “{_camunda(start, 'formKey')}”): deptflow offers a "
+        + (f"form built from what the process reads and nothing in it sets: {described}" if described else
+           "form with no fields (the process reads no variable it does not set); add camunda:formData for more"),
+        start.get("id"), "warning")
+
+
+def _call_outputs(process: etree._Element) -> dict[str, dict[str, str]]:
+    """Called process id → the variables its call activities' ``camunda:out`` take from it (by source name),
+    typed by what the conditions after the call activity (on its flows and the gateway's after them) read."""
+    outgoing: dict[str, list[etree._Element]] = {}
+    for flow in process.iterfind(".//bpmn:sequenceFlow", NS):
+        outgoing.setdefault(flow.get("sourceRef") or "", []).append(flow)
+    found: dict[str, dict[str, str]] = {}
+    for node in process.iter(f"{{{BPMN_NS}}}callActivity"):
+        called = (node.get("calledElement") or "").strip()
+        own = outgoing.get(node.get("id") or "", [])
+        after = [later for flow in own for later in outgoing.get(flow.get("targetRef") or "", [])]
+        types = _condition_types(own + after)
+        for mapping in call_activity.mappings(node, "out"):
+            if called and mapping.source and mapping.target and not mapping.everything:
+                found.setdefault(called, {})[mapping.source] = types.get(mapping.target) or "string"
+    return found
+
+
+def _end_tasks(process: etree._Element, user_tasks: dict[str, UserTaskInfo]) -> tuple[str, ...]:
+    """The user tasks with inferred forms from which an end event is reached without another user task."""
+    outgoing: dict[str, list[str]] = {}
+    for flow in process.iterfind(".//bpmn:sequenceFlow", NS):
+        outgoing.setdefault(flow.get("sourceRef") or "", []).append(flow.get("targetRef") or "")
+    kinds = {n.get("id"): etree.QName(n).localname for n in process.iter() if n.get("id")}
+    ends = []
+    for element_id, info in user_tasks.items():
+        if not info.inferred_form:
+            continue
+        seen, todo = set(), list(outgoing.get(element_id, []))
+        while todo:
+            current = todo.pop()
+            if current in seen or kinds.get(current) in ("userTask", "manualTask"):
+                continue
+            seen.add(current)
+            if kinds.get(current) == "endEvent":
+                ends.append(element_id)
+                break
+            todo.extend(outgoing.get(current, []))
+    return tuple(ends)
+
+
+def with_call_outputs(child: ParsedDefinition, wanted: dict[str, str]) -> dict[str, UserTaskInfo]:
+    """The user tasks of called process ``child``, those that end it with inferred forms asking also for what
+    the caller's ``camunda:out`` takes from it (``wanted``: variable → type) and the child sets nowhere —
+    Camunda's reviewInvoice sets ``clarified`` in its embedded form, which only the calling invoice reads."""
+    tasks = dict(child.user_tasks)
+    for element_id in child.end_tasks:
+        info = tasks[element_id]
+        have = {f.id for f in info.form.fields}
+        written = {f.id for t in child.user_tasks.values() for f in t.form.fields}
+        extra = [FormField(id=name, label=_label(name), type=kind, constraints={"required": None})
+                 for name, kind in wanted.items() if name not in have and name not in written and name.isidentifier()]
+        if extra:
+            tasks[element_id] = replace(info, form=Form([*info.form.fields, *extra]))
+    return tasks
 
 
 def _written_variables(process: etree._Element) -> set[str]:
@@ -946,20 +1113,24 @@ class DefinitionCache:
 
 def _fingerprint(roles: dict[str, str]) -> str:
     groups = sorted(getattr(roles, "groups", {}).items())
-    return hashlib.sha256(repr((sorted(roles.items()), groups)).encode()).hexdigest()
+    delegates = sorted(getattr(roles, "delegates", {}).items())
+    return hashlib.sha256(repr((sorted(roles.items()), groups, delegates)).encode()).hexdigest()
 
 
-#: roles (key, name, 0) and group mappings (group id, role key, 1) in one round trip
+#: roles (key, name, 0), group mappings (group id, role key, 1) and Java delegate mappings (delegate, topic, 2)
+#: in one round trip
 _ROLES = union_all(select(Role.key, Role.name, literal(0).label("mapped")),
-                   select(GroupMapping.group_id, GroupMapping.role_key, literal(1)))
+                   select(GroupMapping.group_id, GroupMapping.role_key, literal(1)),
+                   select(DelegateMapping.delegate, DelegateMapping.topic, literal(2)))
 
 
 def known_roles(session: Session) -> Roles:
-    """Every role (key → display name), with the group mappings lanes and candidate groups resolve through."""
-    names, groups = {}, {}
+    """Every role (key → display name), with the group mappings lanes and candidate groups resolve through
+    and the Java delegate mappings service tasks become external tasks through."""
+    found: tuple[dict[str, str], dict[str, str], dict[str, str]] = ({}, {}, {})
     for key, value, mapped in run(session, _ROLES):
-        (groups if mapped else names)[key] = value
-    return Roles(names, groups)
+        found[mapped][key] = value
+    return Roles(*found)
 
 
 def parsed(session: Session, definition: ProcessDefinition, bound: dict[str, int] | None = None) -> ParsedDefinition:
@@ -1054,7 +1225,8 @@ def _compose(session: Session, base: ParsedDefinition, bound: dict[str, int]) ->
     used: dict[str, int] = {}
     todo = [base]
     while todo:
-        for key in todo.pop().calls:
+        parent = todo.pop()
+        for key in parent.calls:
             if key in used or key not in bound:
                 continue
             row = session.get(ProcessDefinition, bound[key])
@@ -1066,7 +1238,7 @@ def _compose(session: Session, base: ParsedDefinition, bound: dict[str, int]) ->
             for name, spec in child.subprocess_specs.items():
                 specs.setdefault(name, spec)
             label = f"{child.name} version {row.version}"
-            for element_id, info in child.user_tasks.items():
+            for element_id, info in with_call_outputs(child, parent.call_outputs.get(key, {})).items():
                 user_tasks.setdefault(element_id, info if info.called else replace(info, called=label))
             names.update(child.element_names)
             flows.update(child.flows)

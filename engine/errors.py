@@ -74,7 +74,9 @@ class Problem:
     ``severity``: ``error`` blocks deploying, ``warning`` must be acknowledged, ``note`` is information.
     ``kind`` ``mapping`` marks an error the process owner fixes by mapping the model to deptflow (a group
     that is not a role, a Java delegate that needs a script task) rather than by redesigning it; ``group`` is
-    then the group id an administrator maps to a role (:mod:`engine.groups`), when that is the fix.
+    then the group id an administrator maps to a role (:mod:`engine.groups`), when that is the fix;
+    ``delegate`` the Java class name or delegate expression an administrator maps to an external task topic
+    (:mod:`engine.delegates`).
     """
 
     message: str
@@ -82,6 +84,7 @@ class Problem:
     severity: str = "error"
     kind: str = ""
     group: str = ""
+    delegate: str = ""
 
     def __str__(self) -> str:
         where = f"[{self.element_id}] " if self.element_id else ""

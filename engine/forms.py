@@ -165,11 +165,13 @@ def initial_values(form: Form, data: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def validate(form: Form, submitted: dict[str, Any], data: dict[str, Any], *, strict: bool = False) -> dict[str, Any]:
+def validate(form: Form, submitted: dict[str, Any], data: dict[str, Any], *, strict: bool = False,
+             what: str = "This task") -> dict[str, Any]:
     """Convert and check ``submitted`` against ``form``.
 
     :param strict: refuse values the form has no field for (a form deptflow inferred for a task whose own form
         it cannot show: what the client sends beyond it would otherwise be lost without a word)
+    :param what: whose form it is, in the message refusing a value it has no field for
 
     :param submitted: raw values (strings from an HTML form, or JSON values)
     :param data: the process data so far (readonly fields keep their value from it)
@@ -206,7 +208,7 @@ def validate(form: Form, submitted: dict[str, Any], data: dict[str, Any], *, str
         takes = ", ".join(sorted(known)) or "no values"
         for key in submitted:
             if key not in known:
-                errors[str(key)] = f"This task has no field “{key}”; it takes {takes}."
+                errors[str(key)] = f"{what} has no field “{key}”; it takes {takes}."
     if errors:
         kept = {k: v for k, v in submitted.items() if isinstance(k, str) and not isinstance(v, Upload)}
         raise InvalidForm(errors, kept)

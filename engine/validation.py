@@ -79,7 +79,7 @@ class ValidationReport:
             "errors": len(self.errors),
             "warnings": len(self.warnings),
             "problems": [{"message": p.message, "element_id": p.element_id, "severity": p.severity,
-                          "kind": p.kind, "group": p.group} for p in self.problems],
+                          "kind": p.kind, "group": p.group, "delegate": p.delegate} for p in self.problems],
         }
 
 

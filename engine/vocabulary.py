@@ -77,6 +77,9 @@ class EventKind(StrEnum):
     #: a group that diagrams name was mapped to a role (or to another role)
     GROUP_MAPPED = "group_mapped"
     GROUP_UNMAPPED = "group_unmapped"
+    #: a Java delegate that diagrams name was mapped to an external task topic (or to another topic)
+    DELEGATE_MAPPED = "delegate_mapped"
+    DELEGATE_UNMAPPED = "delegate_unmapped"
     #: an external service task began to wait for a worker of its topic
     EXTERNAL_TASK_CREATED = "external_task_created"
     #: a worker completed an external task (with the variables it sent)

@@ -73,8 +73,9 @@ def test_a_service_task_with_a_java_class_is_refused_naming_it(session):
     with pytest.raises(InvalidDefinition) as caught:
         definitions.deploy(session, None, java)
     assert [p.element_id for p in caught.value.problems] == ["file-order"]
-    assert "needs a deptflow equivalent: a script task" in caught.value.problems[0].message
-    assert caught.value.problems[0].kind == "mapping"
+    assert "map it to an external task topic" in caught.value.problems[0].message
+    assert "or make it a script task" in caught.value.problems[0].message
+    assert (caught.value.problems[0].kind, caught.value.problems[0].delegate) == ("mapping", "com.acme.File")
     assert session.get(Process, "order-intake.v2") is None
 
 

@@ -157,7 +157,7 @@ REALISTIC: dict[str, Callable[[MetaData], dict[str, list[dict[str, Any]]]]] = {
     # indexes; 0013 adds case summaries (its backfill is checked in tests/test_dashboard.py): the rows of 0005
     # exercise them
     "0008": _realistic_0005, "0009": _realistic_0005, "0010": _realistic_0005, "0011": _realistic_0005,
-    "0012": _realistic_0005}
+    "0012": _realistic_0005, "0013": _realistic_0005}
 
 
 # --- checks of each revision's data migration --------------------------------------------------

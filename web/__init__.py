@@ -116,6 +116,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         api,
         auth,
         dashboard,
+        delegates,
         discussion,
         groups,
         history,
@@ -136,6 +137,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(history.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(groups.bp)
+    app.register_blueprint(delegates.bp)
     app.register_blueprint(notifications.bp)
     app.register_blueprint(modeler.bp)
     app.register_blueprint(discussion.bp)

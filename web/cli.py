@@ -193,6 +193,34 @@ def role_add(key: str, name: str, description: str, permissions: tuple[str, ...]
     click.echo(f"role {created.key} created")
 
 
+@main.group("map")
+def map_() -> None:
+    """Map what Camunda 7 diagrams name to deptflow: groups to roles, Java delegates to external task topics
+    (for scripts; Admin → Groups and Admin → Java delegates do the same)."""
+
+
+@map_.command("group")
+@click.argument("group")
+@click.argument("role_key", metavar="ROLE")
+def map_group(group: str, role_key: str) -> None:
+    """Map GROUP (a lane or candidate group that is no role) to the role ROLE."""
+    from engine import groups
+
+    mapping = _admin_action(groups.map_group, group, role_key)
+    click.echo(f"group {mapping.group_id} → role {mapping.role_key}")
+
+
+@map_.command("delegate")
+@click.argument("delegate")
+@click.argument("topic")
+def map_delegate(delegate: str, topic: str) -> None:
+    """Map DELEGATE (a camunda:class name or delegate expression) to the external task topic TOPIC."""
+    from engine import delegates
+
+    mapping = _admin_action(delegates.map_delegate, delegate, topic)
+    click.echo(f"Java delegate {mapping.delegate} → external task topic {mapping.topic}")
+
+
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--note", default="", help="Change note stored with the new version.")

@@ -63,9 +63,9 @@ def from_engine(exc: DeptflowError) -> Response:
 
 
 def bpmn_problems(problems: list[Problem]) -> list[dict[str, Any]]:
-    """A diagram's problems as the API writes them (element ids, severity, kind, group to map)."""
+    """A diagram's problems as the API writes them (element ids, severity, kind, group or Java delegate to map)."""
     return [{"message": p.message, "element_id": p.element_id, "severity": p.severity, "kind": p.kind,
-             "group": p.group} for p in problems]
+             "group": p.group, "delegate": p.delegate} for p in problems]
 
 
 def _diagram_problem(exc: InvalidDefinition) -> Response:

@@ -366,9 +366,12 @@ class BpmnProblem(Schema):
     severity = fields.String(metadata={"description": "error (blocks publishing), warning (needs an "
                                                       "acknowledgement) or note"})
     kind = fields.String(metadata={"description": "mapping: fixed by mapping a group to a role or a Java "
-                                                  "delegate to a script, not by redesigning"})
+                                                  "delegate to an external task topic, not by redesigning"})
     group = fields.String(metadata={"description": "The group id an administrator maps to a role, when that "
                                                    "is the fix"})
+    delegate = fields.String(metadata={"description": "The Java class name or delegate expression an "
+                                                      "administrator maps to an external task topic, when that "
+                                                      "is the fix"})
 
 
 class ProcessRef(Schema):
@@ -383,7 +386,7 @@ class FileCheck(Schema):
     processes = fields.List(fields.Nested(ProcessRef), metadata={
         "description": "The executable processes the file would publish"})
     needs_mapping = fields.List(fields.Nested(BpmnProblem), metadata={
-        "description": "Errors fixed by mapping (groups to roles, Java delegates to scripts)"})
+        "description": "Errors fixed by mapping (groups to roles, Java delegates to external task topics)"})
     blocks = fields.List(fields.Nested(BpmnProblem), metadata={"description": "Errors that block publishing"})
     warnings = fields.List(fields.Nested(BpmnProblem), metadata={
         "description": "Publishing needs acknowledge_warnings=true"})

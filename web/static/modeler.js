@@ -133,6 +133,14 @@
         map.textContent = "Map “" + problem.group + "” to a role";
         item.append(" ", map);
       }
+      if (problem.delegate && root.dataset.delegatesUrl) {
+        // Java code: administrators map it to an external task topic on the Java delegates page
+        const map = document.createElement("a");
+        map.className = "map-delegate";
+        map.href = root.dataset.delegatesUrl + "?delegate=" + encodeURIComponent(problem.delegate) + "#map";
+        map.textContent = "Map “" + problem.delegate + "” to an external task topic";
+        item.append(" ", map);
+      }
       problemList.append(item);
     });
     acknowledgeBox.hidden = !(errors === 0 && warnings > 0);
