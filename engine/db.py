@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -310,7 +311,7 @@ class CaseSummary(Base):
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime]
     #: ``finished_at − started_at`` in seconds
-    cycle_seconds: Mapped[float]
+    cycle_seconds: Mapped[float] = mapped_column(Float)
     #: some user task was completed more than once, or some exclusive gateway decided more than once
     reworked: Mapped[bool]
     #: some task was completed after its due date

@@ -151,6 +151,9 @@ GET  /admin/groups                     302  403   403  403 403  403   403   403 
 POST /admin/groups                     302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   302
 POST /admin/groups/role                302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   302
 POST /admin/groups/unmap               302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   404
+GET  /admin/delegates                  302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   200
+POST /admin/delegates                  302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   302
+POST /admin/delegates/unmap            302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   404
 GET  /account/set-password/nope        410  410   410  410 410  410   410   410 410   410  410   410   410   410  410  410   410
 POST /account/set-password/nope        410  410   410  410 410  410   410   410 410   410  410   410   410   410  410  410   410
 POST /admin/login-limits/lift          302  403   403  403 403  403   403   403 403   403  403   403   403   403  403  403   302
@@ -187,6 +190,9 @@ BODIES: dict[str, Callable[[str], dict[str, Any]]] = {
     "POST /admin/groups/role": lambda username: {"data": {"group": f"Matrix group {username or 'anon'}",
                                                           "key": f"matrix_group_{username or 'anon'}", "name": "M"}},
     "POST /admin/groups/unmap": lambda _: {"data": {"group": "nope"}},
+    "POST /admin/delegates": lambda username: {"data": {"delegate": f"org.example.Matrix{username or 'Anon'}",
+                                                       "topic": "matrix"}},
+    "POST /admin/delegates/unmap": lambda _: {"data": {"delegate": "org.example.Nope"}},
     "POST /modeler/{process}/settings": lambda _: {"data": {"starter_roles": "sales_rep", "owner_role": "clerk"}},
     "POST /notifications/email": lambda _: {"data": {"enabled": "on"}},
     "POST /account/tokens": lambda _: {"data": {"name": "matrix", "days": "1"}},

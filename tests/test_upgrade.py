@@ -18,7 +18,7 @@ import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
 from click.testing import CliRunner
-from sqlalchemy import JSON, Boolean, Connection, DateTime, Integer, MetaData, String, Table, insert, select
+from sqlalchemy import JSON, Boolean, Connection, DateTime, Float, Integer, MetaData, String, Table, insert, select
 
 from engine import schema
 from engine.db import make_engine
@@ -62,6 +62,8 @@ def _value(column, row: int) -> Any:
         return row % 2 == 0
     if isinstance(kind, Integer):
         return 1000 * (row + 1) + len(column.name)
+    if isinstance(kind, Float):
+        return 1000.25 * (row + 1) + len(column.name)
     if isinstance(kind, DateTime):
         moment = datetime(2026, 3, 14, 15, 9, 26, 535897) + timedelta(days=row, seconds=len(column.name))
         return moment.replace(tzinfo=UTC) if kind.timezone else moment

@@ -62,6 +62,7 @@ def test_the_menu_folds_and_opens_on_a_phone(new_page, live_server, login):
     expect(links).to_be_visible()
     links.get_by_role("link", name="My requests").click()
     expect(page).to_have_url(f"{live_server}/requests")
+    page.wait_for_load_state("load")  # the URL changes when the new page commits, before its stylesheets apply
     scroll, inner = _width(page)
     assert scroll <= inner
 
