@@ -138,6 +138,14 @@ class _Defaults:
 _DEFAULTS = select(Process.default_due, Process.default_priority).where(Process.key == bindparam("key"))
 
 
+#: What a case a timer start event started knows of the department: role key → the usernames of its active
+#: members, as at the start (a script task can't query the database; ``sales_diary`` gives every sales
+#: representative their own diary task from it)
+ROLE_MEMBERS = "deptflow_role_members"
+#: Who completed each user task of the case: element id → username of the last person who completed it
+#: (a send-back goes to the person who filed: ``camunda:assignee="${deptflow_completed_by.file_x}"``)
+COMPLETED_BY = "deptflow_completed_by"
+
 #: Where a ready task keeps what its JUEL attributes gave (saved with the workflow, so a retry resolves again
 #: only a task that failed): candidate roles, assignee, due date, priority
 RESOLVED = "deptflow_resolved"
@@ -176,6 +184,7 @@ def resolve_dynamic(session: Session, workflow: BpmnWorkflow, definition: Parsed
 
 
 def _resolve(info: UserTaskInfo, data: dict[str, Any], roles: dict[str, str]) -> dict[str, Any]:
+    data = {COMPLETED_BY: {}, **data}  # before anyone completed a task: ``${deptflow_completed_by.x}`` is null
     resolved: dict[str, Any] = {}
     if info.dynamic_groups:
         found = list(info.candidate_roles)
