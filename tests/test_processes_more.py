@@ -443,14 +443,12 @@ TRAINING = {"title": "Training: new representatives", "audience": "business_staf
             "training_topics": "Product lines, price discipline", "first_session_date": "2027-01-12",
             "session_dates": "12 and 13 January, head office", "participants": "Steve Hall\nSara Kim",
             "trainer": "Amy Wu", "pass_score": "70"}
-INVITED = {"invitations_sent_on": "2026-12-15"}
 EFFECT = {"participants_attended": "2", "average_test_score": "84", "manager_assessment": "good"}
 
 
 def test_training_of_business_staff_with_a_follow_up_session(app):
     case = Case(app, "amy", "staff_training", {**TRAINING, "training_material": (io.BytesIO(b"%PDF-1.7\n%%EOF\n"),
                                                                                   "material.pdf")})
-    case.step("amy", "send_invitations", INVITED, not_for="sam")
     case.step("sam", "confirm_attendance_staff", {"participants_confirmed": "2"}, not_for="dora")
     case.step("amy", "check_training_effect", {**EFFECT, "average_test_score": "55"}, not_for="sam")
     case.step("amy", "plan_follow_up_session", {"follow_up_date": "2027-01-26", "follow_up_topics": "Pricing"},
@@ -465,7 +463,6 @@ def test_training_of_business_staff_with_a_follow_up_session(app):
 def test_training_of_dealer_staff_confirmed_by_the_dealer(app):
     case = Case(app, "amy", "staff_training", {**TRAINING, "audience": "dealer_staff",
                                                "participants": "Oakline Hamburg: 4 staff"})
-    case.step("amy", "send_invitations", INVITED, not_for="dora")
     assert "confirm_attendance_staff" not in case.tasks_of("sam")
     case.step("dora", "confirm_attendance_dealer", {"participants_confirmed": "3", "absentees": "One on leave"},
               not_for="sam")
