@@ -272,13 +272,29 @@ def task_title(task: Any, info: UserTaskInfo | None) -> str:
     its element (“Review: ann”; a loop over a cardinality does not: its element is a number), a task of a
     process another file publishes names that process and its version."""
     name = task.task_spec.bpmn_name or task.task_spec.bpmn_id
-    loop = getattr(task.parent, "task_spec", None)
-    element = getattr(getattr(loop, "input_item", None), "bpmn_id", None)
-    if isinstance(loop, MultiInstanceTask) and loop.data_input is not None and element and element in task.data:
+    element = _loop_element(task)
+    if element is not None and element in task.data:
         name = f"{name}: {task.data[element]}"
     if info is not None and info.called:
         name = f"{name} ({info.called})"
     return name[:200]
+
+
+def _loop_element(task: Any) -> str | None:
+    """The element variable of the multi-instance over a collection ``task`` is an instance of, or sits in
+    (a task of a multi-instance sub-process: *Register and file the sales diary: steve*)."""
+    for _depth in range(8):  # sub-processes nest; deptflow limits their depth well below this
+        loop = getattr(task.parent, "task_spec", None)
+        element = getattr(getattr(loop, "input_item", None), "bpmn_id", None)
+        if isinstance(loop, MultiInstanceTask) and loop.data_input is not None and element:
+            return element
+        workflow = task.workflow
+        if workflow.parent_task_id is None:
+            return None
+        task = workflow.top_workflow.get_task_from_id(workflow.parent_task_id)
+        if task is None:
+            return None
+    return None
 
 
 def _cancel(session: Session, instance: Any, spiff_ids: set[str]) -> list[ClosedTask]:

@@ -122,6 +122,9 @@ def test_every_representative_gets_their_own_diary_task(app, db, now):
     assert task_holders(db, case) == {"file_sales_diary": ["rita", "sara", "steve"]}
     steve_task, sara_task = case.tasks_of("steve")["file_sales_diary"], case.tasks_of("sara")["file_sales_diary"]
     assert steve_task != sara_task
+    with db() as session:
+        names = session.scalars(select(HumanTask.name).where(HumanTask.instance_id == case.instance_id)).all()
+    assert sorted(names) == [f"File the week's sales diary: {rep}" for rep in ("rita", "sara", "steve")]
     refused = case.client("sara").post(f"/tasks/{steve_task}/complete", data=DIARY)
     assert refused.status_code in (403, 409), "Sara cannot file Steve's diary"
     case.step("sara", "file_sales_diary", DIARY, not_for="clara")
@@ -180,6 +183,9 @@ def test_missing_sales_diary_is_reminded_then_escalated_for_that_representative(
     now.now = due + timedelta(days=6, hours=16, minutes=1)  # Sunday 24:00: escalated to the sales manager
     fire_due_timers(db)
     assert task_holders(db, case) == {"follow_up_missing_diary": [None], "register_sales_diary": [None]}
+    with db() as session:
+        follow_up = session.scalar(select(HumanTask.name).where(HumanTask.element_id == "follow_up_missing_diary"))
+    assert follow_up == "Follow up the missing sales diary: steve", "the sales manager sees whose diary is missing"
     assert "file_sales_diary" not in case.tasks_of("steve")
     case.step("clara", "register_sales_diary", {"diary_registration_number": "SD-2026-0149",
                                                 "diary_complete": "true"}, not_for="sam")
