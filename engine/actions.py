@@ -27,7 +27,7 @@ from .clock import utcnow
 from .db import HumanTask, Process, ProcessDefinition, User, UserRole
 from .definitions import ParsedDefinition
 from .errors import Conflict, InvalidForm, NotAllowed, NotFound, TaskAlreadyCompleted, TaskNoLongerOpen
-from .inbox import COMPLETED_BY, ROLE_MEMBERS, NewTask, close, ready_user_tasks
+from .inbox import COMPLETED_BY_KEY, ROLE_MEMBERS, NewTask, close, ready_user_tasks
 from .rows import CaseChanged, InstanceRow, TaskRow, assign_task, close_task, read_task
 from .running import RunningInstance, StepResult
 from .sql import run
@@ -124,8 +124,9 @@ def role_members(session: Session) -> dict[str, list[str]]:
 
 
 def completed_by(data: dict[str, Any], element_id: str, username: str) -> dict[str, str]:
-    """:data:`COMPLETED_BY` of a task's data once ``username`` completed its element ``element_id``."""
-    before = data.get(COMPLETED_BY)
+    """:data:`~engine.inbox.COMPLETED_BY_KEY` of a task's data once ``username`` completed its element
+    ``element_id``."""
+    before = data.get(COMPLETED_BY_KEY)
     return {**(before if isinstance(before, dict) else {}), element_id: username}
 
 
@@ -137,7 +138,8 @@ def start_scheduled(session: Session, actor: User, process_key: str, occurrence:
     definition = defs.latest_definition(session, process_key)
     parsed = defs.parsed(session, definition)
     data = forms.validate(parsed.start_form, {}, {})
-    data[ROLE_MEMBERS] = role_members(session)
+    if ROLE_MEMBERS in definition.xml:  # only a diagram that reads them gets them (they'd show with the case)
+        data[ROLE_MEMBERS] = role_members(session)
     return _launch(session, actor, process.key, definition.id, definition.version, parsed, data,
                    f"{process.title} {occurrence:%Y-%m-%d}").row
 
@@ -352,10 +354,9 @@ def complete_task(session: Session, actor: User, task_id: int, values: dict[str,
     for attachment in attachments.store_form_files(session, actor, submitted, instance_id=instance.id,
                                                    task_id=task.id):
         attachments.record(session, actor, attachment, instance, task)
-    spiff_task.data[COMPLETED_BY] = completed_by(spiff_task.data, task.element_id, actor.username)
+    spiff_task.data[COMPLETED_BY_KEY] = completed_by(spiff_task.data, task.element_id, actor.username)
     # the guarded write of the case comes first: a stale case writes nothing
     result, changes = running.complete(session, spiff_task, submitted, open_before)
-    changes.pop(COMPLETED_BY, None)  # the history names who completed the task already
     if not close_task(session, task, actor.id, utcnow(), submitted):
         raise CaseChanged  # completed or cancelled meanwhile: the next run reports by whom
     close(session, [task.id])

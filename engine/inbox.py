@@ -138,13 +138,16 @@ class _Defaults:
 _DEFAULTS = select(Process.default_due, Process.default_priority).where(Process.key == bindparam("key"))
 
 
-#: What a case a timer start event started knows of the department: role key → the usernames of its active
-#: members, as at the start (a script task can't query the database; ``sales_diary`` gives every sales
-#: representative their own diary task from it)
+#: What a case a timer start event started knows of the department, when its diagram reads it: role key →
+#: the usernames of its active members, as at the start (a script task can't query the database;
+#: ``sales_diary`` gives every sales representative their own diary task from it)
 ROLE_MEMBERS = "deptflow_role_members"
-#: Who completed each user task of the case: element id → username of the last person who completed it
-#: (a send-back goes to the person who filed: ``camunda:assignee="${deptflow_completed_by.file_x}"``)
+#: Who completed each user task of the case: element id → username of the last person who completed it. The
+#: JUEL attributes of user tasks read it by this name (a send-back goes to the person who filed:
+#: ``camunda:assignee="${deptflow_completed_by.file_x}"``); the case keeps it as private data
+#: (:data:`COMPLETED_BY_KEY`): out of the case's data view, beyond the reach of forms, messages and workers
 COMPLETED_BY = "deptflow_completed_by"
+COMPLETED_BY_KEY = "_deptflow_completed_by"
 
 #: Where a ready task keeps what its JUEL attributes gave (saved with the workflow, so a retry resolves again
 #: only a task that failed): candidate roles, assignee, due date, priority
@@ -184,7 +187,7 @@ def resolve_dynamic(session: Session, workflow: BpmnWorkflow, definition: Parsed
 
 
 def _resolve(info: UserTaskInfo, data: dict[str, Any], roles: dict[str, str]) -> dict[str, Any]:
-    data = {COMPLETED_BY: {}, **data}  # before anyone completed a task: ``${deptflow_completed_by.x}`` is null
+    data = {**data, COMPLETED_BY: data.get(COMPLETED_BY_KEY) or {}}  # before any completion: ``${….x}`` is null
     resolved: dict[str, Any] = {}
     if info.dynamic_groups:
         found = list(info.candidate_roles)

@@ -60,7 +60,7 @@ from engine.call_activity import DeptflowParser
 from engine.core import WorkflowEngine
 from engine.db import HumanTask, MessageSubscription, Process, ProcessInstance, User
 from engine.errors import InvalidDefinition, NotAllowed, ScriptError
-from engine.inbox import COMPLETED_BY, ROLE_MEMBERS, ready_user_tasks
+from engine.inbox import COMPLETED_BY_KEY, ROLE_MEMBERS, ready_user_tasks
 from engine.vocabulary import InstanceStatus, TaskStatus
 from workflows.catalogue import BPMN_DIR, DEMO_USERS, PROCESSES, ROLES
 
@@ -625,7 +625,7 @@ class Walk:
         data = forms.validate(parsed.start_form, values, {})
         if parsed.initiator_variable:
             data[parsed.initiator_variable] = starter
-        if parsed.start_timer is not None:  # deptflow tells a case a timer starts who holds each role
+        if parsed.start_timer is not None and ROLE_MEMBERS in self.diagram.xml:  # who holds each role
             with self.sessions() as session:
                 data[ROLE_MEMBERS] = actions.role_members(session)
         raw.start(data, parsed.start_timer)
@@ -679,8 +679,8 @@ class Walk:
         outcome: dict[str, str | None] = {}
         completer = ours.actor_of(task)
 
-        def raw_complete() -> None:  # deptflow notes who completed the task (deptflow_completed_by)
-            raw_task.data[COMPLETED_BY] = actions.completed_by(raw_task.data, task.element_id, completer)
+        def raw_complete() -> None:  # deptflow notes who completed the task (privately)
+            raw_task.data[COMPLETED_BY_KEY] = actions.completed_by(raw_task.data, task.element_id, completer)
             raw.complete(raw_task, forms.validate(form, values, raw_task.data))
 
         for side, act in (("deptflow", lambda: ours.complete(task, values)), ("raw", raw_complete)):
