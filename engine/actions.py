@@ -35,7 +35,7 @@ from .clock import utcnow
 from .db import HumanTask, Process, ProcessDefinition, User, UserRole
 from .definitions import ParsedDefinition
 from .errors import Conflict, InvalidForm, NotAllowed, NotFound, TaskAlreadyCompleted, TaskNoLongerOpen
-from .inbox import NewTask, close, ready_user_tasks
+from .inbox import COMPLETED_BY_KEY, ROLE_MEMBERS, NewTask, close, ready_user_tasks
 from .permissions import can
 from .rows import CaseChanged, InstanceRow, TaskRow, assign_task, close_task, read_task
 from .running import RunningInstance, StepResult
@@ -122,6 +122,23 @@ def start_case(session: Session, actor: User, process_key: str, values: dict[str
     return started
 
 
+def role_members(session: Session) -> dict[str, list[str]]:
+    """Every role's active members' usernames, sorted (what :data:`ROLE_MEMBERS` holds)."""
+    members: dict[str, list[str]] = {}
+    for role_key, username in session.execute(
+            select(UserRole.role_key, User.username).join(User, User.id == UserRole.user_id)
+            .where(User.active.is_(True)).order_by(UserRole.role_key, User.username)):
+        members.setdefault(role_key, []).append(username)
+    return members
+
+
+def completed_by(data: dict[str, Any], element_id: str, username: str) -> dict[str, str]:
+    """:data:`~engine.inbox.COMPLETED_BY_KEY` of a task's data once ``username`` completed its element
+    ``element_id``."""
+    before = data.get(COMPLETED_BY_KEY)
+    return {**(before if isinstance(before, dict) else {}), element_id: username}
+
+
 def start_scheduled(session: Session, actor: User, process_key: str, occurrence: datetime) -> InstanceRow:
     """Start a process whose start event is a timer, for the given occurrence (the worker calls this)."""
     process = session.get(Process, process_key)
@@ -130,6 +147,8 @@ def start_scheduled(session: Session, actor: User, process_key: str, occurrence:
     definition = defs.latest_definition(session, process_key)
     parsed = defs.parsed(session, definition)
     data = forms.validate(parsed.start_form, {}, {})
+    if ROLE_MEMBERS in definition.xml:  # only a diagram that reads them gets them (they'd show with the case)
+        data[ROLE_MEMBERS] = role_members(session)
     return _launch(session, actor, process.key, definition.id, definition.version, parsed, data,
                    f"{process.title} {occurrence:%Y-%m-%d}").row
 
@@ -347,6 +366,7 @@ def complete_task(session: Session, actor: User, task_id: int, values: dict[str,
     for attachment in attachments.store_form_files(session, actor, submitted, instance_id=instance.id,
                                                    task_id=task.id):
         attachments.record(session, actor, attachment, instance, task)
+    spiff_task.data[COMPLETED_BY_KEY] = completed_by(spiff_task.data, task.element_id, actor.username)
     # the guarded write of the case comes first: a stale case writes nothing
     result, changes = running.complete(session, spiff_task, submitted, open_before)
     if not close_task(session, task, actor.id, utcnow(), submitted):

@@ -138,6 +138,17 @@ class _Defaults:
 _DEFAULTS = select(Process.default_due, Process.default_priority).where(Process.key == bindparam("key"))
 
 
+#: What a case a timer start event started knows of the department, when its diagram reads it: role key →
+#: the usernames of its active members, as at the start (a script task can't query the database;
+#: ``sales_diary`` gives every sales representative their own diary task from it)
+ROLE_MEMBERS = "deptflow_role_members"
+#: Who completed each user task of the case: element id → username of the last person who completed it. The
+#: JUEL attributes of user tasks read it by this name (a send-back goes to the person who filed:
+#: ``camunda:assignee="${deptflow_completed_by.file_x}"``); the case keeps it as private data
+#: (:data:`COMPLETED_BY_KEY`): out of the case's data view, beyond the reach of forms, messages and workers
+COMPLETED_BY = "deptflow_completed_by"
+COMPLETED_BY_KEY = "_deptflow_completed_by"
+
 #: Where a ready task keeps what its JUEL attributes gave (saved with the workflow, so a retry resolves again
 #: only a task that failed): candidate roles, assignee, due date, priority
 RESOLVED = "deptflow_resolved"
@@ -176,6 +187,7 @@ def resolve_dynamic(session: Session, workflow: BpmnWorkflow, definition: Parsed
 
 
 def _resolve(info: UserTaskInfo, data: dict[str, Any], roles: dict[str, str]) -> dict[str, Any]:
+    data = {**data, COMPLETED_BY: data.get(COMPLETED_BY_KEY) or {}}  # before any completion: ``${….x}`` is null
     resolved: dict[str, Any] = {}
     if info.dynamic_groups:
         found = list(info.candidate_roles)
@@ -263,13 +275,29 @@ def task_title(task: Any, info: UserTaskInfo | None) -> str:
     its element (“Review: ann”; a loop over a cardinality does not: its element is a number), a task of a
     process another file publishes names that process and its version."""
     name = task.task_spec.bpmn_name or task.task_spec.bpmn_id
-    loop = getattr(task.parent, "task_spec", None)
-    element = getattr(getattr(loop, "input_item", None), "bpmn_id", None)
-    if isinstance(loop, MultiInstanceTask) and loop.data_input is not None and element and element in task.data:
+    element = _loop_element(task)
+    if element is not None and element in task.data:
         name = f"{name}: {task.data[element]}"
     if info is not None and info.called:
         name = f"{name} ({info.called})"
     return name[:200]
+
+
+def _loop_element(task: Any) -> str | None:
+    """The element variable of the multi-instance over a collection ``task`` is an instance of, or sits in
+    (a task of a multi-instance sub-process: *Register and file the sales diary: steve*)."""
+    for _depth in range(8):  # sub-processes nest; deptflow limits their depth well below this
+        loop = getattr(task.parent, "task_spec", None)
+        element = getattr(getattr(loop, "input_item", None), "bpmn_id", None)
+        if isinstance(loop, MultiInstanceTask) and loop.data_input is not None and element:
+            return element
+        workflow = task.workflow
+        if workflow.parent_task_id is None:
+            return None
+        task = workflow.top_workflow.get_task_from_id(workflow.parent_task_id)
+        if task is None:
+            return None
+    return None
 
 
 def _cancel(session: Session, instance: Any, spiff_ids: set[str]) -> list[ClosedTask]:

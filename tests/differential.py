@@ -60,7 +60,7 @@ from engine.call_activity import DeptflowParser
 from engine.core import WorkflowEngine
 from engine.db import HumanTask, MessageSubscription, Process, ProcessInstance, User
 from engine.errors import InvalidDefinition, NotAllowed, ScriptError
-from engine.inbox import ready_user_tasks
+from engine.inbox import COMPLETED_BY_KEY, ROLE_MEMBERS, ready_user_tasks
 from engine.vocabulary import InstanceStatus, TaskStatus
 from workflows.catalogue import BPMN_DIR, DEMO_USERS, PROCESSES, ROLES
 
@@ -548,6 +548,12 @@ class DeptflowCase:
             session.commit()
             return session.scalar(select(HumanTask.submitted).where(HumanTask.id == task.row_id))
 
+    def actor_of(self, task: OpenTask) -> str:
+        """The username of the demo user :meth:`complete` completes ``task`` as ("" when nobody may)."""
+        with self.sessions() as session:
+            actor = self._actor(session, task.row_id)
+            return actor.username if actor is not None else ""
+
     def may_act(self, task: OpenTask) -> bool:
         with self.sessions() as session:
             return self._actor(session, task.row_id) is not None
@@ -619,6 +625,9 @@ class Walk:
         data = forms.validate(parsed.start_form, values, {})
         if parsed.initiator_variable:
             data[parsed.initiator_variable] = starter
+        if parsed.start_timer is not None and ROLE_MEMBERS in self.diagram.xml:  # who holds each role
+            with self.sessions() as session:
+                data[ROLE_MEMBERS] = actions.role_members(session)
         raw.start(data, parsed.start_timer)
         self._compare(0, ours, raw)
         for step in range(1, self.max_steps + 1):
@@ -667,9 +676,14 @@ class Walk:
         form = info.form if info else forms.Form()
         values = self.chooser.values(task.element_id, form)
         self.log.append(f"{step}: {task.element_id}[{position}] at {self.now.now:%Y-%m-%d %H:%M} with {values}")
-        outcome = {}
-        for side, act in (("deptflow", lambda: ours.complete(task, values)),
-                          ("raw", lambda: raw.complete(raw_task, forms.validate(form, values, raw_task.data)))):
+        outcome: dict[str, str | None] = {}
+        completer = ours.actor_of(task)
+
+        def raw_complete() -> None:  # deptflow notes who completed the task (privately)
+            raw_task.data[COMPLETED_BY_KEY] = actions.completed_by(raw_task.data, task.element_id, completer)
+            raw.complete(raw_task, forms.validate(form, values, raw_task.data))
+
+        for side, act in (("deptflow", lambda: ours.complete(task, values)), ("raw", raw_complete)):
             try:
                 act()
                 outcome[side] = None

@@ -7,6 +7,7 @@ from lxml import etree
 from SpiffWorkflow.util.task import TaskState
 
 from engine.definitions import NS, parse_definition
+from engine.inbox import ROLE_MEMBERS
 from workflows.catalogue import PROCESSES, ROLES
 
 ROLE_NAMES = {r.key: r.name for r in ROLES}
@@ -37,16 +38,20 @@ def test_modeler_ready(spec):
     assert set(lanes) <= set(ROLE_NAMES.values()), "one lane per role, named like the role"
     shapes = {s.get("bpmnElement") for s in root.iterfind(".//bpmndi:BPMNShape", DI)}
     edges = {e.get("bpmnElement") for e in root.iterfind(".//bpmndi:BPMNEdge", DI)}
-    nodes = [n for n in process if etree.QName(n).localname not in ("laneSet", "sequenceFlow", "documentation",
-                                                                     "extensionElements")]
+    skip = ("laneSet", "sequenceFlow", "documentation", "extensionElements", "multiInstanceLoopCharacteristics",
+            "incoming", "outgoing")
+    containers = [process, *process.iter("{*}subProcess")]  # an expanded sub-process's elements sit in lanes too
+    nodes = [n for c in containers for n in c
+             if isinstance(n.tag, str) and n.tag.startswith("{http://www.omg.org/spec/BPMN/20100524/MODEL}")
+             and etree.QName(n).localname not in skip]
     assert {n.get("id") for n in nodes} <= shapes
-    assert {f.get("id") for f in process.iterfind("bpmn:sequenceFlow", NS)} <= edges
+    assert {f.get("id") for f in process.iterfind(".//bpmn:sequenceFlow", NS)} <= edges
     in_lanes = [ref for refs in lanes.values() for ref in refs]
     assert sorted(in_lanes) == sorted(n.get("id") for n in nodes), "every flow node in exactly one lane"
-    gateways = process.findall("bpmn:exclusiveGateway", NS)
+    gateways = process.findall(".//bpmn:exclusiveGateway", NS)
     assert gateways, "at least one decision"
     name_of_lane = {ref: name for name, refs in lanes.items() for ref in refs}
-    for task in process.iterfind("bpmn:userTask", NS):
+    for task in process.iterfind(".//bpmn:userTask", NS):
         group = task.get("{http://camunda.org/schema/1.0/bpmn}candidateGroups")
         assert ROLE_NAMES[group] == name_of_lane[task.get("id")], task.get("id")
 
@@ -54,7 +59,7 @@ def test_modeler_ready(spec):
 def test_rework_loop_exists(spec):
     """Some flow leaves a gateway back to an element that comes before it."""
     process = etree.parse(str(spec.path)).getroot().find("bpmn:process", NS)
-    flows = [(f.get("sourceRef"), f.get("targetRef")) for f in process.iterfind("bpmn:sequenceFlow", NS)]
+    flows = [(f.get("sourceRef"), f.get("targetRef")) for f in process.iterfind(".//bpmn:sequenceFlow", NS)]
     graph: dict[str, list[str]] = {}
     for source, target in flows:
         graph.setdefault(source, []).append(target)
@@ -70,15 +75,15 @@ def test_rework_loop_exists(spec):
                 todo.extend(graph.get(node, []))
         return False
 
-    gateway_ids = {g.get("id") for g in process.iterfind("bpmn:exclusiveGateway", NS)}
+    gateway_ids = {g.get("id") for g in process.iterfind(".//bpmn:exclusiveGateway", NS)}
     assert any(source in gateway_ids and reaches(target, source) for source, target in flows)
 
 
 def test_state_round_trip_is_lossless(spec, workflow_engine):
     parsed, _ = parse_definition(spec.path.read_text(), ROLE_NAMES)
     workflow = workflow_engine.new_workflow(parsed)
-    for task in workflow.get_tasks():
-        task.data.update({"title": "Round trip", "note": "ünïcode ✓"})
+    for task in workflow.get_tasks():  # what deptflow gives a case at its start, and a text to keep
+        task.data.update({**start_data(parsed, spec.path.read_text()), "note": "ünïcode ✓"})
     workflow.do_engine_steps()
     state = workflow_engine.dump(workflow)
     restored = workflow_engine.load(state, parsed)
@@ -86,6 +91,18 @@ def test_state_round_trip_is_lossless(spec, workflow_engine):
     ready = [t.task_spec.bpmn_id for t in restored.get_tasks() if t.state == TaskState.READY]
     assert ready == [t.task_spec.bpmn_id for t in workflow.get_tasks() if t.state == TaskState.READY]
     assert restored.last_task.data["note"] == "ünïcode ✓"
+
+
+def start_data(parsed, xml: str) -> dict:
+    """What deptflow puts in a new case's data: a value for each start form field (its default, else the first
+    option, else one of its type), the members of the roles for a case a timer starts that reads them."""
+    samples = {"long": 1, "double": 1.0, "boolean": False, "date": "2027-01-12", "file": None}
+    data: dict = {}
+    for f in parsed.start_form.fields:
+        data[f.id] = f.default or (f.options[0][0] if f.options else samples.get(f.type, "Round trip"))
+    if parsed.start_timer is not None and ROLE_MEMBERS in xml:
+        data[ROLE_MEMBERS] = {"sales_rep": ["sara", "steve"]}
+    return data
 
 
 def test_settings_name_user_tasks_of_the_diagram(spec):

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 from test_processes_http import Case
 
-from engine.db import Attachment, HumanTask, Notification, ProcessInstance, ProcessSchedule, make_engine
+from engine.db import Attachment, HumanTask, Notification, ProcessInstance, ProcessSchedule, User, make_engine
 from engine.worker import fire_due_timers, start_scheduled_processes
 
 T0 = datetime(2026, 11, 26, 9, 0)
@@ -98,16 +98,57 @@ def test_sales_diary_week_runs_on_mondays(app, db, now):
     assert following - due == timedelta(weeks=1)
 
 
-def test_sales_diary_with_photo_sent_back_and_filed(app, db, now):
+def task_holders(db, case: Case) -> dict[str, list[str | None]]:
+    """The case's open tasks: element id → the usernames they are assigned to (None: to a role)."""
+    with db() as session:
+        rows = session.scalars(select(HumanTask).where(HumanTask.instance_id == case.instance_id,
+                                                       HumanTask.status == "open")).all()
+        found: dict[str, list[str | None]] = {}
+        for row in rows:
+            assignee = session.get(User, row.assignee_id).username if row.assignee_id else None
+            found.setdefault(row.element_id, []).append(assignee)
+    return {element: sorted(names, key=str) for element, names in found.items()}
+
+
+def test_every_representative_gets_their_own_diary_task(app, db, now):
+    """The case lists the sales representatives active at its start: one diary task each, assigned to them."""
+    from engine import people, users
+
+    with db() as session:  # a third representative joins; one who left the role gets no diary
+        rita = users.user_by_name(session, "rita")
+        people.update_access(session, None, rita.id, ["research_planning", "sales_rep"], True)
+        session.commit()
+    case, _ = start_period(app, db, now, "sales_diary")
+    assert task_holders(db, case) == {"file_sales_diary": ["rita", "sara", "steve"]}
+    steve_task, sara_task = case.tasks_of("steve")["file_sales_diary"], case.tasks_of("sara")["file_sales_diary"]
+    assert steve_task != sara_task
+    with db() as session:
+        names = session.scalars(select(HumanTask.name).where(HumanTask.instance_id == case.instance_id)).all()
+    assert sorted(names) == [f"File the week's sales diary: {rep}" for rep in ("rita", "sara", "steve")]
+    refused = case.client("sara").post(f"/tasks/{steve_task}/complete", data=DIARY)
+    assert refused.status_code in (403, 409), "Sara cannot file Steve's diary"
+    case.step("sara", "file_sales_diary", DIARY, not_for="clara")
+    assert task_holders(db, case) == {"file_sales_diary": ["rita", "steve"], "register_sales_diary": [None]}
+    assert case.tasks_of("steve")["file_sales_diary"] == steve_task, "Steve's diary is still his to file"
+
+
+def test_sales_diary_with_photo_sent_back_to_its_representative_and_filed(app, db, now):
     case, _ = start_period(app, db, now, "sales_diary")
     photo = (io.BytesIO(PNG), "display.png")
     case.step("steve", "file_sales_diary", {**DIARY, "diary_photos": photo}, not_for="clara")
     case.step("clara", "register_sales_diary", {"diary_registration_number": "SD-2026-0142",
                                                 "clerk_comment": "Which hotel contact?"}, not_for="steve")
+    assert task_holders(db, case) == {"file_sales_diary": ["sara", "steve"]}, "sent back to Steve, not to Sara"
+    assert case.tasks_of("sara")["file_sales_diary"] != case.tasks_of("steve")["file_sales_diary"]
     case.step("steve", "file_sales_diary", {**DIARY, "visits": "Hotel Elbe: Mr Braun, lobby chairs"},
               not_for="sam")
     case.step("clara", "register_sales_diary", {"diary_registration_number": "SD-2026-0142",
                                                 "diary_complete": "true"}, not_for="sam")
+    assert task_holders(db, case) == {"file_sales_diary": ["sara"]}
+    assert case.status("steve") == "running", "Sara's diary is still missing"
+    case.step("sara", "file_sales_diary", {**DIARY, "sales_region": "South"}, not_for="steve")
+    case.step("clara", "register_sales_diary", {"diary_registration_number": "SD-2026-0143",
+                                                "diary_complete": "true"}, not_for="sara")
     assert case.status("steve") == "completed"
     with db() as session:
         files = session.scalars(select(Attachment).where(Attachment.instance_id == case.instance_id)).all()
@@ -127,21 +168,32 @@ def test_sales_diary_refuses_a_bad_week_and_keeps_the_values(app, db, now):
 
 
 @pytest.mark.parametrize("decision", ["refile", "excuse"])
-def test_missing_sales_diary_is_reminded_then_escalated(app, db, now, decision):
+def test_missing_sales_diary_is_reminded_then_escalated_for_that_representative(app, db, now, decision):
     case, due = start_period(app, db, now, "sales_diary")
+    case.step("sara", "file_sales_diary", DIARY, not_for="clara")  # Sara files on time, Steve does not
     now.now = due + timedelta(days=4, hours=9, minutes=1)  # Friday 17:01: the reminder
     fire_due_timers(db)
-    assert open_tasks(db, case) == ["file_sales_diary"]
+    assert task_holders(db, case) == {"file_sales_diary": ["steve"], "register_sales_diary": [None]}
     with db() as session:
-        reminded = session.scalars(select(Notification).where(Notification.kind == "escalated")).all()
-        assert {n.user.username for n in reminded} >= {"steve", "sara"}
+        reminded = session.scalars(select(Notification).join(HumanTask, Notification.task_id == HumanTask.id)
+                                   .where(Notification.kind == "escalated",
+                                          HumanTask.element_id == "file_sales_diary",
+                                          Notification.created_at > due + timedelta(days=1))).all()
+        assert {n.user.username for n in reminded} == {"steve"}, "only the representative whose diary is missing"
     now.now = due + timedelta(days=6, hours=16, minutes=1)  # Sunday 24:00: escalated to the sales manager
     fire_due_timers(db)
-    assert open_tasks(db, case) == ["follow_up_missing_diary"]
+    assert task_holders(db, case) == {"follow_up_missing_diary": [None], "register_sales_diary": [None]}
+    with db() as session:
+        follow_up = session.scalar(select(HumanTask.name).where(HumanTask.element_id == "follow_up_missing_diary"))
+    assert follow_up == "Follow up the missing sales diary: steve", "the sales manager sees whose diary is missing"
     assert "file_sales_diary" not in case.tasks_of("steve")
+    case.step("clara", "register_sales_diary", {"diary_registration_number": "SD-2026-0149",
+                                                "diary_complete": "true"}, not_for="sam")
     case.step("sam", "follow_up_missing_diary", {"follow_up_decision": decision,
                                                  "follow_up_note": "Steve was at the trade fair"}, not_for="steve")
     if decision == "refile":
+        assert task_holders(db, case) == {"file_sales_diary": ["steve"]}, "Steve files it, not Sara"
+        assert "file_sales_diary" not in case.tasks_of("sara")
         case.step("steve", "file_sales_diary", DIARY, not_for="sam")
         case.step("clara", "register_sales_diary", {"diary_registration_number": "SD-2026-0150",
                                                     "diary_complete": "true"}, not_for="steve")
@@ -324,8 +376,9 @@ def test_market_feedback_month(app, db, now, action, who, task):
               not_for="sam")
     case.step("sam", "consolidate_region_feedback", {"regional_summary": "Thin", "feedback_complete": "false"},
               not_for="sara")
+    assert task_holders(db, case) == {"report_market_feedback": ["sara"]}, "sent back to Sara, who filed it"
     case.step("sara", "report_market_feedback", {**FEEDBACK, "plan_execution": "Spring promotion on time"},
-              not_for="rita")
+              not_for="steve")
     case.step("sam", "consolidate_region_feedback", {"feedback_complete": "true",
                                                      "regional_summary": "East grows; price pressure"}, not_for="rita")
     case.step("rita", "analyse_market_feedback", {"feedback_analysis": "Matches the plan", "answer_to_sales": "OK",
@@ -396,14 +449,12 @@ TRAINING = {"title": "Training: new representatives", "audience": "business_staf
             "training_topics": "Product lines, price discipline", "first_session_date": "2027-01-12",
             "session_dates": "12 and 13 January, head office", "participants": "Steve Hall\nSara Kim",
             "trainer": "Amy Wu", "pass_score": "70"}
-INVITED = {"invitations_sent_on": "2026-12-15"}
 EFFECT = {"participants_attended": "2", "average_test_score": "84", "manager_assessment": "good"}
 
 
 def test_training_of_business_staff_with_a_follow_up_session(app):
     case = Case(app, "amy", "staff_training", {**TRAINING, "training_material": (io.BytesIO(b"%PDF-1.7\n%%EOF\n"),
                                                                                   "material.pdf")})
-    case.step("amy", "send_invitations", INVITED, not_for="sam")
     case.step("sam", "confirm_attendance_staff", {"participants_confirmed": "2"}, not_for="dora")
     case.step("amy", "check_training_effect", {**EFFECT, "average_test_score": "55"}, not_for="sam")
     case.step("amy", "plan_follow_up_session", {"follow_up_date": "2027-01-26", "follow_up_topics": "Pricing"},
@@ -418,7 +469,6 @@ def test_training_of_business_staff_with_a_follow_up_session(app):
 def test_training_of_dealer_staff_confirmed_by_the_dealer(app):
     case = Case(app, "amy", "staff_training", {**TRAINING, "audience": "dealer_staff",
                                                "participants": "Oakline Hamburg: 4 staff"})
-    case.step("amy", "send_invitations", INVITED, not_for="dora")
     assert "confirm_attendance_staff" not in case.tasks_of("sam")
     case.step("dora", "confirm_attendance_dealer", {"participants_confirmed": "3", "absentees": "One on leave"},
               not_for="sam")

@@ -35,15 +35,29 @@ class Player:
         self.session.commit()
         return instance.id
 
-    def open_task(self, instance_id: int) -> int:
-        ids = list(self.session.scalars(select(HumanTask.id).where(
-            HumanTask.instance_id == instance_id, HumanTask.status == "open")))
+    def open_task(self, instance_id: int, element_id: str | None = None) -> int:
+        """The case's one open task (of ``element_id``, when several are open at once)."""
+        query = select(HumanTask.id).where(HumanTask.instance_id == instance_id, HumanTask.status == "open")
+        if element_id is not None:
+            query = query.where(HumanTask.element_id == element_id)
+        ids = list(self.session.scalars(query))
         if len(ids) != 1:
             raise RuntimeError(f"case {instance_id} has open tasks {ids}, expected one")
         return ids[0]
 
-    def complete(self, username: str, instance_id: int, values: dict[str, Any]) -> None:
-        actions.complete_task(self.session, self._user(username), self.open_task(instance_id), values)
+    def complete(self, username: str, instance_id: int, values: dict[str, Any], element_id: str | None = None) -> None:
+        task_id = self.open_task(instance_id, element_id)
+        actions.complete_task(self.session, self._user(username), task_id, values)
+        self.session.commit()
+
+    def complete_own(self, username: str, instance_id: int, values: dict[str, Any]) -> None:
+        """Complete the open task assigned to ``username`` (a case that gives each person their own)."""
+        user = self._user(username)
+        task_id = self.session.scalar(select(HumanTask.id).where(
+            HumanTask.instance_id == instance_id, HumanTask.status == "open", HumanTask.assignee_id == user.id))
+        if task_id is None:
+            raise RuntimeError(f"case {instance_id} has no open task of {username}")
+        actions.complete_task(self.session, user, task_id, values)
         self.session.commit()
 
     def claim(self, username: str, instance_id: int) -> None:
@@ -114,14 +128,20 @@ def play_finished_cases(player: Player, today: date) -> None:
 def play_department_cases(player: Player, today: date) -> None:
     """A few cases of each of the department's other processes (issue 20): finished ones and waiting ones."""
     monday = today - timedelta(days=today.weekday())
-    last_week = player.start_scheduled("sales_diary", monday - timedelta(weeks=1))
-    player.complete("steve", last_week, {
+    last_week = player.start_scheduled("sales_diary", monday - timedelta(weeks=1))  # a diary task for each rep
+    player.complete_own("steve", last_week, {
         "diary_week": f"{monday - timedelta(weeks=1):%G-W%V}", "sales_region": "North", "visits_count": "11",
         "visits": "Oakline Hamburg: new sofa display\nHotel Alster: lobby chairs, second visit",
         "orders_count": "4", "orders_value": "23800", "issues": "Dealers ask for shorter delivery times."})
     player.complete("clara", last_week, {"diary_registration_number": f"SD-{today.year}-0141",
+                                         "diary_complete": "true"}, "register_sales_diary")
+    player.complete_own("sara", last_week, {
+        "diary_week": f"{monday - timedelta(weeks=1):%G-W%V}", "sales_region": "South", "visits_count": "8",
+        "visits": "Casa Moebel Munich: spring catalogue\nHotel Isar: breakfast room tables",
+        "orders_count": "2", "orders_value": "9400", "issues": "A competitor opened a store in Augsburg."})
+    player.complete("clara", last_week, {"diary_registration_number": f"SD-{today.year}-0142",
                                          "diary_complete": "true"})
-    player.start_scheduled("sales_diary", monday)  # this week's diary: waiting for a representative
+    player.start_scheduled("sales_diary", monday)  # this week's diaries: waiting for each representative
 
     bid = {"customer_name": "City of Lindau", "project_name": "Public library reading rooms", "bid_type": "tender",
            "bid_deadline": (today + timedelta(days=20)).isoformat(), "estimated_value": "380000",
@@ -195,15 +215,13 @@ def play_department_cases(player: Player, today: date) -> None:
     held = player.start("amy", "staff_training", {**training, "title": "Training: new representatives",
                                                   "audience": "business_staff",
                                                   "participants": "Steve Hall\nSara Kim"})
-    player.complete("amy", held, {"invitations_sent_on": (today - timedelta(days=30)).isoformat()})
     player.complete("sam", held, {"participants_confirmed": "2"})
     player.complete("amy", held, {"participants_attended": "2", "average_test_score": "84",
                                   "manager_assessment": "good"})
-    dealer_training = player.start("amy", "staff_training", {
+    player.start("amy", "staff_training", {  # waiting for the dealer to confirm
         **training, "title": "Training: Oakline store staff", "audience": "dealer_staff",
         "first_session_date": (today + timedelta(days=10)).isoformat(), "session_dates": "One day, Oakline Hamburg",
         "participants": "Oakline Hamburg City: 4 sales staff"})
-    player.complete("amy", dealer_training, {"invitations_sent_on": today.isoformat()})
 
 
 class Clock:
