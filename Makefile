@@ -10,6 +10,8 @@ NODE_MODULES := web/node_modules/.package-lock.json
 VENDOR := web/static/vendor/.copied
 HOST ?= 127.0.0.1
 PORT ?= 5000
+# the tests run on two processes (pytest-xdist): each has its own databases, servers and browser
+PYTEST_ARGS ?= -n 2
 
 .PHONY: run test setup lint bench chromium slapd clean
 
