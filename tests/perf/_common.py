@@ -450,8 +450,14 @@ class ApiClient:
                         "Accept": "application/json"}
 
     def post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
-        self.connection.request("POST", path, json.dumps(body), self.headers)
-        response = self.connection.getresponse()
+        try:
+            self.connection.request("POST", path, json.dumps(body), self.headers)
+            response = self.connection.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # the server closed the connection while this client waited (gunicorn's keep-alive timeout): once more
+            self.connection.close()
+            self.connection.request("POST", path, json.dumps(body), self.headers)
+            response = self.connection.getresponse()
         return response.status, json.loads(response.read() or b"null")
 
     def close(self) -> None:
