@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,8 +19,13 @@ from .permissions import require
 from .vocabulary import EventKind, Permission
 
 _hasher = PasswordHasher()
-# Spent on unknown usernames too, so that response time does not reveal which exist.
-_DUMMY_HASH = _hasher.hash("not a password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified for unknown usernames too, so that response time does not reveal which exist (made at the
+    first login, not at import: every command would pay for it)."""
+    return _hasher.hash("not a password")
 
 
 def hash_password(password: str) -> str:
@@ -55,7 +61,7 @@ def authenticate(session: Session, username: str, password: str, address: str | 
     user = session.scalar(select(User).where(User.username == name))
     _check_limits(session, name, address, user)
     try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password[:MAX_PASSWORD_LENGTH])
+        _hasher.verify(user.password_hash if user else _dummy_hash(), password[:MAX_PASSWORD_LENGTH])
     except (VerificationError, InvalidHashError):
         user_ok = False
     else:
@@ -224,12 +230,15 @@ def ensure_role(session: Session, key: str, name: str, description: str = "",
 
 
 def ensure_user(
-    session: Session, username: str, full_name: str, password: str, role_keys: list[str], email: str | None = None
+    session: Session, username: str, full_name: str, password: str | None, role_keys: list[str],
+    email: str | None = None, *, password_hash: str | None = None,
 ) -> User:
-    """Create the user, or update name and roles of an existing one (its password is kept)."""
+    """Create the user, or update name and roles of an existing one (its password is kept). A new user's
+    password is ``password``, or ``password_hash`` when it was hashed already."""
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
-        user = User(username=username, full_name=full_name, email=email, password_hash=hash_password(password))
+        user = User(username=username, full_name=full_name, email=email,
+                    password_hash=password_hash or hash_password(password or ""))
         session.add(user)
     user.full_name = full_name
     user.email = email

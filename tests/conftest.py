@@ -1,12 +1,12 @@
 """Shared fixtures: databases (SQLite and PostgreSQL), the app, logged-in clients.
 
-Each test gets its own database, copied from a template that holds the schema, the
-catalogue and the demo organisation (argon2 hashing and BPMN parsing happen once).
+Each test gets a database holding the schema, the catalogue and the demo organisation (argon2 hashing
+and BPMN parsing happen once): a copy of a template file on SQLite, on PostgreSQL the test process's own
+database set back to the template's rows after each test.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 import shutil
@@ -15,17 +15,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
 from engine import clock, users
 from engine.core import WorkflowEngine
-from engine.db import User, make_engine
+from engine.db import Base, User, make_engine
 from workflows import setup
 
 PG_ADMIN_URL = os.environ.get("DEPTFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-PG_TEMPLATE = f"deptflow_test_template_{os.getpid()}"
-_counter = itertools.count()
+PG_TEMPLATE = f"deptflow_test_{os.getpid()}"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -37,6 +37,17 @@ def _no_default_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
         patch.delenv("DEPTFLOW_DATABASE_URL", raising=False)
         patch.setenv("DEPTFLOW_DATA_DIR", str(data / "deptflow"))
         patch.setenv("XDG_DATA_HOME", str(data))
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashing() -> Iterator[None]:
+    """argon2 spends a tenth of a second or more on every hash and check by design; the tests log in a thousand
+    times. In this process passwords are hashed with argon2's cheapest parameters (a hash carries its
+    parameters, so checking one costs what making it did). The commands the tests run as subprocesses
+    (``deptflow init``, ``serve``) hash with the real parameters, and test_cli checks them."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
         yield
 
 
@@ -102,15 +113,65 @@ def empty_postgres_url() -> Iterator[str]:
         admin.dispose()
 
 
+class PostgresCopy:
+    """One PostgreSQL database per test process, set back to the template's rows after each test.
+
+    Copying a database for every test (``CREATE DATABASE … TEMPLATE``) and dropping it afterwards cost
+    0.5–2 s a test on a busy machine (both wait for the server's files); emptying the tables and copying the
+    template's rows back from a snapshot schema in the same database costs a few milliseconds. The database
+    is the same as a copy would be: every table's rows, and every sequence where the template left it.
+    """
+
+    SNAPSHOT = "deptflow_snapshot"
+
+    def __init__(self, name: str):
+        self.name = name
+        self.url = _pg_url(name)
+        self.engine = create_engine(self.url)
+        with self.engine.begin() as conn:
+            present = set(conn.scalars(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")))
+            # parents before children, so the rows go back in without breaking a foreign key
+            ordered = [t.name for t in Base.metadata.sorted_tables if t.name in present]
+            self.tables = ordered + sorted(present - set(ordered))
+            conn.execute(text(f"CREATE SCHEMA {self.SNAPSHOT}"))
+            for table in self.tables:
+                conn.execute(text(f'CREATE TABLE {self.SNAPSHOT}."{table}" AS TABLE public."{table}"'))
+            filled = [t for t in self.tables
+                      if conn.scalar(text(f'SELECT EXISTS (SELECT FROM public."{t}")'))]
+            sequences = conn.execute(text(
+                "SELECT schemaname || '.' || sequencename, last_value FROM pg_sequences "
+                "WHERE schemaname = 'public'")).all()
+        # DELETE, not TRUNCATE: a truncated table gets new files, which costs more than a test's few rows
+        statements = [f'DELETE FROM public."{t}"' for t in reversed(self.tables)]
+        statements += [f'INSERT INTO public."{t}" OVERRIDING SYSTEM VALUE SELECT * FROM {self.SNAPSHOT}."{t}"'
+                       for t in filled]
+        statements += [f"SELECT setval('{seq}', {last}, true)" if last is not None
+                       else f"SELECT setval('{seq}', 1, false)" for seq, last in sequences]
+        self.reset_sql = ";\n".join(statements)
+
+    def reset(self) -> None:
+        """Back to the template's rows; connections a test left open are closed first."""
+        with self.engine.begin() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": self.name})
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(self.reset_sql)
+
+
 @pytest.fixture(scope="session")
-def postgres_template() -> Iterator[str]:
+def postgres_template() -> Iterator[PostgresCopy]:
+    """This test process's PostgreSQL database with the schema, catalogue and demo organisation."""
     _require_postgres()
     admin = _pg_admin()
     with admin.connect() as conn:
         conn.execute(text(f"DROP DATABASE IF EXISTS {PG_TEMPLATE} WITH (FORCE)"))
         conn.execute(text(f"CREATE DATABASE {PG_TEMPLATE}"))
+        # a test database need not survive a power cut: commits return before the log reaches the disk
+        conn.execute(text(f"ALTER DATABASE {PG_TEMPLATE} SET synchronous_commit = off"))
     _install(_pg_url(PG_TEMPLATE))
-    yield PG_TEMPLATE
+    copy = PostgresCopy(PG_TEMPLATE)
+    yield copy
+    copy.engine.dispose()
     with admin.connect() as conn:
         conn.execute(text(f"DROP DATABASE IF EXISTS {PG_TEMPLATE} WITH (FORCE)"))
     admin.dispose()
@@ -129,15 +190,10 @@ def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
 
 @pytest.fixture
 def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    template = request.getfixturevalue("postgres_template")
-    name = f"deptflow_test_{os.getpid()}_{next(_counter)}"
-    admin = _pg_admin()
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name} TEMPLATE {template}"))
-    yield _pg_url(name)
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    admin.dispose()
+    """This test process's PostgreSQL database, holding the template's rows; set back after the test."""
+    database: PostgresCopy = request.getfixturevalue("postgres_template")
+    yield database.url
+    database.reset()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

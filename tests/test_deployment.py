@@ -36,7 +36,7 @@ from sqlalchemy import select
 
 from engine.clock import utcnow
 from engine.core import WorkflowEngine
-from engine.db import Event, HumanTask, ProcessInstance, make_engine
+from engine.db import Event, HumanTask, ProcessInstance, User, make_engine
 from workflows.catalogue import DEMO_PASSWORD
 
 pytestmark = pytest.mark.postgres
@@ -358,6 +358,9 @@ def _run_the_deployment(procs: Processes, sessions, tmp_path: Path, browsers: li
     # 1. the database, the catalogue, the demo organisation; a process of our own
     output = procs.run("init", "--demo")
     assert "marketing_plan_approval: version 1" in output and "demo users" in output, output
+    with sessions() as session:  # the command hashes with argon2's real cost (the tests' own process does not)
+        hashes = set(session.scalars(select(User.password_hash).where(User.username.in_(("mark", "rita")))))
+    assert len(hashes) == 1 and next(iter(hashes)).startswith("$argon2id$v=19$m=65536,t=3,p=4$"), hashes
     bpmn = tmp_path / "deployment_check.bpmn"
     bpmn.write_text(TIMER_BPMN, encoding="utf-8")
     output = procs.run("deploy", str(bpmn), "--note", "deployment test")
