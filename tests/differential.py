@@ -56,7 +56,6 @@ from engine import (
     worker,
 )
 from engine.access import check_may_work_on
-from engine.call_activity import DeptflowParser
 from engine.core import WorkflowEngine
 from engine.db import HumanTask, MessageSubscription, Process, ProcessInstance, User
 from engine.errors import InvalidDefinition, NotAllowed, ScriptError
@@ -320,9 +319,9 @@ class _RawStop(Exception):
 
 
 class RawCase:
-    """The case in a plain ``BpmnWorkflow``: parsed by SpiffWorkflow's ``CamundaParser`` (with deptflow's
-    call activity that honours ``camunda:in``/``camunda:out``), together with the files of the processes
-    it calls, never serialized.
+    """The case in a plain ``BpmnWorkflow``: parsed by SpiffWorkflow's ``CamundaParser`` with deptflow's
+    overrides (:class:`engine.definitions.DeptflowParser`: the call activity that honours
+    ``camunda:in``/``camunda:out``), together with the files of the processes it calls, never serialized.
 
     Started as deptflow starts a case (the start form's values in every first task's data, the
     initiator variable, a timer start event told it fired once); it stops where deptflow reports an
@@ -331,7 +330,8 @@ class RawCase:
     """
 
     def __init__(self, xml: str, process_id: str, called: tuple[str, ...] = ()):
-        parser = DeptflowParser()  # fed what deptflow feeds it: the diagram without its documentation-only elements
+        # fed what deptflow feeds it: the diagram without its documentation-only elements
+        parser = definitions.DeptflowParser()
         root = definitions.parse_xml(xml)
         parser.add_bpmn_xml(definitions.runnable_copy(root), filename=f"{process_id}.bpmn")
         for number, other in enumerate(called):
@@ -448,7 +448,7 @@ class RawCase:
         return _completed(self.workflow)
 
 
-def _raw_spec(parser: DeptflowParser, process_id: str) -> tuple[Any, dict[str, Any], dict[str, str]]:
+def _raw_spec(parser: definitions.DeptflowParser, process_id: str) -> tuple[Any, dict[str, Any], dict[str, str]]:
     """A process's specs as deptflow runs them, and its message start events."""
     spec, subprocess_specs = parser.get_spec(process_id), parser.get_subprocess_specs(process_id)
     # deptflow's deliberate departures from SpiffWorkflow: a plain bpmn:task passes through (Camunda 7), and every
