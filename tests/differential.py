@@ -22,7 +22,6 @@ and the message catches' subscription rows are compared too.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import secrets
@@ -61,11 +60,10 @@ from engine.db import HumanTask, MessageSubscription, Process, ProcessInstance, 
 from engine.errors import InvalidDefinition, NotAllowed, ScriptError
 from engine.inbox import COMPLETED_BY_KEY, ROLE_MEMBERS, ready_user_tasks
 from engine.vocabulary import InstanceStatus, TaskStatus
+from tests.conftest import corpus_dir
 from workflows.catalogue import BPMN_DIR, DEMO_USERS, PROCESSES, ROLES
 
 DATA = Path(__file__).parent / "data"
-#: ``shared/corpus`` beside the clone (as in CI); DEPTFLOW_CORPUS points elsewhere (a git worktree one level deeper)
-CORPUS = Path(os.environ.get("DEPTFLOW_CORPUS") or Path(__file__).resolve().parents[2] / "shared" / "corpus")
 #: a ``camunda:assignee`` that names a person (not an expression)
 ASSIGNEE = re.compile(r'camunda:assignee="([^"$#{}]+)"')
 #: The starters of diagrams from tests/data (the catalogue names those of bpmn/).
@@ -128,16 +126,17 @@ def _diagram(path: Path, shipped: bool, label: str | None = None) -> Diagram:
 
 def corpus_files() -> list[Path]:
     """The BPMN files of the shared corpus (none when it is not there: see tests/test_differential.py)."""
-    if not CORPUS.is_dir():
+    corpus = corpus_dir()
+    if not corpus.is_dir():
         return []
-    return sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.name.endswith((".bpmn", ".bpmn20.xml")))
+    return sorted(p for p in corpus.rglob("*") if p.is_file() and p.name.endswith((".bpmn", ".bpmn20.xml")))
 
 
 def all_diagrams() -> list[Diagram]:
     """Every shipped diagram, every diagram of tests/data (those made for this harness included), then every
     file of the shared corpus that deploys (the others are not collected: ``deptflow check`` says why)."""
     shipped = {p.file for p in PROCESSES}
-    corpus = [_diagram(path, False, f"corpus/{path.relative_to(CORPUS)}") for path in corpus_files()]
+    corpus = [_diagram(path, False, f"corpus/{path.relative_to(corpus_dir())}") for path in corpus_files()]
     diagrams = ([_diagram(BPMN_DIR / name, True) for name in sorted(shipped)]
                 + [_diagram(path, False) for path in sorted(DATA.glob("*.bpmn"))]
                 + [d for d in corpus if not d.refused])
