@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from lxml import etree
-from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
 from SpiffWorkflow.bpmn.parser.task_parsers import SubprocessParser
 from SpiffWorkflow.bpmn.serializer.default.task_spec import SubWorkflowConverter
 from SpiffWorkflow.bpmn.specs.defaults import CallActivity
-from SpiffWorkflow.camunda.parser import CamundaParser
 from SpiffWorkflow.camunda.parser.task_spec import CallActivityParser
 
 from .expressions import literal_or_expression
@@ -120,13 +118,6 @@ class MappedCallActivityParser(CallActivityParser):
         called = SubprocessParser.get_call_activity_spec(self)
         return MappedCallActivity(self.spec, self.bpmn_id, called, in_mappings=mappings(self.node, "in"),
                                   out_mappings=mappings(self.node, "out"), **self.bpmn_attributes)
-
-
-class DeptflowParser(CamundaParser):
-    """SpiffWorkflow's Camunda parser with :class:`MappedCallActivity` for call activities."""
-
-    OVERRIDE_PARSER_CLASSES = {**CamundaParser.OVERRIDE_PARSER_CLASSES,
-                               full_tag("callActivity"): (MappedCallActivityParser, MappedCallActivity)}
 
 
 class MappedCallActivityConverter(SubWorkflowConverter):

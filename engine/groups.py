@@ -9,82 +9,39 @@ the next task gets, never a task that exists. Every change is audited.
 
 from __future__ import annotations
 
-import unicodedata
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 
-from sqlalchemy import func, select
+from lxml import etree
 from sqlalchemy.orm import Session
 
-from . import audit, juel
 from . import definitions as defs
+from . import juel, mappings
 from . import roles as role_ops
-from .clock import utcnow
-from .db import GroupMapping, Process, ProcessDraft, Role, User
+from .db import GroupMapping, Role, User
 from .definitions import BPMN_NS, CAMUNDA_NS
-from .errors import InvalidDefinition, InvalidForm, NotFound
-from .permissions import require
-from .vocabulary import EventKind, Permission
+from .errors import InvalidForm
+from .vocabulary import EventKind
 
 MAX_GROUP_LENGTH = 200
 
 
-def _require_admin(actor: User | None) -> None:
-    """``actor`` None is the operator at the console."""
-    if actor is not None:
-        require(actor, Permission.ADMINISTER, "Only administrators map groups to roles.")
-
-
-# --- what diagrams name ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GroupUse:
-    """One element of a diagram that names a group."""
-
-    group_id: str
-    process_key: str
-    #: "version 3" or "draft #12"
-    source: str
-    element_id: str
-    element_name: str
-
-
-def group_uses(xml: str, process_key: str, source: str) -> list[GroupUse]:
-    """The groups a diagram's user and manual tasks name: their candidate groups, else their lane (as
-    :func:`engine.definitions.parse_definitions` reads them). A file that cannot be read names none."""
-    try:
-        root = defs.parse_xml(xml)
-    except InvalidDefinition:
-        return []
+def _named(root: etree._Element, process: etree._Element) -> Iterator[tuple[etree._Element, str]]:
+    """The groups a process's user and manual tasks name: their candidate groups, else their lane (as
+    :func:`engine.definitions.parse_definitions` reads them)."""
     lanes = defs._lanes_by_node(root)
-    uses = []
-    for process in root.iterfind("bpmn:process", defs.NS):
-        if not defs.is_executable(process):
-            continue
-        for node in process.iter(f"{{{BPMN_NS}}}userTask", f"{{{BPMN_NS}}}manualTask"):
-            element_id = node.get("id") or ""
-            entries = defs.list_entries(node.get(f"{{{CAMUNDA_NS}}}candidateGroups") or "")
-            # a ${…} entry names its groups only when the task runs: they are resolved then (an incident if unmapped)
-            named = [g for g in entries if not juel.is_expression(g)]
-            lane = lanes.get(element_id)
-            for group in named or ([lane] if lane and not entries else []):
-                uses.append(GroupUse(group, process_key, source, element_id, node.get("name") or element_id))
-    return uses
+    for node in process.iter(f"{{{BPMN_NS}}}userTask", f"{{{BPMN_NS}}}manualTask"):
+        entries = defs.list_entries(node.get(f"{{{CAMUNDA_NS}}}candidateGroups") or "")
+        # a ${…} entry names its groups only when the task runs: they are resolved then (an incident if unmapped)
+        named = [g for g in entries if not juel.is_expression(g)]
+        lane = lanes.get(node.get("id") or "")
+        for group in named or ([lane] if lane and not entries else []):
+            yield node, group
 
 
-def _diagrams(session: Session) -> list[tuple[str, str, str]]:
-    """(xml, process key, source) of the latest published version of every process and of the newest
-    draft of every process key (a new process may exist only as drafts)."""
-    diagrams = []
-    for process in session.scalars(select(Process).order_by(Process.key)):
-        definition = defs.latest_definition(session, process.key, required=False)
-        if definition is not None:
-            diagrams.append((definition.xml, process.key, f"version {definition.version}"))
-    newest = (select(func.max(ProcessDraft.id).label("id")).group_by(ProcessDraft.process_key).subquery())
-    for draft in session.scalars(select(ProcessDraft).join(newest, ProcessDraft.id == newest.c.id)
-                                 .order_by(ProcessDraft.process_key)):
-        diagrams.append((draft.xml, draft.process_key, f"draft #{draft.id}"))
-    return diagrams
+KIND = mappings.Kind(model=GroupMapping, name_column="group_id", target_column="role_key",
+                     mapped_event=EventKind.GROUP_MAPPED, unmapped_event=EventKind.GROUP_UNMAPPED,
+                     name_field="group", target_field="role", noun="group",
+                     admin_only="Only administrators map groups to roles.", named=_named, loose=True)
 
 
 def _is_role(group: str, roles: dict[str, str]) -> bool:
@@ -92,58 +49,24 @@ def _is_role(group: str, roles: dict[str, str]) -> bool:
     return group in roles or defs._role_for_lane(group, dict(roles)) is not None  # a plain dict: no mappings
 
 
-@dataclass
-class MappedGroup:
-    mapping: GroupMapping
-    role_name: str
-    uses: list[GroupUse] = field(default_factory=list)
-
-
-@dataclass
-class GroupOverview:
-    #: group id → the elements that name it, for groups that are neither a role nor mapped
-    unmapped: dict[str, list[GroupUse]]
-    mapped: list[MappedGroup]
-
-
-def overview(session: Session) -> GroupOverview:
-    """The unmapped groups of the published diagrams and drafts with the elements that name them, and the
-    mapped groups with the role they go to and where they are used."""
+def overview(session: Session) -> mappings.Overview:
+    """The unmapped groups of the published diagrams and drafts (that are no role) with the elements that name
+    them, and the mapped groups with the role they go to (its name the target name) and where they are used."""
     roles = defs.known_roles(session)
-    mappings = list(session.scalars(select(GroupMapping).order_by(func.lower(GroupMapping.group_id))))
-    mapped = [MappedGroup(m, roles.get(m.role_key, m.role_key)) for m in mappings]
-    by_key = {defs.group_key(m.mapping.group_id): m for m in mapped}
-    unmapped: dict[str, list[GroupUse]] = {}
-    for xml, process_key, source in _diagrams(session):
-        for use in group_uses(xml, process_key, source):
-            if _is_role(use.group_id, roles):
-                continue
-            found = by_key.get(defs.group_key(use.group_id))
-            if found is not None:
-                found.uses.append(use)
-            else:
-                unmapped.setdefault(use.group_id, []).append(use)
-    return GroupOverview(dict(sorted(unmapped.items(), key=lambda item: item[0].lower())), mapped)
+    found = mappings.overview(session, KIND, lambda group: _is_role(group, roles))
+    for mapped in found.mapped:
+        mapped.target_name = roles.get(mapped.mapping.role_key, mapped.mapping.role_key)
+    return found
 
 
 # --- changes ---------------------------------------------------------------------------------------
 
 
-def _find(session: Session, group_id: str) -> GroupMapping | None:
-    """The mapping of ``group_id`` as lanes find it (case, spaces and ``_`` do not count)."""
-    wanted = defs.group_key(group_id)
-    return next((m for m in session.scalars(select(GroupMapping)) if defs.group_key(m.group_id) == wanted), None)
-
-
 def _check_group(session: Session, group_id: str, errors: dict[str, str]) -> str:
-    group_id = (group_id or "").strip()
-    if not group_id:
-        errors["group"] = "Name the group as the diagram does (a candidate group or a lane)."
-    elif len(group_id) > MAX_GROUP_LENGTH:
-        errors["group"] = f"Use at most {MAX_GROUP_LENGTH} characters."
-    elif any(unicodedata.category(c).startswith("C") for c in group_id):
-        errors["group"] = "A group id has no control characters."
-    elif _is_role(group_id, defs.known_roles(session)):
+    group_id = mappings.checked_text(group_id, "group", MAX_GROUP_LENGTH, errors,
+                                     "Name the group as the diagram does (a candidate group or a lane).",
+                                     "A group id has no control characters.")
+    if "group" not in errors and _is_role(group_id, defs.known_roles(session)):
         errors["group"] = f"“{group_id}” is a role already: diagrams that name it need no mapping."
     return group_id
 
@@ -154,7 +77,7 @@ def map_group(session: Session, actor: User | None, group_id: str, role_key: str
     :raises InvalidForm: the group id is empty, longer than :data:`MAX_GROUP_LENGTH`, has control characters
         or is a role itself; the role does not exist or is deactivated
     """
-    _require_admin(actor)
+    mappings.require_admin(actor, KIND)
     errors: dict[str, str] = {}
     group_id = _check_group(session, group_id, errors)
     role_key = (role_key or "").strip()
@@ -164,24 +87,7 @@ def map_group(session: Session, actor: User | None, group_id: str, role_key: str
         errors["role"] = f"There is no active role “{role_key}”." if role_key else "Choose a role."
     if errors:
         raise InvalidForm(errors, values)
-    return _save(session, actor, group_id, role_key)
-
-
-def _save(session: Session, actor: User | None, group_id: str, role_key: str) -> GroupMapping:
-    mapping = _find(session, group_id)
-    before = mapping.role_key if mapping is not None else None
-    if mapping is None:
-        mapping = GroupMapping(group_id=group_id, role_key=role_key)
-        session.add(mapping)
-    elif before == role_key:
-        return mapping
-    mapping.role_key = role_key
-    mapping.mapped_by_id = actor.id if actor is not None else None
-    mapping.mapped_at = utcnow()
-    session.flush()  # known_roles reads through the connection: the next parse sees it
-    audit.record(session, EventKind.GROUP_MAPPED, actor=actor, group=mapping.group_id, role=role_key,
-                 before=before)
-    return mapping
+    return mappings.save(session, actor, KIND, group_id, role_key)
 
 
 def map_group_to_new_role(session: Session, actor: User | None, group_id: str, key: str, name: str) -> GroupMapping:
@@ -189,7 +95,7 @@ def map_group_to_new_role(session: Session, actor: User | None, group_id: str, k
 
     :raises InvalidForm: what :func:`map_group` and :func:`engine.roles.create_role` refuse, together
     """
-    _require_admin(actor)
+    mappings.require_admin(actor, KIND)
     errors: dict[str, str] = {}
     group_id = _check_group(session, group_id, errors)
     try:
@@ -199,7 +105,7 @@ def map_group_to_new_role(session: Session, actor: User | None, group_id: str, k
     if errors:
         raise InvalidForm(errors, {"group": group_id, "key": key.strip(), "name": name})
     # the new role may be named like the lane (then the lane finds it by itself): the mapping says so anyway
-    return _save(session, actor, group_id, key.strip())
+    return mappings.save(session, actor, KIND, group_id, key.strip())
 
 
 def unmap_group(session: Session, actor: User | None, group_id: str) -> GroupMapping:
@@ -208,12 +114,5 @@ def unmap_group(session: Session, actor: User | None, group_id: str) -> GroupMap
 
     :raises NotFound: the group is not mapped
     """
-    _require_admin(actor)
-    mapping = _find(session, (group_id or "")[:MAX_GROUP_LENGTH])
-    if mapping is None:
-        raise NotFound(f"The group “{(group_id or '')[:MAX_GROUP_LENGTH]}” is not mapped.")
-    session.delete(mapping)
-    session.flush()
-    audit.record(session, EventKind.GROUP_UNMAPPED, actor=actor, group=mapping.group_id, role=mapping.role_key)
-    return mapping
-
+    mappings.require_admin(actor, KIND)
+    return mappings.remove(session, actor, KIND, mappings.existing(session, KIND, (group_id or "")[:MAX_GROUP_LENGTH]))

@@ -57,6 +57,24 @@ def _no_audit_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEPTFLOW_AUDIT_KEY", str(tmp_path / "audit-signing.key"))
 
 
+def corpus_dir() -> Path:
+    """Where the shared BPMN corpus is: ``shared/corpus`` beside the clone (as in CI), or ``DEPTFLOW_CORPUS`` (a git
+    worktree is one level deeper). For module-level parametrisation; tests take the :func:`corpus` fixture."""
+    return Path(os.environ.get("DEPTFLOW_CORPUS") or Path(__file__).resolve().parents[2] / "shared" / "corpus")
+
+
+@pytest.fixture
+def corpus() -> Path:
+    """The shared BPMN corpus's directory. Missing, the test fails under ``DEPTFLOW_REQUIRE_CORPUS=1`` (CI) and is
+    skipped otherwise."""
+    path = corpus_dir()
+    if not path.is_dir():
+        if os.environ.get("DEPTFLOW_REQUIRE_CORPUS") == "1":
+            pytest.fail(f"the shared BPMN corpus is missing at {path}")
+        pytest.skip(f"no shared BPMN corpus at {path}")
+    return path
+
+
 def _install(url: str) -> None:
     setup.initialise(url, demo=True)
 

@@ -22,7 +22,6 @@ and the message catches' subscription rows are compared too.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import secrets
@@ -56,17 +55,15 @@ from engine import (
     worker,
 )
 from engine.access import check_may_work_on
-from engine.call_activity import DeptflowParser
 from engine.core import WorkflowEngine
 from engine.db import HumanTask, MessageSubscription, Process, ProcessInstance, User
 from engine.errors import InvalidDefinition, NotAllowed, ScriptError
 from engine.inbox import COMPLETED_BY_KEY, ROLE_MEMBERS, ready_user_tasks
 from engine.vocabulary import InstanceStatus, TaskStatus
+from tests.conftest import corpus_dir
 from workflows.catalogue import BPMN_DIR, DEMO_USERS, PROCESSES, ROLES
 
 DATA = Path(__file__).parent / "data"
-#: ``shared/corpus`` beside the clone (as in CI); DEPTFLOW_CORPUS points elsewhere (a git worktree one level deeper)
-CORPUS = Path(os.environ.get("DEPTFLOW_CORPUS") or Path(__file__).resolve().parents[2] / "shared" / "corpus")
 #: a ``camunda:assignee`` that names a person (not an expression)
 ASSIGNEE = re.compile(r'camunda:assignee="([^"$#{}]+)"')
 #: The starters of diagrams from tests/data (the catalogue names those of bpmn/).
@@ -129,16 +126,17 @@ def _diagram(path: Path, shipped: bool, label: str | None = None) -> Diagram:
 
 def corpus_files() -> list[Path]:
     """The BPMN files of the shared corpus (none when it is not there: see tests/test_differential.py)."""
-    if not CORPUS.is_dir():
+    corpus = corpus_dir()
+    if not corpus.is_dir():
         return []
-    return sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.name.endswith((".bpmn", ".bpmn20.xml")))
+    return sorted(p for p in corpus.rglob("*") if p.is_file() and p.name.endswith((".bpmn", ".bpmn20.xml")))
 
 
 def all_diagrams() -> list[Diagram]:
     """Every shipped diagram, every diagram of tests/data (those made for this harness included), then every
     file of the shared corpus that deploys (the others are not collected: ``deptflow check`` says why)."""
     shipped = {p.file for p in PROCESSES}
-    corpus = [_diagram(path, False, f"corpus/{path.relative_to(CORPUS)}") for path in corpus_files()]
+    corpus = [_diagram(path, False, f"corpus/{path.relative_to(corpus_dir())}") for path in corpus_files()]
     diagrams = ([_diagram(BPMN_DIR / name, True) for name in sorted(shipped)]
                 + [_diagram(path, False) for path in sorted(DATA.glob("*.bpmn"))]
                 + [d for d in corpus if not d.refused])
@@ -320,9 +318,9 @@ class _RawStop(Exception):
 
 
 class RawCase:
-    """The case in a plain ``BpmnWorkflow``: parsed by SpiffWorkflow's ``CamundaParser`` (with deptflow's
-    call activity that honours ``camunda:in``/``camunda:out``), together with the files of the processes
-    it calls, never serialized.
+    """The case in a plain ``BpmnWorkflow``: parsed by SpiffWorkflow's ``CamundaParser`` with deptflow's
+    overrides (:class:`engine.definitions.DeptflowParser`: the call activity that honours
+    ``camunda:in``/``camunda:out``), together with the files of the processes it calls, never serialized.
 
     Started as deptflow starts a case (the start form's values in every first task's data, the
     initiator variable, a timer start event told it fired once); it stops where deptflow reports an
@@ -331,7 +329,8 @@ class RawCase:
     """
 
     def __init__(self, xml: str, process_id: str, called: tuple[str, ...] = ()):
-        parser = DeptflowParser()  # fed what deptflow feeds it: the diagram without its documentation-only elements
+        # fed what deptflow feeds it: the diagram without its documentation-only elements
+        parser = definitions.DeptflowParser()
         root = definitions.parse_xml(xml)
         parser.add_bpmn_xml(definitions.runnable_copy(root), filename=f"{process_id}.bpmn")
         for number, other in enumerate(called):
@@ -448,7 +447,7 @@ class RawCase:
         return _completed(self.workflow)
 
 
-def _raw_spec(parser: DeptflowParser, process_id: str) -> tuple[Any, dict[str, Any], dict[str, str]]:
+def _raw_spec(parser: definitions.DeptflowParser, process_id: str) -> tuple[Any, dict[str, Any], dict[str, str]]:
     """A process's specs as deptflow runs them, and its message start events."""
     spec, subprocess_specs = parser.get_spec(process_id), parser.get_subprocess_specs(process_id)
     # deptflow's deliberate departures from SpiffWorkflow: a plain bpmn:task passes through (Camunda 7), and every

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from differential import CORPUS, Divergence, HypothesisChooser, RandomChooser, Walk, all_diagrams, corpus_files, deploy
+from differential import Divergence, HypothesisChooser, RandomChooser, Walk, all_diagrams, corpus_files, deploy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from SpiffWorkflow.util.task import TaskState
@@ -56,17 +56,14 @@ def test_refused_diagrams_are_listed_with_their_reason():
         assert why in refused[file]
 
 
-def test_every_corpus_file_that_deploys_is_driven_too():
+def test_every_corpus_file_that_deploys_is_driven_too(corpus):
     """The shared corpus's files that ``deptflow check`` says deploy (with the demo roles, calls resolved among
-    the corpus's files) are walked like the others; CI requires the corpus (DEPTFLOW_REQUIRE_CORPUS=1)."""
+    the corpus's files) are walked like the others."""
     files = corpus_files()
-    if not files:
-        assert os.environ.get("DEPTFLOW_REQUIRE_CORPUS") != "1", f"the shared BPMN corpus is missing at {CORPUS}"
-        return
     contents = {path: path.read_bytes() for path in files}
     resolve = files_resolver({str(path): content for path, content in contents.items()})
     roles = {role.key: role.name for role in ROLES}
-    deploys = {f"corpus/{path.relative_to(CORPUS)}" for path, content in contents.items()
+    deploys = {f"corpus/{path.relative_to(corpus)}" for path, content in contents.items()
                if check_file(content, roles, resolve).verdict == "deploys"}
     driven = {d.file for d in RUNNABLE if d.file.startswith("corpus/")}
     print(f"\ncorpus: {len(driven)} of {len(files)} files deploy and are walked: {sorted(driven)}")

@@ -4,7 +4,6 @@ versioning ``.dmn`` files over the CLI and HTTP, and business rule tasks that ev
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import pytest
@@ -379,14 +378,8 @@ def test_only_process_owners_see_the_decisions(login_as):
     (1500, "Misc", ["management"]),
     (10, "Software License Costs", ["management"]),
 ])
-def test_camundas_invoice_decisions_assign_the_approver_groups(amount, category, groups):
-    from tests.test_check import CORPUS
-
-    invoice = CORPUS / "camunda" / "camunda-bpm-platform" / "examples" / "invoice" / "src" / "main" / "resources"
-    if not invoice.is_dir():
-        if os.environ.get("DEPTFLOW_REQUIRE_CORPUS") == "1":
-            pytest.fail(f"the shared BPMN corpus is missing at {CORPUS}")
-        pytest.skip(f"no shared BPMN corpus at {CORPUS}")
+def test_camundas_invoice_decisions_assign_the_approver_groups(amount, category, groups, corpus):
+    invoice = corpus / "camunda" / "camunda-bpm-platform" / "examples" / "invoice" / "src" / "main" / "resources"
     xml = (invoice / "invoiceBusinessDecisions.dmn").read_text()
     results = decisions.evaluate(decisions.Decisions([("invoice-assign-approver", 1, xml)]),
                                  "invoice-assign-approver", {"amount": amount, "invoiceCategory": category})

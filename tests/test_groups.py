@@ -261,6 +261,7 @@ def test_the_import_links_to_the_groups_page_and_the_mapped_diagram_publishes(ap
 
     mapped = admin.get("/admin/groups").get_data(as_text=True)
     assert "Every group the published diagrams and drafts name is a role or mapped." in mapped
+    assert '<a href="/admin/roles/finance">Finance</a>' in mapped, "a mapped group's role, by its name"
     assert admin.post("/admin/groups/unmap", data={"group": "accounting"}).status_code == 302
     assert "Check invoice" in fiona.get("/").get_data(as_text=True), "the open task keeps its role"
     assert admin.post("/admin/groups/unmap", data={"group": "accounting"}).status_code == 404

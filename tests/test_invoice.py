@@ -9,7 +9,6 @@ not approved is reviewed (the call activity) and comes back to approval when cla
 from __future__ import annotations
 
 import io
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,10 +17,10 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from engine.db import DelegateMapping, Event, make_engine
-from tests.test_check import CORPUS
 from web.cli import main
 
-INVOICE = CORPUS / "camunda" / "camunda-bpm-platform" / "examples" / "invoice" / "src" / "main" / "resources"
+#: the invoice example's folder in the shared corpus
+INVOICE = Path("camunda", "camunda-bpm-platform", "examples", "invoice", "src", "main", "resources")
 ARCHIVE = "org.camunda.bpm.example.invoice.service.ArchiveInvoiceService"
 TOPIC = "archive-invoice"
 #: Camunda's groups → the demo organisation's roles that do their work here
@@ -31,12 +30,10 @@ START = {"creditor": "Great Pizza for Everyone Inc.", "amount": 300, "invoiceCat
 DEMO_USER_PASSWORD = "a long password for demo"
 
 
-def _corpus() -> Path | None:
-    """The invoice example's folder; CI requires the corpus (DEPTFLOW_REQUIRE_CORPUS=1)."""
-    if INVOICE.is_dir():
-        return INVOICE
-    assert os.environ.get("DEPTFLOW_REQUIRE_CORPUS") != "1", f"the shared BPMN corpus is missing at {CORPUS}"
-    return None
+@pytest.fixture
+def invoice_folder(corpus: Path) -> Path:
+    """The invoice example's folder."""
+    return corpus / INVOICE
 
 
 def _ok(response, status: int = 200):
@@ -75,16 +72,13 @@ def _map(admin) -> None:
 
 
 @pytest.fixture
-def invoice(app, login_as):
-    """The published, mapped invoice example, or None without the corpus."""
-    folder = _corpus()
-    if folder is None:
-        return None
+def invoice(app, login_as, invoice_folder):
+    """The published, mapped invoice example."""
     admin = login_as("admin")
     _map(admin)
-    _publish(login_as("owen"), folder)
+    _publish(login_as("owen"), invoice_folder)
     _ok(admin.post("/modeler/invoice/settings", data={"starter_roles": ["clerk"], "default_priority": ""}), 302)
-    return folder
+    return invoice_folder
 
 
 def _demo(app):
@@ -124,8 +118,6 @@ def _approve(login_as, instance_id: int, approved: bool) -> None:
 
 
 def test_an_approved_invoice_is_prepared_archived_by_a_worker_and_ends(app, login_as, invoice):
-    if invoice is None:
-        return
     started_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     instance_id = _start(login_as)
     case = _case(login_as("admin"), instance_id)
@@ -168,8 +160,6 @@ def test_an_approved_invoice_is_prepared_archived_by_a_worker_and_ends(app, logi
 
 
 def test_a_rejected_invoice_is_reviewed_and_comes_back_to_approval_when_clarified(app, login_as, invoice):
-    if invoice is None:
-        return
     instance_id = _start(login_as, invoiceDocument="invoice.pdf")
     _approve(login_as, instance_id, False)
 
@@ -196,8 +186,6 @@ def test_a_rejected_invoice_is_reviewed_and_comes_back_to_approval_when_clarifie
 
 
 def test_an_invoice_not_clarified_ends_without_processing(app, login_as, invoice):
-    if invoice is None:
-        return
     instance_id = _start(login_as)
     _approve(login_as, instance_id, False)
     demo = _demo(app)
@@ -212,8 +200,6 @@ def test_an_invoice_not_clarified_ends_without_processing(app, login_as, invoice
 def test_the_start_form_is_inferred_from_what_the_process_reads(app, login_as, invoice):
     """amount and invoiceCategory (the decision's inputs) are required and typed by the DMN; what is only handed
     on to the review (creditor, invoiceNumber, invoiceDocument) is optional; anything else is refused."""
-    if invoice is None:
-        return
     clara = login_as("clara")
     missing = clara.post("/api/v1/processes/invoice/start", json={"values": {"amount": "a lot"}})
     assert missing.status_code == 422
@@ -226,11 +212,9 @@ def test_the_start_form_is_inferred_from_what_the_process_reads(app, login_as, i
     assert 'name="invoiceCategory"' in page and "Invoice category" in page
 
 
-def test_deptflow_check_over_the_three_files_exits_0_after_the_mappings(sqlite_url, monkeypatch):
-    folder = _corpus()
-    if folder is None:
-        return
-    files = [str(folder / name) for name in ("invoiceBusinessDecisions.dmn", "reviewInvoice.bpmn", "invoice.v2.bpmn")]
+def test_deptflow_check_over_the_three_files_exits_0_after_the_mappings(sqlite_url, monkeypatch, invoice_folder):
+    names = ("invoiceBusinessDecisions.dmn", "reviewInvoice.bpmn", "invoice.v2.bpmn")
+    files = [str(invoice_folder / name) for name in names]
     monkeypatch.setenv("DEPTFLOW_DATABASE_URL", sqlite_url)
     before = CliRunner().invoke(main, ["check", *files])
     assert before.exit_code == 1, before.output
@@ -259,8 +243,6 @@ def test_deptflow_check_over_the_three_files_exits_0_after_the_mappings(sqlite_u
 
 
 def test_the_java_delegates_page_lists_where_a_delegate_is_used_and_keeps_a_used_mapping(app, login_as, invoice):
-    if invoice is None:
-        return
     admin = login_as("admin")
     page = _ok(admin.get("/admin/delegates")).get_data(as_text=True)
     assert f'data-delegate="{ARCHIVE}"' in page and "invoice (version 1)" in page and TOPIC in page
@@ -276,12 +258,9 @@ def test_the_java_delegates_page_lists_where_a_delegate_is_used_and_keeps_a_used
     assert check["verdict"] == "deploys" and check["needs_mapping"] == []
 
 
-def test_the_import_report_links_an_unmapped_java_class_to_the_java_delegates_page(login_as):
-    folder = _corpus()
-    if folder is None:
-        return
+def test_the_import_report_links_an_unmapped_java_class_to_the_java_delegates_page(login_as, invoice_folder):
     admin = login_as("admin")
-    xml = (folder / "invoice.v2.bpmn").read_bytes()
+    xml = (invoice_folder / "invoice.v2.bpmn").read_bytes()
     page = admin.post("/modeler/import", data={"file": (io.BytesIO(xml), "invoice.v2.bpmn")},
                       content_type="multipart/form-data")
     assert page.status_code == 422

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from engine import actions, case_actions, definitions, groups
+from engine import actions, case_actions, definitions, groups, mappings
 from engine.db import Event, HumanTask, Process, ProcessInstance, make_engine
 from engine.errors import InvalidDefinition, InvalidForm
 
@@ -152,9 +152,9 @@ def test_assignee_and_mixed_group_lists_from_expressions(session, user, now):
 
 
 def test_groups_page_lists_static_groups_only(session):
-    uses = groups.group_uses(CAMUNDA_GROUPS.replace('camunda:candidateGroups="finance"',
-                                                    'camunda:candidateGroups="accounting"'), "juel_invoice", "v1")
-    assert [(u.group_id, u.element_id) for u in uses] == [("accounting", "prepareBankTransfer")]
+    xml = CAMUNDA_GROUPS.replace('camunda:candidateGroups="finance"', 'camunda:candidateGroups="accounting"')
+    uses = mappings.uses(groups.KIND, xml, "juel_invoice", "v1")
+    assert [(u.name, u.element_id) for u in uses] == [("accounting", "prepareBankTransfer")]
 
 
 @pytest.mark.parametrize(("old", "new", "element", "message"), [

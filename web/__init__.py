@@ -116,11 +116,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         api,
         auth,
         dashboard,
-        delegates,
         discussion,
-        groups,
         history,
         inbox,
+        mappings,
         modeler,
         notifications,
         processes,
@@ -136,8 +135,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(history.bp)
     app.register_blueprint(admin.bp)
-    app.register_blueprint(groups.bp)
-    app.register_blueprint(delegates.bp)
+    app.register_blueprint(mappings.groups_bp)
+    app.register_blueprint(mappings.delegates_bp)
     app.register_blueprint(notifications.bp)
     app.register_blueprint(modeler.bp)
     app.register_blueprint(discussion.bp)

@@ -111,6 +111,27 @@ def live_server(sqlite_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def in_database(sqlite_url: str) -> Iterator[Callable]:
+    """``in_database(work)`` runs ``work(session)`` on the live server's database and commits."""
+    from engine.core import WorkflowEngine
+    from engine.db import make_engine
+
+    engines = []
+
+    def run(work: Callable):
+        engine = make_engine(sqlite_url)
+        engines.append(engine)
+        with WorkflowEngine().session_factory(engine)() as session:
+            result = work(session)
+            session.commit()
+            return result
+
+    yield run
+    for engine in engines:
+        engine.dispose()
+
+
+@pytest.fixture
 def start_case(sqlite_url: str) -> Iterator[Callable[..., tuple[int, list[int]]]]:
     """``start_case(username, process_key, values)`` starts a case through the engine API, as that
     user, in the test's database; returns the case id and the ids of its open tasks."""

@@ -3,34 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from playwright.sync_api import Page, expect
 
 DMN = (Path(__file__).parent.parent / "data" / "dmn" / "expense_decisions.dmn").read_text()
-
-
-@pytest.fixture
-def in_database(sqlite_url: str) -> Callable:
-    """``in_database(work)`` runs ``work(session)`` on the live server's database and commits."""
-    from engine.core import WorkflowEngine
-    from engine.db import make_engine
-
-    engines = []
-
-    def run(work: Callable):
-        engine = make_engine(sqlite_url)
-        engines.append(engine)
-        with WorkflowEngine().session_factory(engine)() as session:
-            result = work(session)
-            session.commit()
-            return result
-
-    yield run
-    for engine in engines:
-        engine.dispose()
 
 
 def test_owner_opens_a_decision_table_and_publishes_the_next_version(new_page, live_server, login, in_database):

@@ -4,7 +4,6 @@ the new name while running ones keep theirs. The report's element ids select ele
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -19,27 +18,6 @@ COMPLAINT = {
     "problem_type": "quality",
     "complaint_description": "The fabric tore along the seam.",
 }
-
-
-@pytest.fixture
-def in_database(sqlite_url: str) -> Callable:
-    """``in_database(work)`` runs ``work(session)`` on the live server's database and commits."""
-    from engine.core import WorkflowEngine
-    from engine.db import make_engine
-
-    engines = []
-
-    def run(work: Callable):
-        engine = make_engine(sqlite_url)
-        engines.append(engine)
-        with WorkflowEngine().session_factory(engine)() as session:
-            result = work(session)
-            session.commit()
-            return result
-
-    yield run
-    for engine in engines:
-        engine.dispose()
 
 
 def task_name_now(in_database) -> str:

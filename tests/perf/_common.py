@@ -31,6 +31,7 @@ import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -468,6 +469,61 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     start = time.perf_counter()
     value = fn()
     return time.perf_counter() - start, value
+
+
+# --- the served demo: marketing plans started and reviewed over HTTP beside the raw floor -----------------
+
+
+@dataclass
+class ServedDemo:
+    """The demo organisation's SQLite database served by ``deptflow serve --workers 1 --threads 8``, and the raw
+    floor of the same start and review step."""
+
+    url: str
+    address: Server
+    raw: RawSpiff
+    #: PLAN and REVIEW_APPROVE as the raw floor's task data holds them
+    plan: dict[str, Any]
+    review: dict[str, Any]
+
+    def raw_start(self) -> tuple[float, int]:
+        """The seconds of a raw start, and its workflow id."""
+        return timed(lambda: self.raw.start(self.plan))
+
+    def raw_complete(self, workflow_id: int) -> float:
+        """The seconds of a raw review step (approve)."""
+        return timed(lambda: self.raw.complete(workflow_id, self.review, "review_marketing_plan"))[0]
+
+
+@contextlib.contextmanager
+def served_demo() -> Iterator[ServedDemo]:
+    """A fresh demo database, its server and the raw floor, all removed on exit."""
+    with temp_dir() as tmp:
+        url = sqlite_database(tmp)
+        raw = RawSpiff(tmp / "raw.sqlite3")
+        try:
+            with server(url, workers=1, threads=8, log_path=tmp / "server.log") as address:
+                yield ServedDemo(url, address, raw, typed(PLAN), typed(REVIEW_APPROVE))
+        finally:
+            raw.close()
+
+
+def timed_request(send: Callable[[], tuple], expected: int, what: str) -> float:
+    """The seconds of a request until its answer is read (``send`` returns the status first, the body last).
+
+    :raises RuntimeError: the status is not ``expected``
+    """
+    seconds, answer = timed(send)
+    if answer[0] != expected:
+        raise RuntimeError(f"{what}: {answer[0]} {str(answer[-1])[:500]}")
+    return seconds
+
+
+def overhead(label: str, times: list[float], raw_times: list[float], target: float) -> dict[str, Any]:
+    """The requests' times beside the raw floor's, their medians' ratio and whether it meets ``target``."""
+    measured = ratio(statistics.median(times), statistics.median(raw_times))
+    return {label: summary(times), "raw_floor": summary(raw_times), "ratio": measured, "target": target,
+            "met": measured <= target}
 
 
 def profiled(label: str, fn: Callable[[], Any], top: int = 30) -> Any:

@@ -16,7 +16,6 @@ request, so that other load on the machine hits both alike. Target (issue 17): b
 
 from __future__ import annotations
 
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -28,17 +27,13 @@ from _common import (  # noqa: E402
     PROCESS,
     REVIEW_APPROVE,
     ApiClient,
-    RawSpiff,
     emit,
     log,
     machine,
-    ratio,
-    server,
+    overhead,
+    served_demo,
     sessions_for,
-    sqlite_database,
-    summary,
-    temp_dir,
-    typed,
+    timed_request,
 )
 
 ROUNDS = 150
@@ -75,68 +70,44 @@ def _open_reviews(url: str) -> list[int]:
 
 def main() -> None:
     began = time.perf_counter()
-    with temp_dir() as tmp:
-        url = sqlite_database(tmp)
-        tokens = _tokens(url)
-        raw = RawSpiff(tmp / "raw.sqlite3")
-        plan, review = typed(PLAN), typed(REVIEW_APPROVE)
-        with server(url, workers=1, threads=8, log_path=tmp / "server.log") as address:
-            rita, mark = ApiClient(address, tokens["rita"]), ApiClient(address, tokens["mark"])
+    with served_demo() as demo:
+        tokens = _tokens(demo.url)
+        rita, mark = ApiClient(demo.address, tokens["rita"]), ApiClient(demo.address, tokens["mark"])
 
-            def start() -> float:
-                t0 = time.perf_counter()
-                status, body = rita.post(f"/api/v1/processes/{PROCESS}/start", {"values": PLAN})
-                seconds = time.perf_counter() - t0
-                if status != 201:
-                    raise RuntimeError(f"start: {status} {body}")
-                return seconds
+        def start() -> float:
+            return timed_request(lambda: rita.post(f"/api/v1/processes/{PROCESS}/start", {"values": PLAN}), 201,
+                                 "start")
 
-            def complete(task_id: int) -> float:
-                t0 = time.perf_counter()
-                status, body = mark.post(f"/api/v1/tasks/{task_id}/complete", {"values": REVIEW_APPROVE})
-                seconds = time.perf_counter() - t0
-                if status != 200:
-                    raise RuntimeError(f"complete {task_id}: {status} {body}")
-                return seconds
+        def complete(task_id: int) -> float:
+            return timed_request(lambda: mark.post(f"/api/v1/tasks/{task_id}/complete", {"values": REVIEW_APPROVE}),
+                                 200, f"complete {task_id}")
 
-            def raw_start() -> tuple[float, int]:
-                t0 = time.perf_counter()
-                workflow_id = raw.start(plan)
-                return time.perf_counter() - t0, workflow_id
+        log("bench_api: warm-up")
+        for _ in range(WARMUP):
+            start()
+        for task_id in _open_reviews(demo.url):
+            complete(task_id)
 
-            log("bench_api: warm-up")
-            for _ in range(WARMUP):
-                start()
-            for task_id in _open_reviews(url):
-                complete(task_id)
+        log(f"bench_api: {ROUNDS} starts, then {ROUNDS} review completions, each beside a raw floor step")
+        starts, raw_starts, raw_ids = [], [], []
+        for _ in range(ROUNDS):
+            seconds, workflow_id = demo.raw_start()
+            raw_starts.append(seconds)
+            raw_ids.append(workflow_id)
+            starts.append(start())
+        completes, raw_completes = [], []
+        for task_id, workflow_id in zip(_open_reviews(demo.url), raw_ids, strict=False):
+            raw_completes.append(demo.raw_complete(workflow_id))
+            completes.append(complete(task_id))
+        rita.close()
+        mark.close()
 
-            log(f"bench_api: {ROUNDS} starts, then {ROUNDS} review completions, each beside a raw floor step")
-            starts, raw_starts, raw_ids = [], [], []
-            for _ in range(ROUNDS):
-                seconds, workflow_id = raw_start()
-                raw_starts.append(seconds)
-                raw_ids.append(workflow_id)
-                starts.append(start())
-            completes, raw_completes = [], []
-            for task_id, workflow_id in zip(_open_reviews(url), raw_ids, strict=False):
-                t0 = time.perf_counter()
-                raw.complete(workflow_id, review, "review_marketing_plan")
-                raw_completes.append(time.perf_counter() - t0)
-                completes.append(complete(task_id))
-            rita.close()
-            mark.close()
-        raw.close()
-
-    complete_ratio = ratio(statistics.median(completes), statistics.median(raw_completes))
-    start_ratio = ratio(statistics.median(starts), statistics.median(raw_starts))
     emit({
         "benchmark": "api_overhead",
         "server": "deptflow serve --workers 1 --threads 8 (gunicorn), SQLite file",
         "client": "http.client, keep-alive, bearer token, JSON; sequential",
-        "complete": {"api": summary(completes), "raw_floor": summary(raw_completes), "ratio": complete_ratio,
-                     "target": TARGET, "met": complete_ratio <= TARGET},
-        "start": {"api": summary(starts), "raw_floor": summary(raw_starts), "ratio": start_ratio,
-                  "target": TARGET, "met": start_ratio <= TARGET},
+        "complete": overhead("api", completes, raw_completes, TARGET),
+        "start": overhead("api", starts, raw_starts, TARGET),
         "runtime_s": round(time.perf_counter() - began, 1),
         "machine": machine(),
     })

@@ -19,7 +19,6 @@ request, so that other load on the machine hits both alike. Target: both ratios 
 
 from __future__ import annotations
 
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -31,16 +30,13 @@ from _common import (  # noqa: E402
     PROCESS,
     REVIEW_APPROVE,
     Client,
-    RawSpiff,
     emit,
     log,
     machine,
-    ratio,
-    server,
-    sqlite_database,
+    overhead,
+    served_demo,
     summary,
-    temp_dir,
-    typed,
+    timed_request,
 )
 
 ROUNDS = 150
@@ -53,101 +49,63 @@ TARGET = 3.0
 
 def main() -> None:
     began = time.perf_counter()
-    with temp_dir() as tmp:
-        url = sqlite_database(tmp)
-        raw = RawSpiff(tmp / "raw.sqlite3")
-        plan, review = typed(PLAN), typed(REVIEW_APPROVE)
-        with server(url, workers=1, threads=8, log_path=tmp / "server.log") as address:
-            rita, mark = Client(address), Client(address)
-            rita.login("rita")
-            mark.login("mark")
+    with served_demo() as demo:
+        rita, mark = Client(demo.address), Client(demo.address)
+        rita.login("rita")
+        mark.login("mark")
 
-            def start() -> float:
-                t0 = time.perf_counter()
-                status, headers, body = rita.post(f"/processes/{PROCESS}/start", PLAN)
-                seconds = time.perf_counter() - t0
-                if status != 302:
-                    raise RuntimeError(f"start: {status} {body[:500]}")
-                return seconds
+        def start() -> float:
+            return timed_request(lambda: rita.post(f"/processes/{PROCESS}/start", PLAN), 302, "start")
 
-            def complete(task_id: int) -> float:
-                t0 = time.perf_counter()
-                status, headers, body = mark.post(f"/tasks/{task_id}/complete", REVIEW_APPROVE)
-                seconds = time.perf_counter() - t0
-                if status != 302:
-                    raise RuntimeError(f"complete {task_id}: {status} {body[:500]}")
-                return seconds
+        def complete(task_id: int) -> float:
+            return timed_request(lambda: mark.post(f"/tasks/{task_id}/complete", REVIEW_APPROVE), 302,
+                                 f"complete {task_id}")
 
-            def raw_start() -> tuple[float, int]:
-                t0 = time.perf_counter()
-                workflow_id = raw.start(plan)
-                return time.perf_counter() - t0, workflow_id
+        def reviews() -> list[int]:
+            return [t for t, element, _ in mark.inbox() if element == "review_marketing_plan"]
 
-            def raw_complete(workflow_id: int) -> float:
-                t0 = time.perf_counter()
-                raw.complete(workflow_id, review, "review_marketing_plan")
-                return time.perf_counter() - t0
+        log("bench_http: warm-up")
+        for _ in range(WARMUP):
+            start()
+            demo.raw_complete(demo.raw_start()[1])
+        rita.inbox()
+        for task_id in reviews():
+            complete(task_id)
+        mark.inbox()
 
-            def reviews() -> list[int]:
-                return [t for t, element, _ in mark.inbox() if element == "review_marketing_plan"]
+        log(f"bench_http: {ROUNDS} starts, then {ROUNDS} review completions, each beside a raw floor step")
+        starts, raw_starts, raw_ids = [], [], []
+        for i in range(ROUNDS):
+            seconds, workflow_id = demo.raw_start()
+            raw_starts.append(seconds)
+            raw_ids.append(workflow_id)
+            starts.append(start())
+            if i % DRAIN_EVERY == DRAIN_EVERY - 1:
+                rita.inbox()
+        inbox_times = []
+        for _ in range(20):
+            t0 = time.perf_counter()
+            open_reviews = reviews()
+            inbox_times.append(time.perf_counter() - t0)
+        rows_in_inbox = len(open_reviews)
+        completes, raw_completes = [], []
+        floor_ids = iter(raw_ids)
+        while len(completes) < ROUNDS and open_reviews:  # the inbox shows a page of 50 at a time
+            for task_id in open_reviews[:ROUNDS - len(completes)]:
+                raw_completes.append(demo.raw_complete(next(floor_ids)))
+                completes.append(complete(task_id))
+                if len(completes) % DRAIN_EVERY == 0:
+                    mark.inbox()
+            open_reviews = reviews()
+        rita.close()
+        mark.close()
 
-            log("bench_http: warm-up")
-            for _ in range(WARMUP):
-                start()
-                raw_complete(raw_start()[1])
-            rita.inbox()
-            for task_id in reviews():
-                complete(task_id)
-            mark.inbox()
-
-            log(f"bench_http: {ROUNDS} starts, then {ROUNDS} review completions, each beside a raw floor step")
-            starts, raw_starts, raw_ids = [], [], []
-            for i in range(ROUNDS):
-                seconds, workflow_id = raw_start()
-                raw_starts.append(seconds)
-                raw_ids.append(workflow_id)
-                starts.append(start())
-                if i % DRAIN_EVERY == DRAIN_EVERY - 1:
-                    rita.inbox()
-            inbox_times = []
-            for _ in range(20):
-                t0 = time.perf_counter()
-                open_reviews = reviews()
-                inbox_times.append(time.perf_counter() - t0)
-            rows_in_inbox = len(open_reviews)
-            completes, raw_completes = [], []
-            floor_ids = iter(raw_ids)
-            while len(completes) < ROUNDS and open_reviews:  # the inbox shows a page of 50 at a time
-                for task_id in open_reviews[:ROUNDS - len(completes)]:
-                    raw_completes.append(raw_complete(next(floor_ids)))
-                    completes.append(complete(task_id))
-                    if len(completes) % DRAIN_EVERY == 0:
-                        mark.inbox()
-                open_reviews = reviews()
-            rita.close()
-            mark.close()
-        raw.close()
-
-    complete_ratio = ratio(statistics.median(completes), statistics.median(raw_completes))
-    start_ratio = ratio(statistics.median(starts), statistics.median(raw_starts))
     emit({
         "benchmark": "http_overhead",
         "server": "deptflow serve --workers 1 --threads 8 (gunicorn), SQLite file",
         "client": "http.client, keep-alive, session cookie, CSRF token; sequential",
-        "complete": {
-            "http": summary(completes),
-            "raw_floor": summary(raw_completes),
-            "ratio": complete_ratio,
-            "target": TARGET,
-            "met": complete_ratio <= TARGET,
-        },
-        "start": {
-            "http": summary(starts),
-            "raw_floor": summary(raw_starts),
-            "ratio": start_ratio,
-            "target": TARGET,
-            "met": start_ratio <= TARGET,
-        },
+        "complete": overhead("http", completes, raw_completes, TARGET),
+        "start": overhead("http", starts, raw_starts, TARGET),
         "inbox_page": {**summary(inbox_times), "rows": rows_in_inbox},
         "runtime_s": round(time.perf_counter() - began, 1),
         "machine": machine(),
