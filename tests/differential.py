@@ -32,6 +32,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from conftest import corpus_dir  # the same module pytest loaded (tests/ has no __init__.py)
 from hypothesis import strategies as st
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.util import BpmnEvent
@@ -60,7 +61,6 @@ from engine.db import HumanTask, MessageSubscription, Process, ProcessInstance, 
 from engine.errors import InvalidDefinition, NotAllowed, ScriptError
 from engine.inbox import COMPLETED_BY_KEY, ROLE_MEMBERS, ready_user_tasks
 from engine.vocabulary import InstanceStatus, TaskStatus
-from tests.conftest import corpus_dir
 from workflows.catalogue import BPMN_DIR, DEMO_USERS, PROCESSES, ROLES
 
 DATA = Path(__file__).parent / "data"
