@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
+from shared_corpus import corpus_dir  # tests/ is on the path: pytest puts a rootdir conftest's folder there
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
@@ -55,12 +56,6 @@ def _cheap_password_hashing() -> Iterator[None]:
 def _no_audit_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test has its own (absent) audit signing key: never the developer's ``instance/`` one."""
     monkeypatch.setenv("DEPTFLOW_AUDIT_KEY", str(tmp_path / "audit-signing.key"))
-
-
-def corpus_dir() -> Path:
-    """Where the shared BPMN corpus is: ``shared/corpus`` beside the clone (as in CI), or ``DEPTFLOW_CORPUS`` (a git
-    worktree is one level deeper). For module-level parametrisation; tests take the :func:`corpus` fixture."""
-    return Path(os.environ.get("DEPTFLOW_CORPUS") or Path(__file__).resolve().parents[2] / "shared" / "corpus")
 
 
 @pytest.fixture

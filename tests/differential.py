@@ -32,8 +32,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from conftest import corpus_dir  # the same module pytest loaded (tests/ has no __init__.py)
 from hypothesis import strategies as st
+from shared_corpus import corpus_dir
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow

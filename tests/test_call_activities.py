@@ -178,7 +178,8 @@ def test_a_collection_that_is_not_a_list_stops_the_case_as_an_incident(session, 
     case = actions.start_process(session, user("steve"), "mi_review_parallel", {"title": "X", "reviewer_names": "a"})
     session.commit()
     assert case.status == "incident"
-    kinds = [e.kind for e in session.scalars(select(Event).where(Event.instance_id == case.id))]
+    kinds = [e.kind for e in session.scalars(select(Event).where(Event.instance_id == case.id)
+                                                          .order_by(Event.id))]
     assert "incident" in kinds
 
 

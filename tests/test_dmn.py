@@ -191,7 +191,7 @@ def test_a_dmn_file_deploys_each_decision_as_its_next_version(session, user):
     assert [(r.key, r.latest.version, r.versions) for r in decisions.catalogue(session)] == [
         ("expense-approver", 2, 2), ("expense-classification", 2, 2)]
     published = session.scalars(select(Event).where(Event.kind == "definition_published",
-                                                    Event.element_id == "expense-approver")).all()
+                                                    Event.element_id == "expense-approver").order_by(Event.id)).all()
     assert [e.data["version"] for e in published] == [1, 2]
     with pytest.raises(NotFound):
         decisions.versions_of(session, "nothing")

@@ -46,7 +46,8 @@ def _rows(session, instance_id: int) -> list[ExternalTask]:
 
 
 def _events(session, instance_id: int, kind: str) -> list[Event]:
-    return list(session.scalars(select(Event).where(Event.instance_id == instance_id, Event.kind == kind)))
+    return list(session.scalars(select(Event).where(Event.instance_id == instance_id, Event.kind == kind)
+                                .order_by(Event.id)))
 
 
 def _fetch(session, user, worker: str, topics=("archive",)):

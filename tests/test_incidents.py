@@ -33,7 +33,7 @@ def _events(session, instance_id: int, kind: str) -> list[Event]:
 
 def _open(session, instance_id: int) -> list[str]:
     return list(session.scalars(select(HumanTask.element_id).where(HumanTask.instance_id == instance_id,
-                                                                    HumanTask.status == "open")))
+                                                                    HumanTask.status == "open").order_by(HumanTask.id)))
 
 
 def _stopped_case(session, user):

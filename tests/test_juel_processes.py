@@ -86,7 +86,7 @@ def test_not_approved_takes_the_negated_condition(session, user, now):
     actions.complete_task(session, user("fiona"), approve.id, {"approved": "false"})
     session.commit()
     decided = session.scalars(select(Event).where(Event.instance_id == case.id,
-                                                  Event.kind == "gateway_decision")).all()
+                                                  Event.kind == "gateway_decision").order_by(Event.id)).all()
     assert session.get(ProcessInstance, case.id).status == "completed"
     assert [(e.data["flow"], e.data["to"], e.data["condition"]) for e in decided] == [
         ("no", "rejected", "${!approved}")]

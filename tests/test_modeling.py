@@ -78,7 +78,7 @@ def test_publish_creates_the_next_version_with_author_note_and_hash(session, use
     assert [(r.definition.version, r.definition.note) for r in overview.versions] == [
         (2, "clerk files approved requests"), (1, "first")]
     published = session.scalars(select(Event).where(Event.kind == "definition_published",
-                                                    Event.element_id == "mini_approval")).all()
+                                                    Event.element_id == "mini_approval").order_by(Event.id)).all()
     assert [e.data["version"] for e in published] == [1, 2] and published[-1].actor.username == "owen"
 
 

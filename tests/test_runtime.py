@@ -40,7 +40,8 @@ def test_start_puts_the_task_in_the_roles_inbox(session, user, mini):
     assert (task.case_title, task.process_name) == ("New van", "Mini approval")
     assert task.due_at is not None and (task.due_at - session.get(HumanTask, task.id).created_at).days == 2
     assert _available(session, user("grace"), instance) == []
-    kinds = [e.kind for e in session.scalars(select(Event).where(Event.instance_id == instance.id))]
+    kinds = [e.kind for e in session.scalars(
+        select(Event).where(Event.instance_id == instance.id).order_by(Event.id))]
     assert kinds == ["started", "task_created"]
 
 
@@ -98,7 +99,8 @@ def test_claim_unclaim_and_who_may_act(session, user, mini):
     actions.unclaim(session, user("mark"), task.id)
     session.commit()
     assert [t.id for t in _available(session, user("mark"), instance)] == [task.id]
-    kinds = [e.kind for e in session.scalars(select(Event).where(Event.instance_id == instance.id))]
+    kinds = [e.kind for e in session.scalars(
+        select(Event).where(Event.instance_id == instance.id).order_by(Event.id))]
     assert kinds[-2:] == ["claimed", "unclaimed"]
 
 

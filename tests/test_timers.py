@@ -42,7 +42,8 @@ def _open(session, instance):
 
 
 def _kinds(session, instance, kind):
-    return session.scalars(select(Event).where(Event.instance_id == instance.id, Event.kind == kind)).all()
+    return session.scalars(select(Event).where(Event.instance_id == instance.id, Event.kind == kind)
+                           .order_by(Event.id)).all()
 
 
 def test_each_timer_kind_fires_at_its_moment(sessions, session, user, timer_process, now):
