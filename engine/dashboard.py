@@ -47,7 +47,7 @@ from sqlalchemy.orm import Session, aliased
 from . import definitions as defs
 from .access import managed_roles
 from .clock import utcnow
-from .db import CaseSummary, Event, HumanTask, Process, ProcessInstance, Role, TaskCandidate, User, UserRole
+from .db import CaseSummary, Event, HumanTask, MonthOf, Process, ProcessInstance, Role, TaskCandidate, User, UserRole
 from .errors import InvalidForm, NotAllowed, NotFound
 from .history import csv_cell
 from .notify import DUE_SOON
@@ -162,19 +162,22 @@ def _seconds(session: Session, later: Any, earlier: Any) -> ColumnElement[float]
     return (func.julianday(later) - func.julianday(earlier)) * 86400.0
 
 
-def _week(session: Session, moment: Any) -> ColumnElement[str]:
-    """The Monday of ``moment``'s week, as ``YYYY-MM-DD``."""
+def _week(session: Session, moment: Any) -> ColumnElement[Any]:
+    """The Monday of ``moment``'s week: PostgreSQL's first moment of it (grouped without formatting every row),
+    SQLite's ``YYYY-MM-DD``; :func:`_day_name` reads either."""
     if _dialect(session) == "postgresql":
-        return func.to_char(func.date_trunc("week", moment), "YYYY-MM-DD")
+        return func.date_trunc("week", moment)
     return func.date(moment, "-6 days", "weekday 1")
 
 
+def _day_name(value: Any) -> str:
+    return value.strftime("%Y-%m-%d") if isinstance(value, datetime) else value
+
+
 def _month(session: Session, moment: Any) -> ColumnElement[Any]:
-    """The month of ``moment``: PostgreSQL's first moment of it (cheaper to compute and group by than text),
-    SQLite's ``YYYY-MM``; :func:`_month_name` reads either."""
-    if _dialect(session) == "postgresql":
-        return func.date_trunc("month", moment)
-    return func.strftime("%Y-%m", moment)
+    """The month of ``moment`` as the index on completed tasks holds it (:class:`engine.db.MonthOf`); PostgreSQL
+    gives its first moment, SQLite ``YYYY-MM``: :func:`_month_name` reads either."""
+    return MonthOf(moment)
 
 
 def _month_name(value: Any) -> str:
@@ -400,7 +403,7 @@ def _case_figures(session: Session, filters: Filters, processes: dict[str, Proce
                .where(i.process_key.in_(keys), i.started_at >= filters.since, i.started_at < filters.until)
                .group_by(i.process_key, "week"))
     for key, week, n in session.execute(started):
-        processes[key].started_per_week[week] = n
+        processes[key].started_per_week[_day_name(week)] = n
         processes[key].started += n
     # the finished cases from their summary rows (written when each case ended): one narrow row per case,
     # found through the index on (process, finished_at) that also holds the cycle time
@@ -411,7 +414,7 @@ def _case_figures(session: Session, filters: Filters, processes: dict[str, Proce
                 .where(finished_in_range).group_by(c.process_key, "week"))
     for key, week, n, rework, on_time in session.execute(finished):
         figures = processes[key]
-        figures.finished_per_week[week] = n
+        figures.finished_per_week[_day_name(week)] = n
         figures.finished += n
         figures.reworked += int(rework or 0)
         figures.on_time += int(on_time or 0)
@@ -536,7 +539,7 @@ def _form_figures(session: Session, filters: Filters, processes: set[str]) -> Fo
     if AUDITS in processes:
         region = func.coalesce(i.data["region"].as_string(), "").label("region")
         items = [func.sum(case((t.submitted[name].as_boolean(), 1), else_=0)) for name in CHECKLIST]
-        query = (select(region, func.count(), *items).join(i, i.id == t.instance_id)
+        query = (select(region, func.count(), *items).join(i, and_(i.id == t.instance_id, i.process_key == AUDITS))
                  .where(t.process_key == AUDITS, t.element_id == "inspect_dealer", _COMPLETED,
                         t.completed_at >= filters.since, t.completed_at < filters.until).group_by("region"))
         for row in session.execute(query):
@@ -546,10 +549,8 @@ def _form_figures(session: Session, filters: Filters, processes: set[str]) -> Fo
         category = func.coalesce(i.data["confirmed_type"].as_string(), i.data["problem_type"].as_string(), "")
         base = select(category.label("category"), _seconds(session, i.ended_at, i.started_at)).where(
             i.process_key == COMPLAINTS, finished)
-        sub = base.subquery()
-        counts = dict(session.execute(select(sub.c.category, func.count()).group_by(sub.c.category)).all())
-        medians = percentiles(session, base, 1, (0.5,))
-        out.complaints = {c or "—": (n, _hours(medians.get((c,), (None,))[0])) for c, n in sorted(counts.items())}
+        found = aggregates(session, base, 1, (0.5,), lambda _c: [func.count()])
+        out.complaints = {c or "—": (n, _hours(median)) for (c,), (n, median) in sorted(found.items())}
     if PLANS in processes:
         year = func.coalesce(i.data["plan_year"].as_string(), "").label("year")
         budget = i.data["total_budget"].as_float()
