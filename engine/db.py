@@ -243,8 +243,8 @@ class HumanTask(Base):
         Index("ix_tasks_open_due", "status", "due_at"),
         #: the dashboard's tasks completed in a range (revision 0011)
         Index("ix_tasks_status_completed", "status", "completed_at"),
-        #: the dashboard's step figures and per-employee months (revision 0015): its aggregates read only these
-        #: narrow index entries (PostgreSQL: index-only scans, in the order of the groups), never the rows
+        #: the dashboard's completed tasks (revision 0015): its aggregates read only these narrow index entries
+        #: (PostgreSQL: index-only scans, in the order of the groups), never the rows. Per process and step:
         Index("ix_tasks_done_step", "process_key", "element_id", "completed_at",
               postgresql_include=["created_at", "name"], postgresql_where=text("status = 'completed'"),
               sqlite_where=text("status = 'completed'")),
