@@ -60,6 +60,8 @@ class PendingEvent:
     task_id: int | None
     element_id: str | None
     data: dict[str, Any] = field(default_factory=dict)
+    #: the case's process: a copy for the dashboard, outside the hash (``instance_id`` is in it)
+    process_key: str | None = None
     chain: int = GLOBAL_CHAIN
     seq: int | None = None
     prev_hash: str | None = None
@@ -68,7 +70,7 @@ class PendingEvent:
     def row(self) -> dict[str, Any]:
         return {"kind": self.kind, "at": self.at, "instance_id": self.instance_id, "actor_id": self.actor_id,
                 "task_id": self.task_id, "element_id": self.element_id, "data": self.data, "chain": self.chain,
-                "seq": self.seq, "prev_hash": self.prev_hash, "hash": self.hash}
+                "seq": self.seq, "prev_hash": self.prev_hash, "hash": self.hash, "process_key": self.process_key}
 
 
 class HasId(Protocol):
@@ -111,6 +113,7 @@ def record(
         task_id=task.id if task is not None else None,
         element_id=element_id or (task.element_id if task is not None else None),
         data=_jsonable(data),
+        process_key=getattr(instance, "process_key", None),
     )
     session.info.setdefault(_PENDING, []).append(event)  # inserted, numbered and hashed at commit
     return event

@@ -32,20 +32,22 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, cast, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, Text, and_, case, cast, exists, func, literal_column, or_, select
 from sqlalchemy import Integer as SqlInteger
 from sqlalchemy.orm import Session, aliased
 
 from . import definitions as defs
 from .access import managed_roles
 from .clock import utcnow
-from .db import CaseSummary, Event, HumanTask, Process, ProcessInstance, Role, TaskCandidate, User, UserRole
+from .db import CaseSummary, Event, HumanTask, MonthOf, Process, ProcessInstance, Role, TaskCandidate, User, UserRole
 from .errors import InvalidForm, NotAllowed, NotFound
 from .history import csv_cell
 from .notify import DUE_SOON
@@ -155,39 +157,75 @@ def _dialect(session: Session) -> str:
 
 
 def _seconds(session: Session, later: Any, earlier: Any) -> ColumnElement[float]:
-    if _dialect(session) == "postgresql":
-        return func.extract("epoch", later - earlier)
+    if _dialect(session) == "postgresql":  # date_part is double precision; EXTRACT computes a numeric, slower
+        return func.date_part("epoch", later - earlier)
     return (func.julianday(later) - func.julianday(earlier)) * 86400.0
 
 
-def _week(session: Session, moment: Any) -> ColumnElement[str]:
-    """The Monday of ``moment``'s week, as ``YYYY-MM-DD``."""
+def _week(session: Session, moment: Any) -> ColumnElement[Any]:
+    """The Monday of ``moment``'s week: PostgreSQL's first moment of it (grouped without formatting every row),
+    SQLite's ``YYYY-MM-DD``; :func:`_day_name` reads either."""
     if _dialect(session) == "postgresql":
-        return func.to_char(func.date_trunc("week", moment), "YYYY-MM-DD")
+        return func.date_trunc("week", moment)
     return func.date(moment, "-6 days", "weekday 1")
 
 
-def _month(session: Session, moment: Any) -> ColumnElement[str]:
-    if _dialect(session) == "postgresql":
-        return func.to_char(moment, "YYYY-MM")
-    return func.strftime("%Y-%m", moment)
+def _day_name(value: Any) -> str:
+    return value.strftime("%Y-%m-%d") if isinstance(value, datetime) else value
+
+
+def _month(session: Session, moment: Any) -> ColumnElement[Any]:
+    """The month of ``moment`` as the index on completed tasks holds it (:class:`engine.db.MonthOf`); PostgreSQL
+    gives its first moment, SQLite ``YYYY-MM``: :func:`_month_name` reads either."""
+    return MonthOf(moment)
+
+
+def _month_name(value: Any) -> str:
+    return value.strftime("%Y-%m") if isinstance(value, datetime) else value
+
+
+#: the completed tasks, as the partial indexes on them say it (a literal: a bound value would not match them)
+_COMPLETED = HumanTask.status == literal_column(f"'{TaskStatus.COMPLETED.value}'")
 
 
 def percentiles(session: Session, values: Select, groups: int, fractions: tuple[float, ...] = (0.5, 0.9),
                 ) -> dict[tuple, tuple[float | None, ...]]:
-    """``percentile_cont`` of the last column of ``values`` per group of its first ``groups`` columns.
+    """``percentile_cont`` of the last column of ``values`` per group of its first ``groups`` columns."""
+    return aggregates(session, values, groups, fractions)
 
-    PostgreSQL computes it itself. SQLite has no such aggregate: a window numbers each group's values in
+
+def aggregates(session: Session, values: Select, groups: int, fractions: tuple[float, ...] = (0.5, 0.9),
+               extra: Callable[[Any], list[ColumnElement[Any]]] = lambda _c: [],
+               ) -> dict[tuple, tuple[Any, ...]]:
+    """Per group of the first ``groups`` columns of ``values``: the ``extra`` aggregates (over the columns of
+    ``values``, e.g. a count) followed by ``percentile_cont`` of column ``groups`` at each of ``fractions``.
+
+    PostgreSQL computes it all in one pass. SQLite has no such aggregate: a window numbers each group's values in
     order, and only the (at most two) rows around each fraction's rank leave the database, to be interpolated
     exactly as ``percentile_cont`` does.
     """
     sub = values.subquery()
     keys = list(sub.c)[:groups]
     value = list(sub.c)[groups]
+    more = extra(sub.c)
     if _dialect(session) == "postgresql":
-        rows = session.execute(select(*keys, *[func.percentile_cont(f).within_group(value) for f in fractions])
+        rows = session.execute(select(*keys, *more, *[func.percentile_cont(f).within_group(value) for f in fractions])
                                .group_by(*keys))
-        return {tuple(row[:groups]): tuple(None if v is None else float(v) for v in row[groups:]) for row in rows}
+        cut = groups + len(more)
+        return {tuple(row[:groups]): (*row[groups:cut], *(None if v is None else float(v) for v in row[cut:]))
+                for row in rows}
+    found = _sqlite_percentiles(session, sub, groups, fractions)
+    if not more:
+        return found
+    nothing = (None,) * len(fractions)
+    return {tuple(row[:groups]): (*row[groups:], *found.get(tuple(row[:groups]), nothing))
+            for row in session.execute(select(*keys, *more).group_by(*keys))}
+
+
+def _sqlite_percentiles(session: Session, sub: Any, groups: int, fractions: tuple[float, ...],
+                        ) -> dict[tuple, tuple[float | None, ...]]:
+    keys = list(sub.c)[:groups]
+    value = list(sub.c)[groups]
     ranked = select(*keys, value.label("v"),
                     (func.row_number().over(partition_by=keys, order_by=value) - 1).label("r"),
                     func.count().over(partition_by=keys).label("n")).where(value.is_not(None)).subquery()
@@ -365,7 +403,7 @@ def _case_figures(session: Session, filters: Filters, processes: dict[str, Proce
                .where(i.process_key.in_(keys), i.started_at >= filters.since, i.started_at < filters.until)
                .group_by(i.process_key, "week"))
     for key, week, n in session.execute(started):
-        processes[key].started_per_week[week] = n
+        processes[key].started_per_week[_day_name(week)] = n
         processes[key].started += n
     # the finished cases from their summary rows (written when each case ended): one narrow row per case,
     # found through the index on (process, finished_at) that also holds the cycle time
@@ -376,7 +414,7 @@ def _case_figures(session: Session, filters: Filters, processes: dict[str, Proce
                 .where(finished_in_range).group_by(c.process_key, "week"))
     for key, week, n, rework, on_time in session.execute(finished):
         figures = processes[key]
-        figures.finished_per_week[week] = n
+        figures.finished_per_week[_day_name(week)] = n
         figures.finished += n
         figures.reworked += int(rework or 0)
         figures.on_time += int(on_time or 0)
@@ -386,37 +424,39 @@ def _case_figures(session: Session, filters: Filters, processes: dict[str, Proce
 
 
 def _step_figures(session: Session, filters: Filters, processes: dict[str, ProcessFigures]) -> None:
-    i, t = ProcessInstance, HumanTask
+    """Open tasks, completions and waiting times per step, and the flows the gateways took. Task and decision rows
+    carry their case's process (revision 0015): nothing here joins a case; the completions and the decisions are
+    read from partial indexes that hold every column used (index-only scans on PostgreSQL, in group order)."""
+    t, e = HumanTask, Event
     keys = list(processes)
 
     def step(key: str, element_id: str, name: str) -> StepFigures:
         return processes[key].steps.setdefault(element_id, StepFigures(element_id, name))
 
-    wip = (select(i.process_key, t.element_id, func.min(t.name), func.count()).join(i, i.id == t.instance_id)
-           .where(t.status == TaskStatus.OPEN, i.process_key.in_(keys)).group_by(i.process_key, t.element_id))
+    wip = (select(t.process_key, t.element_id, func.min(t.name), func.count())
+           .where(t.status == TaskStatus.OPEN, t.process_key.in_(keys)).group_by(t.process_key, t.element_id))
     if filters.role:
         wip = wip.where(exists().where(TaskCandidate.task_id == t.id, TaskCandidate.role_key == filters.role))
     for key, element_id, name, n in session.execute(wip):
         step(key, element_id, name).open = n
-    done = and_(t.status == TaskStatus.COMPLETED, t.completed_at >= filters.since, t.completed_at < filters.until,
-                i.process_key.in_(keys))
-    counts = (select(i.process_key, t.element_id, func.min(t.name), func.count()).join(i, i.id == t.instance_id)
-              .where(done).group_by(i.process_key, t.element_id))
-    for key, element_id, name, n in session.execute(counts):
-        step(key, element_id, name).completed = n
-    waits = (select(i.process_key, t.element_id, _seconds(session, t.completed_at, t.created_at))
-             .join(i, i.id == t.instance_id).where(done))
-    for (key, element_id), (median,) in percentiles(session, waits, 2, (0.5,)).items():
-        processes[key].steps[element_id].median_wait_hours = _hours(median)
-    e = Event
-    flow = e.data["flow"].as_string()
-    taken = (select(i.process_key, flow.label("flow"), func.count()).join(i, i.id == e.instance_id)
-             .where(e.kind == EventKind.GATEWAY_DECISION, e.at >= filters.since, e.at < filters.until,
-                    i.process_key.in_(keys))
-             .group_by(i.process_key, "flow"))
-    for key, flow_id, n in session.execute(taken):
+    waits = (select(t.process_key, t.element_id, _seconds(session, t.completed_at, t.created_at), t.name)
+             .where(_COMPLETED, t.process_key.in_(keys), t.completed_at >= filters.since,
+                    t.completed_at < filters.until))
+    done = aggregates(session, waits, 2, (0.5,), lambda c: [func.min(c.name), func.count()])
+    for (key, element_id), (name, n, median) in done.items():
+        figures = step(key, element_id, name)
+        figures.completed, figures.median_wait_hours = n, _hours(median)
+    # a decision's data names the flow it took; within a process the few distinct texts are counted in the
+    # database and read here, instead of extracting the flow from every decision
+    taken = (select(e.process_key, cast(e.data, Text), func.count())
+             .where(e.kind == literal_column(f"'{EventKind.GATEWAY_DECISION.value}'"), e.at >= filters.since,
+                    e.at < filters.until, e.process_key.in_(keys))
+             .group_by(e.process_key, cast(e.data, Text)))
+    for key, data, n in session.execute(taken):
+        flow_id = json.loads(data).get("flow") if data else None
         if flow_id:
-            processes[key].flows[flow_id] = n
+            flows = processes[key].flows
+            flows[flow_id] = flows.get(flow_id, 0) + n
 
 
 def _due(session: Session, filters: Filters, scope: Scope) -> tuple[list[DueRow], list[DueRow]]:
@@ -452,28 +492,27 @@ def _due(session: Session, filters: Filters, scope: Scope) -> tuple[list[DueRow]
 
 
 def _employees(session: Session, filters: Filters, scope: Scope) -> list[EmployeeMonth]:
+    """Tasks completed, late and the median handling time per person and month: one pass over the completed
+    tasks' index entries (``ix_tasks_done_by``)."""
     t = HumanTask
-    where = [t.status == TaskStatus.COMPLETED, t.completed_at >= filters.since, t.completed_at < filters.until,
+    where = [_COMPLETED, t.completed_at >= filters.since, t.completed_at < filters.until,
              t.completed_by_id.is_not(None)]
     if scope.people is not None:
         where.append(t.completed_by_id.in_(scope.people))
     if filters.role:
         where.append(t.completed_by_id.in_(select(UserRole.user_id).where(UserRole.role_key == filters.role)))
     if filters.process:
-        where.append(t.instance_id.in_(select(ProcessInstance.id).where(
-            ProcessInstance.process_key == filters.process)))
-    month = _month(session, t.completed_at).label("month")
-    late = func.sum(case((and_(t.due_at.is_not(None), t.completed_at > t.due_at), 1), else_=0))
-    rows = session.execute(select(t.completed_by_id, month, func.count(), late).where(*where)
-                           .group_by(t.completed_by_id, "month")).all()
+        where.append(t.process_key == filters.process)
+    began = case((t.claimed_at < t.completed_at, t.claimed_at), else_=t.created_at)
+    late = case((and_(t.due_at.is_not(None), t.completed_at > t.due_at), 1), else_=0)
+    handling = (select(t.completed_by_id, _month(session, t.completed_at).label("month"),
+                       _seconds(session, t.completed_at, began), late.label("late")).where(*where))
+    rows = aggregates(session, handling, 2, (0.5,), lambda c: [func.count(), func.sum(c.late)])
     if not rows:
         return []
-    began = case((t.claimed_at < t.completed_at, t.claimed_at), else_=t.created_at)
-    handling = select(t.completed_by_id, month, _seconds(session, t.completed_at, began)).where(*where)
-    medians = percentiles(session, handling, 2, (0.5,))
-    names = dict(session.execute(select(User.id, User.full_name).where(User.id.in_({r[0] for r in rows}))).all())
-    out = [EmployeeMonth(uid, names.get(uid, "?"), m, n, int(lt or 0), _hours(medians.get((uid, m), (None,))[0]))
-           for uid, m, n, lt in rows]
+    names = dict(session.execute(select(User.id, User.full_name).where(User.id.in_({k[0] for k in rows}))).all())
+    out = [EmployeeMonth(uid, names.get(uid, "?"), _month_name(m), n, int(lt or 0), _hours(median))
+           for (uid, m), (n, lt, median) in rows.items()]
     return sorted(out, key=lambda e: (e.name, e.month))
 
 
@@ -496,12 +535,12 @@ def _form_figures(session: Session, filters: Filters, processes: set[str]) -> Fo
         month = _month(session, i.started_at).label("month")
         query = (select(month, i.status, func.count()).where(i.process_key == DRAWINGS, started)
                  .group_by("month", i.status))
-        out.drawings = {(m, status): n for m, status, n in session.execute(query)}
+        out.drawings = {(_month_name(m), status): n for m, status, n in session.execute(query)}
     if AUDITS in processes:
         region = func.coalesce(i.data["region"].as_string(), "").label("region")
         items = [func.sum(case((t.submitted[name].as_boolean(), 1), else_=0)) for name in CHECKLIST]
-        query = (select(region, func.count(), *items).join(i, i.id == t.instance_id)
-                 .where(i.process_key == AUDITS, t.element_id == "inspect_dealer", t.status == TaskStatus.COMPLETED,
+        query = (select(region, func.count(), *items).join(i, and_(i.id == t.instance_id, i.process_key == AUDITS))
+                 .where(t.process_key == AUDITS, t.element_id == "inspect_dealer", _COMPLETED,
                         t.completed_at >= filters.since, t.completed_at < filters.until).group_by("region"))
         for row in session.execute(query):
             out.compliance[row[0] or "—"] = (row[1], {name: int(v or 0) for name, v in zip(CHECKLIST, row[2:],
@@ -510,10 +549,8 @@ def _form_figures(session: Session, filters: Filters, processes: set[str]) -> Fo
         category = func.coalesce(i.data["confirmed_type"].as_string(), i.data["problem_type"].as_string(), "")
         base = select(category.label("category"), _seconds(session, i.ended_at, i.started_at)).where(
             i.process_key == COMPLAINTS, finished)
-        sub = base.subquery()
-        counts = dict(session.execute(select(sub.c.category, func.count()).group_by(sub.c.category)).all())
-        medians = percentiles(session, base, 1, (0.5,))
-        out.complaints = {c or "—": (n, _hours(medians.get((c,), (None,))[0])) for c, n in sorted(counts.items())}
+        found = aggregates(session, base, 1, (0.5,), lambda _c: [func.count()])
+        out.complaints = {c or "—": (n, _hours(median)) for (c,), (n, median) in sorted(found.items())}
     if PLANS in processes:
         year = func.coalesce(i.data["plan_year"].as_string(), "").label("year")
         budget = i.data["total_budget"].as_float()

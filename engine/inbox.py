@@ -261,7 +261,8 @@ def _new_row(session: Session, instance: Any, task: Any, definition: ParsedDefin
         due = due or default_due
         priority = priority if priority is not None else default_priority
     return {
-        "instance_id": instance.id, "spiff_task_id": str(task.id), "element_id": element_id,
+        "instance_id": instance.id, "process_key": instance.process_key, "spiff_task_id": str(task.id),
+        "element_id": element_id,
         "name": task_title(task, info), "created_at": now, "status": TaskStatus.OPEN,
         "priority": priority if priority is not None else 50,
         "due_at": _due(due, task.data, now),

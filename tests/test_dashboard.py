@@ -303,8 +303,9 @@ def test_a_csv_computes_only_its_figure_and_the_same_numbers(seeded, user):
 
 
 def test_an_upgrade_fills_the_case_summaries_with_the_same_figures(seeded, user, database_url):
-    """A database whose cases finished before revision 0013 (its summaries are gone with the downgrade) reads
-    the same figures after the upgrade, whose backfill computes what the engine wrote when each case ended."""
+    """A database whose cases finished before revision 0013 (its summaries are gone with the downgrade), and whose
+    tasks and decisions were written before 0015 (without their case's process), reads the same figures after the
+    upgrade, whose backfills compute what the engine wrote when each case ended and copy each case's process."""
     from alembic import command
     from sqlalchemy import func
 
@@ -324,6 +325,7 @@ def test_an_upgrade_fills_the_case_summaries_with_the_same_figures(seeded, user,
     command.downgrade(schema.alembic_config(database_url), "0012")
     command.upgrade(schema.alembic_config(database_url), "head")
     assert seeded.scalar(select(func.count()).select_from(CaseSummary)) == written > 0
+    assert seeded.scalar(select(func.count()).where(HumanTask.process_key.is_(None))) == 0
     assert figures() == before
 
 
@@ -352,3 +354,9 @@ def test_only_the_step_that_ends_a_case_writes_its_summary(session, now):
     assert [len(s) for s in summaries] == [0, 0, 1] and summaries[2][0].lstrip().upper().startswith("INSERT")
     summary = session.get(CaseSummary, case)
     assert (summary.cycle_seconds, summary.reworked, summary.late) == (6 * 3600.0, False, False)
+    # the task rows and the events carry the case's process, written by the statements that insert them
+    from engine.db import Event
+
+    assert set(session.scalars(select(HumanTask.process_key).where(HumanTask.instance_id == case))) == {
+        "customer_complaint"}
+    assert set(session.scalars(select(Event.process_key).where(Event.instance_id == case))) == {"customer_complaint"}

@@ -151,6 +151,57 @@ def _realistic_0005(metadata: MetaData) -> dict[str, list[dict[str, Any]]]:
     return rows
 
 
+def _realistic_0014(metadata: MetaData) -> dict[str, list[dict[str, Any]]]:
+    """As at 0005, and a finished case of an organisation's own process: its two completed tasks, an open one, and
+    its events (``started`` in the global chain, a gateway decision in its own), hash-chained as the engine wrote
+    them. 0015 copies the case's process onto the tasks and events (not into the hash: the log still verifies)."""
+    from types import SimpleNamespace
+
+    from engine.audit import GENESIS, event_hash
+
+    rows = _realistic_0005(metadata)
+    starter = rows["users"][0]["id"]
+    at = datetime(2026, 11, 2, 9, 0)
+    rows["processes"] = [{"key": VISITS, "title": "Dealer visits", "description": "", "starter_roles": [],
+                          "owner_role": None, "separated_tasks": [], "separated_pairs": [], "default_due": None,
+                          "default_priority": None}]
+    rows["process_definitions"] = [{"id": CASE, "process_key": VISITS, "version": 1, "bpmn_process_id": VISITS,
+                                    "name": "Dealer visits", "xml": "<definitions/>", "sha256": "b" * 64,
+                                    "status": "published", "published_by_id": starter, "published_at": at,
+                                    "note": ""}]
+    events = [SimpleNamespace(id=CASE, chain=0, seq=1, at=at, kind="started", instance_id=CASE, actor_id=starter,
+                              task_id=None, element_id=None, data={"title": "Visit 1"}, prev_hash=GENESIS),
+              SimpleNamespace(id=CASE + 1, chain=CASE, seq=1, at=at + timedelta(hours=3), kind="gateway_decision",
+                              instance_id=CASE, actor_id=None, task_id=None, element_id="gw_ok",
+                              data={"flow": "Flow_ok", "name": "OK?"}, prev_hash=None)]
+    events[0].hash = event_hash(events[0])
+    events[1].prev_hash = events[0].hash
+    events[1].hash = event_hash(events[1])
+    rows["audit_head"] = [{"id": 1, "last_seq": 1, "last_hash": events[0].hash, "last_signature": None}]
+    rows["process_instances"] = [{"id": CASE, "definition_id": CASE, "process_key": VISITS, "title": "Visit 1",
+                                  "business_key": None, "status": "completed", "started_by_id": starter,
+                                  "started_at": at, "ended_at": at + timedelta(hours=5), "state": "{}",
+                                  "data": {"region": "North"}, "version_id": 3, "next_timer_at": None,
+                                  "audit_seq": 1, "audit_hash": events[1].hash, "audit_signature": None}]
+    rows["human_tasks"] = [{"id": CASE + n, "instance_id": CASE, "spiff_task_id": f"t{n}", "element_id": element,
+                            "name": element.title(), "assignee_id": starter, "claimed_at": at,
+                            "created_at": at + timedelta(hours=n), "due_at": None, "priority": 50,
+                            "status": status, "completed_by_id": starter if status == "completed" else None,
+                            "completed_at": at + timedelta(hours=n + 1) if status == "completed" else None,
+                            "submitted": {}, "due_soon_notified": False, "overdue_notified": False,
+                            "candidate_roles": [], "follow_up_at": None}
+                           for n, element, status in ((1, "visit", "completed"), (2, "report", "completed"),
+                                                      (3, "follow_up", "open"))]
+    rows["events"] = [{name: getattr(e, name) for name in ("id", "chain", "seq", "prev_hash", "hash", "instance_id",
+                                                            "at", "kind", "actor_id", "task_id", "element_id",
+                                                            "data")} for e in events]
+    return rows
+
+
+VISITS = "dealer_visits"
+#: the ids of its rows: above what ``deptflow init`` numbers (PostgreSQL's sequences do not see explicit ids)
+CASE = 9001
+
 #: revision R -> realistic rows valid at R, for the migrations after R that transform data
 REALISTIC: dict[str, Callable[[MetaData], dict[str, list[dict[str, Any]]]]] = {
     "0001": _realistic_0001, "0002": _realistic_0002, "0003": _realistic_0003, "0004": _realistic_0004,
@@ -159,7 +210,9 @@ REALISTIC: dict[str, Callable[[MetaData], dict[str, list[dict[str, Any]]]]] = {
     # indexes; 0013 adds case summaries (its backfill is checked in tests/test_dashboard.py): the rows of 0005
     # exercise them
     "0008": _realistic_0005, "0009": _realistic_0005, "0010": _realistic_0005, "0011": _realistic_0005,
-    "0012": _realistic_0005, "0013": _realistic_0005}
+    "0012": _realistic_0005, "0013": _realistic_0005,
+    # 0015 copies each case's process onto its tasks and events
+    "0014": _realistic_0014}
 
 
 # --- checks of each revision's data migration --------------------------------------------------
@@ -176,8 +229,21 @@ def _check_0002(connection: Connection, metadata: MetaData) -> None:
     assert set(connection.scalars(select(users.c.session_generation))) == {0}
 
 
+def _check_0015(connection: Connection, metadata: MetaData) -> None:
+    """Every task and every event of a case carries the case's process; events outside a case none."""
+    instances = metadata.tables["process_instances"]
+    for name in ("human_tasks", "events"):
+        table = metadata.tables[name]
+        rows = connection.execute(select(table.c.process_key, instances.c.process_key)
+                                  .outerjoin(instances, instances.c.id == table.c.instance_id)).all()
+        assert rows and all(copied == original for copied, original in rows), (name, rows)
+    if VISITS in set(connection.scalars(select(instances.c.process_key))):  # the realistic rows of 0014
+        tasks = metadata.tables["human_tasks"]
+        assert set(connection.scalars(select(tasks.c.process_key).where(tasks.c.instance_id == CASE))) == {VISITS}
+
+
 #: revision -> a check of what its upgrade did to existing data, run when an upgrade applied it
-DATA_CHECKS: dict[str, Callable[[Connection, MetaData], None]] = {"0002": _check_0002}
+DATA_CHECKS: dict[str, Callable[[Connection, MetaData], None]] = {"0002": _check_0002, "0015": _check_0015}
 
 
 # --- the tests ---------------------------------------------------------------------------------
