@@ -171,6 +171,13 @@ class DecisionDefinition(Base):
         return f"<DecisionDefinition {self.decision_key} v{self.version}>"
 
 
+def postgresql_only(index: Index) -> Index:
+    """An index only PostgreSQL has (an extension's operator class): SQLite's schema lacks it, and the
+    comparison of the models with a SQLite database leaves it out (:func:`engine.schema.include_object`)."""
+    index.info["dialect"] = "postgresql"
+    return index.ddl_if(dialect="postgresql")
+
+
 class ProcessInstance(Base):
     __tablename__ = "process_instances"
     __table_args__ = (
@@ -179,6 +186,9 @@ class ProcessInstance(Base):
         Index("ix_instances_process_status", "process_key", "status"),
         #: the dashboard's cases finished in a range (revision 0011)
         Index("ix_instances_status_ended", "status", "ended_at"),
+        #: the inbox's text search (``ILIKE '%…%'``) on PostgreSQL: trigram indexes (pg_trgm, revision 0015)
+        *(postgresql_only(Index(f"ix_instances_{column}_trgm", column, postgresql_using="gin",
+                                postgresql_ops={column: "gin_trgm_ops"})) for column in ("title", "business_key")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -157,9 +157,10 @@ REALISTIC: dict[str, Callable[[MetaData], dict[str, list[dict[str, Any]]]]] = {
     "0005": _realistic_0005, "0006": _realistic_0005, "0007": _realistic_0005,
     # later revisions add tables (external tasks, comments and attachments, decisions, message subscriptions) and
     # indexes; 0013 adds case summaries (its backfill is checked in tests/test_dashboard.py): the rows of 0005
-    # exercise them
+    # exercise them. 0015 indexes the cases' titles and business keys (trigrams, PostgreSQL only) and adds
+    # statistics on tasks: built over the generic rows of process_instances and human_tasks
     "0008": _realistic_0005, "0009": _realistic_0005, "0010": _realistic_0005, "0011": _realistic_0005,
-    "0012": _realistic_0005, "0013": _realistic_0005}
+    "0012": _realistic_0005, "0013": _realistic_0005, "0014": _realistic_0005}
 
 
 # --- checks of each revision's data migration --------------------------------------------------
