@@ -45,10 +45,20 @@ from . import core
 from . import inbox as queues
 from .access import managed_roles
 from .clock import utcnow
-from .db import HumanTask, Process, ProcessInstance, Role, SavedFilter, TaskCandidate, User, UserRole
+from .db import (
+    HumanTask,
+    Notification,
+    Process,
+    ProcessInstance,
+    Role,
+    SavedFilter,
+    TaskCandidate,
+    User,
+    UserRole,
+)
 from .errors import InvalidForm, NotFound
 from .inbox import PAGE_SIZE, Inbox, InboxRow, page_query
-from .notify import unread_count
+from .sql import run
 from .vocabulary import TaskStatus
 
 #: Priorities (``camunda:priority``, 0–100) in words: at least HIGH is "high", at most LOW "low", "normal" between.
@@ -377,22 +387,24 @@ class _Tally:
     until: datetime
 
 
-def _tally(session: Session, scope: _Scope, filters: list[TaskFilter | None]) -> _Tally:
+def _tally(session: Session, scope: _Scope, filters: list[TaskFilter | None]) -> tuple[_Tally, str]:
     """The counts of ``filters`` and the steps, from the engine's memo when the visible tasks' fingerprint
-    (the live poll's statement) is the one they were counted with, else counted in one pass and kept."""
+    (the live poll's statement) is the one they were counted with, else counted in one pass and kept; and
+    the change token of the tasks counted."""
     memo = core.of(session).sidebars
     now = scope.params["now"]
     person = (session.get_bind(), scope.actor.id, tuple(sorted(scope.roles)), tuple(filters))
-    tally = memo.get((*person, _fingerprint_of(session, scope)), now)
+    fingerprint, unread = _poll(session, scope)
+    tally = memo.get((*person, fingerprint), now)
     if tally is None:
         tally = _count(session, scope, filters)
         memo.put((*person, tally.fingerprint), tally, tally.until)  # the fingerprint of the rows counted
-    return tally
+    return tally, _token(scope, tally.fingerprint, unread)
 
 
 def _count(session: Session, scope: _Scope, filters: list[TaskFilter | None]) -> _Tally:
     statement, params = count_query(scope, filters)
-    rows = session.execute(statement, params).all()
+    rows = run(session, statement, params).all()
     now = scope.params["now"]
     dues = [row[2] for row in rows if row[2] is not None]
     size = len(_FINGERPRINT)
@@ -416,13 +428,20 @@ def sidebar(session: Session, actor: User, *, scope: _Scope | None = None) -> li
     return _sidebar(session, scope or _Scope(session, actor))[0]
 
 
-def _sidebar(session: Session, scope: _Scope) -> tuple[list[FilterCount], _Tally]:
+def _role_names(session: Session, scope: _Scope) -> dict[str, str]:
+    """Key → name of the person's roles and of the roles they manage."""
+    return dict(session.execute(select(Role.key, Role.name).where(Role.key.in_(sorted(scope.roles)))).all())
+
+
+def _sidebar(session: Session, scope: _Scope,
+             names: dict[str, str] | None = None) -> tuple[list[FilterCount], _Tally, str]:
+    """The sidebar's entries, the pass they were counted in, and its change token; ``names``: the roles'."""
     saved = list(session.scalars(select(SavedFilter).where(SavedFilter.user_id == scope.actor.id)
                                  .order_by(SavedFilter.name)))
     entries: list[tuple[str, TaskFilter | None, str, int | None]] = [
         (b.label, b.criteria, b.key, None) for b in BUILT_IN]
     if scope.managed:  # a manager's teams, one entry per managed role
-        names = dict(session.execute(select(Role.key, Role.name).where(Role.key.in_(sorted(scope.managed)))).all())
+        names = names if names is not None else _role_names(session, scope)
         entries += [(f"Team: {names[key]}", TaskFilter(role=key), f"{TEAM}{key}", None)
                     for key in sorted(scope.managed, key=lambda k: names[k])]
     for row in saved:
@@ -430,9 +449,9 @@ def _sidebar(session: Session, scope: _Scope) -> tuple[list[FilterCount], _Tally
             entries.append((row.name, TaskFilter.parse(row.criteria), "", row.id))
         except InvalidForm:  # saved with choices this version no longer has: listed, counted as nothing
             entries.append((row.name, None, "", row.id))
-    tally = _tally(session, scope, [criteria for _, criteria, _, _ in entries])
+    tally, token = _tally(session, scope, [criteria for _, criteria, _, _ in entries])
     return [FilterCount(label, n, criteria or TaskFilter(), key, saved_id)
-            for (label, criteria, key, saved_id), n in zip(entries, tally.counts, strict=True)], tally
+            for (label, criteria, key, saved_id), n in zip(entries, tally.counts, strict=True)], tally, token
 
 
 def resolve(session: Session, actor: User, *, key: str = "", saved_id: int | None = None,
@@ -488,21 +507,22 @@ def filtered_inbox(session: Session, actor: User, criteria: TaskFilter, *, page:
             page = max(1, -(-total // page_size))
             rows = session.execute(page_query(tasks, page_size, (page - 1) * page_size), params).all()
         total = rows[0][-1] if rows else 0
-    entries, tally = _sidebar(session, scope)
+    names = _role_names(session, scope)
+    entries, tally, token = _sidebar(session, scope, names)
     return FilteredInbox(
         criteria=criteria, rows=[InboxRow(*row[:-1]) for row in rows], total=total, page=page if with_rows else 1,
-        sidebar=entries, selected=selected, page_size=page_size, managed=scope.managed,
-        token=_token(session, scope, tally.fingerprint), **choices(session, scope, tally.steps))
+        sidebar=entries, selected=selected, page_size=page_size, managed=scope.managed, token=token,
+        **choices(session, scope, tally.steps, names))
 
 
-def choices(session: Session, scope: _Scope, steps: tuple[tuple[str, str], ...]) -> dict[str, list[tuple[str, str]]]:
-    """The filter form's options: processes, the ``steps`` now open for the person, their roles, colleagues."""
+def choices(session: Session, scope: _Scope, steps: tuple[tuple[str, str], ...],
+            names: dict[str, str]) -> dict[str, list[tuple[str, str]]]:
+    """The filter form's options: processes, the ``steps`` now open for the person, their roles (``names``:
+    key → name), colleagues."""
     processes = session.execute(select(Process.key, Process.title).order_by(Process.title)).all()
-    roles = session.execute(select(Role.key, Role.name).where(Role.key.in_(sorted(scope.roles)))
-                            .order_by(Role.name)).all()
     people = people_of(session, scope.roles)
     return {"processes": [tuple(r) for r in processes], "steps": list(steps),
-            "roles": [tuple(r) for r in roles], "people": people}
+            "roles": sorted(names.items(), key=lambda role: (role[1], role[0])), "people": people}
 
 
 def people_of(session: Session, roles: set[str]) -> list[tuple[str, str]]:
@@ -561,19 +581,23 @@ def change_token(session: Session, actor: User, *, scope: _Scope | None = None) 
     a task arrives, leaves, is claimed, handed on or rescheduled; the inbox polls it (one indexed
     aggregate) instead of the page."""
     scope = scope or _Scope(session, actor)
-    return _token(session, scope, _fingerprint_of(session, scope))
+    return _token(scope, *_poll(session, scope))
 
 
-def _token(session: Session, scope: _Scope, fingerprint: tuple[int, ...]) -> str:
-    text = ":".join(str(v) for v in (*fingerprint, unread_count(session, scope.actor), len(scope.roles)))
+def _token(scope: _Scope, fingerprint: tuple[int, ...], unread: int) -> str:
+    text = ":".join(str(v) for v in (*fingerprint, unread, len(scope.roles)))
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def _fingerprint_of(session: Session, scope: _Scope) -> tuple[int, ...]:
-    return tuple(int(value) for value in session.execute(_fingerprint(bool(scope.roles)), scope.params).one())
+def _poll(session: Session, scope: _Scope) -> tuple[tuple[int, ...], int]:
+    """The fingerprint of the visible open tasks and the number of unread notifications."""
+    *fingerprint, unread = run(session, _fingerprint(bool(scope.roles)), scope.params).one()
+    return tuple(int(value) for value in fingerprint), int(unread)
 
 
 @cache
 def _fingerprint(with_roles: bool) -> Select:
-    """:data:`_FINGERPRINT` of the visible open tasks."""
-    return _visible_tasks(with_roles, *_FINGERPRINT, with_cases=False)
+    """:data:`_FINGERPRINT` of the visible open tasks, and the person's unread notifications."""
+    unread = (select(func.count()).select_from(Notification)
+              .where(Notification.user_id == _ME, Notification.read_at.is_(None)).scalar_subquery())
+    return _visible_tasks(with_roles, *_FINGERPRINT, unread, with_cases=False)
