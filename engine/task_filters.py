@@ -74,8 +74,8 @@ TEAM = "team-"
 MAX_TEXT = 100
 MAX_NAME = 80
 MAX_SAVED = 30
-#: how long the memo keeps a sidebar at most: changes the fingerprint does not see (a migration renaming a
-#: step) show within this time
+#: how long the memo keeps a sidebar at most: changes the fingerprint does not see (a migration moving a
+#: task to another step or role, a person renamed whom a saved filter names) show within this time
 MEMO_SECONDS = 60
 #: steps in the filter form's list
 MAX_STEPS = 200

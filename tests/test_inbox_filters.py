@@ -175,6 +175,10 @@ def test_the_sidebar_counts_again_only_after_a_change(session, user, seeded, now
     assert _counts(session, steve)["Overdue"] == 0 and _counts(session, steve)["Due this week"] == 1
     now.advance(hours=3)  # nothing changed but the time: the due date passed
     assert _counts(session, steve)["Overdue"] == 1
+    # the page's token is the poll's, counted (a new priority) or from the memo: an open page does not reload
+    _set(session, seeded["Targets East 2027"], priority=50)
+    for _ in range(2):
+        assert task_filters.inbox_page(session, steve).token == task_filters.change_token(session, steve)
     assert _counts(session, sara)["My tasks"] == 1  # another person's sidebar is theirs
 
 
