@@ -403,18 +403,18 @@ def _tally(session: Session, scope: _Scope, filters: list[TaskFilter | None]) ->
 
 
 def _count(session: Session, scope: _Scope, filters: list[TaskFilter | None]) -> _Tally:
+    """Run the pass and add up its rows, one per step."""
     statement, params = count_query(scope, filters)
     rows = run(session, statement, params).all()
-    now = scope.params["now"]
-    dues = [row[2] for row in rows if row[2] is not None]
     size = len(_FINGERPRINT)
-    parts = [[row[3 + i] for row in rows] for i in range(size)]
-    fingerprint = tuple(max(part, default=0) if i == _MAXIMUM else sum(part) for i, part in enumerate(parts))
-    return _Tally(
-        counts=tuple(sum(row[3 + size + n] for row in rows) for n in range(len(filters))),
-        steps=tuple(sorted(((row[0], row[1]) for row in rows), key=lambda step: (step[1], step[0]))[:MAX_STEPS]),
-        fingerprint=tuple(int(value) for value in fingerprint),
-        until=min([now + timedelta(seconds=MEMO_SECONDS), scope.params["tomorrow"], *dues]))
+    columns = list(zip(*rows, strict=True)) if rows else [()] * (3 + size + len(filters))
+    (element_ids, names, dues), parts, counts = columns[:3], columns[3:3 + size], columns[3 + size:]
+    fingerprint = (max(part, default=0) if i == _MAXIMUM else sum(part) for i, part in enumerate(parts))
+    steps = sorted(zip(element_ids, names, strict=True), key=lambda step: (step[1], step[0]))
+    ahead = [due for due in dues if due is not None]
+    return _Tally(counts=tuple(sum(column) for column in counts), steps=tuple(steps[:MAX_STEPS]),
+                  fingerprint=tuple(int(value) for value in fingerprint),
+                  until=min([scope.params["now"] + timedelta(seconds=MEMO_SECONDS), scope.params["tomorrow"], *ahead]))
 
 
 def _check_person(session: Session, criteria: TaskFilter) -> None:
