@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from . import audit, audit_signing, clock, definitions, persistence
 from .db import DelegateMapping, GroupMapping, Role
 from .expressions import DeptflowScriptEngine
+from .memo import Memo
 
 if TYPE_CHECKING:
     from .definitions import ParsedDefinition
@@ -29,7 +30,8 @@ _INFO_KEY = "deptflow"
 
 
 class WorkflowEngine:
-    """Definition cache, serializer registry and script engine, and the sessions that use them.
+    """Definition cache, serializer registry, script engine and the inbox sidebars' memo, and the sessions that
+    use them.
 
     :param audit_key: the file of the key that signs the audit chain's heads (see :mod:`engine.audit_signing`);
         read once it exists (``deptflow init`` makes it); ``None``: heads are not signed
@@ -38,6 +40,8 @@ class WorkflowEngine:
     def __init__(self, *, cache_size: int = 64, audit_key: Path | None = None) -> None:
         clock.install_in_spiffworkflow()  # SpiffWorkflow's timers read the engine clock (tests move it)
         self.definitions = definitions.DefinitionCache(cache_size)
+        #: the inbox sidebar's counts and steps per database, person, filters and change token (engine.task_filters)
+        self.sidebars = Memo()
         self.serializer: DefaultRegistry = persistence.make_registry()
         self.audit_key = audit_key
         self._audit_signer: audit_signing.AuditSigner | None = None

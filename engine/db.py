@@ -174,6 +174,13 @@ class DecisionDefinition(Base):
         return f"<DecisionDefinition {self.decision_key} v{self.version}>"
 
 
+def postgresql_only(index: Index) -> Index:
+    """An index only PostgreSQL has (an extension's operator class): SQLite's schema lacks it, and the
+    comparison of the models with a SQLite database leaves it out (:func:`engine.schema.include_object`)."""
+    index.info["dialect"] = "postgresql"
+    return index.ddl_if(dialect="postgresql")
+
+
 class ProcessInstance(Base):
     __tablename__ = "process_instances"
     __table_args__ = (
@@ -184,6 +191,9 @@ class ProcessInstance(Base):
         Index("ix_instances_status_ended", "status", "ended_at"),
         #: the dashboard's cases started in a range, per process (revision 0015)
         Index("ix_instances_process_started", "process_key", "started_at"),
+        #: the inbox's text search (``ILIKE '%…%'``) on PostgreSQL: trigram indexes (pg_trgm, revision 0016)
+        *(postgresql_only(Index(f"ix_instances_{column}_trgm", column, postgresql_using="gin",
+                                postgresql_ops={column: "gin_trgm_ops"})) for column in ("title", "business_key")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -3,7 +3,9 @@ commands whether a database is there and at the current schema before they use i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -40,6 +42,16 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         finally:
             if connection.dialect.name == "sqlite":
                 connection.invalidate()
+
+
+def include_object(dialect: str) -> Callable[..., bool]:
+    """Alembic's ``include_object`` for a database of ``dialect``: the models' indexes made for another
+    database only (:func:`engine.db.postgresql_only`) are not part of its schema."""
+
+    def include(item: Any, _name: str | None, kind: str, _reflected: bool, _compare_to: Any) -> bool:
+        return not (kind == "index" and item.info.get("dialect", dialect) != dialect)
+
+    return include
 
 
 def head_revisions() -> tuple[str, ...]:

@@ -5,7 +5,12 @@ What a filter may show is fixed before any criterion applies: the open tasks ass
 and the open tasks of their roles and of the roles they manage (:func:`engine.access.managed_roles`) —
 exactly the tasks whose page they may open. Criteria only narrow that set, so a count never includes
 a task its viewer may not see. Every query starts from an index (the assignee index of
-``human_tasks`` or ``task_candidates``' role index) and reaches cases by primary key.
+``human_tasks`` or ``task_candidates``' role index) and reaches cases by primary key; a text search may
+start from the cases' trigram indexes on PostgreSQL instead (revision 0016), when few cases match.
+
+The sidebar's counts and the form's steps come from one pass over the person's visible open tasks (finished
+tasks are never read), kept in the engine's memo under the fingerprint of those tasks that the live poll
+reads too: a page shown again while nothing changed reads that fingerprint instead of counting again.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from functools import cache, lru_cache
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     DateTime,
     Integer,
@@ -25,6 +31,8 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
+    cast,
+    extract,
     false,
     func,
     or_,
@@ -33,13 +41,24 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from . import core
 from . import inbox as queues
 from .access import managed_roles
 from .clock import utcnow
-from .db import HumanTask, Process, ProcessInstance, Role, SavedFilter, TaskCandidate, User, UserRole
+from .db import (
+    HumanTask,
+    Notification,
+    Process,
+    ProcessInstance,
+    Role,
+    SavedFilter,
+    TaskCandidate,
+    User,
+    UserRole,
+)
 from .errors import InvalidForm, NotFound
 from .inbox import PAGE_SIZE, Inbox, InboxRow, page_query
-from .notify import unread_count
+from .sql import run
 from .vocabulary import TaskStatus
 
 #: Priorities (``camunda:priority``, 0–100) in words: at least HIGH is "high", at most LOW "low", "normal" between.
@@ -55,6 +74,11 @@ TEAM = "team-"
 MAX_TEXT = 100
 MAX_NAME = 80
 MAX_SAVED = 30
+#: how long the memo keeps a sidebar at most: changes the fingerprint does not see (a migration moving a
+#: task to another step or role, a person renamed whom a saved filter names) show within this time
+MEMO_SECONDS = 60
+#: steps in the filter form's list
+MAX_STEPS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,10 +270,9 @@ def _condition(shape: tuple | None, n: int) -> ColumnElement[bool]:
     else:  # my tasks waiting for their follow-up date stay out of every other view of mine
         terms.append(or_(HumanTask.assignee_id.is_(None), HumanTask.assignee_id != _ME,
                          HumanTask.follow_up_at.is_(None), HumanTask.follow_up_at <= _NOW))
-    if role:
-        terms.append(select(TaskCandidate.task_id).where(
-            TaskCandidate.task_id == HumanTask.id,
-            TaskCandidate.role_key.in_(bindparam(f"roles_{n}", expanding=True, type_=String))).exists())
+    if role:  # ``IN`` rather than ``EXISTS``: the role's tasks are looked up once, not once per visible task
+        terms.append(HumanTask.id.in_(select(TaskCandidate.task_id).where(
+            TaskCandidate.role_key.in_(bindparam(f"roles_{n}", expanding=True, type_=String)))))
     if assignee == UNASSIGNED:
         terms.append(HumanTask.assignee_id.is_(None))
     elif assignee == "person":
@@ -272,29 +295,63 @@ def _condition(shape: tuple | None, n: int) -> ColumnElement[bool]:
     if process:
         terms.append(ProcessInstance.process_key == bindparam(f"process_{n}", type_=String))
     if text:
-        pattern = bindparam(f"text_{n}", type_=String)
-        terms.append(or_(func.lower(ProcessInstance.title).like(pattern, escape="/"),
-                         func.lower(func.coalesce(ProcessInstance.business_key, "")).like(pattern, escape="/")))
+        terms.append(_text_condition(n))
     return and_(*terms)
 
 
-def _visible_tasks(with_roles: bool, *columns: Any) -> Select:
-    """``columns`` over the visible open tasks with their cases: driven by the (few) visible ids, each task
-    and case read by its primary key, never a walk over all open tasks."""
+def _text_condition(n: int) -> ColumnElement[bool]:
+    """The case's title or business key holds the text (a LIKE pattern, :func:`_like`). ILIKE on the columns
+    themselves: PostgreSQL's trigram indexes serve it and their statistics tell the planner how many cases
+    match (SQLite compiles it to ``lower(…) LIKE lower(…)``)."""
+    pattern = bindparam(f"text_{n}", type_=String)
+    return or_(ProcessInstance.title.ilike(pattern, escape="/"),
+               ProcessInstance.business_key.ilike(pattern, escape="/"))
+
+
+def _reads_cases(shape: tuple | None) -> bool:
+    """Whether a filter of ``shape`` asks about the task's case (its process or text)."""
+    return shape is not None and (shape[6] or shape[7])
+
+
+def _visible_tasks(with_roles: bool, *columns: Any, with_cases: bool = True) -> Select:
+    """``columns`` over the visible open tasks (with their cases): the visible ids come from the indexes,
+    each task and case is read by its primary key."""
     visible = _visible(with_roles).subquery("visible")
-    return (select(*columns).select_from(HumanTask).join(visible, visible.c.id == HumanTask.id)
-            .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
-            .where(HumanTask.status == TaskStatus.OPEN))
+    query = select(*columns).select_from(HumanTask).join(visible, visible.c.id == HumanTask.id)
+    if with_cases:
+        query = query.join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
+    return query.where(HumanTask.status == TaskStatus.OPEN)
 
 
 @cache
 def _tasks_statement(with_roles: bool, shape: tuple) -> Select:
-    return _visible_tasks(with_roles, HumanTask.id).where(_condition(shape, 0))
+    return _visible_tasks(with_roles, HumanTask.id, with_cases=_reads_cases(shape)).where(_condition(shape, 0))
+
+
+#: A task's weight in the fingerprint's sums: which task holds a value counts, not only the total
+_WEIGHT = HumanTask.id % 1000 + 1
+
+#: The fingerprint of the visible open tasks: count, id sum and maximum, and (weighted by task) holders, reached
+#: follow-ups, priorities and due dates — what the inbox's lists and counts read of a task. Whole numbers only:
+#: the same rows always give the same token.
+_FINGERPRINT = (
+    func.count(), func.coalesce(func.sum(HumanTask.id), 0), func.coalesce(func.max(HumanTask.id), 0),
+    func.coalesce(func.sum(func.coalesce(HumanTask.assignee_id, 0) * _WEIGHT), 0),
+    func.count(HumanTask.follow_up_at).filter(HumanTask.follow_up_at > _NOW),
+    func.coalesce(func.sum(HumanTask.priority * _WEIGHT), 0),
+    func.coalesce(func.sum(cast(extract("epoch", HumanTask.due_at), BigInteger) * _WEIGHT), 0))
+_MAXIMUM = 2  # the one part of the fingerprint that is not a sum
 
 
 @lru_cache(maxsize=512)
 def _count_statement(with_roles: bool, shapes: tuple) -> Select:
-    return _visible_tasks(with_roles, *(func.count().filter(_condition(shape, n)) for n, shape in enumerate(shapes)))
+    """One pass over the visible open tasks, a row per step: its id and name, the earliest due date still
+    ahead (an "overdue" count changes then), the fingerprint's parts, and how many tasks each filter shows."""
+    counts = (func.count().filter(_condition(shape, n)) for n, shape in enumerate(shapes))
+    return (_visible_tasks(with_roles, HumanTask.element_id, func.min(HumanTask.name),
+                           func.min(HumanTask.due_at).filter(HumanTask.due_at >= _NOW), *_FINGERPRINT, *counts,
+                           with_cases=any(_reads_cases(shape) for shape in shapes))
+            .group_by(HumanTask.element_id))
 
 
 def tasks_query(scope: _Scope, criteria: TaskFilter) -> tuple[Select, dict[str, Any]]:
@@ -307,7 +364,7 @@ def tasks_query(scope: _Scope, criteria: TaskFilter) -> tuple[Select, dict[str, 
 
 
 def count_query(scope: _Scope, filters: list[TaskFilter | None]) -> tuple[Select, dict[str, Any]]:
-    """How many visible tasks each filter shows: one pass over the visible tasks, one statement, and its
+    """How many visible tasks each filter shows, per step (see :func:`_count_statement`), and the statement's
     parameters. A filter that names a role no longer the person's (or ``None``) counts 0."""
     shapes, params = [], dict(scope.params)
     for n, criteria in enumerate(filters):
@@ -319,11 +376,45 @@ def count_query(scope: _Scope, filters: list[TaskFilter | None]) -> tuple[Select
     return _count_statement(bool(scope.roles), tuple(shapes)), params
 
 
-def _counts(session: Session, scope: _Scope, filters: list[TaskFilter | None]) -> list[int]:
-    if not filters:
-        return []
+@dataclass(frozen=True, slots=True)
+class _Tally:
+    """What one pass over the visible open tasks gives: each filter's count, the steps (id, name) by name,
+    the fingerprint of the tasks it read, and until when the counts hold (a due date passes, the day ends)."""
+
+    counts: tuple[int, ...]
+    steps: tuple[tuple[str, str], ...]
+    fingerprint: tuple[int, ...]
+    until: datetime
+
+
+def _tally(session: Session, scope: _Scope, filters: list[TaskFilter | None]) -> tuple[_Tally, str]:
+    """The counts of ``filters`` and the steps, from the engine's memo when the visible tasks' fingerprint
+    (the live poll's statement) is the one they were counted with, else counted in one pass and kept; and
+    the change token of the tasks counted."""
+    memo = core.of(session).sidebars
+    now = scope.params["now"]
+    person = (session.get_bind(), scope.actor.id, tuple(sorted(scope.roles)), tuple(filters))
+    fingerprint, unread = _poll(session, scope)
+    tally = memo.get((*person, fingerprint), now)
+    if tally is None:
+        tally = _count(session, scope, filters)
+        memo.put((*person, tally.fingerprint), tally, tally.until)  # the fingerprint of the rows counted
+    return tally, _token(scope, tally.fingerprint, unread)
+
+
+def _count(session: Session, scope: _Scope, filters: list[TaskFilter | None]) -> _Tally:
+    """Run the pass and add up its rows, one per step."""
     statement, params = count_query(scope, filters)
-    return list(session.execute(statement, params).one())
+    rows = run(session, statement, params).all()
+    size = len(_FINGERPRINT)
+    columns = list(zip(*rows, strict=True)) if rows else [()] * (3 + size + len(filters))
+    (element_ids, names, dues), parts, counts = columns[:3], columns[3:3 + size], columns[3 + size:]
+    fingerprint = (max(part, default=0) if i == _MAXIMUM else sum(part) for i, part in enumerate(parts))
+    steps = sorted(zip(element_ids, names, strict=True), key=lambda step: (step[1], step[0]))
+    ahead = [due for due in dues if due is not None]
+    return _Tally(counts=tuple(sum(column) for column in counts), steps=tuple(steps[:MAX_STEPS]),
+                  fingerprint=tuple(int(value) for value in fingerprint),
+                  until=min([scope.params["now"] + timedelta(seconds=MEMO_SECONDS), scope.params["tomorrow"], *ahead]))
 
 
 def _check_person(session: Session, criteria: TaskFilter) -> None:
@@ -334,12 +425,23 @@ def _check_person(session: Session, criteria: TaskFilter) -> None:
 
 def sidebar(session: Session, actor: User, *, scope: _Scope | None = None) -> list[FilterCount]:
     """The built-in filters, ``actor``'s teams and saved filters, with how many tasks each shows now."""
-    scope = scope or _Scope(session, actor)
-    saved = list(session.scalars(select(SavedFilter).where(SavedFilter.user_id == actor.id).order_by(SavedFilter.name)))
+    return _sidebar(session, scope or _Scope(session, actor))[0]
+
+
+def _role_names(session: Session, scope: _Scope) -> dict[str, str]:
+    """Key → name of the person's roles and of the roles they manage."""
+    return dict(session.execute(select(Role.key, Role.name).where(Role.key.in_(sorted(scope.roles)))).all())
+
+
+def _sidebar(session: Session, scope: _Scope,
+             names: dict[str, str] | None = None) -> tuple[list[FilterCount], _Tally, str]:
+    """The sidebar's entries, the pass they were counted in, and its change token; ``names``: the roles'."""
+    saved = list(session.scalars(select(SavedFilter).where(SavedFilter.user_id == scope.actor.id)
+                                 .order_by(SavedFilter.name)))
     entries: list[tuple[str, TaskFilter | None, str, int | None]] = [
         (b.label, b.criteria, b.key, None) for b in BUILT_IN]
     if scope.managed:  # a manager's teams, one entry per managed role
-        names = dict(session.execute(select(Role.key, Role.name).where(Role.key.in_(sorted(scope.managed)))).all())
+        names = names if names is not None else _role_names(session, scope)
         entries += [(f"Team: {names[key]}", TaskFilter(role=key), f"{TEAM}{key}", None)
                     for key in sorted(scope.managed, key=lambda k: names[k])]
     for row in saved:
@@ -347,9 +449,9 @@ def sidebar(session: Session, actor: User, *, scope: _Scope | None = None) -> li
             entries.append((row.name, TaskFilter.parse(row.criteria), "", row.id))
         except InvalidForm:  # saved with choices this version no longer has: listed, counted as nothing
             entries.append((row.name, None, "", row.id))
-    numbers = _counts(session, scope, [criteria for _, criteria, _, _ in entries])
+    tally, token = _tally(session, scope, [criteria for _, criteria, _, _ in entries])
     return [FilterCount(label, n, criteria or TaskFilter(), key, saved_id)
-            for (label, criteria, key, saved_id), n in zip(entries, numbers, strict=True)]
+            for (label, criteria, key, saved_id), n in zip(entries, tally.counts, strict=True)], tally, token
 
 
 def resolve(session: Session, actor: User, *, key: str = "", saved_id: int | None = None,
@@ -386,51 +488,41 @@ def inbox_page(session: Session, actor: User, *, key: str = "", saved_id: int | 
         result.sections = queues.inbox(session, actor, assigned_page=assigned_page, available_page=available_page)
     else:
         result = filtered_inbox(session, actor, criteria, page=page, selected=selected, scope=scope)
-    result.token = change_token(session, actor, scope=scope)
     return result
 
 
 def filtered_inbox(session: Session, actor: User, criteria: TaskFilter, *, page: int = 1, selected: str = "",
                    page_size: int = PAGE_SIZE, with_rows: bool = True, scope: _Scope | None = None) -> FilteredInbox:
-    """A page of the tasks ``criteria`` shows to ``actor``, the sidebar with counts, and the form's choices."""
+    """A page of the tasks ``criteria`` shows to ``actor``, the sidebar with counts, the form's choices, and
+    the change token of the tasks counted."""
     scope = scope or _Scope(session, actor)
-    if not with_rows:
-        return FilteredInbox(criteria=criteria, rows=[], total=0, page=1, selected=selected, page_size=page_size,
-                             sidebar=sidebar(session, actor, scope=scope), managed=scope.managed,
-                             **choices(session, scope))
-    _check_person(session, criteria)
-    tasks, params = tasks_query(scope, criteria)
-    page = max(1, page)
-    rows = session.execute(page_query(tasks, page_size, (page - 1) * page_size), params).all()
-    if not rows and page > 1:  # past the end: the last page
-        total = session.scalar(select(func.count()).select_from(tasks.subquery()), params) or 0
-        page = max(1, -(-total // page_size))
+    rows, total = [], 0
+    if with_rows:
+        _check_person(session, criteria)
+        tasks, params = tasks_query(scope, criteria)
+        page = max(1, page)
         rows = session.execute(page_query(tasks, page_size, (page - 1) * page_size), params).all()
-    total = rows[0][-1] if rows else 0
+        if not rows and page > 1:  # past the end: the last page
+            total = session.scalar(select(func.count()).select_from(tasks.subquery()), params) or 0
+            page = max(1, -(-total // page_size))
+            rows = session.execute(page_query(tasks, page_size, (page - 1) * page_size), params).all()
+        total = rows[0][-1] if rows else 0
+    names = _role_names(session, scope)
+    entries, tally, token = _sidebar(session, scope, names)
     return FilteredInbox(
-        criteria=criteria, rows=[InboxRow(*row[:-1]) for row in rows], total=total, page=page,
-        sidebar=sidebar(session, actor, scope=scope), selected=selected, page_size=page_size,
-        managed=scope.managed, **choices(session, scope))
+        criteria=criteria, rows=[InboxRow(*row[:-1]) for row in rows], total=total, page=page if with_rows else 1,
+        sidebar=entries, selected=selected, page_size=page_size, managed=scope.managed, token=token,
+        **choices(session, scope, tally.steps, names))
 
 
-def choices(session: Session, scope: _Scope) -> dict[str, list[tuple[str, str]]]:
-    """The filter form's options: processes, the steps now open for the person, their roles, colleagues."""
+def choices(session: Session, scope: _Scope, steps: tuple[tuple[str, str], ...],
+            names: dict[str, str]) -> dict[str, list[tuple[str, str]]]:
+    """The filter form's options: processes, the ``steps`` now open for the person, their roles (``names``:
+    key → name), colleagues."""
     processes = session.execute(select(Process.key, Process.title).order_by(Process.title)).all()
-    steps = session.execute(_steps(bool(scope.roles)), scope.params).all()
-    roles = session.execute(select(Role.key, Role.name).where(Role.key.in_(sorted(scope.roles)))
-                            .order_by(Role.name)).all()
     people = people_of(session, scope.roles)
-    return {"processes": [tuple(r) for r in processes], "steps": [tuple(r) for r in steps],
-            "roles": [tuple(r) for r in roles], "people": people}
-
-
-@cache
-def _steps(with_roles: bool) -> Select:
-    """The steps (element id, name) among the visible open tasks."""
-    visible = _visible(with_roles).subquery("visible")
-    return (select(HumanTask.element_id, func.min(HumanTask.name)).join(visible, visible.c.id == HumanTask.id)
-            .where(HumanTask.status == TaskStatus.OPEN).group_by(HumanTask.element_id)
-            .order_by(func.min(HumanTask.name)).limit(200))
+    return {"processes": [tuple(r) for r in processes], "steps": list(steps),
+            "roles": sorted(names.items(), key=lambda role: (role[1], role[0])), "people": people}
 
 
 def people_of(session: Session, roles: set[str]) -> list[tuple[str, str]]:
@@ -485,20 +577,27 @@ def delete_filter(session: Session, actor: User, filter_id: int) -> str:
 
 def change_token(session: Session, actor: User, *, scope: _Scope | None = None) -> str:
     """A short fingerprint of everything the person's inbox shows: which tasks they may see, who holds
-    each, follow-up dates reached, and their unread notifications. It changes when a task arrives,
-    leaves, is claimed or handed on; the inbox polls it (one indexed aggregate) instead of the page."""
+    each, follow-up dates reached, priorities, due dates, and their unread notifications. It changes when
+    a task arrives, leaves, is claimed, handed on or rescheduled; the inbox polls it (one indexed
+    aggregate) instead of the page."""
     scope = scope or _Scope(session, actor)
-    row = session.execute(_fingerprint(bool(scope.roles)), scope.params).one()
-    text = ":".join(str(v) for v in (*row, unread_count(session, actor), len(scope.roles)))
+    return _token(scope, *_poll(session, scope))
+
+
+def _token(scope: _Scope, fingerprint: tuple[int, ...], unread: int) -> str:
+    text = ":".join(str(v) for v in (*fingerprint, unread, len(scope.roles)))
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
+
+def _poll(session: Session, scope: _Scope) -> tuple[tuple[int, ...], int]:
+    """The fingerprint of the visible open tasks and the number of unread notifications."""
+    *fingerprint, unread = run(session, _fingerprint(bool(scope.roles)), scope.params).one()
+    return tuple(int(value) for value in fingerprint), int(unread)
 
 
 @cache
 def _fingerprint(with_roles: bool) -> Select:
-    """Count, id sum and maximum, holders (weighted by id) and reached follow-ups of the visible open tasks."""
-    visible = _visible(with_roles).subquery("visible")
-    return (select(func.count(), func.coalesce(func.sum(HumanTask.id), 0), func.coalesce(func.max(HumanTask.id), 0),
-                   func.coalesce(func.sum(func.coalesce(HumanTask.assignee_id, 0) * (HumanTask.id % 1000 + 1)), 0),
-                   func.count(HumanTask.follow_up_at).filter(HumanTask.follow_up_at > _NOW))
-            .join(visible, visible.c.id == HumanTask.id).where(HumanTask.status == TaskStatus.OPEN))
+    """:data:`_FINGERPRINT` of the visible open tasks, and the person's unread notifications."""
+    unread = (select(func.count()).select_from(Notification)
+              .where(Notification.user_id == _ME, Notification.read_at.is_(None)).scalar_subquery())
+    return _visible_tasks(with_roles, *_FINGERPRINT, unread, with_cases=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from engine import actions, task_filters
 from engine.db import Event, HumanTask
@@ -137,6 +137,49 @@ def test_saved_filters_count_what_their_owner_may_see(session, user, seeded, now
         task_filters.save_filter(session, steve, "", TaskFilter(text="x"))
     with pytest.raises(InvalidForm):
         task_filters.save_filter(session, steve, "Nothing", TaskFilter())
+
+
+def _statements(session, call) -> list[str]:
+    """The SQL statements ``call()`` sends."""
+    sent: list[str] = []
+
+    def note(_conn, _cursor, statement, *_args):
+        sent.append(statement)
+
+    event.listen(session.get_bind(), "before_cursor_execute", note)
+    try:
+        call()
+    finally:
+        event.remove(session.get_bind(), "before_cursor_execute", note)
+    return sent
+
+
+def test_the_sidebar_counts_again_only_after_a_change(session, user, seeded, now):
+    """Counts are kept under the fingerprint of the visible tasks: the same page again reads the fingerprint
+    only; a claim, a new priority or due date, and a due date passing each give the new counts."""
+    steve, sara = user("steve"), user("sara")
+    task_filters.save_filter(session, steve, "Urgent", TaskFilter(priority="high"))
+    session.commit()
+    first = _statements(session, lambda: _counts(session, steve))
+    assert _counts(session, steve) == {"My tasks": 0, "Unassigned in my roles": 3, "Overdue": 0,
+                                       "Due this week": 0, "Follow-up": 0, "Urgent": 0}
+    again = _statements(session, lambda: _counts(session, steve))
+    assert len(again) == len(first) - 1  # the counting pass is left out, the fingerprint read instead
+
+    actions.claim(session, sara, seeded["Targets North 2027"])
+    session.commit()
+    assert _counts(session, steve)["Unassigned in my roles"] == 2
+    _set(session, seeded["Targets East 2027"], priority=90)
+    assert _counts(session, steve)["Urgent"] == 1
+    _set(session, seeded["Targets South 2027"], due_at=now.now + timedelta(hours=2))
+    assert _counts(session, steve)["Overdue"] == 0 and _counts(session, steve)["Due this week"] == 1
+    now.advance(hours=3)  # nothing changed but the time: the due date passed
+    assert _counts(session, steve)["Overdue"] == 1
+    # the page's token is the poll's, counted (a new priority) or from the memo: an open page does not reload
+    _set(session, seeded["Targets East 2027"], priority=50)
+    for _ in range(2):
+        assert task_filters.inbox_page(session, steve).token == task_filters.change_token(session, steve)
+    assert _counts(session, sara)["My tasks"] == 1  # another person's sidebar is theirs
 
 
 def test_a_manager_reassigns_several_tasks_and_learns_which_failed(session, user, seeded):

@@ -198,6 +198,14 @@ def _realistic_0014(metadata: MetaData) -> dict[str, list[dict[str, Any]]]:
     return rows
 
 
+def _realistic_0015(metadata: MetaData) -> dict[str, list[dict[str, Any]]]:
+    """As at 0014, with the case's process on its tasks and events, as the engine writes them from 0015 on."""
+    rows = _realistic_0014(metadata)
+    for row in rows["human_tasks"] + rows["events"]:
+        row["process_key"] = VISITS
+    return rows
+
+
 VISITS = "dealer_visits"
 #: the ids of its rows: above what ``deptflow init`` numbers (PostgreSQL's sequences do not see explicit ids)
 CASE = 9001
@@ -212,7 +220,9 @@ REALISTIC: dict[str, Callable[[MetaData], dict[str, list[dict[str, Any]]]]] = {
     "0008": _realistic_0005, "0009": _realistic_0005, "0010": _realistic_0005, "0011": _realistic_0005,
     "0012": _realistic_0005, "0013": _realistic_0005,
     # 0015 copies each case's process onto its tasks and events
-    "0014": _realistic_0014}
+    "0014": _realistic_0014,
+    # 0016 indexes the cases' titles and business keys (trigrams, PostgreSQL only) and adds statistics on tasks
+    "0015": _realistic_0015}
 
 
 # --- checks of each revision's data migration --------------------------------------------------

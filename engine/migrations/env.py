@@ -9,6 +9,7 @@ with foreign keys off, and ``PRAGMA foreign_key_check`` must find nothing before
 from alembic import context
 
 from engine.db import Base, make_engine
+from engine.schema import include_object
 
 config = context.config
 target_metadata = Base.metadata
@@ -36,7 +37,8 @@ def _run(connection) -> None:
         connection.exec_driver_sql("PRAGMA foreign_keys=OFF")  # a no-op inside a transaction: checked
         if connection.exec_driver_sql("PRAGMA foreign_keys").scalar():
             raise RuntimeError("SQLite migrations need foreign keys off; start them outside a transaction")
-    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
+                      include_object=include_object(connection.dialect.name))
     with context.begin_transaction():
         context.run_migrations()
         if sqlite:
