@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from types import SimpleNamespace
 
+import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
 
@@ -109,9 +110,5 @@ def test_a_deactivated_role_gives_a_token_nothing(session, user, monkeypatch):
     assert "marketing_manager" not in actor.role_keys and actor.role_keys == user("mark").role_keys
     later = clock.utcnow() + timedelta(days=api_tokens.DEFAULT_DAYS, seconds=1)
     monkeypatch.setattr(api_tokens, "utcnow", lambda: later)
-    try:
+    with pytest.raises(api_tokens.NotAllowed):
         api_tokens.authenticate(session, made.secret)
-    except api_tokens.NotAllowed:
-        pass
-    else:
-        raise AssertionError("an expired token was accepted")
