@@ -16,14 +16,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from . import audit
 from .clock import utcnow
-from .db import ApiToken, Role, User
+from .db import ApiToken, Role, User, UserRole
 from .errors import InvalidForm, NotAllowed, NotFound
 from .permissions import can
+from .sql import expire, run
 from .vocabulary import EventKind, Permission
 
 #: the prefix of every token, so that secret scanners and people recognise one
@@ -41,31 +42,46 @@ class ScopedUser:
     """A user as one token sees them: the same person (id, name) with only the token's roles.
 
     Engine functions read ``id``, ``username``, ``full_name``, ``role_keys`` and ``permissions`` of
-    their actor; everything else is the user's own.
+    their actor: those come with the token (:func:`authenticate` reads them in its one statement).
+    Anything else (``email``, ``roles``, …) is the user's own, loaded from ``session`` when first asked.
     """
 
-    def __init__(self, user: User, role_keys: set[str], token_id: int):
-        self._user = user
-        self._roles = [role for role in user.roles if role.key in role_keys]
+    def __init__(self, session: Session, user_id: int, username: str, full_name: str, role_keys: set[str],
+                 permissions: set[str], token_id: int):
+        self._session = session
+        self._user: User | None = None
+        self.id = user_id
+        self.username = username
+        self.full_name = full_name
         self.token_id = token_id
-
-    @property
-    def roles(self) -> list[Role]:
-        return list(self._roles)
+        self._role_keys = frozenset(role_keys)
+        self._permissions = frozenset(permissions)
 
     @property
     def role_keys(self) -> set[str]:
-        return {role.key for role in self._roles}
+        """The token's roles that the owner still holds and that are active."""
+        return set(self._role_keys)
 
     @property
     def permissions(self) -> set[str]:
-        return {permission for role in self._roles for permission in role.permissions or ()}
+        return set(self._permissions)
+
+    @property
+    def roles(self) -> list[Role]:
+        return [role for role in self._owner().roles if role.key in self._role_keys]
+
+    def _owner(self) -> User:
+        if self._user is None:
+            self._user = self._session.get(User, self.id, options=[joinedload(User.roles)])
+        return self._user
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._user, name)
+        if name.startswith("__"):  # copy, pickle and friends probe dunders: not the user's
+            raise AttributeError(name)
+        return getattr(self._owner(), name)
 
     def __repr__(self) -> str:
-        return f"<ScopedUser {self._user.username} roles={sorted(self.role_keys)} token={self.token_id}>"
+        return f"<ScopedUser {self.username} roles={sorted(self._role_keys)} token={self.token_id}>"
 
 
 def _digest(token: str) -> str:
@@ -137,8 +153,26 @@ def revoke_token(session: Session, actor: User, token_id: int) -> ApiToken:
     return token
 
 
-def authenticate(session: Session, secret: str) -> ScopedUser:
-    """The owner of a bearer token, with the token's scope.
+_tokens, _users, _roles = ApiToken.__table__, User.__table__, Role.__table__
+_user_roles = UserRole.__table__
+#: the token, its owner and the owner's roles (one row per role), in the one statement every API request
+#: asks first; built once (no ORM objects, no compilation per request)
+_AUTHENTICATE = (
+    select(_tokens.c.id, _tokens.c.user_id, _tokens.c.roles.label("scope"), _tokens.c.expires_at,
+           _tokens.c.revoked_at, _tokens.c.last_used_at, _users.c.username, _users.c.full_name,
+           _users.c.active.label("user_active"), _roles.c.key.label("role_key"),
+           _roles.c.permissions.label("role_permissions"), _roles.c.active.label("role_active"))
+    .join(_users, _users.c.id == _tokens.c.user_id)
+    .outerjoin(_user_roles, _user_roles.c.user_id == _users.c.id)
+    .outerjoin(_roles, _roles.c.key == _user_roles.c.role_key)
+    .where(_tokens.c.token_hash == bindparam("digest"))
+)
+_TOUCH = update(_tokens).where(_tokens.c.id == bindparam("token_id")).values(last_used_at=bindparam("now"))
+
+
+def authenticate(session: Session, secret: str) -> tuple[ScopedUser, bool]:
+    """The owner of a bearer token, with the token's scope; and whether the token's last use was written
+    (at most every :data:`USE_RESOLUTION`: the caller commits only then, a read stays a read).
 
     :raises NotAllowed: unknown, revoked or expired token, or its owner is deactivated (one message for
         all: a caller learns nothing about which tokens exist)
@@ -146,16 +180,22 @@ def authenticate(session: Session, secret: str) -> ScopedUser:
     refused = NotAllowed("The API token is not valid (unknown, expired or revoked).")
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         raise refused
-    # the owner and their roles in the same statement: every API request asks this first
-    query = (select(ApiToken).options(joinedload(ApiToken.user).joinedload(User.roles))
-             .where(ApiToken.token_hash == _digest(secret)))
-    token = session.scalars(query).unique().one_or_none()
+    rows = run(session, _AUTHENTICATE, {"digest": _digest(secret)}).all()
     now = utcnow()
-    if token is None or not is_live(token, now) or not token.user.active:
+    if not rows:
         raise refused
-    if token.last_used_at is None or now - token.last_used_at >= USE_RESOLUTION:
-        session.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
-    return ScopedUser(token.user, set(token.roles or ()), token.id)
+    token = rows[0]
+    if token.revoked_at is not None or token.expires_at <= now or not token.user_active:
+        raise refused
+    scope = set(token.scope or ())
+    held = [row for row in rows if row.role_key in scope and row.role_active is not False]
+    touched = token.last_used_at is None or now - token.last_used_at >= USE_RESOLUTION
+    if touched:
+        run(session, _TOUCH, {"token_id": token.id, "now": now})
+        expire(session, ApiToken, token.id)
+    actor = ScopedUser(session, token.user_id, token.username, token.full_name, {row.role_key for row in held},
+                       {p for row in held for p in row.role_permissions or ()}, token.id)
+    return actor, touched
 
 
 def is_live(token: ApiToken, now: datetime | None = None) -> bool:

@@ -37,6 +37,8 @@ from .sql import run, written
 GENESIS = "0" * 64
 GLOBAL_CHAIN = 0
 _PENDING = "deptflow_audit_pending"
+#: the heads of case chains this transaction read while it held the case's row lock (see :func:`locked_head`)
+_HEADS = "deptflow_audit_heads"
 
 
 def _jsonable(value: Any) -> Any:
@@ -161,7 +163,14 @@ def attach(factory: sessionmaker) -> None:
     sa_event.listen(factory, "after_rollback", _forget)
 
 
+def locked_head(session: Session, instance_id: int, seq: int, hash_: str | None) -> None:
+    """The head of the case's chain as the transaction's write of the case's row returned it: the write
+    holds the row's lock until the commit, which therefore seals onto this head without reading it again."""
+    session.info.setdefault(_HEADS, {})[instance_id] = (seq, hash_)
+
+
 def _seal(session: Session) -> None:
+    heads: dict[int, tuple[int, str | None]] = session.info.pop(_HEADS, {})
     pending: list[PendingEvent] = session.info.pop(_PENDING, [])
     if not pending:
         return
@@ -175,7 +184,7 @@ def _seal(session: Session) -> None:
             by_case.setdefault(event.instance_id, []).append(event)
     started = _seal_global(session, global_events) if global_events else {}
     for instance_id in sorted(by_case):  # one lock order for every transaction
-        _seal_case(session, instance_id, by_case[instance_id], started)
+        _seal_case(session, instance_id, by_case[instance_id], started, heads.get(instance_id))
     run(session, _INSERT_EVENTS, [event.row() for event in pending])
 
 
@@ -199,14 +208,18 @@ def _seal_global(session: Session, events: list[PendingEvent]) -> dict[int, str]
     return {e.instance_id: e.hash for e in events if e.kind == "started" and e.instance_id is not None}
 
 
-def _seal_case(session: Session, instance_id: int, events: list[PendingEvent], started: dict[int, str]) -> None:
+def _seal_case(session: Session, instance_id: int, events: list[PendingEvent], started: dict[int, str],
+               head: tuple[int, str | None] | None) -> None:
     """Append to the case's chain under the lock of its row (already held by a completion's UPDATE).
 
     A case started in this transaction has no chain yet and nobody else can see it: its chain
-    begins at its ``started`` event, without reading the head.
+    begins at its ``started`` event, without reading the head. Nor is it read when the transaction's
+    guarded write of the case returned it (``head``, :func:`locked_head`).
     """
     if instance_id in started:
         seq, previous = 0, started[instance_id]
+    elif head is not None:
+        seq, previous = head
     else:
         seq, previous = run(session, _LOCK_CASE_HEAD, {"instance_id": instance_id}).one()
     if previous is None:  # the case's first link follows its ``started`` event in the global chain
@@ -239,6 +252,7 @@ def pending_events(session: Session) -> list[PendingEvent]:
 
 def _forget(session: Session) -> None:
     session.info.pop(_PENDING, None)
+    session.info.pop(_HEADS, None)
 
 
 def events_of(session: Session, instance_id: int) -> list[Event]:

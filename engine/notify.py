@@ -17,7 +17,7 @@ from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from .clock import utcnow
@@ -31,19 +31,37 @@ DUE_SOON = timedelta(hours=24)
 
 _RECIPIENT = (User.id, User.email, User.email_notifications)
 _USER = select(*_RECIPIENT).where(User.id == bindparam("user_id"), User.active.is_(True))
-_USERS_OF_ROLES = (select(*_RECIPIENT).join(UserRole, UserRole.user_id == User.id)
-                   .where(UserRole.role_key.in_(bindparam("roles", expanding=True)), User.active.is_(True))
-                   .distinct())
 _INSERT = insert(Notification.__table__)
+_notifications = Notification.__table__
+_EMAIL_STATE = case((and_(User.email.is_not(None), User.email != "", User.email_notifications.is_(True)), "pending"),
+                    else_="off")
 
 
-def _recipients(session: Session, task: Any) -> list[Any]:
-    """(id, email, email_notifications) of the assignee, or of every active user of the task's roles."""
+def _insert_for(who: Any) -> Any:
+    """``INSERT INTO notifications … SELECT`` one row per active user ``who`` selects (the recipients are
+    not read first: this runs inside every step that makes a task)."""
+    c = _notifications.c
+    rows = select(User.id, *(bindparam(name, type_=c[name].type) for name in ("kind", "message", "instance_id",
+                                                                             "task_id", "created_at")),
+                  bindparam("created_at", type_=c.created_at.type), _EMAIL_STATE, literal(0, c.email_attempts.type))
+    return insert(_notifications).from_select(
+        ["user_id", "kind", "message", "instance_id", "task_id", "created_at", "next_attempt_at", "email_state",
+         "email_attempts"], rows.where(User.active.is_(True), who))
+
+
+_TO_ASSIGNEE = _insert_for(User.id == bindparam("user_id"))
+_TO_ROLES = _insert_for(User.id.in_(select(UserRole.user_id).where(
+    UserRole.role_key.in_(bindparam("roles", expanding=True)))))
+
+
+def _add_for_task(session: Session, task: Any, kind: str, message: str, instance_id: int) -> None:
+    """One notification for the assignee of ``task``, or for every active user of its roles."""
+    params = {"kind": kind, "message": message[:500], "instance_id": instance_id, "task_id": task.id,
+              "created_at": utcnow()}
     if task.assignee_id is not None:
-        return run(session, _USER, {"user_id": task.assignee_id}).all()
-    if not task.candidate_roles:
-        return []
-    return run(session, _USERS_OF_ROLES, {"roles": list(task.candidate_roles)}).all()
+        run(session, _TO_ASSIGNEE, {**params, "user_id": task.assignee_id})
+    elif task.candidate_roles:
+        run(session, _TO_ROLES, {**params, "roles": list(task.candidate_roles)})
 
 
 def _add(session: Session, users: Iterable[Any], kind: str, message: str, *,
@@ -64,15 +82,13 @@ def task_created(session: Session, task: Any, instance: Any, *, escalated: bool 
         message = f"Escalated to you: “{task.name}” — {instance.title}"
     else:
         message = f"New task “{task.name}” — {instance.title}"
-    _add(session, _recipients(session, task), "escalated" if escalated else "new_task", message,
-         instance_id=instance.id, task_id=task.id)
+    _add_for_task(session, task, "escalated" if escalated else "new_task", message, instance.id)
 
 
 def reminder(session: Session, task: HumanTask, instance: ProcessInstance, timer_name: str) -> None:
     """A non-interrupting deadline on a task passed: remind whoever holds it."""
-    _add(session, _recipients(session, task), "escalated",
-         f"Reminder ({timer_name}): “{task.name}” is still waiting — {instance.title}",
-         instance_id=instance.id, task_id=task.id)
+    _add_for_task(session, task, "escalated",
+                  f"Reminder ({timer_name}): “{task.name}” is still waiting — {instance.title}", instance.id)
 
 
 _OWNERS = (select(*_RECIPIENT).join(UserRole, UserRole.user_id == User.id)
@@ -118,17 +134,16 @@ def remind_due_tasks(session: Session) -> int:
                                    HumanTask.due_at > now, HumanTask.due_soon_notified.is_(False))
     for task in session.scalars(soon.limit(500)):
         task.due_soon_notified = True
-        _add(session, _recipients(session, task), "due_soon",
-             f"Due {task.due_at:%Y-%m-%d %H:%M} UTC: “{task.name}” — {task.instance.title}",
-             instance_id=task.instance_id, task_id=task.id)
+        _add_for_task(session, task, "due_soon",
+                      f"Due {task.due_at:%Y-%m-%d %H:%M} UTC: “{task.name}” — {task.instance.title}", task.instance_id)
         count += 1
     overdue = select(HumanTask).where(HumanTask.status == TaskStatus.OPEN, HumanTask.due_at <= now,
                                       HumanTask.overdue_notified.is_(False))
     for task in session.scalars(overdue.limit(500)):
         task.overdue_notified = task.due_soon_notified = True
-        _add(session, _recipients(session, task), "overdue",
-             f"Overdue since {task.due_at:%Y-%m-%d %H:%M} UTC: “{task.name}” — {task.instance.title}",
-             instance_id=task.instance_id, task_id=task.id)
+        _add_for_task(session, task, "overdue",
+                      f"Overdue since {task.due_at:%Y-%m-%d %H:%M} UTC: “{task.name}” — {task.instance.title}",
+                      task.instance_id)
         count += 1
     session.flush()
     return count

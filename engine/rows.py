@@ -21,6 +21,7 @@ from sqlalchemy import Update, bindparam, func, insert, null, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from . import audit
 from .db import HumanTask, Process, ProcessDefinition, ProcessInstance
 from .errors import Conflict, NotFound
 from .sql import expire, run
@@ -145,11 +146,14 @@ def read_instance_state(session: Session, instance_id: int) -> tuple[InstanceRow
 
 @cache
 def _write_statement(columns: frozenset[str]) -> Update:
-    """``UPDATE process_instances SET version_id = :new_version, <columns> WHERE id = … AND version_id = …``."""
+    """``UPDATE process_instances SET version_id = :new_version, <columns> WHERE id = … AND version_id = …
+    RETURNING audit_seq, audit_hash``: the head of the case's audit chain, as it stands under the lock the
+    write takes (the commit seals the transaction's events onto it without reading it again)."""
     values = {name: bindparam(f"new_{name}", type_=_instances.c[name].type) for name in columns}
     return (update(_instances)
             .where(_instances.c.id == bindparam("instance_id"), _instances.c.version_id == bindparam("read_version"))
-            .values(version_id=bindparam("new_version"), **values))
+            .values(version_id=bindparam("new_version"), **values)
+            .returning(_instances.c.audit_seq, _instances.c.audit_hash))
 
 
 def write_instance(session: Session, row: InstanceRow, **values: Any) -> None:
@@ -161,8 +165,10 @@ def write_instance(session: Session, row: InstanceRow, **values: Any) -> None:
     """
     params = {f"new_{name}": value for name, value in values.items()}
     params.update(instance_id=row.id, read_version=row.version_id, new_version=row.version_id + 1)
-    if not run(session, _write_statement(frozenset(values)), params).rowcount:
+    head = run(session, _write_statement(frozenset(values)), params).one_or_none()
+    if head is None:
         raise CaseChanged
+    audit.locked_head(session, row.id, head.audit_seq, head.audit_hash)
     row.version_id += 1
     for name, value in values.items():
         if name in InstanceRow.__slots__:

@@ -6,7 +6,8 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Flask, Response, abort, request, session
+from flask import Flask, Request, Response, abort, request, session
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_login import LoginManager, current_user, login_required, login_user
 from flask_wtf.csrf import CSRFProtect
 
@@ -18,13 +19,36 @@ from engine.vocabulary import Permission
 from .database import db
 
 
+def bearer_request(req: Request) -> bool:
+    """An API request that a bearer token authenticates (:mod:`web.api.auth`): it has no use for the cookie."""
+    return req.path.startswith("/api/") and "Authorization" in req.headers
+
+
+class _Unsaved(SecureCookieSession):
+    """The session of a bearer request: empty, and never sent back as a cookie."""
+
+
+class BearerlessSessions(SecureCookieSessionInterface):
+    """Login sessions in a signed cookie, as Flask keeps them, except for bearer API requests: those neither
+    read the cookie (no signature to check) nor ever set one."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if bearer_request(request):
+            return _Unsaved()
+        return super().open_session(app, request)
+
+    def save_session(self, app: Flask, session: Any, response: Response) -> None:
+        if not isinstance(session, _Unsaved):
+            super().save_session(app, session, response)
+
+
 class BearerExemptCSRFProtect(CSRFProtect):
     """CSRF protection for every request but the API's with an ``Authorization`` header: a browser never
     sends that header by itself, and such a request is authenticated by its token alone, never by the
     cookie (:mod:`web.api.auth`). Cookie-authenticated API requests are checked like every form."""
 
     def protect(self, *args: Any, **kwargs: Any) -> None:
-        if request.path.startswith("/api/") and "Authorization" in request.headers:
+        if bearer_request(request):
             return
         super().protect(*args, **kwargs)
 
@@ -50,6 +74,7 @@ class LoginUser:
 
 
 def init_app(app: Flask) -> None:
+    app.session_interface = BearerlessSessions()
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please log in to continue."

@@ -1,6 +1,9 @@
 """The REST API, ``/api/v1``: JSON over the same engine actions as the pages, an OpenAPI 3.1 document
 generated from the code by flask-smorest (``/api/v1/openapi.json``, browsable at ``/api/v1/docs``),
-errors as ``application/problem+json``, bearer tokens or the login session."""
+errors as ``application/problem+json``, bearer tokens or the login session.
+
+Request schemas are handed to ``arguments`` as instances: given a class, webargs builds a schema (copying
+its fields) on every request."""
 
 from __future__ import annotations
 

@@ -32,10 +32,11 @@ def authenticate() -> None:
             raise Unauthenticated("Send the token as: Authorization: Bearer <token>.")
         session = db()
         try:
-            g.api_actor = api_tokens.authenticate(session, secret.strip())
+            g.api_actor, touched = api_tokens.authenticate(session, secret.strip())
         except NotAllowed as exc:
             raise Unauthenticated(str(exc)) from exc
-        session.commit()  # the token's last use
+        if touched:
+            session.commit()  # the token's last use, whatever the request does next
         return
     if current_user.is_authenticated:
         g.api_actor = current_user.user

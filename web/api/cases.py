@@ -63,7 +63,7 @@ _ACTIONS = {"cancel": case_actions.cancel, "suspend": case_actions.suspend, "res
 
 def _case_action(name: str):
     @cases.route(f"/<int:instance_id>/{name}", methods=["POST"], endpoint=name)
-    @cases.arguments(schemas.ReasonRequest)
+    @cases.arguments(schemas.ReasonRequest())
     @cases.response(200, schemas.Case)
     def view(body: dict[str, str], instance_id: int):
         act(_ACTIONS[name], instance_id, body["reason"])
@@ -83,7 +83,7 @@ for _name in _ACTIONS:
 
 
 @audit.route("/cases")
-@audit.arguments(schemas.AuditArgs, location="query")
+@audit.arguments(schemas.AuditArgs(), location="query")
 @audit.response(200, schemas.CasePage)
 def search(args: dict[str, Any]):
     """Search every case by process, version, status, start dates, people, business key or a data value."""
@@ -98,7 +98,7 @@ EXPORT_TYPES = {"jsonl": "application/jsonl", "csv": "text/csv"}
 
 
 @audit.route("/export")
-@audit.arguments(schemas.ExportArgs, location="query")
+@audit.arguments(schemas.ExportArgs(), location="query")
 @audit.doc(responses={200: {
     "description": "The events, streamed in the order they were written: each with every field its hash covers, "
                    "its chain, seq, prev_hash and hash (an auditor recomputes them offline: SHA-256 of the "

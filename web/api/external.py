@@ -22,7 +22,7 @@ bp.before_request(authenticate)
 
 
 @bp.route("/fetch-and-lock", methods=["POST"])
-@bp.arguments(schemas.FetchAndLockRequest)
+@bp.arguments(schemas.FetchAndLockRequest())
 @bp.response(200, schemas.LockedTask(many=True))
 def fetch_and_lock(body: dict[str, Any]):
     """Lock up to max_tasks free tasks of the topics for the worker, oldest first, with their cases' variables
@@ -32,7 +32,7 @@ def fetch_and_lock(body: dict[str, Any]):
 
 
 @bp.route("/<int:task_id>/complete", methods=["POST"])
-@bp.arguments(schemas.ExternalCompleteRequest)
+@bp.arguments(schemas.ExternalCompleteRequest())
 @bp.response(200, schemas.ExternalTaskState)
 def complete(body: dict[str, Any], task_id: int):
     """Complete a task the worker holds, its variables merged into the case's data; the case runs on
@@ -41,7 +41,7 @@ def complete(body: dict[str, Any], task_id: int):
 
 
 @bp.route("/<int:task_id>/failure", methods=["POST"])
-@bp.arguments(schemas.FailureRequest)
+@bp.arguments(schemas.FailureRequest())
 @bp.response(200, schemas.ExternalTaskState)
 def failure(body: dict[str, Any], task_id: int):
     """Report that the worker failed at a task it holds: the lock is released, the task is fetched again after
@@ -51,7 +51,7 @@ def failure(body: dict[str, Any], task_id: int):
 
 
 @bp.route("/<int:task_id>/extend-lock", methods=["POST"])
-@bp.arguments(schemas.ExtendLockRequest)
+@bp.arguments(schemas.ExtendLockRequest())
 @bp.response(200, schemas.ExternalTaskState)
 def extend_lock(body: dict[str, Any], task_id: int):
     """Keep a task the worker holds lock_duration seconds from now."""

@@ -21,7 +21,7 @@ bp.before_request(authenticate)
 
 
 @bp.route("", methods=["POST"])
-@bp.arguments(schemas.MessageRequest)
+@bp.arguments(schemas.MessageRequest())
 @bp.response(200, schemas.Correlated(many=True))
 def correlate(body: dict[str, Any]):
     """Deliver a message by name to the case waiting for it — with that business key or those variables — its

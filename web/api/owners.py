@@ -78,7 +78,7 @@ def validate():
 
 @bp.route("/definitions", methods=["POST"])
 @bp.doc(requestBody=_FILE_BODY)
-@bp.arguments(schemas.PublishArgs, location="query")
+@bp.arguments(schemas.PublishArgs(), location="query")
 @bp.response(201, schemas.Published)
 @bp.alt_response(200, schema=schemas.Published, description="The file's content is the latest version already: "
                                                              "nothing new was published")

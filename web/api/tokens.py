@@ -38,7 +38,7 @@ def list_tokens():
 
 
 @api.route("", methods=["POST"])
-@api.arguments(schemas.TokenRequest)
+@api.arguments(schemas.TokenRequest())
 @api.response(201, schemas.NewToken)
 def create_token(body: dict[str, Any]):
     """Make a token with a scope among my roles (a token's own scope bounds the tokens it makes)."""

@@ -30,8 +30,8 @@ def list_processes():
 
 
 @processes.route("/<key>/start", methods=["POST"])
-@processes.arguments(schemas.IdempotencyHeader, location="headers", as_kwargs=True)
-@processes.arguments(schemas.StartRequest)
+@processes.arguments(schemas.IdempotencyHeader(), location="headers", as_kwargs=True)
+@processes.arguments(schemas.StartRequest())
 @processes.response(201, schemas.Started)
 @processes.alt_response(200, schema=schemas.Started, description="An earlier request with this Idempotency-Key "
                                                                  "started the case: it is returned again")
@@ -59,7 +59,7 @@ def _section(rows: list[inbox.InboxRow], total: int, page: int, per_page: int) -
 
 
 @tasks.route("")
-@tasks.arguments(schemas.InboxArgs, location="query")
+@tasks.arguments(schemas.InboxArgs(), location="query")
 @tasks.response(200, schemas.Inbox)
 def list_tasks(args: dict[str, int]):
     """A page of my tasks and of my roles' unclaimed tasks, earliest due first (a page past the end is the last)."""
@@ -108,7 +108,7 @@ def unclaim(task_id: int):
 
 
 @tasks.route("/<int:task_id>/delegate", methods=["POST"])
-@tasks.arguments(schemas.DelegateRequest)
+@tasks.arguments(schemas.DelegateRequest())
 @tasks.response(200, schemas.TaskState)
 def delegate(body: dict[str, str], task_id: int):
     """Hand a task I hold to a colleague of its role."""
@@ -118,7 +118,7 @@ def delegate(body: dict[str, str], task_id: int):
 
 
 @tasks.route("/<int:task_id>/complete", methods=["POST"])
-@tasks.arguments(schemas.CompleteRequest)
+@tasks.arguments(schemas.CompleteRequest())
 @tasks.response(200, schemas.Completed)
 def complete(body: dict[str, Any], task_id: int):
     """Complete the task with its form's values; the case runs on to its next tasks (422: a message per field)."""
