@@ -194,6 +194,18 @@ def is_directory_user(user: User) -> bool:
     return user.password_hash.startswith("!")
 
 
+def password_keeper(settings: DirectorySettings, user: User) -> str | None:
+    """Who keeps the password of ``user``, for the change-password page: ``None`` for a local account,
+    else the directory that checks it (LDAP, or the OpenID provider by the name its login button shows)."""
+    if not is_directory_user(user):
+        return None
+    if user.password_hash == LDAP_IDENTITY:
+        return "the directory (LDAP)"
+    if user.password_hash.startswith("!oidc:"):
+        return f"the OpenID provider {settings.oidc.label}" if settings.oidc is not None else "the OpenID provider"
+    return "the directory"
+
+
 # --- LDAP ---------------------------------------------------------------------------------
 
 

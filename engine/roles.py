@@ -45,17 +45,39 @@ def _check_permissions(permissions: list[str], errors: dict[str, str]) -> list[s
     return sorted(set(permissions) & known)
 
 
-def _check_manager(session: Session, key: str, manager: str | None, errors: dict[str, str]) -> str | None:
+def _check_manager(session: Session, key: str, name: str, manager: str | None, errors: dict[str, str]) -> str | None:
+    """The managing role of role ``key`` (named ``name``): an active role, and not the role itself, neither
+    directly nor through others (A managed by B, B managed by A)."""
     manager = (manager or "").strip() or None
     if manager is None:
         return None
     if manager == key:
         errors["manager_role"] = "A role cannot manage itself."
-    else:
-        role = session.get(Role, manager)
-        if role is None or not role.active:
-            errors["manager_role"] = f"There is no active role “{manager}”."
+        return manager
+    role = session.get(Role, manager)
+    if role is None or not role.active:
+        errors["manager_role"] = f"There is no active role “{manager}”."
+        return manager
+    cycle = _managers_up_to(session, key, role)
+    if cycle:
+        chain = ", which is managed by ".join([r.name for r in cycle] + [name or key])
+        errors["manager_role"] = f"{name or key} is managed by {chain}: a role cannot manage itself through others."
     return manager
+
+
+def _managers_up_to(session: Session, key: str, manager: Role) -> list[Role]:
+    """The chain of managing roles from ``manager`` up to the role ``key``; empty when the chain does not reach it
+    (it ends, or loops among other roles)."""
+    chain, seen = [manager], {key, manager.key}
+    while (above := chain[-1].manager_role) is not None:
+        if above == key:
+            return chain
+        role = session.get(Role, above) if above not in seen else None
+        if role is None:
+            return []
+        seen.add(above)
+        chain.append(role)
+    return []
 
 
 def create_role(session: Session, actor: User | None, key: str, name: str, *, description: str = "",
@@ -63,7 +85,8 @@ def create_role(session: Session, actor: User | None, key: str, name: str, *, de
     """A new role; its key is fixed from now on.
 
     :raises InvalidForm: per field: a key already taken (also by a deactivated role) or not of lower-case
-        letters, digits and ``_``; no name; an unknown permission or managing role
+        letters, digits and ``_``; no name; an unknown permission or managing role, or one whose chain of
+        managers already names the new key (a role set up, by ``users.ensure_role``, before its manager existed)
     """
     _require_admin(actor)
     key, name = key.strip(), " ".join(name.split())
@@ -79,7 +102,7 @@ def create_role(session: Session, actor: User | None, key: str, name: str, *, de
     elif len(name) > 200:
         errors["name"] = "Use at most 200 characters."
     granted = _check_permissions(list(permissions or []), errors)
-    manager = _check_manager(session, key, manager_role, errors)
+    manager = _check_manager(session, key, name, manager_role, errors)
     if errors:
         raise InvalidForm(errors, values)
     role = Role(key=key, name=name, description=description.strip(), permissions=granted, manager_role=manager,
@@ -100,7 +123,8 @@ def update_role(session: Session, actor: User | None, key: str, *, name: str, de
                 permissions: list[str], manager_role: str | None, active: bool) -> Role:
     """Rename a role, set its permissions and managing role, deactivate or reactivate it.
 
-    :raises InvalidForm: no name; unknown permission or managing role; deactivating a role that a
+    :raises InvalidForm: no name; unknown permission or managing role, or a managing role that the role itself
+        manages (directly or through others: the message names the cycle); deactivating a role that a
         published diagram or an open task uses (the message lists them); leaving nobody who may administer
     """
     _require_admin(actor)
@@ -114,7 +138,7 @@ def update_role(session: Session, actor: User | None, key: str, *, name: str, de
     elif len(name) > 200:
         errors["name"] = "Use at most 200 characters."
     granted = _check_permissions(list(permissions), errors)
-    manager = _check_manager(session, key, manager_role, errors)
+    manager = _check_manager(session, key, name or role.name, manager_role, errors)
     if role.active and not active:
         uses = role_usage(session, key)
         if uses:

@@ -192,8 +192,10 @@ def change_password(session: Session, actor: User, current: str, new: str, repea
     """The logged-in user sets a new password; every session of theirs ends (the caller opens a new one).
 
     :raises InvalidForm: per field: the current password is wrong, the new one is too short or
-        too long, the same as the current one, or not repeated exactly
+        too long, the same as the current one, or not repeated exactly; a directory user has no local password
     """
+    if actor.password_hash.startswith("!"):  # a directory user (engine.directory): no local password to change
+        raise InvalidForm({"current": "Your password is managed by the directory, not by deptflow."}, {})
     errors: dict[str, str] = {}
     try:
         _hasher.verify(actor.password_hash, current[:MAX_PASSWORD_LENGTH])

@@ -27,6 +27,7 @@ from sqlalchemy import select
 from engine import directory, users
 from engine.db import Event
 from engine.directory import DirectorySettings, LdapSettings, OidcSettings
+from engine.errors import InvalidForm
 from workflows.catalogue import DEMO_PASSWORD
 
 SUFFIX = "dc=example,dc=com"
@@ -311,6 +312,33 @@ def test_a_directory_login_never_takes_over_a_local_account(slapd, make_app):
         assert users.user_by_name(session, "steve").full_name == "Steve Hall"
 
 
+def test_a_directory_user_is_told_the_directory_keeps_their_password(slapd, make_app):
+    app = make_app(_ldap_settings(slapd.url))
+    client = app.test_client()
+    assert client.post("/login", data={"username": "lena", "password": PASSWORDS["lena"]}).status_code == 302
+    page = client.get("/account/password")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and "managed by the directory (LDAP)" in text
+    assert 'name="current"' not in text and "<form method=\"post\" novalidate>" not in text
+    assert 'href="/account/password"' in text, "the account menu keeps its link"
+    posted = client.post("/account/password", data={"current": PASSWORDS["lena"], "new": "a-new-local-password",
+                                                    "repeated": "a-new-local-password"})
+    assert posted.status_code == 403 and "managed by the directory (LDAP)" in posted.get_data(as_text=True)
+    assert client.get("/processes").status_code == 200, "the session goes on"
+    with _db(app) as session:
+        lena = users.user_by_name(session, "lena")
+        assert lena.password_hash == directory.LDAP_IDENTITY
+        with pytest.raises(InvalidForm) as refused:
+            users.change_password(session, lena, PASSWORDS["lena"], "a-new-local-password", "a-new-local-password")
+        assert "managed by the directory" in refused.value.errors["current"]
+    assert not _events(app, "password_changed") and not _events(app, "sessions_ended")
+
+    local = app.test_client()
+    assert local.post("/login", data={"username": "steve", "password": DEMO_PASSWORD}).status_code == 302
+    text = local.get("/account/password").get_data(as_text=True)
+    assert 'name="current"' in text and "managed by" not in text, "local users keep the form"
+
+
 def test_ldap_search_mode_finds_the_entry_with_a_service_account(slapd, make_app):
     settings = DirectorySettings(ldap=LdapSettings(url=slapd.url, search_base=PEOPLE, bind_dn=ADMIN_DN,
                                                    bind_password=ADMIN_PASSWORD, group_base=GROUPS),
@@ -378,6 +406,23 @@ def test_oidc_login_with_a_claim_to_role_mapping(oidc_provider, make_app):
     assert _oidc_login(again, oidc_provider, "olga-0001").status_code == 302
     with _db(app) as session:
         assert users.user_by_name(session, "olga").role_keys == set(), "the claim went, and the role with it"
+
+
+def test_an_openid_user_is_told_the_provider_keeps_their_password(oidc_provider, make_app):
+    app = make_app(_oidc_settings(oidc_provider))
+    client = app.test_client()
+    _provider_user(oidc_provider, "petra-0001", preferred_username="petra", name="Petra Pohl")
+    assert _oidc_login(client, oidc_provider, "petra-0001").status_code == 302
+    page = client.get("/account/password")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and "managed by the OpenID provider Example SSO" in text
+    assert 'name="current"' not in text
+    posted = client.post("/account/password", data={"current": "x", "new": "a-new-local-password",
+                                                    "repeated": "a-new-local-password"})
+    assert posted.status_code == 403 and "managed by the OpenID provider Example SSO" in posted.get_data(as_text=True)
+    with _db(app) as session:
+        assert users.user_by_name(session, "petra").password_hash == directory.oidc_identity(oidc_provider,
+                                                                                              "petra-0001")
 
 
 def test_oidc_refuses_a_taken_username_and_a_forged_answer(oidc_provider, make_app):

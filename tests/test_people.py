@@ -250,6 +250,49 @@ def test_the_last_administrator_cannot_be_removed(session, user, now):
     assert "nobody who may administer" in refused.value.errors["roles"]
 
 
+def test_a_role_cannot_manage_itself_through_others(session, user, now):
+    admin = user("admin")
+    before = session.scalar(select(func.count()).select_from(Event))
+    with pytest.raises(InvalidForm) as two:  # sales_rep is managed by sales_manager (the demo organisation)
+        roles.update_role(session, admin, "sales_manager", name="Sales lead", permissions=["statistics"],
+                          manager_role="sales_rep", active=True)
+    session.rollback()
+    assert two.value.errors == {"manager_role": "Sales lead is managed by Sales representative, which is managed "
+                                                "by Sales lead: a role cannot manage itself through others."}
+    assert two.value.values["manager_role"] == "sales_rep" and two.value.values["name"] == "Sales lead"
+
+    roles.update_role(session, admin, "assistant_marketing_manager", name="Assistant marketing manager",
+                      permissions=[], manager_role="marketing_manager", active=True)
+    session.commit()
+    with pytest.raises(InvalidForm) as three:  # dealer → assistant marketing manager → marketing manager → dealer
+        roles.update_role(session, None, "marketing_manager", name="Marketing manager", permissions=["statistics"],
+                          manager_role="dealer", active=True)
+    session.rollback()
+    assert three.value.errors["manager_role"] == (
+        "Marketing manager is managed by Dealer / specialty store, which is managed by Assistant marketing manager, "
+        "which is managed by Marketing manager: a role cannot manage itself through others.")
+    assert session.get(Role, "marketing_manager").manager_role is None
+    assert session.get(Role, "sales_manager").manager_role is None
+    assert session.scalar(select(func.count()).select_from(Event)) == before + 1, "only the accepted change"
+
+
+def test_creating_a_role_refuses_a_cycle_and_a_loop_elsewhere_is_no_hang(session, user, now):
+    admin = user("admin")
+    users.ensure_role(session, "team_a", "Team A", manager_role="team_b")  # set up before its manager exists
+    users.ensure_role(session, "loop_x", "Loop X", manager_role="loop_y")
+    users.ensure_role(session, "loop_y", "Loop Y", manager_role="loop_x")
+    session.commit()
+    with pytest.raises(InvalidForm) as refused:
+        roles.create_role(session, admin, "team_b", "Team B", manager_role="team_a")
+    session.rollback()
+    assert refused.value.errors["manager_role"] == ("Team B is managed by Team A, which is managed by Team B: "
+                                                    "a role cannot manage itself through others.")
+    assert session.get(Role, "team_b") is None
+    assert roles.create_role(session, admin, "team_c", "Team C", manager_role="loop_x").manager_role == "loop_x"
+    assert roles.update_role(session, admin, "clerk", name="Comprehensive clerk", permissions=[],
+                             manager_role="team_c", active=True).manager_role == "team_c"
+
+
 # --- HTTP -----------------------------------------------------------------------------------------
 
 
@@ -334,6 +377,21 @@ def test_process_settings_on_the_process_page(app, login_as):
         process = session.get(Process, "engineering_drawing_application")
         assert process.separated_pairs == [["approve_application", "register_application"]]
         assert process.default_due == "P5D" and process.default_priority == 60
+
+
+def test_the_role_page_refuses_a_management_cycle_and_keeps_what_was_typed(app, login_as):
+    admin = login_as("admin")
+    response = admin.post("/admin/roles/sales_manager", data={"name": "Sales lead", "description": "Typed.",
+                                                              "permissions": ["statistics"],
+                                                              "manager_role": "sales_rep", "active": "on"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert ("Sales lead is managed by Sales representative, which is managed by Sales lead: a role cannot manage "
+            "itself through others.") in page
+    assert 'value="Sales lead"' in page and '<option value="sales_rep" selected>' in page
+    with app.extensions["deptflow_sessions"]() as session:
+        kept = session.get(Role, "sales_manager")
+        assert (kept.name, kept.manager_role) == ("Sales manager", None)
 
 
 # --- CLI ------------------------------------------------------------------------------------------

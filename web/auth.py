@@ -52,7 +52,11 @@ def logout():
 @bp.route("/account/password", methods=["GET", "POST"])
 @login_required
 def password():
-    """Change my password; my other sessions end, this one goes on."""
+    """Change my password; my other sessions end, this one goes on. A directory user's password is kept
+    by the directory: the page says so and takes nothing."""
+    keeper = directory.password_keeper(current_app.extensions["deptflow_directory"], actor())
+    if keeper is not None:
+        return render_template("auth/password.html", keeper=keeper), 200 if request.method == "GET" else 403
     if request.method == "GET":
         return render_template("auth/password.html", errors={}, min_length=users.MIN_PASSWORD_LENGTH)
     form = request.form
