@@ -1,7 +1,8 @@
 """Camunda 7 JUEL in running processes (issue 16, parts 1 and 3), on tests/data/juel_invoice.bpmn: JUEL sequence
 flow conditions, candidate groups from a variable resolved through the group mapping (an incident when a group
 maps to no role, gone once it is mapped and the case retried), JUEL due dates and priorities under the
-controlled clock, and the form inferred for a ``camunda:formKey`` task — through the engine and over HTTP."""
+controlled clock, and the form inferred for a ``camunda:formKey`` task — through the engine and over HTTP; and a
+send-back to whoever completed the task (``${deptflow_completed_by.<element>}``)."""
 
 from __future__ import annotations
 
@@ -202,6 +203,80 @@ def test_a_condition_that_cannot_decide_stops_the_case_saying_why(session, user,
     assert session.get(ProcessInstance, case.id).status == "incident"
     incident = session.scalars(select(Event).where(Event.instance_id == case.id, Event.kind == "incident")).one()
     assert all(message in str(incident.data) for message in messages), incident.data
+
+
+#: a report a representative files and the clerk checks; a send-back returns it to whoever filed it
+SEND_BACK = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:camunda="http://camunda.org/schema/1.0/bpmn"
+    id="Defs_send_back" targetNamespace="http://bpmn.io/schema/bpmn">
+  <bpmn:process id="send_back" name="Send back" isExecutable="true">
+    <bpmn:laneSet id="LaneSet_1">
+      <bpmn:lane id="Lane_sales_rep" name="Sales representative">
+        <bpmn:flowNodeRef>start</bpmn:flowNodeRef><bpmn:flowNodeRef>file_report</bpmn:flowNodeRef>
+      </bpmn:lane>
+      <bpmn:lane id="Lane_clerk" name="Comprehensive clerk">
+        <bpmn:flowNodeRef>check_report</bpmn:flowNodeRef><bpmn:flowNodeRef>complete</bpmn:flowNodeRef>
+        <bpmn:flowNodeRef>end</bpmn:flowNodeRef>
+      </bpmn:lane>
+    </bpmn:laneSet>
+    <bpmn:startEvent id="start"><bpmn:extensionElements><camunda:formData>
+      <camunda:formField id="title" label="Title" type="string" />
+    </camunda:formData></bpmn:extensionElements><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:userTask id="file_report" name="File the report" camunda:candidateGroups="sales_rep"
+        camunda:assignee="${deptflow_completed_by.file_report}">
+      <bpmn:extensionElements><camunda:formData>
+        <camunda:formField id="report" label="Report" type="string" />
+      </camunda:formData></bpmn:extensionElements>
+      <bpmn:incoming>f1</bpmn:incoming><bpmn:incoming>back</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
+    </bpmn:userTask>
+    <bpmn:userTask id="check_report" name="Check the report" camunda:candidateGroups="clerk">
+      <bpmn:extensionElements><camunda:formData>
+        <camunda:formField id="report_complete" label="Complete" type="boolean" />
+      </camunda:formData></bpmn:extensionElements>
+      <bpmn:incoming>f2</bpmn:incoming><bpmn:outgoing>f3</bpmn:outgoing>
+    </bpmn:userTask>
+    <bpmn:exclusiveGateway id="complete" default="back">
+      <bpmn:incoming>f3</bpmn:incoming><bpmn:outgoing>back</bpmn:outgoing><bpmn:outgoing>yes</bpmn:outgoing>
+    </bpmn:exclusiveGateway>
+    <bpmn:endEvent id="end"><bpmn:incoming>yes</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="file_report" />
+    <bpmn:sequenceFlow id="f2" sourceRef="file_report" targetRef="check_report" />
+    <bpmn:sequenceFlow id="f3" sourceRef="check_report" targetRef="complete" />
+    <bpmn:sequenceFlow id="back" sourceRef="complete" targetRef="file_report" />
+    <bpmn:sequenceFlow id="yes" sourceRef="complete" targetRef="end">
+      <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">report_complete</bpmn:conditionExpression>
+    </bpmn:sequenceFlow>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def _open_task(session, instance_id: int, element_id: str) -> HumanTask:
+    return session.scalars(select(HumanTask).where(HumanTask.instance_id == instance_id, HumanTask.status == "open",
+                                                   HumanTask.element_id == element_id)).one()
+
+
+def test_a_send_back_returns_to_whoever_completed_the_task(session, user, now):
+    _deploy(session, SEND_BACK)
+    case = actions.start_process(session, user("steve"), "send_back", {"title": "November"})
+    session.commit()
+    first = _open_task(session, case.id, "file_report")
+    assert first.assignee_id is None, "nobody has filed it yet: it waits for the role"
+    actions.complete_task(session, user("sara"), first.id, {"report": "Thin"})
+    session.commit()
+    actions.complete_task(session, user("clara"), _open_task(session, case.id, "check_report").id,
+                          {"report_complete": "false"})
+    session.commit()
+    again = _open_task(session, case.id, "file_report")
+    assert again.id != first.id and again.assignee_id == user("sara").id, "back to Sara, who filed it, not Steve"
+    assert "deptflow_completed_by" not in str(session.get(ProcessInstance, case.id).data), "private to the case"
+    actions.complete_task(session, user("sara"), again.id, {"report": "Complete"})
+    session.commit()
+    actions.complete_task(session, user("clara"), _open_task(session, case.id, "check_report").id,
+                          {"report_complete": "true"})
+    session.commit()
+    assert session.get(ProcessInstance, case.id).status == "completed"
 
 
 # --- over HTTP -------------------------------------------------------------------------------------------------

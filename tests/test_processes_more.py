@@ -370,17 +370,34 @@ FOLLOWED_UP = {"follow_up_actions": "Price answer sent to dealers", "follow_up_d
                                                       ("marketing", "mark", "follow_up_marketing"),
                                                       ("none", None, None)])
 def test_market_feedback_month(app, db, now, action, who, task):
+    """Each representative reports their own region; a report sent back goes to the one who owes it; the sales
+    manager sums up the region once every report is in."""
     case, due = start_period(app, db, now, "market_feedback")
     assert (due.day, due.hour) == (1, 9), "the first of the month at 09:00 UTC"
+    assert task_holders(db, case) == {"report_market_feedback": ["sara", "steve"]}, "one report per representative"
+    steve_task = case.tasks_of("steve")["report_market_feedback"]
+    assert case.client("sara").post(f"/tasks/{steve_task}/complete", data=FEEDBACK).status_code in (403, 409), \
+        "Sara cannot file Steve's report"
     case.step("sara", "report_market_feedback", {**FEEDBACK, "feedback_photos": (io.BytesIO(PNG), "store.png")},
               not_for="sam")
-    case.step("sam", "consolidate_region_feedback", {"regional_summary": "Thin", "feedback_complete": "false"},
+    assert task_holders(db, case) == {"report_market_feedback": ["steve"], "check_market_feedback": [None]}
+    case.step("sam", "check_market_feedback", {"feedback_complete": "false", "check_comment": "Plan execution?"},
               not_for="sara")
-    assert task_holders(db, case) == {"report_market_feedback": ["sara"]}, "sent back to Sara, who filed it"
+    assert task_holders(db, case) == {"report_market_feedback": ["sara", "steve"]}, "sent back to Sara, who filed it"
+    assert case.tasks_of("steve")["report_market_feedback"] == steve_task, "Steve's report is still his to file"
     case.step("sara", "report_market_feedback", {**FEEDBACK, "plan_execution": "Spring promotion on time"},
-              not_for="steve")
-    case.step("sam", "consolidate_region_feedback", {"feedback_complete": "true",
-                                                     "regional_summary": "East grows; price pressure"}, not_for="rita")
+              not_for="sam")
+    case.step("sam", "check_market_feedback", {"feedback_complete": "true"}, not_for="sara")
+    assert task_holders(db, case) == {"report_market_feedback": ["steve"]}, "the region waits for Steve's report"
+    case.step("steve", "report_market_feedback", {**FEEDBACK, "sales_region": "North"}, not_for="sam")
+    case.step("sam", "check_market_feedback", {"feedback_complete": "true"}, not_for="steve")
+    with db() as session:
+        names = session.scalars(select(HumanTask.name).where(HumanTask.instance_id == case.instance_id)).all()
+    assert sorted(set(names)) == sorted({f"{what}: {rep}" for rep in ("sara", "steve") for what in
+                                         ("Report the month's market feedback", "Check the market feedback")}
+                                        | {"Consolidate the region's feedback"})
+    case.step("sam", "consolidate_region_feedback", {"regional_summary": "East grows; North flat; price pressure"},
+              not_for="rita")
     case.step("rita", "analyse_market_feedback", {"feedback_analysis": "Matches the plan", "answer_to_sales": "OK",
                                                   "action_needed": action, "action_description": "Answer prices"},
               not_for="sam")

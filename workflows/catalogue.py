@@ -123,9 +123,10 @@ PROCESSES: tuple[ProcessSpec, ...] = (
                 "measures with an owner and a deadline (chased when late); the marketing manager reviews.",
                 (), (("plan_corrective_measures", "review_survey"),)),
     ProcessSpec("market_feedback", "Monthly market feedback", "market_feedback.bpmn", (), "research_planning",
-                "Started on the first of every month: a representative reports the region's market, the sales "
-                "manager consolidates it, research & planning analyses and answers; items that need action "
-                "become follow-up tasks for marketing or sales."),
+                "Started on the first of every month: each sales representative reports their own region's market "
+                "and the sales manager checks each report (sending it back to that representative when "
+                "incomplete); once all are in, the sales manager consolidates the region, research & planning "
+                "analyses and answers; items that need action become follow-up tasks for marketing or sales."),
     ProcessSpec("performance_review", "Monthly performance review", "performance_review.bpmn", (), "clerk",
                 "Started on the second of every month: the clerk compiles each business unit's figures and proposes "
                 "promotions or demotions, the marketing manager reviews, the general manager approves, the people "

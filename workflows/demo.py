@@ -189,16 +189,22 @@ def play_department_cases(player: Player, today: date) -> None:
 
     first = today.replace(day=1)
     last_month = (first - timedelta(days=1)).replace(day=1)
-    feedback = player.start_scheduled("market_feedback", first)
-    player.complete("sara", feedback, {
+    feedback = player.start_scheduled("market_feedback", first)  # a report task for each representative
+    player.complete_own("sara", feedback, {
         "feedback_month": f"{last_month:%Y-%m}", "sales_region": "East", "store_coverage": "42",
         "channel_development": "Two new specialty stores in Dresden; one dealer closed in Halle.",
         "sell_through_display": "Oslo sofas sell through in six weeks; displays mostly to standard.",
         "competitor_moves": "Nordform cut oak table prices by 10 %.",
         "dealer_consumer_opinions": "Consumers ask for more fabric choices."})
-    player.complete("sam", feedback, {"feedback_complete": "true",
-                                      "regional_summary": "East grows through specialty stores; price pressure "
-                                                          "on tables.",
+    player.complete("sam", feedback, {"feedback_complete": "true"}, "check_market_feedback")
+    player.complete_own("steve", feedback, {
+        "feedback_month": f"{last_month:%Y-%m}", "sales_region": "North", "store_coverage": "57",
+        "channel_development": "Oakline opened a second store in Hamburg.",
+        "sell_through_display": "Bergen chairs slow; two displays below the standard.",
+        "competitor_moves": "A local maker advertises solid oak at our prices."})
+    player.complete("sam", feedback, {"feedback_complete": "true"}, "check_market_feedback")
+    player.complete("sam", feedback, {"regional_summary": "East grows through specialty stores; North is flat; "
+                                                          "price pressure on tables in both.",
                                       "requests_to_marketing": "A price answer on oak tables."})
 
     review = player.start_scheduled("performance_review", first + timedelta(days=1))
