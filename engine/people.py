@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from . import audit, notify, users
+from . import audit, directory, notify, users
 from .clock import utcnow
 from .db import HumanTask, Notification, PasswordToken, Role, User
 from .errors import InvalidForm, NotFound
@@ -63,6 +63,14 @@ def _check_details(username: str | None, full_name: str, email: str, errors: dic
         errors["full_name"] = "Use at most 200 characters."
     if email and (len(email) > 200 or not EMAIL_PATTERN.match(email)):
         errors["email"] = "This is not an e-mail address."
+
+
+def _require_local_password(user: User) -> None:
+    """A directory user's password is kept by the directory: deptflow neither sets it nor mails a link for it
+    (a local password would replace the directory's mark, and their directory logins would be refused)."""
+    if directory.is_directory_user(user):
+        raise InvalidForm({"password": f"{user.full_name} signs in through the directory: the password is kept "
+                                       "there, not by deptflow."}, {})
 
 
 def _check_password(password: str, repeated: str | None, errors: dict[str, str], field: str = "password") -> None:
@@ -236,10 +244,11 @@ def _send_link(session: Session, actor: User | None, user: User) -> str:
 def send_password_link(session: Session, actor: User | None, user_id: int) -> str:
     """Mail a user a new set-password link (earlier unused links stop working).
 
-    :raises InvalidForm: the user has no e-mail address or is deactivated
+    :raises InvalidForm: the user has no e-mail address, is deactivated, or signs in through the directory
     """
     _require_admin(actor, "Only administrators send set-password links.")
     user = get(session, user_id)
+    _require_local_password(user)
     if not user.email:
         raise InvalidForm({"email": "A set-password link needs an e-mail address."}, {})
     if not user.active:
@@ -297,9 +306,13 @@ def set_password_from_link(session: Session, token: str, new: str, repeated: str
 
 
 def set_password(session: Session, actor: User | None, user_id: int, new: str) -> User:
-    """An operator sets a user's password (``deptflow user set-password``); their sessions end."""
+    """An operator sets a user's password (``deptflow user set-password``); their sessions end.
+
+    :raises InvalidForm: the password is too short or too long, or the user signs in through the directory
+    """
     _require_admin(actor, "Only administrators set other people's passwords.")
     user = get(session, user_id)
+    _require_local_password(user)
     errors: dict[str, str] = {}
     _check_password(new, None, errors)
     if errors:

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from engine import actions, audit, notify, people, process_settings, roles, users
+from engine import actions, audit, directory, notify, people, process_settings, roles, users
 from engine.db import Event, HumanTask, Notification, PasswordToken, Process, Role, User
 from engine.errors import InvalidForm, NotAllowed
 from web.cli import main
@@ -438,3 +438,33 @@ def test_cli_init_admin_without_demo_then_users_and_roles(tmp_path, monkeypatch)
         assert users.authenticate(session, "nina", PASSWORD + "2") is None, "deactivated"
         assert audit.verify(session).ok
     engine.dispose()
+
+
+def test_a_directory_users_password_is_neither_set_nor_mailed(session, user):
+    """A directory login's password is the directory's: deptflow setting one would replace the directory's mark
+    (and their directory logins would be refused from then on)."""
+    dora = user("dora")
+    dora.password_hash = directory.LDAP_IDENTITY
+    session.commit()
+    for attempt in (lambda: people.set_password(session, user("admin"), dora.id, PASSWORD),
+                    lambda: people.send_password_link(session, user("admin"), dora.id)):
+        with pytest.raises(InvalidForm) as refused:
+            attempt()
+        assert "signs in through the directory" in refused.value.errors["password"]
+        session.rollback()
+    assert session.get(User, dora.id).password_hash == directory.LDAP_IDENTITY
+    assert session.scalar(select(func.count()).select_from(PasswordToken)
+                          .where(PasswordToken.user_id == dora.id)) == 0
+
+
+def test_the_user_page_offers_a_directory_user_no_set_password_link(app, login_as):
+    with app.extensions["deptflow_sessions"]() as session:
+        dora = users.user_by_name(session, "dora")
+        dora.password_hash, dora_id = directory.LDAP_IDENTITY, dora.id
+        session.commit()
+    admin = login_as("admin")
+    page = admin.get(f"/admin/users/{dora_id}").get_data(as_text=True)
+    assert "signs in through the directory" in page and "Send a new set-password link" not in page
+    refused = admin.post(f"/admin/users/{dora_id}/password-link")
+    assert refused.status_code == 422
+    assert "the password is kept there, not by deptflow" in refused.get_data(as_text=True)

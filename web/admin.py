@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from engine import people, roles, users
+from engine import directory, people, roles, users
 from engine.errors import InvalidForm
 from engine.vocabulary import Permission
 
@@ -66,8 +66,8 @@ def new_user():
 def _user_page(user_id: int, errors: dict[str, str] | None = None, values: dict | None = None, status: int = 200):
     user = people.get(db(), user_id)
     return render_template("admin/user.html", u=user, roles=users.all_roles(db()), errors=errors or {},
-                           values=values or {}, links=people.links_of(db(), user_id), link_state=people.link_state), \
-        status
+                           values=values or {}, links=people.links_of(db(), user_id), link_state=people.link_state,
+                           directory_user=directory.is_directory_user(user)), status
 
 
 @bp.route("/admin/users/<int:user_id>", methods=["GET", "POST"])
