@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import expect
-from sqlalchemy import select
 
-from engine import actions, users
-from engine.core import WorkflowEngine
-from engine.db import HumanTask, ProcessInstance, make_engine
+from engine.db import ProcessInstance
+from workflows.demo import Player
 
 AUDIT = {"title": "Audit Oakline Hamburg", "dealer_name": "Oakline", "store_name": "Hamburg City",
          "region": "North", "audit_date": "2026-12-03"}
@@ -22,19 +20,16 @@ STEPS = [
 
 
 @pytest.fixture
-def finished_audit(sqlite_url: str) -> int:
-    engine = make_engine(sqlite_url)
-    with WorkflowEngine().session_factory(engine)() as session:
-        instance = actions.start_process(session, users.user_by_name(session, "mark"), "dealer_audit", AUDIT)
-        session.commit()
+def finished_audit(in_database) -> int:
+    def play(session) -> int:
+        player = Player(session)
+        case = player.start("mark", "dealer_audit", AUDIT)
         for username, values in STEPS:
-            task_id = session.scalar(select(HumanTask.id).where(
-                HumanTask.instance_id == instance.id, HumanTask.status == "open"))
-            actions.complete_task(session, users.user_by_name(session, username), task_id, values)
-            session.commit()
-        assert session.get(ProcessInstance, instance.id).status == "completed"
-    engine.dispose()
-    return instance.id
+            player.complete(username, case, values)
+        assert session.get(ProcessInstance, case).status == "completed"
+        return case
+
+    return in_database(play)
 
 
 def test_auditor_sees_the_path_and_the_timeline(new_page, live_server, login, finished_audit):

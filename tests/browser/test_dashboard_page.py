@@ -7,9 +7,8 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from engine import actions, users
-from engine.core import WorkflowEngine
-from engine.db import HumanTask, ProcessInstance, make_engine
+from engine.db import ProcessInstance
+from workflows.demo import Player
 
 AUDIT = {"dealer_name": "Oakline", "store_name": "Hamburg City", "region": "North", "audit_date": "2026-12-03"}
 OK = {"decoration_ok": "true", "price_discipline_ok": "true", "no_cross_region_selling": "true", "display_ok": "true"}
@@ -23,21 +22,18 @@ STRAIGHT = [("amy", OK), ("mark", {"audit_rating": "A"})]
 
 
 @pytest.fixture
-def audits(sqlite_url: str) -> None:
+def audits(in_database) -> None:
     """Two finished dealer audits (one through the rectification loop) and one waiting for its inspection."""
-    engine = make_engine(sqlite_url)
-    with WorkflowEngine().session_factory(engine)() as session:
+
+    def play(session) -> str:
+        player = Player(session)
         for n, steps in enumerate((LOOP, STRAIGHT, [])):
-            mark = users.user_by_name(session, "mark")
-            instance = actions.start_process(session, mark, "dealer_audit", {**AUDIT, "title": f"Audit {n}"})
-            session.commit()
+            case = player.start("mark", "dealer_audit", {**AUDIT, "title": f"Audit {n}"})
             for username, values in steps:
-                task_id = session.scalar(select(HumanTask.id).where(
-                    HumanTask.instance_id == instance.id, HumanTask.status == "open"))
-                actions.complete_task(session, users.user_by_name(session, username), task_id, values)
-                session.commit()
-        assert session.scalar(select(ProcessInstance.status).where(ProcessInstance.title == "Audit 1")) == "completed"
-    engine.dispose()
+                player.complete(username, case, values)
+        return session.scalar(select(ProcessInstance.status).where(ProcessInstance.title == "Audit 1"))
+
+    assert in_database(play) == "completed"
 
 
 def test_charts_and_bottlenecks_render(new_page, live_server, login, audits):
