@@ -131,6 +131,15 @@ def test_report_ids_select_elements_and_errors_block_publishing(new_page, live_s
     owner.get_by_role("button", name="Publish").click()
     expect(owner.locator("#status")).to_have_text("Not published: the diagram has errors.")
     assert in_database(lambda s: definitions.latest_definition(s, PROCESS).version) == 1
+    expect(problem.locator("a.map-group")).to_have_count(0)  # mapping groups is an administrator's work
+
+    admin = new_page()
+    login(admin, live_server, "admin")
+    admin.goto(f"{live_server}/modeler/{PROCESS}/edit?draft={draft_id}")
+    expect(admin.locator("#modeler")).to_have_attribute("data-ready", "true")
+    link = admin.locator("#problems li.problem-error a.map-group")
+    expect(link).to_have_text("Map “wizards” to a role")
+    expect(link).to_have_attribute("href", "/admin/groups?group=wizards#map")
 
 
 @pytest.mark.parametrize("username", ["cathy", "mark"])

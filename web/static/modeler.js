@@ -125,22 +125,9 @@
         item.append(link);
       }
       item.append(document.createTextNode(problem.message));
-      if (problem.group && root.dataset.groupsUrl) {
-        // a group that is no role: administrators map it on the Groups page
-        const map = document.createElement("a");
-        map.className = "map-group";
-        map.href = root.dataset.groupsUrl + "?group=" + encodeURIComponent(problem.group) + "#map";
-        map.textContent = "Map “" + problem.group + "” to a role";
-        item.append(" ", map);
-      }
-      if (problem.delegate && root.dataset.delegatesUrl) {
-        // Java code: administrators map it to an external task topic on the Java delegates page
-        const map = document.createElement("a");
-        map.className = "map-delegate";
-        map.href = root.dataset.delegatesUrl + "?delegate=" + encodeURIComponent(problem.delegate) + "#map";
-        map.textContent = "Map “" + problem.delegate + "” to an external task topic";
-        item.append(" ", map);
-      }
+      // a group that is no role, or Java code: administrators map it on the Groups / Java delegates page
+      appendMapLink(item, "group", problem.group, root.dataset.groupsUrl, "a role");
+      appendMapLink(item, "delegate", problem.delegate, root.dataset.delegatesUrl, "an external task topic");
       problemList.append(item);
     });
     acknowledgeBox.hidden = !(errors === 0 && warnings > 0);
@@ -151,6 +138,16 @@
 
   const LINT_SEVERITY = { error: "error", "rule-error": "error", warn: "warning", info: "info" };
   const LINT_ORDER = { error: 0, warning: 1, info: 2 };
+
+  /** A link to the admin page where `name` (a group, a Java delegate) is mapped to `target`, after `item`. */
+  function appendMapLink(item, kind, name, pageUrl, target) {
+    if (!name || !pageUrl) return;
+    const map = document.createElement("a");
+    map.className = "map-" + kind;
+    map.href = pageUrl + "?" + kind + "=" + encodeURIComponent(name) + "#map";
+    map.textContent = "Map “" + name + "” to " + target;
+    item.append(" ", map);
+  }
 
   function plural(count, word) { return count + " " + word + (count === 1 ? "" : "s"); }
 
