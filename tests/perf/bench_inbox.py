@@ -45,6 +45,7 @@ import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -273,26 +274,34 @@ def _where(statement: str) -> str:
     return statement[at + 7: at + 7 + 160] if at >= 0 else ""
 
 
-def measure_inbox(sessions, username: str) -> tuple[list[float], tuple[int, int, int, int]]:
+def _timed_as(sessions, username: str, call, repeats: int) -> tuple[list[float], Any]:
+    """``call(session, user)`` timed ``repeats`` times after ``WARMUP`` untimed calls, each in a session of its own
+    with the user and their roles loaded first (as the request's user loader does): the samples and the last
+    result."""
     from sqlalchemy import select
 
-    from engine import inbox
     from engine.db import User
 
     with sessions() as s:
         user_id = s.scalar(select(User.id).where(User.username == username))
-    samples, rows = [], (0, 0, 0, 0)
-    for i in range(WARMUP + REPS):
+    samples, result = [], None
+    for i in range(WARMUP + repeats):
         with sessions() as s:
             user = s.get(User, user_id)
-            _ = user.role_keys  # loaded with the user, as the request's user loader does
+            _ = user.role_keys
             t0 = time.perf_counter()
-            box = inbox.inbox(s, user)
+            result = call(s, user)
             seconds = time.perf_counter() - t0
-            rows = (len(box.assigned), len(box.available), box.assigned_total, box.available_total)
         if i >= WARMUP:
             samples.append(seconds)
-    return samples, rows
+    return samples, result
+
+
+def measure_inbox(sessions, username: str) -> tuple[list[float], tuple[int, int, int, int]]:
+    from engine import inbox
+
+    samples, box = _timed_as(sessions, username, inbox.inbox, REPS)
+    return samples, (len(box.assigned), len(box.available), box.assigned_total, box.available_total)
 
 
 SEARCHES = {  # typical auditor searches: query-string filters of the search page
@@ -314,28 +323,14 @@ def measure_search(engine, sessions, auditor: str = "alice") -> dict | None:
         return None
     if not hasattr(history, "search_instances"):
         return None
-    from sqlalchemy import select
-
-    from engine.db import User
-
-    with sessions() as s:
-        user_id = s.scalar(select(User.id).where(User.username == auditor))
     per_filter, everything = {}, []
     for label, args in SEARCHES.items():
         args = {k: (date.today() + timedelta(days=int(v))).isoformat() if k.startswith("started_") else v
                 for k, v in args.items()}
         filters = history.InstanceFilter.parse(args)
-        samples, total = [], 0
-        for i in range(WARMUP + SEARCH_REPS):
-            with sessions() as s:
-                user = s.get(User, user_id)
-                _ = user.role_keys
-                t0 = time.perf_counter()
-                found = history.search_instances(s, user, filters)
-                seconds = time.perf_counter() - t0
-                total = found.total
-            if i >= WARMUP:
-                samples.append(seconds)
+        samples, found = _timed_as(sessions, auditor, lambda s, user, f=filters: history.search_instances(s, user, f),
+                                   SEARCH_REPS)
+        total = found.total
         everything.extend(samples)
         plans = explain_calls(engine, sessions, auditor,
                               lambda s, user, f=filters: history.search_instances(s, user, f))
@@ -448,26 +443,16 @@ def measure_after_change(sessions) -> dict:
 def measure_filters(engine, sessions) -> dict:
     """p50/p95 of the inbox with filters and counts per view (shown again: the sidebar from the memo after
     the first call), of the first view after a change, of the live poll, and their plans (counted)."""
-    from sqlalchemy import select
 
     from engine import task_filters
-    from engine.db import User
 
     per_view, everything, polls = {}, [], []
     for label, kwargs in FILTER_VIEWS:
         samples, sizes = [], {}
         for name in FILTER_USERS:
-            with sessions() as s:
-                user_id = s.scalar(select(User.id).where(User.username == name))
-            for i in range(WARMUP + REPS // 2):
-                with sessions() as s:
-                    user = s.get(User, user_id)
-                    _ = user.role_keys
-                    t0 = time.perf_counter()
-                    page = task_filters.inbox_page(s, user, **kwargs)
-                    seconds = time.perf_counter() - t0
-                if i >= WARMUP:
-                    samples.append(seconds)
+            timed, page = _timed_as(sessions, name, lambda s, user, kw=kwargs: task_filters.inbox_page(s, user, **kw),
+                                    REPS // 2)
+            samples.extend(timed)
             sizes[name] = {"shown": page.total if page.sections is None else page.sections.count,
                            "counts": {e.label: e.count for e in page.sidebar}}
         plans = [p for name in ("sam", "fiona") for p in explain_calls(
@@ -480,17 +465,7 @@ def measure_filters(engine, sessions) -> dict:
                            "seq_scans": sorted({r for p in plans for r in p["seq_scans"]}),
                            "slowest_statement_ms": max(p["execution_ms"] for p in plans)}
     for name in FILTER_USERS:
-        with sessions() as s:
-            user_id = s.scalar(select(User.id).where(User.username == name))
-        for i in range(WARMUP + REPS // 2):
-            with sessions() as s:
-                user = s.get(User, user_id)
-                _ = user.role_keys
-                t0 = time.perf_counter()
-                task_filters.change_token(s, user)
-                seconds = time.perf_counter() - t0
-            if i >= WARMUP:
-                polls.append(seconds)
+        polls.extend(_timed_as(sessions, name, task_filters.change_token, REPS // 2)[0])
     p95 = percentile(everything, 95) * 1000
     return {**summary(everything), "p95_ms": round(p95, 2), "target_p95_ms": TARGET_P95_MS,
             "met": p95 <= TARGET_P95_MS, "per_view": per_view,
