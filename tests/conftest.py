@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
-from shared_corpus import corpus_dir  # tests/ is on the path: pytest puts a rootdir conftest's folder there
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
+from support import corpus_dir, unavailable
 
 from engine import clock, users
 from engine.core import WorkflowEngine
@@ -64,9 +64,7 @@ def corpus() -> Path:
     skipped otherwise."""
     path = corpus_dir()
     if not path.is_dir():
-        if os.environ.get("DEPTFLOW_REQUIRE_CORPUS") == "1":
-            pytest.fail(f"the shared BPMN corpus is missing at {path}")
-        pytest.skip(f"no shared BPMN corpus at {path}")
+        unavailable("CORPUS", f"the shared BPMN corpus is missing at {path}")
     return path
 
 
@@ -104,9 +102,7 @@ def _require_postgres() -> None:
     """Skip when PostgreSQL is not reachable; fail instead under ``DEPTFLOW_REQUIRE_POSTGRES=1`` (CI)."""
     problem = _postgres_available()
     if problem:
-        if os.environ.get("DEPTFLOW_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL is required (DEPTFLOW_REQUIRE_POSTGRES=1) but not reachable: {problem}")
-        pytest.skip(f"PostgreSQL not reachable: {problem}")
+        unavailable("POSTGRES", f"PostgreSQL is not reachable: {problem}")
 
 
 @pytest.fixture

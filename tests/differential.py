@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hypothesis import strategies as st
-from shared_corpus import corpus_dir
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
@@ -41,6 +40,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
+from support import corpus_dir
 
 from engine import (
     actions,

@@ -23,6 +23,7 @@ import ldap3
 import pytest
 import requests
 from sqlalchemy import select
+from support import unavailable
 
 from engine import directory, users
 from engine.db import Event
@@ -78,9 +79,7 @@ LDIF = "\n".join([
 def _require_directory(what: str, problem: str | None) -> None:
     """Skip without the server; fail instead under ``DEPTFLOW_REQUIRE_DIRECTORY=1`` (CI), like PostgreSQL."""
     if problem:
-        if os.environ.get("DEPTFLOW_REQUIRE_DIRECTORY") == "1":
-            pytest.fail(f"{what} is required (DEPTFLOW_REQUIRE_DIRECTORY=1) but {problem}")
-        pytest.skip(f"{what}: {problem}")
+        unavailable("DIRECTORY", f"{what}: {problem}")
 
 
 def _free_port() -> int:

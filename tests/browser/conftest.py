@@ -21,11 +21,12 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 from flask import got_request_exception
 from headless import CHROMIUM_ARGS, chromium_path
+from support import unavailable
 from werkzeug.serving import make_server
 
 from workflows.catalogue import DEMO_PASSWORD
@@ -162,24 +163,18 @@ def start_case(sqlite_url: str) -> Iterator[Callable[..., tuple[int, list[int]]]
 # --- the browser ------------------------------------------------------------------------
 
 
-def _unavailable(reason: str) -> NoReturn:
-    if os.environ.get("DEPTFLOW_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"a browser is required (DEPTFLOW_REQUIRE_BROWSER=1): {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     path = chromium_path()
     if sync_playwright is None:
-        _unavailable("the playwright package is not installed (pip install -e '.[dev]')")
+        unavailable("BROWSER", "the playwright package is not installed (pip install -e '.[dev]')")
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        _unavailable(f"no Chromium at {path} (apt-get install chromium, or set DEPTFLOW_CHROMIUM)")
+        unavailable("BROWSER", f"no Chromium at {path} (apt-get install chromium, or set DEPTFLOW_CHROMIUM)")
     with sync_playwright() as playwright:
         try:
             chromium = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
         except PlaywrightError as exc:
-            _unavailable(f"Chromium at {path} did not start: {str(exc).splitlines()[0]}")
+            unavailable("BROWSER", f"Chromium at {path} did not start: {str(exc).splitlines()[0]}")
         yield chromium
         chromium.close()
 
