@@ -174,13 +174,9 @@ def _day_name(value: Any) -> str:
     return value.strftime("%Y-%m-%d") if isinstance(value, datetime) else value
 
 
-def _month(session: Session, moment: Any) -> ColumnElement[Any]:
-    """The month of ``moment`` as the index on completed tasks holds it (:class:`engine.db.MonthOf`); PostgreSQL
-    gives its first moment, SQLite ``YYYY-MM``: :func:`_month_name` reads either."""
-    return MonthOf(moment)
-
-
 def _month_name(value: Any) -> str:
+    """A :class:`engine.db.MonthOf` value (as the index on completed tasks holds it): PostgreSQL gives the month's
+    first moment, SQLite ``YYYY-MM``."""
     return value.strftime("%Y-%m") if isinstance(value, datetime) else value
 
 
@@ -505,7 +501,7 @@ def _employees(session: Session, filters: Filters, scope: Scope) -> list[Employe
         where.append(t.process_key == filters.process)
     began = case((t.claimed_at < t.completed_at, t.claimed_at), else_=t.created_at)
     late = case((and_(t.due_at.is_not(None), t.completed_at > t.due_at), 1), else_=0)
-    handling = (select(t.completed_by_id, _month(session, t.completed_at).label("month"),
+    handling = (select(t.completed_by_id, MonthOf(t.completed_at).label("month"),
                        _seconds(session, t.completed_at, began), late.label("late")).where(*where))
     rows = aggregates(session, handling, 2, (0.5,), lambda c: [func.count(), func.sum(c.late)])
     if not rows:
@@ -532,7 +528,7 @@ def _form_figures(session: Session, filters: Filters, processes: set[str]) -> Fo
     started = and_(i.started_at >= filters.since, i.started_at < filters.until)
     finished = and_(i.status == InstanceStatus.COMPLETED, i.ended_at >= filters.since, i.ended_at < filters.until)
     if DRAWINGS in processes:
-        month = _month(session, i.started_at).label("month")
+        month = MonthOf(i.started_at).label("month")
         query = (select(month, i.status, func.count()).where(i.process_key == DRAWINGS, started)
                  .group_by("month", i.status))
         out.drawings = {(_month_name(m), status): n for m, status, n in session.execute(query)}
