@@ -1,13 +1,15 @@
-"""The department's figures (the KPI dashboard): SQL aggregates over the cases, the task projection and the
-event log; no workflow is ever deserialized. The finished cases' figures read their summary rows
-(:mod:`engine.case_summaries`, one narrow row per case written when it ends) instead of their tasks and decisions.
+"""The department's figures (the KPI dashboard): added up from the cases, the task projection and the event log;
+no workflow is ever deserialized. Each figure lists its items (:data:`FIGURES`: one row per case, task or decision,
+with its group, counts and value); the days and months that are over are added up once and kept
+(:mod:`engine.rollups`), so a request reads those sums and only today's items. The finished cases' figures read
+their summary rows (:mod:`engine.case_summaries`, one narrow row per case written when it ends).
 
 Definitions (the numbers the page shows and the tests compute by hand):
 
 * **started / finished per week**: cases whose ``started_at`` / ``ended_at`` (status ``completed``) falls in the
   range, by the Monday (UTC) of their week. Cancelled cases are not finished.
-* **cycle time**: ``ended_at − started_at`` of the cases finished in the range; median and 90th percentile are
-  ``percentile_cont`` (linear interpolation between the two nearest ranks), on both databases.
+* **cycle time**: ``ended_at − started_at`` of the cases finished in the range; median and 90th percentile as
+  ``percentile_cont`` computes them (linear interpolation between the two nearest ranks), over every value.
 * **rework rate**: share of the finished cases that went round a loop — a review sent the work back (a
   rectification, an amendment): some user task of the case was completed more than once, or some exclusive
   gateway decided more than once (a re-check comes back to the same decision).
@@ -33,25 +35,37 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Text, and_, case, cast, exists, func, literal_column, or_, select
-from sqlalchemy import Integer as SqlInteger
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Text,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.orm import Session, aliased
 
 from . import definitions as defs
 from .access import managed_roles
 from .clock import utcnow
-from .db import CaseSummary, Event, HumanTask, MonthOf, Process, ProcessInstance, Role, TaskCandidate, User, UserRole
+from .db import CaseSummary, Event, HumanTask, Process, ProcessInstance, Role, TaskCandidate, User, UserRole
 from .errors import InvalidForm, NotAllowed, NotFound
 from .history import csv_cell
 from .notify import DUE_SOON
 from .permissions import can
+from .rollups import Figure, Group, collect, process_in, seal
 from .vocabulary import EventKind, InstanceStatus, Permission, TaskStatus
 
 #: the longest range one request aggregates (a year and a bit: a year's months side by side)
@@ -149,102 +163,112 @@ def may_see_dashboard(session: Session, actor: User) -> bool:
     return scope.everything or bool(scope.processes) or bool(scope.roles)
 
 
-# --- dialect helpers -------------------------------------------------------------------------
-
-
-def _dialect(session: Session) -> str:
-    return session.get_bind().dialect.name
-
-
-def _seconds(session: Session, later: Any, earlier: Any) -> ColumnElement[float]:
-    if _dialect(session) == "postgresql":  # date_part is double precision; EXTRACT computes a numeric, slower
-        return func.date_part("epoch", later - earlier)
-    return (func.julianday(later) - func.julianday(earlier)) * 86400.0
-
-
-def _week(session: Session, moment: Any) -> ColumnElement[Any]:
-    """The Monday of ``moment``'s week: PostgreSQL's first moment of it (grouped without formatting every row),
-    SQLite's ``YYYY-MM-DD``; :func:`_day_name` reads either."""
-    if _dialect(session) == "postgresql":
-        return func.date_trunc("week", moment)
-    return func.date(moment, "-6 days", "weekday 1")
-
-
-def _day_name(value: Any) -> str:
-    return value.strftime("%Y-%m-%d") if isinstance(value, datetime) else value
-
-
-def _month_name(value: Any) -> str:
-    """A :class:`engine.db.MonthOf` value (as the index on completed tasks holds it): PostgreSQL gives the month's
-    first moment, SQLite ``YYYY-MM``."""
-    return value.strftime("%Y-%m") if isinstance(value, datetime) else value
-
+# --- the items each figure adds up (engine.rollups) -------------------------------------------------------
 
 #: the completed tasks, as the partial indexes on them say it (a literal: a bound value would not match them)
 _COMPLETED = HumanTask.status == literal_column(f"'{TaskStatus.COMPLETED.value}'")
+_ENDED = (InstanceStatus.COMPLETED.value, InstanceStatus.CANCELLED.value)
+#: the dealer audit's checklist (boolean fields of its inspection form)
+CHECKLIST = {"decoration_ok": "Store decoration", "price_discipline_ok": "Price discipline",
+             "no_cross_region_selling": "No cross-region selling", "display_ok": "Product display"}
+DRAWINGS, AUDITS, COMPLAINTS, PLANS = ("engineering_drawing_application", "dealer_audit", "customer_complaint",
+                                       "marketing_plan_approval")
 
 
-def percentiles(session: Session, values: Select, groups: int, fractions: tuple[float, ...] = (0.5, 0.9),
-                ) -> dict[tuple, tuple[float | None, ...]]:
-    """``percentile_cont`` of the last column of ``values`` per group of its first ``groups`` columns."""
-    return aggregates(session, values, groups, fractions)
+def _between(column: Any, since: datetime, until: datetime) -> list[ColumnElement[bool]]:
+    return [column >= since, column < until]
 
 
-def aggregates(session: Session, values: Select, groups: int, fractions: tuple[float, ...] = (0.5, 0.9),
-               extra: Callable[[Any], list[ColumnElement[Any]]] = lambda _c: [],
-               ) -> dict[tuple, tuple[Any, ...]]:
-    """Per group of the first ``groups`` columns of ``values``: the ``extra`` aggregates (over the columns of
-    ``values``, e.g. a count) followed by ``percentile_cont`` of column ``groups`` at each of ``fractions``.
-
-    PostgreSQL computes it all in one pass. SQLite has no such aggregate: a window numbers each group's values in
-    order, and only the (at most two) rows around each fraction's rank leave the database, to be interpolated
-    exactly as ``percentile_cont`` does.
-    """
-    sub = values.subquery()
-    keys = list(sub.c)[:groups]
-    value = list(sub.c)[groups]
-    more = extra(sub.c)
-    if _dialect(session) == "postgresql":
-        rows = session.execute(select(*keys, *more, *[func.percentile_cont(f).within_group(value) for f in fractions])
-                               .group_by(*keys))
-        cut = groups + len(more)
-        return {tuple(row[:groups]): (*row[groups:cut], *(None if v is None else float(v) for v in row[cut:]))
-                for row in rows}
-    found = _sqlite_percentiles(session, sub, groups, fractions)
-    if not more:
-        return found
-    nothing = (None,) * len(fractions)
-    return {tuple(row[:groups]): (*row[groups:], *found.get(tuple(row[:groups]), nothing))
-            for row in session.execute(select(*keys, *more).group_by(*keys))}
+def _started_items(since: datetime, until: datetime, processes: list[str] | None) -> Select:
+    i = ProcessInstance
+    return select(i.started_at, true(), i.process_key, literal(1)).where(
+        *_between(i.started_at, since, until), *process_in(i.process_key, processes))
 
 
-def _sqlite_percentiles(session: Session, sub: Any, groups: int, fractions: tuple[float, ...],
-                        ) -> dict[tuple, tuple[float | None, ...]]:
-    keys = list(sub.c)[:groups]
-    value = list(sub.c)[groups]
-    ranked = select(*keys, value.label("v"),
-                    (func.row_number().over(partition_by=keys, order_by=value) - 1).label("r"),
-                    func.count().over(partition_by=keys).label("n")).where(value.is_not(None)).subquery()
-    rk = list(ranked.c)
-    wanted = or_(*[or_(ranked.c.r == cast(f * (ranked.c.n - 1), SqlInteger),
-                       ranked.c.r == cast(f * (ranked.c.n - 1), SqlInteger) + 1) for f in fractions])
-    found: dict[tuple, dict[int, float]] = defaultdict(dict)
-    sizes: dict[tuple, int] = {}
-    for row in session.execute(select(*rk).where(wanted)):
-        key = tuple(row[:groups])
-        found[key][row.r] = float(row.v)
-        sizes[key] = row.n
-    result = {}
-    for key, ranks in found.items():
-        n = sizes[key]
-        out = []
-        for f in fractions:
-            position = f * (n - 1)
-            low = math.floor(position)
-            high = min(low + 1, n - 1)
-            out.append(ranks[low] + (ranks[high] - ranks[low]) * (position - low))
-        result[key] = tuple(out)
-    return result
+def _finished_items(since: datetime, until: datetime, processes: list[str] | None) -> Select:
+    c = CaseSummary
+    return select(c.finished_at, true(), c.process_key, literal(1), case((c.reworked, 1), else_=0),
+                  case((c.late, 0), else_=1)).where(*_between(c.finished_at, since, until),
+                                                    *process_in(c.process_key, processes))
+
+
+def _cycle_items(since: datetime, until: datetime, processes: list[str] | None) -> Select:
+    c = CaseSummary
+    return select(c.finished_at, true(), c.process_key, c.finished_at, c.started_at).where(
+        *_between(c.finished_at, since, until), *process_in(c.process_key, processes))
+
+
+def _wait_items(since: datetime, until: datetime, processes: list[str] | None) -> Select:
+    t = HumanTask
+    return select(t.completed_at, true(), t.process_key, t.element_id, t.name, literal(1), t.completed_at,
+                  t.created_at).where(_COMPLETED, *_between(t.completed_at, since, until),
+                                      *process_in(t.process_key, processes))
+
+
+def _flow_items(since: datetime, until: datetime, processes: list[str] | None) -> Select:
+    e = Event
+    return select(e.at, true(), e.process_key, cast(e.data, Text), literal(1)).where(
+        e.kind == literal_column(f"'{EventKind.GATEWAY_DECISION.value}'"), *_between(e.at, since, until),
+        *process_in(e.process_key, processes))
+
+
+def _handling_items(since: datetime, until: datetime, processes: list[str] | None) -> Select:
+    t = HumanTask
+    began = case((t.claimed_at < t.completed_at, t.claimed_at), else_=t.created_at)
+    late = case((and_(t.due_at.is_not(None), t.completed_at > t.due_at), 1), else_=0)
+    return select(t.completed_at, true(), t.process_key, t.completed_by_id, literal(1), late, t.completed_at,
+                  began).where(_COMPLETED, *_between(t.completed_at, since, until), t.completed_by_id.is_not(None),
+                               *process_in(t.process_key, processes))
+
+
+def _case_items(process: str, moment: Any, *columns: Any, finished: bool = False) -> Callable[..., Select]:
+    """Items of one shipped process's cases by ``moment`` (their start, or their end for ``finished`` cases); a
+    running case's are not settled (its status and form data can still change)."""
+    i = ProcessInstance
+    where = [i.status == InstanceStatus.COMPLETED] if finished else []
+
+    def items(since: datetime, until: datetime, processes: list[str] | None) -> Select:
+        return select(moment, true() if finished else i.status.in_(_ENDED), i.process_key, *columns).where(
+            i.process_key == process, *where, *_between(moment, since, until))
+    return items
+
+
+def _compliance_items(since: datetime, until: datetime, processes: list[str] | None) -> Select:
+    """The dealer audits' first inspections: checklist from the task's submission, region from the case."""
+    i, t = ProcessInstance, HumanTask
+    region = func.coalesce(i.data["region"].as_string(), "")
+    items = [case((t.submitted[name].as_boolean(), 1), else_=0) for name in CHECKLIST]
+    return (select(t.completed_at, i.status.in_(_ENDED), t.process_key, region, literal(1), *items)
+            .join(i, i.id == t.instance_id)
+            .where(t.process_key == AUDITS, t.element_id == "inspect_dealer", _COMPLETED,
+                   *_between(t.completed_at, since, until)))
+
+
+_i = ProcessInstance
+_budget = _i.data["total_budget"].as_float()
+_in_force = _i.status == InstanceStatus.COMPLETED
+FIGURES = {f.name: f for f in (
+    Figure("started", _started_items, keys=1, counts=1, per="week"),
+    Figure("finished", _finished_items, keys=1, counts=3, per="week"),
+    Figure("cycle", _cycle_items, keys=1, counts=0, value="duration"),
+    Figure("waits", _wait_items, keys=3, counts=1, value="duration"),
+    Figure("flows", _flow_items, keys=2, counts=1),
+    Figure("handling", _handling_items, keys=2, counts=2, value="duration", per="month"),
+    Figure("drawings", _case_items(DRAWINGS, _i.started_at, _i.status, literal(1)), keys=2, counts=1, per="month"),
+    Figure("compliance", _compliance_items, keys=2, counts=1 + len(CHECKLIST)),
+    Figure("complaints", _case_items(
+        COMPLAINTS, _i.ended_at,
+        func.coalesce(_i.data["confirmed_type"].as_string(), _i.data["problem_type"].as_string(), ""), literal(1),
+        _i.ended_at, _i.started_at, finished=True),
+        keys=2, counts=1, value="duration"),
+    Figure("budgets", _case_items(
+        PLANS, _i.started_at, func.coalesce(_i.data["plan_year"].as_string(), ""), literal(1),
+        func.coalesce(_budget, 0), case((_in_force, 1), else_=0), case((_in_force, func.coalesce(_budget, 0)),
+                                                                      else_=0)), keys=2, counts=4),
+)}
+#: the figures each part of the dashboard adds up
+PART_FIGURES = {"cases": ("started", "finished", "cycle"), "steps": ("waits", "flows"), "employees": ("handling",),
+                "forms": ("drawings", "compliance", "complaints", "budgets")}
 
 
 # --- the figures ---------------------------------------------------------------------------------
@@ -376,83 +400,88 @@ def dashboard(session: Session, actor: User, filters: Filters, parts: frozenset[
     keys = [k for k, _ in process_choices if filters.process in (None, k)]
     titles = dict(process_choices)
     processes = {k: ProcessFigures(k, titles[k]) for k in keys}
-    if processes and "cases" in parts:
-        _case_figures(session, filters, processes)
-    if processes and "steps" in parts:
-        _step_figures(session, filters, processes)
+    # a person's own figures count every process they worked in, visible to them or not
+    wanted: dict[Figure, list[str] | None] = {
+        FIGURES[name]: ([filters.process] if filters.process else None) if part == "employees" else keys
+        for part in sorted(parts) for name in PART_FIGURES.get(part, ())}
+    found = collect(session, wanted, filters.start, filters.end + timedelta(days=1), utcnow())
+    if "cases" in parts:
+        _case_figures(found, processes)
+    if "steps" in parts:
+        _step_figures(session, filters, found, processes)
     roles = session.execute(select(Role.key, Role.name).where(Role.active.is_(True)).order_by(Role.name)).all()
     by_role, by_person = _due(session, filters, scope) if "due" in parts else ([], [])
     return Dashboard(
         filters=filters, scope=scope, weeks=_weeks(filters), months=_months(filters),
         processes=list(processes.values()), overdue_by_role=by_role, overdue_by_person=by_person,
-        employees=_employees(session, filters, scope) if "employees" in parts else [],
-        forms=_form_figures(session, filters, set(processes)) if "forms" in parts else FormFigures(),
+        employees=_employees(session, filters, scope, found) if "employees" in parts else [],
+        forms=_form_figures(found, set(processes)) if "forms" in parts else FormFigures(),
         process_choices=process_choices,
         role_choices=[(k, n) for k, n in roles],
     )
 
 
-def _case_figures(session: Session, filters: Filters, processes: dict[str, ProcessFigures]) -> None:
-    i = ProcessInstance
-    keys = list(processes)
-    started = (select(i.process_key, _week(session, i.started_at).label("week"), func.count())
-               .where(i.process_key.in_(keys), i.started_at >= filters.since, i.started_at < filters.until)
-               .group_by(i.process_key, "week"))
-    for key, week, n in session.execute(started):
-        processes[key].started_per_week[_day_name(week)] = n
-        processes[key].started += n
-    # the finished cases from their summary rows (written when each case ended): one narrow row per case,
-    # found through the index on (process, finished_at) that also holds the cycle time
-    c = CaseSummary
-    finished_in_range = and_(c.process_key.in_(keys), c.finished_at >= filters.since, c.finished_at < filters.until)
-    finished = (select(c.process_key, _week(session, c.finished_at).label("week"), func.count(),
-                       func.sum(case((c.reworked, 1), else_=0)), func.sum(case((c.late, 0), else_=1)))
-                .where(finished_in_range).group_by(c.process_key, "week"))
-    for key, week, n, rework, on_time in session.execute(finished):
+def seal_recent(session: Session) -> int:
+    """Seals the days and months over in the default range (the last :data:`DEFAULT_DAYS` days), so that no
+    page request pays for them; the worker runs it every hour. Returns how many pieces it sealed."""
+    today = utcnow().date()
+    return seal(session, FIGURES.values(), today - timedelta(days=DEFAULT_DAYS - 1), today + timedelta(days=1),
+                utcnow())
+
+
+def _case_figures(found: dict[str, dict[tuple, Group]], processes: dict[str, ProcessFigures]) -> None:
+    for (key, week), group in found["started"].items():
         figures = processes[key]
-        figures.finished_per_week[_day_name(week)] = n
+        figures.started_per_week[week] = figures.started_per_week.get(week, 0) + group.counts[0]
+        figures.started += group.counts[0]
+    for (key, week), group in found["finished"].items():
+        figures = processes[key]
+        n, reworked, on_time = group.counts
+        figures.finished_per_week[week] = figures.finished_per_week.get(week, 0) + n
         figures.finished += n
-        figures.reworked += int(rework or 0)
-        figures.on_time += int(on_time or 0)
-    cycles = select(c.process_key, c.cycle_seconds).where(finished_in_range)
-    for (key,), (median, p90) in percentiles(session, cycles, 1).items():
-        processes[key].cycle_median_hours, processes[key].cycle_p90_hours = _hours(median), _hours(p90)
+        figures.reworked += reworked
+        figures.on_time += on_time
+    for (key,), group in found["cycle"].items():
+        median, p90 = group.percentiles(0.5, 0.9)
+        figures = processes[key]
+        figures.cycle_median_hours, figures.cycle_p90_hours = _hours(median), _hours(p90)
 
 
-def _step_figures(session: Session, filters: Filters, processes: dict[str, ProcessFigures]) -> None:
-    """Open tasks, completions and waiting times per step, and the flows the gateways took. Task and decision rows
-    carry their case's process (revision 0015): nothing here joins a case; the completions and the decisions are
-    read from partial indexes that hold every column used (index-only scans on PostgreSQL, in group order)."""
-    t, e = HumanTask, Event
-    keys = list(processes)
+def _step_figures(session: Session, filters: Filters, found: dict[str, dict[tuple, Group]],
+                  processes: dict[str, ProcessFigures]) -> None:
+    """Open tasks per step now (from the open tasks), completions and waiting times per step and the flows the
+    gateways took (from the roll-ups)."""
+    t = HumanTask
 
     def step(key: str, element_id: str, name: str) -> StepFigures:
         return processes[key].steps.setdefault(element_id, StepFigures(element_id, name))
 
-    wip = (select(t.process_key, t.element_id, func.min(t.name), func.count())
-           .where(t.status == TaskStatus.OPEN, t.process_key.in_(keys)).group_by(t.process_key, t.element_id))
-    if filters.role:
-        wip = wip.where(exists().where(TaskCandidate.task_id == t.id, TaskCandidate.role_key == filters.role))
-    for key, element_id, name, n in session.execute(wip):
-        step(key, element_id, name).open = n
-    waits = (select(t.process_key, t.element_id, _seconds(session, t.completed_at, t.created_at), t.name)
-             .where(_COMPLETED, t.process_key.in_(keys), t.completed_at >= filters.since,
-                    t.completed_at < filters.until))
-    done = aggregates(session, waits, 2, (0.5,), lambda c: [func.min(c.name), func.count()])
-    for (key, element_id), (name, n, median) in done.items():
+    if processes:
+        wip = (select(t.process_key, t.element_id, func.min(t.name), func.count())
+               .where(t.status == TaskStatus.OPEN, t.process_key.in_(list(processes)))
+               .group_by(t.process_key, t.element_id))
+        if filters.role:
+            wip = wip.where(exists().where(TaskCandidate.task_id == t.id, TaskCandidate.role_key == filters.role))
+        for key, element_id, name, n in session.execute(wip):
+            step(key, element_id, name).open = n
+    waits: dict[tuple[str, str], tuple[str, Group]] = {}
+    for (key, element_id, name), group in found["waits"].items():  # a step renamed in a later version: one step
+        if (key, element_id) in waits:
+            first, merged = waits[(key, element_id)]
+            merged.add(group.counts, group.runs)
+            waits[(key, element_id)] = (min(first, name), merged)
+        else:
+            waits[(key, element_id)] = (name, group)
+    for (key, element_id), (name, group) in waits.items():
         figures = step(key, element_id, name)
-        figures.completed, figures.median_wait_hours = n, _hours(median)
-    # a decision's data names the flow it took; within a process the few distinct texts are counted in the
-    # database and read here, instead of extracting the flow from every decision
-    taken = (select(e.process_key, cast(e.data, Text), func.count())
-             .where(e.kind == literal_column(f"'{EventKind.GATEWAY_DECISION.value}'"), e.at >= filters.since,
-                    e.at < filters.until, e.process_key.in_(keys))
-             .group_by(e.process_key, cast(e.data, Text)))
-    for key, data, n in session.execute(taken):
+        figures.completed = group.counts[0]
+        figures.median_wait_hours = _hours(group.percentiles(0.5)[0])
+    # a decision's data names the flow it took: the few distinct texts per process are parsed here
+    for (key, data), group in found["flows"].items():
         flow_id = json.loads(data).get("flow") if data else None
         if flow_id:
             flows = processes[key].flows
-            flows[flow_id] = flows.get(flow_id, 0) + n
+            flows[flow_id] = flows.get(flow_id, 0) + group.counts[0]
 
 
 def _due(session: Session, filters: Filters, scope: Scope) -> tuple[list[DueRow], list[DueRow]]:
@@ -487,76 +516,53 @@ def _due(session: Session, filters: Filters, scope: Scope) -> tuple[list[DueRow]
     return by_role, by_person
 
 
-def _employees(session: Session, filters: Filters, scope: Scope) -> list[EmployeeMonth]:
-    """Tasks completed, late and the median handling time per person and month: one pass over the completed
-    tasks' index entries (``ix_tasks_done_by``)."""
-    t = HumanTask
-    where = [_COMPLETED, t.completed_at >= filters.since, t.completed_at < filters.until,
-             t.completed_by_id.is_not(None)]
-    if scope.people is not None:
-        where.append(t.completed_by_id.in_(scope.people))
+def _employees(session: Session, filters: Filters, scope: Scope, found: dict[str, dict[tuple, Group]],
+               ) -> list[EmployeeMonth]:
+    """Tasks completed, late and the median handling time per person and month (the roll-ups' groups of
+    process, person and month, the processes of a person and month merged)."""
+    people = None if scope.people is None else set(scope.people)
     if filters.role:
-        where.append(t.completed_by_id.in_(select(UserRole.user_id).where(UserRole.role_key == filters.role)))
-    if filters.process:
-        where.append(t.process_key == filters.process)
-    began = case((t.claimed_at < t.completed_at, t.claimed_at), else_=t.created_at)
-    late = case((and_(t.due_at.is_not(None), t.completed_at > t.due_at), 1), else_=0)
-    handling = (select(t.completed_by_id, MonthOf(t.completed_at).label("month"),
-                       _seconds(session, t.completed_at, began), late.label("late")).where(*where))
-    rows = aggregates(session, handling, 2, (0.5,), lambda c: [func.count(), func.sum(c.late)])
-    if not rows:
+        members = set(session.scalars(select(UserRole.user_id).where(UserRole.role_key == filters.role)))
+        people = members if people is None else people & members
+    months: dict[tuple[int, str], Group] = {}
+    for (_process, user_id, month), group in found["handling"].items():
+        if people is not None and user_id not in people:
+            continue
+        mine = months.get((user_id, month))
+        if mine is None:
+            months[(user_id, month)] = Group(list(group.counts), list(group.runs))
+        else:
+            mine.counts = [a + b for a, b in zip(mine.counts, group.counts, strict=True)]
+            mine.runs += group.runs
+    if not months:
         return []
-    names = dict(session.execute(select(User.id, User.full_name).where(User.id.in_({k[0] for k in rows}))).all())
-    out = [EmployeeMonth(uid, names.get(uid, "?"), _month_name(m), n, int(lt or 0), _hours(median))
-           for (uid, m), (n, lt, median) in rows.items()]
+    names = dict(session.execute(select(User.id, User.full_name).where(User.id.in_({k[0] for k in months}))).all())
+    out = [EmployeeMonth(uid, names.get(uid, "?"), month, int(group.counts[0]), int(group.counts[1]),
+                         _hours(group.percentiles(0.5)[0]))
+           for (uid, month), group in months.items()]
     return sorted(out, key=lambda e: (e.name, e.month))
 
 
-#: the dealer audit's checklist (boolean fields of its inspection form)
-CHECKLIST = {"decoration_ok": "Store decoration", "price_discipline_ok": "Price discipline",
-             "no_cross_region_selling": "No cross-region selling", "display_ok": "Product display"}
-DRAWINGS, AUDITS, COMPLAINTS, PLANS = ("engineering_drawing_application", "dealer_audit", "customer_complaint",
-                                       "marketing_plan_approval")
-
-
-def _form_figures(session: Session, filters: Filters, processes: set[str]) -> FormFigures:
-    """The shipped processes' own figures. Form values are read with JSON operators that both databases run
-    (``json_extract`` / ``->>``) on rows already narrowed by process and date through the indexes, so no
-    extracted copy of the values is kept."""
+def _form_figures(found: dict[str, dict[tuple, Group]], processes: set[str]) -> FormFigures:
+    """The shipped processes' own figures, from their form data (read with JSON operators when a piece is
+    added up, see :data:`FIGURES`)."""
     out = FormFigures()
-    i, t = ProcessInstance, HumanTask
-    started = and_(i.started_at >= filters.since, i.started_at < filters.until)
-    finished = and_(i.status == InstanceStatus.COMPLETED, i.ended_at >= filters.since, i.ended_at < filters.until)
     if DRAWINGS in processes:
-        month = MonthOf(i.started_at).label("month")
-        query = (select(month, i.status, func.count()).where(i.process_key == DRAWINGS, started)
-                 .group_by("month", i.status))
-        out.drawings = {(_month_name(m), status): n for m, status, n in session.execute(query)}
+        out.drawings = {(month, status): group.counts[0]
+                        for (_p, status, month), group in found["drawings"].items()}
     if AUDITS in processes:
-        region = func.coalesce(i.data["region"].as_string(), "").label("region")
-        items = [func.sum(case((t.submitted[name].as_boolean(), 1), else_=0)) for name in CHECKLIST]
-        query = (select(region, func.count(), *items).join(i, and_(i.id == t.instance_id, i.process_key == AUDITS))
-                 .where(t.process_key == AUDITS, t.element_id == "inspect_dealer", _COMPLETED,
-                        t.completed_at >= filters.since, t.completed_at < filters.until).group_by("region"))
-        for row in session.execute(query):
-            out.compliance[row[0] or "—"] = (row[1], {name: int(v or 0) for name, v in zip(CHECKLIST, row[2:],
-                                                                                          strict=True)})
+        for (_p, region), group in found["compliance"].items():
+            n, *items = group.counts
+            out.compliance[region or "—"] = (n, dict(zip(CHECKLIST, items, strict=True)))
     if COMPLAINTS in processes:
-        category = func.coalesce(i.data["confirmed_type"].as_string(), i.data["problem_type"].as_string(), "")
-        base = select(category.label("category"), _seconds(session, i.ended_at, i.started_at)).where(
-            i.process_key == COMPLAINTS, finished)
-        found = aggregates(session, base, 1, (0.5,), lambda _c: [func.count()])
-        out.complaints = {c or "—": (n, _hours(median)) for (c,), (n, median) in sorted(found.items())}
+        out.complaints = {category or "—": (group.counts[0], _hours(group.percentiles(0.5)[0]))
+                          for (_p, category), group in sorted(found["complaints"].items())}
     if PLANS in processes:
-        year = func.coalesce(i.data["plan_year"].as_string(), "").label("year")
-        budget = i.data["total_budget"].as_float()
-        in_force = i.status == InstanceStatus.COMPLETED
-        query = (select(year, func.count(), func.coalesce(func.sum(budget), 0),
-                        func.sum(case((in_force, 1), else_=0)),
-                        func.coalesce(func.sum(case((in_force, budget), else_=0)), 0))
-                 .where(i.process_key == PLANS, started).group_by("year").order_by("year"))
-        out.budgets = {y or "—": (n, float(req), int(k or 0), float(ok)) for y, n, req, k, ok in session.execute(query)}
+        out.budgets = {year or "—": (n, float(requested), int(in_force), float(approved))
+                       for (_p, year), group in sorted(found["budgets"].items())
+                       for n, requested, in_force, approved in [group.counts]}
     return out
+
 
 
 def chart_data(board: Dashboard) -> dict[str, Any]:

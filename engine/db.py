@@ -8,7 +8,7 @@ PostgreSQL through psycopg 3 is the production database:
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -367,6 +368,36 @@ class CaseSummary(Base):
     reworked: Mapped[bool]
     #: some task was completed after its due date
     late: Mapped[bool]
+
+
+class DashboardPeriod(Base):
+    """A day or month that is over and whose items a dashboard figure has summed into :class:`DashboardRollup`
+    rows (revision 0017; :mod:`engine.rollups`)."""
+
+    __tablename__ = "dashboard_periods"
+
+    figure: Mapped[str] = mapped_column(String(32), primary_key=True)
+    #: ``day`` or ``month``
+    kind: Mapped[str] = mapped_column(String(5), primary_key=True)
+    start: Mapped[date] = mapped_column(primary_key=True)
+    sealed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DashboardRollup(Base):
+    """One group of one figure in one sealed period: its counts added up and, for a figure with percentiles, every
+    value of the group (packed little-endian doubles), so that percentiles over several periods stay exact."""
+
+    __tablename__ = "dashboard_rollups"
+
+    figure: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(5), primary_key=True)
+    start: Mapped[date] = mapped_column(primary_key=True)
+    #: the group's keys as a JSON list, the first the process
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    process_key: Mapped[str] = mapped_column(String(100))
+    #: the group's counts as a JSON list
+    counts: Mapped[str] = mapped_column(Text)
+    packed_values: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class Notification(Base):

@@ -1,4 +1,5 @@
-"""The worker: fires due BPMN timers, sends due-date reminders and outbound e-mail.
+"""The worker: fires due BPMN timers, sends due-date reminders and outbound e-mail, and every hour seals the
+dashboard's days and months that are over (:func:`engine.dashboard.seal_recent`).
 
 It polls ``process_instances.next_timer_at`` — with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL,
 so that several workers share the load and never fire the same timer twice — and fires each
@@ -10,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from . import dashboard, notify, users
 from . import definitions as defs
-from . import notify, users
 from .actions import record_step, start_scheduled
 from .clock import utcnow
 from .db import ProcessInstance, ProcessSchedule
@@ -121,10 +123,13 @@ class Worker:
     child process (a thread would not survive gunicorn's fork). :meth:`start_thread` is for the benchmarks.
     """
 
-    def __init__(self, sessions: sessionmaker, interval: float = 0.2, smtp: notify.SmtpSettings | None = None):
+    def __init__(self, sessions: sessionmaker, interval: float = 0.2, smtp: notify.SmtpSettings | None = None,
+                 seal_every: float | None = 3600.0):
         self.sessions = sessions
         self.interval = interval
         self.smtp = smtp
+        self.seal_every = seal_every
+        self._next_seal = time.monotonic()
         self._stop = threading.Event()
 
     def run_once(self) -> int:
@@ -136,11 +141,19 @@ class Worker:
             session.commit()
         return fired
 
+    def seal_dashboard(self) -> int:
+        """Seals the dashboard's recent days and months that are over; returns how many pieces it sealed."""
+        with self.sessions() as session:
+            return dashboard.seal_recent(session)
+
     def run(self) -> None:
         log.info("worker started (every %.1f s)", self.interval)
         while not self._stop.is_set():
             try:
                 self.run_once()
+                if self.seal_every is not None and time.monotonic() >= self._next_seal:
+                    self._next_seal = time.monotonic() + self.seal_every
+                    self.seal_dashboard()
             except Exception:
                 log.exception("worker pass failed; trying again")
             self._stop.wait(self.interval)

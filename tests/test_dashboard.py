@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import date, datetime, timedelta
 
+import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
-from engine import actions, dashboard, users
-from engine.db import HumanTask, make_engine
+from engine import actions, case_actions, dashboard, rollups, users
+from engine.db import DashboardPeriod, DashboardRollup, HumanTask, ProcessInstance, make_engine
 from engine.errors import InvalidForm, NotAllowed
 
 T0 = datetime(2026, 9, 1, 9, 0)  # a Tuesday
@@ -215,18 +217,14 @@ def test_figures_from_form_data(seeded, user):
     assert tables["drawings"].rows == [["2026-09", 1, 1], ["2026-10", 2, 2]]
 
 
-def test_percentiles_match_hand_computed_values(session):
-    from sqlalchemy import literal, union_all
-
-    values = union_all(*[select(literal("g").label("k"), literal(v).label("v")) for v in (7.0, 1.0, 3.0, 15.0)])
-    sub = values.subquery()
-    found = dashboard.percentiles(session, select(sub.c.k, sub.c.v), 1, (0.0, 0.25, 0.5, 0.9, 1.0))
+def test_percentiles_match_hand_computed_values():
+    runs = rollups.Group([0], [np.array([15.0, 3.0]), [7.0, 1.0]])  # two pieces' values
     # sorted 1, 3, 7, 15: rank 0.75 → 1 + 0.75 × 2 = 2.5; rank 1.5 → 5; rank 2.7 → 7 + 0.7 × 8 = 12.6
-    assert found[("g",)] == pytest.approx((1.0, 2.5, 5.0, 12.6, 15.0))
-    groups = union_all(*[select(literal(k).label("k"), literal(v).label("v"))
-                         for k, v in (("one", 4.0), ("two", 10.0), ("two", 2.0))]).subquery()
-    found = dashboard.percentiles(session, select(groups.c.k, groups.c.v), 1, (0.5, 0.9))
-    assert found == {("one",): (4.0, 4.0), ("two",): pytest.approx((6.0, 9.2))}  # 2 + 0.9 × 8
+    found = runs.percentiles(0.0, 0.25, 0.5, 0.9, 1.0)
+    assert found == pytest.approx([1.0, 2.5, 5.0, 12.6, 15.0])
+    assert rollups.percentiles([4.0], 0.9) == [4.0]
+    assert rollups.percentiles([2.0, 10.0], 0.5, 0.9) == pytest.approx([6.0, 9.2])  # 2 + 0.9 × 8
+    assert rollups.percentiles([], 0.5) == [None] and rollups.Group([0]).percentiles(0.5) == [None]
 
 
 def test_bad_filters_are_refused_with_reasons():
@@ -360,3 +358,86 @@ def test_only_the_step_that_ends_a_case_writes_its_summary(session, now):
     assert set(session.scalars(select(HumanTask.process_key).where(HumanTask.instance_id == case))) == {
         "customer_complaint"}
     assert set(session.scalars(select(Event.process_key).where(Event.instance_id == case))) == {"customer_complaint"}
+
+
+# --- sealed days and months (engine.rollups) ---------------------------------------------------------------------
+
+RANGES = [RANGE, dashboard.Filters(date(2026, 9, 2), date(2026, 10, 15)),
+          dashboard.Filters(date(2026, 8, 20), date(2026, 11, 2)),
+          dashboard.Filters(date(2026, 9, 30), date(2026, 11, 2), process="dealer_audit"),
+          dashboard.Filters(date(2026, 9, 1), date(2026, 11, 1), role="production")]
+
+
+def test_a_range_is_split_into_months_and_days_that_are_over():
+    # 1 November is over at 00:30 on the 2nd, but not by an hour: it and what follows are read from their items
+    sealable, rest = rollups.pieces(date(2026, 8, 30), date(2026, 11, 3), datetime(2026, 11, 2, 0, 30))
+    assert sealable == [("day", date(2026, 8, 30)), ("day", date(2026, 8, 31)), ("month", date(2026, 9, 1)),
+                        ("month", date(2026, 10, 1))]
+    assert rest == date(2026, 11, 1)
+    # a month not over yet is sealed day by day; a month cut by the range too
+    sealable, rest = rollups.pieces(date(2026, 10, 1), date(2026, 11, 1), datetime(2026, 10, 3, 1, 0))
+    assert sealable == [("day", date(2026, 10, 1)), ("day", date(2026, 10, 2))] and rest == date(2026, 10, 3)
+    sealable, rest = rollups.pieces(date(2026, 9, 1), date(2026, 9, 15), datetime(2026, 11, 2))
+    assert [kind for kind, _ in sealable] == ["day"] * 14 and rest == date(2026, 9, 15)
+
+
+def test_sealed_days_and_months_give_the_figures_their_items_give(seeded, user, monkeypatch):
+    grace = user("grace")
+
+    def figures() -> list[dict[str, list]]:
+        boards = [dashboard.dashboard(seeded, grace, filters) for filters in RANGES]
+        return [{name: table.rows for name, table in dashboard.tables(board).items()} for board in boards]
+
+    with monkeypatch.context() as patched:
+        patched.setattr(rollups, "SETTLE", timedelta(days=3650))  # nothing is over: every figure from its items
+        from_items = figures()
+    assert seeded.scalar(select(func.count()).select_from(DashboardPeriod)) == 0
+    sealing, sealed = figures(), figures()  # the first requests seal, the next read the sealed rows
+    assert sealing == from_items and sealed == from_items
+    marks = {tuple(row) for row in seeded.execute(select(DashboardPeriod.figure, DashboardPeriod.kind))}
+    assert {("waits", "month"), ("waits", "day"), ("handling", "month"), ("cycle", "day")} <= marks
+    assert from_items[0]["cases"] and from_items[0]["employees"] and from_items[0]["compliance"]
+
+
+def test_a_later_request_reads_a_sealed_month_from_its_rows(seeded, user):
+    grace = user("grace")
+    dashboard.dashboard(seeded, grace, RANGE)
+    r = DashboardRollup
+    seeded.execute(update(r).where(r.figure == "started", r.kind == "month", r.start == date(2026, 9, 1),
+                                   r.key == json.dumps(["customer_complaint", "2026-08-31"])).values(counts="[7]"))
+    complaints = by_key(dashboard.dashboard(seeded, grace, RANGE))["customer_complaint"]
+    assert complaints.started == 5 + 5 and complaints.started_per_week["2026-08-31"] == 7
+
+
+def test_a_piece_with_a_running_case_is_read_from_its_items_until_the_case_ends(seeded, user):
+    grace = user("grace")
+    assert dashboard.dashboard(seeded, grace, RANGE).forms.drawings == {("2026-09", "running"): 1,
+                                                                        ("2026-10", "running"): 2}
+    p = DashboardPeriod
+    september = select(p.figure).where(p.kind == "month", p.start == date(2026, 9, 1))
+    sealed = set(seeded.scalars(september))
+    assert {"started", "handling"} <= sealed and "drawings" not in sealed
+    first = seeded.scalar(select(ProcessInstance.id).where(ProcessInstance.title == "Drawings 04 Sep"))
+    case_actions.cancel(seeded, user("steve"), first, "The hotel chose another supplier.")
+    seeded.commit()
+    assert dashboard.dashboard(seeded, grace, RANGE).forms.drawings == {("2026-09", "cancelled"): 1,
+                                                                        ("2026-10", "running"): 2}
+    assert "drawings" in set(seeded.scalars(september))  # its only case has ended: sealed now
+
+
+def test_the_worker_seals_the_default_range_so_that_pages_do_not(seeded, user, database_url):
+    from engine.core import WorkflowEngine
+    from engine.worker import Worker
+
+    sessions = WorkflowEngine().session_factory(make_engine(database_url))
+    worker = Worker(sessions)
+    sealed = worker.seal_dashboard()
+    # 91 days to 2 November: the days 4–31 August, September, October and 1 November (2 November is not over), for
+    # each figure, but the drawings of September and October and the budgets of October: a case started then runs
+    assert sealed == (28 + 2 + 1) * len(dashboard.FIGURES) - 3
+    assert worker.seal_dashboard() == 0
+    default = dashboard.parse_filters({}, NOW.date())
+    before = seeded.scalar(select(func.count()).select_from(DashboardPeriod))
+    board = dashboard.dashboard(seeded, user("grace"), default)
+    assert seeded.scalar(select(func.count()).select_from(DashboardPeriod)) == before  # nothing left to seal
+    assert by_key(board)["customer_complaint"].finished == 5

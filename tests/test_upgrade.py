@@ -222,7 +222,9 @@ REALISTIC: dict[str, Callable[[MetaData], dict[str, list[dict[str, Any]]]]] = {
     # 0015 copies each case's process onto its tasks and events
     "0014": _realistic_0014,
     # 0016 indexes the cases' titles and business keys (trigrams, PostgreSQL only) and adds statistics on tasks
-    "0015": _realistic_0015}
+    "0015": _realistic_0015,
+    # 0017 adds the dashboard's roll-up tables, empty (the first request or the worker fills them)
+    "0016": _realistic_0015}
 
 
 # --- checks of each revision's data migration --------------------------------------------------
