@@ -30,7 +30,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, and_, delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -240,6 +240,15 @@ def seal(session: Session, figures: Iterable[Figure], since: date, until: date, 
         missing = [piece for piece in sealable if (figure.name, *piece) not in sealed]
         if missing:
             count += len(_seal(session, figure, missing)[1])
+    session.commit()
+    return count
+
+
+def forget(session: Session) -> int:
+    """Deletes every sealed piece (after rows were changed by hand or a backup restored: the next requests add
+    them up again); returns how many marks there were."""
+    count = session.execute(delete(DashboardPeriod)).rowcount
+    session.execute(delete(DashboardRollup))
     session.commit()
     return count
 

@@ -12,7 +12,7 @@ from sqlalchemy import func, inspect, select
 
 from engine import schema
 from engine.core import WorkflowEngine
-from engine.db import ProcessDefinition, ProcessInstance, User, make_engine
+from engine.db import DashboardPeriod, ProcessDefinition, ProcessInstance, User, make_engine
 from web.cli import main
 from workflows.catalogue import PROCESSES, process_spec
 from workflows.demo import HISTORY
@@ -44,6 +44,12 @@ def test_init_demo_twice_keeps_the_data(tmp_path, monkeypatch):
     again = _count(url, User), _count(url, ProcessDefinition), _count(url, ProcessInstance)
     assert again == counts == (17, len(PROCESSES), played)  # 16 demo users and the scheduler (demo sales diaries)
     assert "chain intact" in runner.invoke(main, ["audit", "verify"]).output
+    sealed = runner.invoke(main, ["dashboard", "reseal"])  # the demo's months of history, added up again
+    assert sealed.exit_code == 0 and sealed.output.startswith("forgot 0 sealed days and months; sealed ")
+    count = int(sealed.output.split("; sealed ")[1].split()[0])
+    assert count > 0 and _count(url, DashboardPeriod) == count
+    again = runner.invoke(main, ["dashboard", "reseal"])
+    assert again.output.startswith(f"forgot {count} sealed days and months; sealed {count} again")
 
 
 def test_deploy_reports_versions_and_problems(tmp_path, monkeypatch):

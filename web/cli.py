@@ -439,6 +439,25 @@ def _port_is_free(host: str, port: int) -> bool:
     return True
 
 
+@main.group("dashboard")
+def dashboard_group() -> None:
+    """The dashboard's kept sums of the days and months that are over."""
+
+
+@dashboard_group.command("reseal")
+def dashboard_reseal() -> None:
+    """Forget the kept sums and add up the last 13 weeks again (after rows were changed by hand or a backup was
+    restored); other ranges are added up again when first asked for."""
+    from engine import dashboard, rollups
+
+    engine, sessions = _sessions()
+    with sessions() as session:
+        forgotten = rollups.forget(session)
+        sealed = dashboard.seal_recent(session)
+    engine.dispose()
+    click.echo(f"forgot {forgotten} sealed days and months; sealed {sealed} again (the last 13 weeks)")
+
+
 @main.group()
 def audit() -> None:
     """The tamper-evident audit log."""
