@@ -638,8 +638,9 @@ def _rate(value: float | None) -> float | None:
 
 def tables(board: Dashboard) -> dict[str, Table]:
     """Every figure as a table of plain values, keyed by the name its CSV download is found under."""
+    # the processes with cases in the range, as the chart draws them (a year of empty weeks says nothing)
     weekly = [[p.title, w, p.started_per_week.get(w, 0), p.finished_per_week.get(w, 0)]
-              for p in board.processes for w in board.weeks]
+              for p in board.processes if p.started or p.finished for w in board.weeks]
     cases = [[p.title, p.started, p.finished, p.cycle_median_hours, p.cycle_p90_hours, _rate(p.rework_rate),
               _rate(p.on_time_rate), p.work_in_progress] for p in board.processes]
     steps = [[p.title, s.name, s.open, s.completed, s.median_wait_hours]

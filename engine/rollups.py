@@ -138,30 +138,36 @@ def _end(kind: str, start: date) -> date:
 _VALUES = np.dtype("<f8")
 
 
-def _key(figure: Figure, row: Any) -> tuple:
-    keys = tuple(row[2:2 + figure.keys])
-    if figure.per == "week":
-        return (*keys, (row[0].date() - timedelta(days=row[0].weekday())).isoformat())
-    if figure.per == "month":
-        return (*keys, row[0].strftime("%Y-%m"))
-    return keys
+@lru_cache(maxsize=4096)
+def _week(day: date) -> str:
+    return (day - timedelta(days=day.weekday())).isoformat()
+
+
+@lru_cache(maxsize=4096)
+def _month(day: date) -> str:
+    return day.strftime("%Y-%m")
 
 
 def _add_items(figure: Figure, rows: Iterable[Any], into: dict[tuple, Group]) -> None:
     """Adds up items into groups, each group's values in one run."""
-    first_count = 2 + figure.keys
-    last_count = first_count + figure.counts
-    duration = figure.value == "duration"
+    keys_end = 2 + figure.keys
+    counts_end = keys_end + figure.counts
+    period = {"week": _week, "month": _month}.get(figure.per or "")
+    duration, number = figure.value == "duration", figure.value == "number"
     for row in rows:
-        key = _key(figure, row)
+        key = tuple(row[2:keys_end])
+        if period is not None:
+            key = (*key, period(row[0].date()))
         group = into.get(key)
         if group is None:
             group = into[key] = Group([0] * figure.counts, [[]] if figure.values else [])
-        group.counts = [a + b for a, b in zip(group.counts, row[first_count:last_count], strict=True)]
+        counts = group.counts
+        for index, count in enumerate(row[keys_end:counts_end]):
+            counts[index] += count
         if duration:
-            group.runs[0].append((row[last_count] - row[last_count + 1]).total_seconds())
-        elif figure.values and row[last_count] is not None:
-            group.runs[0].append(float(row[last_count]))
+            group.runs[0].append((row[counts_end] - row[counts_end + 1]).total_seconds())
+        elif number and row[counts_end] is not None:
+            group.runs[0].append(float(row[counts_end]))
 
 
 def _merge(into: dict[tuple, Group], groups: dict[tuple, Group]) -> None:
@@ -253,6 +259,18 @@ def forget(session: Session) -> int:
     return count
 
 
+def _rows(session: Session, query: Select) -> list[Any]:
+    """The rows of ``query``; on PostgreSQL in the binary format, which sends the packed values as they are — the
+    text format doubles them into hex, and reading a year's values took three times as long (measured: 37–43 ms
+    against 10–12 ms for 2,100 rows, 5.9 MB)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return list(session.execute(query))
+    compiled = query.compile(dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True})
+    with session.connection().connection.driver_connection.cursor(binary=True) as cursor:
+        cursor.execute(str(compiled), compiled.params)
+        return cursor.fetchall()
+
+
 def collect(session: Session, figures: dict[Figure, list[str] | None], since: date, until: date, now: datetime,
             ) -> dict[str, dict[tuple, Group]]:
     """Each figure's groups over the days ``[since, until)``, for its processes only (``None``: all): sealed
@@ -272,13 +290,13 @@ def collect(session: Session, figures: dict[Figure, list[str] | None], since: da
         # only the pieces of this range: not the days of a month sealed whole, which a range cut inside it reads
         months = [start for kind, start in sealable if kind == "month"]
         days = [start for kind, start in sealable if kind == "day"]
-        query = select(r.figure, r.kind, r.start, r.key, r.counts, r.packed_values).where(
+        query = select(r.figure, r.key, r.counts, r.packed_values).where(
             r.figure.in_(wanted), or_(and_(r.kind == "month", r.start.in_(months)),
                                       and_(r.kind == "day", r.start.in_(days))))
         if None not in wanted.values():
             query = query.where(r.process_key.in_(set().union(*wanted.values())))
         loads = lru_cache(maxsize=None)(json.loads)  # keys and counts repeat from piece to piece
-        for name, _kind, _start, key, counts, values in session.execute(query):
+        for name, key, counts, values in _rows(session, query):
             key = tuple(loads(key))
             if not shown(name, key):
                 continue

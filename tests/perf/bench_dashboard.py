@@ -155,7 +155,7 @@ def main() -> None:
 
     from engine import clock
     from engine.core import WorkflowEngine
-    from web import create_app
+    from web import create_app, settle_heap
 
     began = time.perf_counter()
     now = datetime(2026, 11, 30, 9)
@@ -164,6 +164,7 @@ def main() -> None:
         sizes = populate(url, args.cases, now)
         app = create_app({"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": "bench", "WTF_CSRF_ENABLED": False,
                           "WORKFLOW_ENGINE": WorkflowEngine()})
+        settle_heap()  # as create_app does outside tests (TESTING is set here for the test client)
         client = app.test_client()
         assert client.post("/login", data={"username": "grace", "password": "demo"}).status_code == 302
         requests = {
