@@ -22,6 +22,7 @@ cases, the event log), so a sealed piece stays true.
 from __future__ import annotations
 
 import json
+import logging
 from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -32,9 +33,12 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Select, and_, delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from .db import DashboardPeriod, DashboardRollup
+
+log = logging.getLogger("deptflow.dashboard")
 
 #: how long after its end a day or month is sealed: every transaction that wrote one of its items has committed
 SETTLE = timedelta(hours=1)
@@ -185,10 +189,18 @@ def _insert(session: Session, model: Any) -> Any:
     return dialect.insert(model).on_conflict_do_nothing()
 
 
-def _seal(session: Session, figure: Figure, missing: list[tuple[str, date]],
-          ) -> tuple[dict[tuple[str, date], dict], list[dict]]:
-    """Adds up the items of the ``missing`` pieces (contiguous runs of them, one statement each), writes the
-    settled pieces' rows and marks; returns every piece's groups (settled or not) and the marks written."""
+@dataclass
+class _Sealing:
+    """The rows and marks of pieces added up, to be written together (:func:`_store`)."""
+
+    rollups: list[dict] = field(default_factory=list)
+    marks: list[dict] = field(default_factory=list)
+
+
+def _seal(session: Session, figure: Figure, missing: list[tuple[str, date]], sealing: _Sealing,
+          ) -> dict[tuple[str, date], dict]:
+    """Adds up the items of the ``missing`` pieces (contiguous runs of them, one statement each) and adds the
+    settled pieces' rows and marks to ``sealing``; returns every piece's groups (settled or not)."""
     found: dict[tuple[str, date], dict[tuple, Group]] = {}
     runs: list[list[tuple[str, date]]] = []
     for piece in missing:
@@ -210,20 +222,32 @@ def _seal(session: Session, figure: Figure, missing: list[tuple[str, date]],
             groups: dict[tuple, Group] = {}
             _add_items(figure, items, groups)
             found[piece] = groups
-    rollups, marks = [], []
     for (kind, start), groups in found.items():
         if (kind, start) in unsettled:
             continue
-        marks.append({"figure": figure.name, "kind": kind, "start": start})
-        rollups += [{"figure": figure.name, "kind": kind, "start": start, "key": json.dumps(key),
+        sealing.marks.append({"figure": figure.name, "kind": kind, "start": start})
+        sealing.rollups += [{"figure": figure.name, "kind": kind, "start": start, "key": json.dumps(key),
                      "process_key": key[0], "counts": json.dumps(group.counts),
                      "packed_values": np.asarray(group.runs[0], dtype=_VALUES).tobytes() if figure.values else None}
-                    for key, group in groups.items()]
-    if rollups:
-        session.execute(_insert(session, DashboardRollup), rollups)
-    if marks:
-        session.execute(_insert(session, DashboardPeriod), marks)
-    return found, marks
+                            for key, group in groups.items()]
+    return found
+
+
+def _store(session: Session, sealing: _Sealing) -> int:
+    """Writes the sealed pieces and commits; returns how many. Sealing only spares later requests work: when the
+    database refuses the write (read-only, or locked past its timeout), it is left to a later request and this
+    one's figures, already added up, stand."""
+    try:
+        if sealing.rollups:
+            session.execute(_insert(session, DashboardRollup), sealing.rollups)
+        if sealing.marks:
+            session.execute(_insert(session, DashboardPeriod), sealing.marks)
+        session.commit()
+    except DBAPIError:
+        session.rollback()
+        log.warning("dashboard: %d pieces not sealed this time", len(sealing.marks), exc_info=True)
+        return 0
+    return len(sealing.marks)
 
 
 def _sealed(session: Session, names: Iterable[str], since: date, until: date) -> set[tuple[str, str, date]]:
@@ -241,13 +265,12 @@ def seal(session: Session, figures: Iterable[Figure], since: date, until: date, 
         return 0
     figures = list(figures)
     sealed = _sealed(session, [figure.name for figure in figures], sealable[0][1], rest)
-    count = 0
+    sealing = _Sealing()
     for figure in figures:
         missing = [piece for piece in sealable if (figure.name, *piece) not in sealed]
         if missing:
-            count += len(_seal(session, figure, missing)[1])
-    session.commit()
-    return count
+            _seal(session, figure, missing, sealing)
+    return _store(session, sealing)
 
 
 def forget(session: Session) -> int:
@@ -307,21 +330,20 @@ def collect(session: Session, figures: dict[Figure, list[str] | None], since: da
                 groups[key] = Group(list(loads(counts)), [run for run in runs if len(run)])
             else:
                 group.add(loads(counts), runs)
-    wrote = False
+    sealing = _Sealing()
     for figure, processes in figures.items():
         if figure.name not in wanted:
             continue
         missing = [piece for piece in sealable if (figure.name, *piece) not in sealed]
         if missing:
-            for groups in _seal(session, figure, missing)[0].values():
+            for groups in _seal(session, figure, missing, sealing).values():
                 _merge(out[figure.name], {k: g for k, g in groups.items() if shown(figure.name, k)})
-            wrote = True
         if rest < until:
             groups = {}
             _add_items(figure, session.execute(figure.items(_moment(rest), _moment(until), processes)), groups)
             _merge(out[figure.name], groups)
-    if wrote:
-        session.commit()
+    if sealing.marks:
+        _store(session, sealing)
     return out
 
 

@@ -441,3 +441,18 @@ def test_the_worker_seals_the_default_range_so_that_pages_do_not(seeded, user, d
     board = dashboard.dashboard(seeded, user("grace"), default)
     assert seeded.scalar(select(func.count()).select_from(DashboardPeriod)) == before  # nothing left to seal
     assert by_key(board)["customer_complaint"].finished == 5
+
+
+def test_a_database_that_refuses_the_seal_still_answers_and_seals_later(seeded, user):
+    grace = user("grace")
+    seeded.commit()
+    sqlite = seeded.get_bind().dialect.name == "sqlite"
+    seeded.connection().exec_driver_sql("PRAGMA query_only = ON" if sqlite else "SET TRANSACTION READ ONLY")
+    refused = dashboard.tables(dashboard.dashboard(seeded, grace, RANGE))
+    if sqlite:  # the pragma stays with the connection, which the pool hands out again
+        seeded.connection().exec_driver_sql("PRAGMA query_only = OFF")
+    assert seeded.scalar(select(func.count()).select_from(DashboardPeriod)) == 0
+    sealed = dashboard.tables(dashboard.dashboard(seeded, grace, RANGE))
+    assert seeded.scalar(select(func.count()).select_from(DashboardPeriod)) > 0
+    assert {name: t.rows for name, t in refused.items()} == {name: t.rows for name, t in sealed.items()}
+    assert [row[:3] for row in sealed["cases"].rows if row[2]]  # finished cases were counted
