@@ -23,16 +23,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    column,
     create_engine,
     event,
     text,
     true,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-from sqlalchemy.sql.functions import FunctionElement
 
 from .clock import utcnow
 from .vocabulary import InstanceStatus, TaskStatus
@@ -225,24 +222,6 @@ class ProcessInstance(Base):
         return f"<ProcessInstance {self.id} {self.process_key} {self.status}>"
 
 
-class MonthOf(FunctionElement):
-    """The month of a moment, as both databases index and group it: PostgreSQL ``date_trunc('month', …)`` (its
-    first moment), SQLite ``strftime('%Y-%m', …)``."""
-
-    inherit_cache = True
-    name = "month_of"
-
-
-@compiles(MonthOf, "postgresql")
-def _month_postgresql(element: MonthOf, compiler: Any, **kw: Any) -> str:
-    return f"date_trunc('month', {compiler.process(element.clauses, **kw)})"
-
-
-@compiles(MonthOf, "sqlite")
-def _month_sqlite(element: MonthOf, compiler: Any, **kw: Any) -> str:
-    return f"strftime('%Y-%m', {compiler.process(element.clauses, **kw)})"
-
-
 class HumanTask(Base):
     """The inbox projection: one row per user task that is or was ready."""
 
@@ -254,15 +233,8 @@ class HumanTask(Base):
         Index("ix_tasks_open_due", "status", "due_at"),
         #: the dashboard's tasks completed in a range (revision 0011)
         Index("ix_tasks_status_completed", "status", "completed_at"),
-        #: the dashboard's completed tasks (revision 0015): its aggregates read only these narrow index entries
-        #: (PostgreSQL: index-only scans, in the order of the groups), never the rows. Per process and step:
-        Index("ix_tasks_done_step", "process_key", "element_id", "completed_at",
-              postgresql_include=["created_at", "name"], postgresql_where=text("status = 'completed'"),
-              sqlite_where=text("status = 'completed'")),
-        #: per person and month, in the order of the groups (the month as the dashboard computes it)
-        Index("ix_tasks_done_by", "completed_by_id", MonthOf(column("completed_at")), "completed_at",
-              postgresql_include=["claimed_at", "created_at", "due_at", "process_key"],
-              postgresql_where=text("status = 'completed'"), sqlite_where=text("status = 'completed'")),
+        #: (revision 0015 added two partial covering indexes of completed tasks for the dashboard's aggregates;
+        #: revision 0017 dropped them: its roll-ups read completed tasks by day through ix_tasks_status_completed)
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
