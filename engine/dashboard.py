@@ -250,17 +250,17 @@ _in_force = _i.status == InstanceStatus.COMPLETED
 FIGURES = {f.name: f for f in (
     Figure("started", _started_items, keys=1, counts=1, per="week"),
     Figure("finished", _finished_items, keys=1, counts=3, per="week"),
-    Figure("cycle", _cycle_items, keys=1, counts=0, value="duration"),
-    Figure("waits", _wait_items, keys=3, counts=1, value="duration"),
+    Figure("cycle", _cycle_items, keys=1, counts=0, durations=True),
+    Figure("waits", _wait_items, keys=3, counts=1, durations=True),
     Figure("flows", _flow_items, keys=2, counts=1),
-    Figure("handling", _handling_items, keys=2, counts=2, value="duration", per="month"),
+    Figure("handling", _handling_items, keys=2, counts=2, durations=True, per="month"),
     Figure("drawings", _case_items(DRAWINGS, _i.started_at, _i.status, literal(1)), keys=2, counts=1, per="month"),
     Figure("compliance", _compliance_items, keys=2, counts=1 + len(CHECKLIST)),
     Figure("complaints", _case_items(
         COMPLAINTS, _i.ended_at,
         func.coalesce(_i.data["confirmed_type"].as_string(), _i.data["problem_type"].as_string(), ""), literal(1),
         _i.ended_at, _i.started_at, finished=True),
-        keys=2, counts=1, value="duration"),
+        keys=2, counts=1, durations=True),
     Figure("budgets", _case_items(
         PLANS, _i.started_at, func.coalesce(_i.data["plan_year"].as_string(), ""), literal(1),
         func.coalesce(_budget, 0), case((_in_force, 1), else_=0), case((_in_force, func.coalesce(_budget, 0)),
@@ -422,11 +422,13 @@ def dashboard(session: Session, actor: User, filters: Filters, parts: frozenset[
 
 
 def seal_recent(session: Session) -> int:
-    """Seals the days and months over in the default range (the last :data:`DEFAULT_DAYS` days), so that no
-    page request pays for them; the worker runs it every hour. Returns how many pieces it sealed."""
-    today = utcnow().date()
-    return seal(session, FIGURES.values(), today - timedelta(days=DEFAULT_DAYS - 1), today + timedelta(days=1),
-                utcnow())
+    """Seals what the pages ask for most, so that no request pays for it: the days and months over in the default
+    range (the last :data:`DEFAULT_DAYS` days), and in the longest one (:data:`MAX_DAYS`, whose whole months serve
+    every range of the last year). The worker runs it every hour. Returns how many pieces it sealed."""
+    now = utcnow()
+    until = now.date() + timedelta(days=1)
+    return sum(seal(session, FIGURES.values(), until - timedelta(days=days), until, now)
+               for days in (DEFAULT_DAYS, MAX_DAYS))
 
 
 def _case_figures(found: dict[str, dict[tuple, Group]], processes: dict[str, ProcessFigures]) -> None:

@@ -433,14 +433,18 @@ def test_the_worker_seals_the_default_range_so_that_pages_do_not(seeded, user, d
     worker = Worker(sessions)
     sealed = worker.seal_dashboard()
     # 91 days to 2 November: the days 4–31 August, September, October and 1 November (2 November is not over), for
-    # each figure, but the drawings of September and October and the budgets of October: a case started then runs
-    assert sealed == (28 + 2 + 1) * len(dashboard.FIGURES) - 3
+    # each figure, but the drawings of September and October and the budgets of October: a case started then runs;
+    # then 400 days: 29 and 30 September 2025, the months October 2025 to August 2026 (the rest sealed already)
+    assert sealed == (28 + 2 + 1) * len(dashboard.FIGURES) - 3 + (2 + 11) * len(dashboard.FIGURES)
     assert worker.seal_dashboard() == 0
     default = dashboard.parse_filters({}, NOW.date())
     before = seeded.scalar(select(func.count()).select_from(DashboardPeriod))
     board = dashboard.dashboard(seeded, user("grace"), default)
     assert seeded.scalar(select(func.count()).select_from(DashboardPeriod)) == before  # nothing left to seal
     assert by_key(board)["customer_complaint"].finished == 5
+    a_year = dashboard.Filters(date(2025, 11, 1), date(2026, 10, 31))
+    assert by_key(dashboard.dashboard(seeded, user("grace"), a_year))["customer_complaint"].finished == 5
+    assert seeded.scalar(select(func.count()).select_from(DashboardPeriod)) == before
 
 
 def test_a_database_that_refuses_the_seal_still_answers_and_seals_later(seeded, user):

@@ -446,8 +446,8 @@ def dashboard_group() -> None:
 
 @dashboard_group.command("reseal")
 def dashboard_reseal() -> None:
-    """Forget the kept sums and add up the last 13 weeks again (after rows were changed by hand or a backup was
-    restored); other ranges are added up again when first asked for."""
+    """Forget the kept sums and add up the last 13 weeks' days and the last 400 days' months again (after rows were
+    changed by hand or a backup was restored); anything else is added up again when first asked for."""
     from engine import dashboard, rollups
 
     engine, sessions = _sessions()
@@ -455,7 +455,7 @@ def dashboard_reseal() -> None:
         forgotten = rollups.forget(session)
         sealed = dashboard.seal_recent(session)
     engine.dispose()
-    click.echo(f"forgot {forgotten} sealed days and months; sealed {sealed} again (the last 13 weeks)")
+    click.echo(f"forgot {forgotten} sealed days and months; sealed {sealed} again")
 
 
 @main.group()
