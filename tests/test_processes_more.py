@@ -496,3 +496,19 @@ def test_training_of_dealer_staff_confirmed_by_the_dealer(app):
 def test_training_refuses_a_pass_score_over_100(login_as):
     refused = login_as("amy").post("/processes/staff_training/start", data={**TRAINING, "pass_score": "120"})
     assert refused.status_code == 422 and 'data-field="pass_score"' in refused.get_data(as_text=True)
+
+
+def test_market_feedback_month_without_representatives_goes_straight_to_consolidation(app, db, now):
+    """Nobody holds the sales representative role: no report is owed, so the sales manager consolidates at once
+    (and says so) instead of the case waiting for reports nobody can file."""
+    from engine import people, users
+
+    with db() as session:
+        for name in ("sara", "steve"):
+            rep = users.user_by_name(session, name)
+            people.update_access(session, None, rep.id, [key for key in rep.role_keys if key != "sales_rep"], True)
+        session.commit()
+    case, _ = start_period(app, db, now, "market_feedback")
+    assert task_holders(db, case) == {"consolidate_region_feedback": [None]}
+    case.step("sam", "consolidate_region_feedback", {"regional_summary": "No reports this month"}, not_for="rita")
+    assert task_holders(db, case) == {"analyse_market_feedback": [None]}
