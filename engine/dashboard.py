@@ -65,7 +65,7 @@ from .errors import InvalidForm, NotAllowed, NotFound
 from .history import csv_cell
 from .notify import DUE_SOON
 from .permissions import can
-from .rollups import Figure, Group, collect, process_in, seal
+from .rollups import Figure, Group, collect, merge_group, process_in, seal
 from .vocabulary import EventKind, InstanceStatus, Permission, TaskStatus
 
 #: the longest range one request aggregates (a year and a bit: a year's months side by side)
@@ -165,8 +165,6 @@ def may_see_dashboard(session: Session, actor: User) -> bool:
 
 # --- the items each figure adds up (engine.rollups) -------------------------------------------------------
 
-#: the completed tasks, as the partial indexes on them say it (a literal: a bound value would not match them)
-_COMPLETED = HumanTask.status == literal_column(f"'{TaskStatus.COMPLETED.value}'")
 _ENDED = (InstanceStatus.COMPLETED.value, InstanceStatus.CANCELLED.value)
 #: the dealer audit's checklist (boolean fields of its inspection form)
 CHECKLIST = {"decoration_ok": "Store decoration", "price_discipline_ok": "Price discipline",
@@ -177,6 +175,11 @@ DRAWINGS, AUDITS, COMPLAINTS, PLANS = ("engineering_drawing_application", "deale
 
 def _between(column: Any, since: datetime, until: datetime) -> list[ColumnElement[bool]]:
     return [column >= since, column < until]
+
+
+def _completed_between(since: datetime, until: datetime) -> list[ColumnElement[bool]]:
+    """Tasks completed in the range (``ix_tasks_status_completed``)."""
+    return [HumanTask.status == TaskStatus.COMPLETED, *_between(HumanTask.completed_at, since, until)]
 
 
 def _started_items(since: datetime, until: datetime, processes: list[str] | None) -> Select:
@@ -201,8 +204,7 @@ def _cycle_items(since: datetime, until: datetime, processes: list[str] | None) 
 def _wait_items(since: datetime, until: datetime, processes: list[str] | None) -> Select:
     t = HumanTask
     return select(t.completed_at, true(), t.process_key, t.element_id, t.name, literal(1), t.completed_at,
-                  t.created_at).where(_COMPLETED, *_between(t.completed_at, since, until),
-                                      *process_in(t.process_key, processes))
+                  t.created_at).where(*_completed_between(since, until), *process_in(t.process_key, processes))
 
 
 def _flow_items(since: datetime, until: datetime, processes: list[str] | None) -> Select:
@@ -217,7 +219,7 @@ def _handling_items(since: datetime, until: datetime, processes: list[str] | Non
     began = case((t.claimed_at < t.completed_at, t.claimed_at), else_=t.created_at)
     late = case((and_(t.due_at.is_not(None), t.completed_at > t.due_at), 1), else_=0)
     return select(t.completed_at, true(), t.process_key, t.completed_by_id, literal(1), late, t.completed_at,
-                  began).where(_COMPLETED, *_between(t.completed_at, since, until), t.completed_by_id.is_not(None),
+                  began).where(*_completed_between(since, until), t.completed_by_id.is_not(None),
                                *process_in(t.process_key, processes))
 
 
@@ -240,8 +242,7 @@ def _compliance_items(since: datetime, until: datetime, processes: list[str] | N
     items = [case((t.submitted[name].as_boolean(), 1), else_=0) for name in CHECKLIST]
     return (select(t.completed_at, i.status.in_(_ENDED), t.process_key, region, literal(1), *items)
             .join(i, i.id == t.instance_id)
-            .where(t.process_key == AUDITS, t.element_id == "inspect_dealer", _COMPLETED,
-                   *_between(t.completed_at, since, until)))
+            .where(t.process_key == AUDITS, t.element_id == "inspect_dealer", *_completed_between(since, until)))
 
 
 _i = ProcessInstance
@@ -466,16 +467,13 @@ def _step_figures(session: Session, filters: Filters, found: dict[str, dict[tupl
             wip = wip.where(exists().where(TaskCandidate.task_id == t.id, TaskCandidate.role_key == filters.role))
         for key, element_id, name, n in session.execute(wip):
             step(key, element_id, name).open = n
-    waits: dict[tuple[str, str], tuple[str, Group]] = {}
+    waits: dict[tuple[str, str], Group] = {}
+    names: dict[tuple[str, str], str] = {}
     for (key, element_id, name), group in found["waits"].items():  # a step renamed in a later version: one step
-        if (key, element_id) in waits:
-            first, merged = waits[(key, element_id)]
-            merged.add(group.counts, group.runs)
-            waits[(key, element_id)] = (min(first, name), merged)
-        else:
-            waits[(key, element_id)] = (name, group)
-    for (key, element_id), (name, group) in waits.items():
-        figures = step(key, element_id, name)
+        merge_group(waits, (key, element_id), group.counts, group.runs)
+        names[(key, element_id)] = min(name, names.get((key, element_id), name))
+    for (key, element_id), group in waits.items():
+        figures = step(key, element_id, names[(key, element_id)])
         figures.completed = group.counts[0]
         figures.median_wait_hours = _hours(group.percentiles(0.5)[0])
     # a decision's data names the flow it took: the few distinct texts per process are parsed here
@@ -530,12 +528,7 @@ def _employees(session: Session, filters: Filters, scope: Scope, found: dict[str
     for (_process, user_id, month), group in found["handling"].items():
         if people is not None and user_id not in people:
             continue
-        mine = months.get((user_id, month))
-        if mine is None:
-            months[(user_id, month)] = Group(list(group.counts), list(group.runs))
-        else:
-            mine.counts = [a + b for a, b in zip(mine.counts, group.counts, strict=True)]
-            mine.runs += group.runs
+        merge_group(months, (user_id, month), group.counts, group.runs)
     if not months:
         return []
     names = dict(session.execute(select(User.id, User.full_name).where(User.id.in_({k[0] for k in months}))).all())

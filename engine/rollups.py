@@ -170,13 +170,18 @@ def _add_items(figure: Figure, rows: Iterable[Any], into: dict[tuple, Group]) ->
             group.runs[0].append((row[counts_end] - row[counts_end + 1]).total_seconds())
 
 
+def merge_group(into: dict[Any, Group], key: Any, counts: Iterable[float], runs: Iterable[Any]) -> None:
+    """Adds a group's counts and values to ``into[key]`` (a copy, when it is the first)."""
+    mine = into.get(key)
+    if mine is None:
+        into[key] = Group(list(counts), [run for run in runs if len(run)])
+    else:
+        mine.add(counts, runs)
+
+
 def _merge(into: dict[tuple, Group], groups: dict[tuple, Group]) -> None:
     for key, group in groups.items():
-        mine = into.get(key)
-        if mine is None:
-            into[key] = Group(list(group.counts), [run for run in group.runs if len(run)])
-        else:
-            mine.add(group.counts, group.runs)
+        merge_group(into, key, group.counts, group.runs)
 
 
 def _insert(session: Session, model: Any) -> Any:
@@ -321,13 +326,8 @@ def collect(session: Session, figures: dict[Figure, list[str] | None], since: da
             key = tuple(loads(key))
             if not shown(name, key):
                 continue
-            groups = out[name]
             runs = [] if values is None else [np.frombuffer(values, dtype=_VALUES)]
-            group = groups.get(key)
-            if group is None:
-                groups[key] = Group(list(loads(counts)), [run for run in runs if len(run)])
-            else:
-                group.add(loads(counts), runs)
+            merge_group(out[name], key, loads(counts), runs)
     sealing = _Sealing()
     for figure, processes in figures.items():
         if figure.name not in wanted:
